@@ -1,0 +1,443 @@
+//! One plugin instance: a shared block, an engine instance and a control instance.
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use shared::abi::{Event, ParamInfo, ProcessData, control, status};
+use shared::block::{SharedBlock, Statistics};
+use shared::segment::BlockSegment;
+
+use crate::error::{ControlError, InstanceError};
+use crate::modules::{ControlModule, EngineModule, Modules};
+use crate::worker::ControlFns;
+
+/// Most output channels [`Instance::process`] passes to the engine.
+pub const MAX_CHANNELS: usize = 8;
+
+static NEXT_INSTANCE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Processing setup, as a host gives it in `setupProcessing`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ProcessSetup {
+    /// Sample rate in Hz.
+    pub sample_rate: f64,
+    /// Largest block the host will send.
+    pub max_block_size: u32,
+}
+
+impl Default for ProcessSetup {
+    fn default() -> Self {
+        Self { sample_rate: 48_000.0, max_block_size: 1024 }
+    }
+}
+
+/// A control instance pointer, moved to the worker thread and back.
+#[derive(Clone, Copy)]
+struct ControlPtr(usize);
+
+impl ControlPtr {
+    fn get(self) -> *mut c_void {
+        self.0 as *mut c_void
+    }
+}
+
+/// One plugin instance.
+///
+/// `process` is for the audio thread; parameter reads and writes are atomics and safe
+/// from any thread; everything that calls the control module runs on the control worker
+/// and waits for it.
+pub struct Instance {
+    engine: Arc<EngineModule>,
+    engine_ptr: *mut c_void,
+    control: Arc<ControlModule>,
+    control_ptr: ControlPtr,
+    setup: ProcessSetup,
+    // Dropped last (after `Drop::drop` destroyed both module instances that point into it).
+    segment: BlockSegment,
+}
+
+// SAFETY: `engine_ptr` is only used through `&mut self` (process, setup) or in `drop`,
+// so moving the instance to another thread moves exclusive use with it. The control
+// pointer is only dereferenced on the control worker. Everything else is `Send`.
+unsafe impl Send for Instance {}
+// SAFETY: methods taking `&self` touch only the block's atomics and the control worker's
+// queue (which serialises calls); engine calls all need `&mut self`.
+unsafe impl Sync for Instance {}
+
+impl Instance {
+    /// Creates the shared block, the engine instance (activated for `setup`) and the
+    /// control instance (which writes parameter mappings and defaults into the block).
+    ///
+    /// # Errors
+    /// [`InstanceError`] saying which part refused; nothing is left behind.
+    pub fn new(modules: &Modules, setup: ProcessSetup) -> Result<Self, InstanceError> {
+        validate_setup(setup)?;
+        let segment = BlockSegment::create().map_err(InstanceError::Segment)?;
+        let instance_id = NEXT_INSTANCE_ID.fetch_add(1, Ordering::Relaxed);
+        segment.block().init_header(instance_id, setup.sample_rate, setup.max_block_size);
+
+        // Control first: it writes the mappings and defaults the engine reads at creation.
+        let block_addr = segment.as_ptr() as usize;
+        let control_ptr = modules
+            .control
+            .worker
+            .call("control_create", move |fns| {
+                let mut out: *mut c_void = core::ptr::null_mut();
+                // SAFETY: the block is initialised and outlives the control instance (it is
+                // destroyed in `Instance::drop` before the segment); `out` is a local.
+                let code = unsafe { (fns.create)(block_addr as *const SharedBlock, control::CREATE_FRESH, &mut out) };
+                (code, out as usize)
+            })
+            .map_err(InstanceError::Control)
+            .and_then(|(code, ptr)| {
+                if code == status::OK && ptr != 0 {
+                    Ok(ControlPtr(ptr))
+                } else {
+                    Err(InstanceError::Control(ControlError::Failed {
+                        function: "control_create",
+                        code,
+                        message: status::describe(code).to_owned(),
+                    }))
+                }
+            })?;
+
+        let mut engine_ptr: *mut c_void = core::ptr::null_mut();
+        let engine = Arc::clone(&modules.engine);
+        // SAFETY: as above for the block; `engine_ptr` is a local.
+        let code = unsafe { (engine.fns.create)(segment.as_ptr(), &mut engine_ptr) };
+        let mut instance = Self { engine, engine_ptr, control: Arc::clone(&modules.control), control_ptr, setup, segment };
+        if code != status::OK || instance.engine_ptr.is_null() {
+            instance.engine_ptr = core::ptr::null_mut();
+            return Err(InstanceError::Engine { code });
+        }
+        instance.setup_processing(setup)?;
+        Ok(instance)
+    }
+
+    /// The shared block.
+    pub fn block(&self) -> &SharedBlock {
+        self.segment.block()
+    }
+
+    /// The OS name of the shared-memory segment.
+    pub fn segment_name(&self) -> &str {
+        self.segment.os_id()
+    }
+
+    /// The current setup.
+    pub fn setup(&self) -> ProcessSetup {
+        self.setup
+    }
+
+    /// Changes sample rate and block size (the host's `setupProcessing`). Not on the
+    /// audio thread: the engine allocates its buffers here.
+    ///
+    /// # Errors
+    /// [`InstanceError::Setup`] for invalid values, [`InstanceError::Engine`] if the engine refuses.
+    pub fn setup_processing(&mut self, setup: ProcessSetup) -> Result<(), InstanceError> {
+        validate_setup(setup)?;
+        // SAFETY: a live engine; `&mut self` guarantees no concurrent engine call.
+        let code = unsafe { (self.engine.fns.activate)(self.engine_ptr, setup.sample_rate, setup.max_block_size) };
+        if code != status::OK {
+            return Err(InstanceError::Engine { code });
+        }
+        let header = &self.block().header;
+        // Relaxed: informational copies for other readers of the block.
+        header.sample_rate.store(setup.sample_rate, Ordering::Relaxed);
+        header.max_block_size.store(setup.max_block_size, Ordering::Relaxed);
+        self.setup = setup;
+        Ok(())
+    }
+
+    /// Silences every voice and clears an engine fault. Not on the audio thread.
+    pub fn reset(&mut self) -> i32 {
+        // SAFETY: a live engine; `&mut self` guarantees no concurrent engine call.
+        unsafe { (self.engine.fns.reset)(self.engine_ptr) }
+    }
+
+    /// Renders one block into `outputs` (every channel the same length, at most
+    /// `max_block_size`), with `events` timed by sample offset and sorted. Real-time safe.
+    /// Returns the engine's status code.
+    pub fn process(&mut self, outputs: &mut [&mut [f32]], events: &[Event]) -> i32 {
+        let num_samples = outputs.first().map_or(0, |c| c.len());
+        if outputs.len() > MAX_CHANNELS || outputs.iter().any(|c| c.len() != num_samples) {
+            return status::INVALID_ARGUMENT;
+        }
+        let mut channels = [core::ptr::null_mut::<f32>(); MAX_CHANNELS];
+        for (slot, channel) in channels.iter_mut().zip(outputs.iter_mut()) {
+            *slot = channel.as_mut_ptr();
+        }
+        let mut data = ProcessData {
+            num_samples: num_samples as u32,
+            num_outputs: outputs.len() as u32,
+            outputs: channels.as_ptr(),
+            num_inputs: 0,
+            num_events: events.len() as u32,
+            inputs: core::ptr::null(),
+            events: if events.is_empty() { core::ptr::null() } else { events.as_ptr() },
+            silence_flags: 0,
+        };
+        self.process_raw(&mut data)
+    }
+
+    /// The bridge's audio path, wrapped in exactly this one place: flush-to-zero, the
+    /// allocation check (violations are counted in the block), and panic capture.
+    pub fn process_raw(&mut self, data: &mut ProcessData) -> i32 {
+        let _ftz = shared::realtime::DenormalGuard::new();
+        let before = assert_no_alloc::violation_count();
+        let engine = self.engine_ptr;
+        let process = self.engine.fns.process;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: a live engine; `&mut self` guarantees no concurrent engine call;
+            // `data`'s pointers are valid for this call (the caller built it).
+            assert_no_alloc::assert_no_alloc(|| unsafe { process(engine, data) })
+        }));
+        let violations = assert_no_alloc::violation_count().wrapping_sub(before);
+        if violations > 0 {
+            // Relaxed: a telemetry counter.
+            self.block().stats.alloc_violations.fetch_add(u64::from(violations), Ordering::Relaxed);
+        }
+        result.unwrap_or(status::PANIC)
+    }
+
+    /// A parameter's normalized value (any thread).
+    pub fn param_normalized(&self, id: u32) -> Option<f64> {
+        // Relaxed: parameter values are independent atomics.
+        self.block().param(id).map(|p| p.value.load(Ordering::Relaxed))
+    }
+
+    /// Sets a parameter's normalized value (any thread). The engine applies it at the start
+    /// of its next block; for sample-accurate changes pass [`Event::param`] to `process`.
+    pub fn set_param_normalized(&self, id: u32, value: f64) -> bool {
+        match self.block().param(id) {
+            Some(slot) if value.is_finite() => {
+                // Relaxed: parameter values are independent atomics.
+                slot.value.store(value.clamp(0.0, 1.0), Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn control_call<R: Send + 'static>(
+        &self,
+        function: &'static str,
+        f: impl FnOnce(&ControlFns, *mut c_void) -> Result<R, i32> + Send + 'static,
+    ) -> Result<R, ControlError> {
+        let ptr = self.control_ptr;
+        let result = self
+            .control
+            .worker
+            .call(function, move |fns| {
+                let instance = ptr.get();
+                f(fns, instance).map_err(|code| (code, last_error(fns, instance, code)))
+            })
+            .and_then(|r| r.map_err(|(code, message)| ControlError::Failed { function, code, message }));
+        if result.is_err() {
+            Statistics::bump(&self.block().stats.control_errors);
+        }
+        result
+    }
+
+    /// Every parameter's description, from the control module.
+    ///
+    /// # Errors
+    /// [`ControlError`] if the control module fails.
+    pub fn param_infos(&self) -> Result<Vec<ParamInfo>, ControlError> {
+        self.control_call("control_param_info", |fns, inst| {
+            // SAFETY: a live control instance, on the worker thread.
+            let count = unsafe { (fns.param_count)(inst) };
+            let mut infos = Vec::with_capacity(count as usize);
+            for index in 0..count {
+                let mut info = ParamInfo::default();
+                // SAFETY: as above; `info` is a local.
+                check(unsafe { (fns.param_info)(inst, index, &mut info) })?;
+                infos.push(info);
+            }
+            Ok(infos)
+        })
+    }
+
+    /// Display text for a normalized value of parameter `id` ("440 Hz").
+    ///
+    /// # Errors
+    /// [`ControlError`] for an unknown id or a failing module.
+    pub fn format_value(&self, id: u32, normalized: f64) -> Result<String, ControlError> {
+        self.control_call("control_format_value", move |fns, inst| {
+            // SAFETY: a live control instance, on the worker; the closure writes only into
+            // the buffer it is given.
+            read_text(|buf, cap, len| unsafe { (fns.format_value)(inst, id, normalized, buf, cap, len) })
+        })
+    }
+
+    /// Parses display text for parameter `id` into a normalized value.
+    ///
+    /// # Errors
+    /// [`ControlError::Failed`] with the module's message when the text is not a value.
+    pub fn parse_value(&self, id: u32, text: &str) -> Result<f64, ControlError> {
+        let text = text.to_owned();
+        self.control_call("control_parse_value", move |fns, inst| {
+            let mut out = 0.0;
+            // SAFETY: a live control instance, on the worker; `text` and `out` are locals.
+            check(unsafe { (fns.parse_value)(inst, id, text.as_ptr(), text.len(), &mut out) })?;
+            Ok(out)
+        })
+    }
+
+    /// The state as versioned JSON.
+    ///
+    /// # Errors
+    /// [`ControlError`] if the control module fails.
+    pub fn save_state(&self) -> Result<Vec<u8>, ControlError> {
+        self.control_call("control_save_state", |fns, inst| {
+            let mut bytes: Vec<u8> = Vec::new();
+            // SAFETY: a live control instance, on the worker; `append` matches `WriteFn`
+            // and `ctx` is `&mut bytes`, alive for the call.
+            check(unsafe { (fns.save_state)(inst, append, (&mut bytes as *mut Vec<u8>).cast()) })?;
+            Ok(bytes)
+        })
+    }
+
+    /// Loads a state. All or nothing: a rejected state changes nothing.
+    ///
+    /// # Errors
+    /// [`ControlError::Failed`] with the module's reason.
+    pub fn load_state(&self, bytes: &[u8]) -> Result<(), ControlError> {
+        let bytes = bytes.to_vec();
+        self.control_call("control_load_state", move |fns, inst| {
+            // SAFETY: a live control instance, on the worker; `bytes` is a local.
+            check(unsafe { (fns.load_state)(inst, bytes.as_ptr(), bytes.len()) })
+        })
+    }
+
+    /// Names of the factory presets.
+    ///
+    /// # Errors
+    /// [`ControlError`] if the control module fails.
+    pub fn preset_names(&self) -> Result<Vec<String>, ControlError> {
+        self.control_call("control_preset_name", |fns, inst| {
+            // SAFETY: a live control instance, on the worker.
+            let count = unsafe { (fns.preset_count)(inst) };
+            (0..count)
+                // SAFETY: as above; the closure writes only into the buffer it is given.
+                .map(|i| read_text(|buf, cap, len| unsafe { (fns.preset_name)(inst, i, buf, cap, len) }))
+                .collect()
+        })
+    }
+
+    /// Loads factory preset `index`.
+    ///
+    /// # Errors
+    /// [`ControlError`] for a bad index or a failing module.
+    pub fn load_preset(&self, index: u32) -> Result<(), ControlError> {
+        // SAFETY: a live control instance, on the worker.
+        self.control_call("control_load_preset", move |fns, inst| check(unsafe { (fns.load_preset)(inst, index) }))
+    }
+
+    /// The parameter MIDI CC `cc` controls, if any.
+    ///
+    /// # Errors
+    /// [`ControlError`] if the control module fails.
+    pub fn midi_cc_param(&self, cc: u32) -> Result<Option<u32>, ControlError> {
+        self.control_call("control_midi_cc_param", move |fns, inst| {
+            let mut id = 0;
+            // SAFETY: a live control instance, on the worker; `id` is a local.
+            match unsafe { (fns.midi_cc_param)(inst, cc, &mut id) } {
+                status::OK => Ok(Some(id)),
+                status::NOT_FOUND => Ok(None),
+                code => Err(code),
+            }
+        })
+    }
+
+    /// Runs the control module's control-rate work once.
+    ///
+    /// # Errors
+    /// [`ControlError`] if the control module fails.
+    pub fn tick(&self) -> Result<(), ControlError> {
+        // SAFETY: a live control instance, on the worker.
+        self.control_call("control_tick", |fns, inst| check(unsafe { (fns.tick)(inst) }))
+    }
+
+    /// The control module serving this instance.
+    pub fn control_module(&self) -> &ControlModule {
+        &self.control
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if !self.engine_ptr.is_null() {
+            // SAFETY: a live engine, destroyed once; `&mut self` excludes other calls.
+            unsafe { (self.engine.fns.destroy)(self.engine_ptr) };
+        }
+        let ptr = self.control_ptr;
+        let destroyed = self.control.worker.call("control_destroy", move |fns| {
+            // SAFETY: a live control instance, destroyed once, on the worker.
+            unsafe { (fns.destroy)(ptr.get()) }
+        });
+        if let Err(e) = destroyed {
+            log::error!("could not destroy the control instance: {e}");
+        }
+        // `segment` drops after this, unlinking the shared memory.
+    }
+}
+
+fn validate_setup(setup: ProcessSetup) -> Result<(), InstanceError> {
+    if !(setup.sample_rate.is_finite() && (1_000.0..=1_536_000.0).contains(&setup.sample_rate)) {
+        return Err(InstanceError::Setup {
+            reason: format!("sample rate {} Hz is outside 1000..=1536000 Hz", setup.sample_rate),
+        });
+    }
+    if setup.max_block_size == 0 || setup.max_block_size > 1 << 16 {
+        return Err(InstanceError::Setup {
+            reason: format!("max block size {} is outside 1..=65536 samples", setup.max_block_size),
+        });
+    }
+    Ok(())
+}
+
+fn check(code: i32) -> Result<(), i32> {
+    if code == status::OK { Ok(()) } else { Err(code) }
+}
+
+/// The control module's message for a failed call, or the status description.
+fn last_error(fns: &ControlFns, instance: *mut c_void, code: i32) -> String {
+    // SAFETY: a live control instance (or null, which the export handles), on the worker.
+    let text = read_text(|buf, cap, len| unsafe { (fns.last_error)(instance, buf, cap, len) }).unwrap_or_default();
+    if text.is_empty() || code == status::PANIC { status::describe(code).to_owned() } else { text }
+}
+
+/// Calls a `(buf, cap, out_len)` export, growing the buffer once if it was too small.
+fn read_text(mut f: impl FnMut(*mut u8, usize, *mut usize) -> i32) -> Result<String, i32> {
+    let mut buf = vec![0u8; 256];
+    let mut len = 0usize;
+    let mut code = f(buf.as_mut_ptr(), buf.len(), &mut len);
+    if code == status::BUFFER_TOO_SMALL && len > buf.len() && len <= 1 << 24 {
+        buf.resize(len, 0);
+        code = f(buf.as_mut_ptr(), buf.len(), &mut len);
+    }
+    check(code)?;
+    buf.truncate(len.min(buf.len()));
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// `WriteFn` that appends to the `Vec<u8>` behind `ctx`.
+unsafe extern "C" fn append(ctx: *mut c_void, data: *const u8, len: usize) {
+    if ctx.is_null() || (data.is_null() && len > 0) {
+        return;
+    }
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: `ctx` is the `&mut Vec<u8>` passed to `control_save_state` for this
+        // call, and `data` is valid for `len` bytes (the module's guarantee).
+        unsafe {
+            let bytes = &mut *ctx.cast::<Vec<u8>>();
+            if len > 0 {
+                bytes.extend_from_slice(core::slice::from_raw_parts(data, len));
+            }
+        }
+    }));
+    let _ = result;
+}
+

@@ -1,0 +1,222 @@
+//! The control worker: the only thread that ever runs control-module code.
+//!
+//! It opens the control library, checks it, serves calls one at a time, and on shutdown
+//! calls `control_module_shutdown` and exits; the library is unloaded only after the
+//! thread has been joined. Measured on Linux: a library whose code ran on a long-lived
+//! host thread (thread-locals with destructors) cannot be unmapped by `dlclose`, while one
+//! whose thread has exited unloads cleanly. That is why no other thread calls it.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use libloading::Library;
+use shared::abi::{ModuleDescriptor, control, module_kind};
+
+use crate::error::{ControlError, LoadError};
+use crate::modules::{check_descriptor, check_exports, open_library};
+
+/// How long a call into the control module may take before it is treated as hung.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The control module's exported functions.
+#[derive(Clone, Copy)]
+pub struct ControlFns {
+    pub(crate) create: control::CreateFn,
+    pub(crate) destroy: control::DestroyFn,
+    pub(crate) param_count: control::ParamCountFn,
+    pub(crate) param_info: control::ParamInfoFn,
+    pub(crate) format_value: control::FormatValueFn,
+    pub(crate) parse_value: control::ParseValueFn,
+    pub(crate) save_state: control::SaveStateFn,
+    pub(crate) load_state: control::LoadStateFn,
+    pub(crate) preset_count: control::PresetCountFn,
+    pub(crate) preset_name: control::PresetNameFn,
+    pub(crate) load_preset: control::LoadPresetFn,
+    pub(crate) midi_cc_param: control::MidiCcParamFn,
+    pub(crate) tick: control::TickFn,
+    pub(crate) last_error: control::LastErrorFn,
+    pub(crate) module_shutdown: control::ModuleShutdownFn,
+}
+
+type Job = Box<dyn FnOnce(&ControlFns) + Send>;
+
+/// The worker thread and the queue of calls it serves.
+pub struct ControlWorker {
+    jobs: Option<Sender<Job>>,
+    thread: Option<JoinHandle<Option<Library>>>,
+    /// Per-call time limit, milliseconds.
+    timeout_ms: std::sync::atomic::AtomicU64,
+    /// Set when a call timed out: the thread may be stuck inside the module forever, so it
+    /// is never joined and the library is never unloaded.
+    hung: std::sync::atomic::AtomicBool,
+}
+
+impl ControlWorker {
+    /// Starts the thread, which loads and checks the library at `path`.
+    pub(crate) fn start(path: PathBuf) -> Result<(Self, ModuleDescriptor), LoadError> {
+        let (job_tx, job_rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<ModuleDescriptor, LoadError>>();
+        let thread = std::thread::Builder::new()
+            .name("trio-control".to_owned())
+            .spawn(move || serve(path, job_rx, ready_tx))
+            .map_err(|e| LoadError::Worker { reason: format!("could not start the control worker thread: {e}") })?;
+        let worker = Self {
+            jobs: Some(job_tx),
+            thread: Some(thread),
+            timeout_ms: std::sync::atomic::AtomicU64::new(DEFAULT_CALL_TIMEOUT.as_millis() as u64),
+            hung: std::sync::atomic::AtomicBool::new(false),
+        };
+        match ready_rx.recv_timeout(DEFAULT_CALL_TIMEOUT) {
+            Ok(Ok(descriptor)) => Ok((worker, descriptor)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                worker.mark_hung();
+                Err(LoadError::Worker { reason: "loading the control module did not finish in time".to_owned() })
+            }
+        }
+    }
+
+    /// Sets the time limit for each call.
+    pub fn set_timeout(&self, timeout: Duration) {
+        // Relaxed: a setting read by later calls; no other data depends on it.
+        self.timeout_ms.store(timeout.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn timeout(&self) -> Duration {
+        // Relaxed: see `set_timeout`.
+        Duration::from_millis(self.timeout_ms.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    fn mark_hung(&self) {
+        // Relaxed: read only by `call` and `drop` of this same value, which are ordered by
+        // the caller's own synchronisation.
+        self.hung.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a call timed out earlier.
+    pub fn is_hung(&self) -> bool {
+        // Relaxed: see `mark_hung`.
+        self.hung.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Runs `f` on the worker and waits for its result (at most the time limit).
+    ///
+    /// # Errors
+    /// [`ControlError::Timeout`] if it did not return in time (the module is then treated
+    /// as hung), [`ControlError::WorkerGone`] if the worker is not serving.
+    pub fn call<R: Send + 'static>(
+        &self,
+        function: &'static str,
+        f: impl FnOnce(&ControlFns) -> R + Send + 'static,
+    ) -> Result<R, ControlError> {
+        if self.is_hung() {
+            return Err(ControlError::WorkerGone);
+        }
+        let jobs = self.jobs.as_ref().ok_or(ControlError::WorkerGone)?;
+        let (reply_tx, reply_rx) = mpsc::sync_channel::<R>(1);
+        let job: Job = Box::new(move |fns| {
+            let _ = reply_tx.send(f(fns));
+        });
+        jobs.send(job).map_err(|_| ControlError::WorkerGone)?;
+        let timeout = self.timeout();
+        match reply_rx.recv_timeout(timeout) {
+            Ok(r) => Ok(r),
+            Err(RecvTimeoutError::Timeout) => {
+                self.mark_hung();
+                log::error!("control module call {function} did not return within {timeout:?}");
+                Err(ControlError::Timeout { function, millis: timeout.as_millis() as u64 })
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(ControlError::WorkerGone),
+        }
+    }
+}
+
+impl Drop for ControlWorker {
+    fn drop(&mut self) {
+        // Closing the queue ends the worker's loop.
+        drop(self.jobs.take());
+        let Some(thread) = self.thread.take() else { return };
+        if self.is_hung() {
+            // The thread may be stuck inside the module: joining would block forever and
+            // unloading would pull code from under it. Leave both in place.
+            log::warn!("leaving a hung control worker and its library loaded");
+            std::mem::forget(thread);
+            return;
+        }
+        match thread.join() {
+            // The worker has exited: now the library can be unmapped cleanly.
+            Ok(library) => drop(library),
+            Err(_) => log::error!("the control worker thread panicked; its library stays loaded"),
+        }
+    }
+}
+
+/// The worker thread's body. Returns the library so it is unloaded after the join.
+fn serve(
+    path: PathBuf,
+    jobs: Receiver<Job>,
+    ready: mpsc::Sender<Result<ModuleDescriptor, LoadError>>,
+) -> Option<Library> {
+    const MODULE: &str = "control";
+    let loaded = open_library(MODULE, &path).and_then(|library| {
+        let descriptor = check_descriptor(&library, MODULE, &path, module_kind::CONTROL)?;
+        check_exports(&library, MODULE, &path, control::EXPORTS)?;
+        let fns = resolve(&library, &path)?;
+        Ok((library, descriptor, fns))
+    });
+    let (library, fns) = match loaded {
+        Ok((library, descriptor, fns)) => {
+            let _ = ready.send(Ok(descriptor));
+            (library, fns)
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return None;
+        }
+    };
+    drop(ready);
+    while let Ok(job) = jobs.recv() {
+        job(&fns);
+    }
+    // SAFETY: the module's own shutdown entry, resolved with its checked signature;
+    // called once, on this thread, after the last call and before the library is dropped.
+    let code = unsafe { (fns.module_shutdown)() };
+    if code != shared::abi::status::OK {
+        log::warn!("control_module_shutdown returned {code}");
+    }
+    Some(library)
+}
+
+fn resolve(library: &Library, path: &std::path::Path) -> Result<ControlFns, LoadError> {
+    macro_rules! sym {
+        ($name:literal, $ty:ty) => {
+            // SAFETY: the export was checked to exist and the descriptor's ABI version and
+            // layout hash match this bridge, so it has this signature. The pointer is used
+            // only while the library is loaded (the worker owns both).
+            *unsafe { library.get::<$ty>(concat!($name, "\0").as_bytes()) }.map_err(|_| LoadError::MissingSymbol {
+                module: "control",
+                path: path.to_owned(),
+                symbol: $name.to_owned(),
+            })?
+        };
+    }
+    Ok(ControlFns {
+        create: sym!("control_create", control::CreateFn),
+        destroy: sym!("control_destroy", control::DestroyFn),
+        param_count: sym!("control_param_count", control::ParamCountFn),
+        param_info: sym!("control_param_info", control::ParamInfoFn),
+        format_value: sym!("control_format_value", control::FormatValueFn),
+        parse_value: sym!("control_parse_value", control::ParseValueFn),
+        save_state: sym!("control_save_state", control::SaveStateFn),
+        load_state: sym!("control_load_state", control::LoadStateFn),
+        preset_count: sym!("control_preset_count", control::PresetCountFn),
+        preset_name: sym!("control_preset_name", control::PresetNameFn),
+        load_preset: sym!("control_load_preset", control::LoadPresetFn),
+        midi_cc_param: sym!("control_midi_cc_param", control::MidiCcParamFn),
+        tick: sym!("control_tick", control::TickFn),
+        last_error: sym!("control_last_error", control::LastErrorFn),
+        module_shutdown: sym!("control_module_shutdown", control::ModuleShutdownFn),
+    })
+}

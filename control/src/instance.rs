@@ -1,0 +1,181 @@
+//! One control instance: the logic behind the exports, in safe Rust.
+
+use core::sync::atomic::Ordering;
+
+use shared::abi::{self, ParamInfo, status};
+use shared::block::SharedBlock;
+
+use crate::midi::CcMap;
+use crate::params::{self, ParamDef};
+use crate::presets::{self, Preset};
+use crate::state::{self, StateData};
+
+/// A control instance bound to one shared block.
+pub(crate) struct ControlInstance {
+    block: &'static SharedBlock,
+    presets: Vec<Preset>,
+    preset: Option<String>,
+    cc_map: CcMap,
+    last_error: String,
+}
+
+impl ControlInstance {
+    /// Publishes every parameter's mapping (and, if `fresh`, its default value).
+    pub(crate) fn new(block: &'static SharedBlock, fresh: bool) -> Result<Self, String> {
+        let presets = presets::factory_bank().map_err(|e| format!("factory presets: {e}"))?;
+        let defs = params::definitions();
+        for def in defs {
+            let Some(slot) = block.param(def.id) else {
+                return Err(format!("parameter id {} of {} does not fit the block", def.id, def.name));
+            };
+            // SAFETY: only the control worker writes mappings, and it runs one call at a time.
+            unsafe { slot.set_mapping(&def.mapping) };
+            // Relaxed: flags and the defined mark are read together with the mapping,
+            // whose seqlock orders them for readers that need consistency.
+            slot.flags.store(def.flags, Ordering::Relaxed);
+            slot.defined.store(1, Ordering::Relaxed);
+            if fresh {
+                // Relaxed: parameter values are independent atomics.
+                slot.value.store(def.default_normalized(), Ordering::Relaxed);
+            }
+        }
+        // Relaxed: informational.
+        block.header.param_count.store(defs.len() as u32, Ordering::Relaxed);
+        Ok(Self {
+            block,
+            presets,
+            preset: if fresh { Some("Init".to_owned()) } else { None },
+            cc_map: CcMap::default_map(),
+            last_error: String::new(),
+        })
+    }
+
+    /// Records an error message for `control_last_error` and returns `code`.
+    pub(crate) fn fail(&mut self, code: i32, message: String) -> i32 {
+        self.last_error = message;
+        code
+    }
+
+    pub(crate) fn last_error(&self) -> &str {
+        &self.last_error
+    }
+
+    fn def(&self, id: u32) -> Option<&'static ParamDef> {
+        params::definitions().get(id as usize).filter(|d| d.id == id)
+    }
+
+    pub(crate) fn param_count(&self) -> u32 {
+        params::definitions().len() as u32
+    }
+
+    pub(crate) fn param_info(&mut self, index: u32) -> Result<ParamInfo, i32> {
+        let Some(def) = params::definitions().get(index as usize) else {
+            let n = self.param_count();
+            return Err(self.fail(status::INVALID_ARGUMENT, format!("parameter index {index} is out of range (0..{n})")));
+        };
+        Ok(ParamInfo {
+            id: def.id,
+            flags: def.flags,
+            step_count: def.mapping.step_count(),
+            mapping_kind: def.mapping.kind as u32,
+            min: def.mapping.min,
+            max: def.mapping.max,
+            skew: def.mapping.skew,
+            default_normalized: def.default_normalized(),
+            name: abi::fixed_str(def.name),
+            short_name: abi::fixed_str(def.short_name),
+            unit: abi::fixed_str(def.unit),
+            group: abi::fixed_str(def.group),
+        })
+    }
+
+    pub(crate) fn format_value(&mut self, id: u32, normalized: f64) -> Result<String, i32> {
+        match self.def(id) {
+            Some(def) => Ok(def.format_normalized(normalized)),
+            None => Err(self.fail(status::INVALID_ARGUMENT, format!("no parameter has id {id}"))),
+        }
+    }
+
+    pub(crate) fn parse_value(&mut self, id: u32, text: &str) -> Result<f64, i32> {
+        let Some(def) = self.def(id) else {
+            return Err(self.fail(status::INVALID_ARGUMENT, format!("no parameter has id {id}")));
+        };
+        match def.parse(text) {
+            Ok(plain) => Ok(def.mapping.to_normalized(plain)),
+            Err(e) => Err(self.fail(status::REJECTED, e.to_string())),
+        }
+    }
+
+    /// The current state, read from the block.
+    pub(crate) fn state(&self) -> StateData {
+        let values = params::definitions()
+            .iter()
+            .map(|def| {
+                let slot = &self.block.params[def.id as usize];
+                // Relaxed: parameter values are independent atomics.
+                (def.id, def.mapping.to_plain(slot.value.load(Ordering::Relaxed)))
+            })
+            .collect();
+        StateData { values, preset: self.preset.clone(), cc_map: self.cc_map.clone() }
+    }
+
+    pub(crate) fn save_state(&self) -> String {
+        state::to_json(&self.state())
+    }
+
+    /// Loads a state: all or nothing.
+    pub(crate) fn load_state(&mut self, bytes: &[u8]) -> i32 {
+        match state::from_json(bytes) {
+            Ok(data) => {
+                self.apply_values(&data.values);
+                self.preset = data.preset;
+                self.cc_map = data.cc_map;
+                status::OK
+            }
+            Err(e) => self.fail(status::REJECTED, format!("state rejected, nothing changed: {e}")),
+        }
+    }
+
+    fn apply_values(&self, values: &[(u32, f64)]) {
+        for &(id, plain) in values {
+            if let (Some(def), Some(slot)) = (self.def(id), self.block.param(id)) {
+                // Relaxed: parameter values are independent atomics.
+                slot.value.store(def.mapping.to_normalized(plain), Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub(crate) fn preset_count(&self) -> u32 {
+        self.presets.len() as u32
+    }
+
+    pub(crate) fn preset_name(&mut self, index: u32) -> Result<String, i32> {
+        match self.presets.get(index as usize) {
+            Some(p) => Ok(p.name.clone()),
+            None => {
+                let n = self.presets.len();
+                Err(self.fail(status::INVALID_ARGUMENT, format!("preset index {index} is out of range (0..{n})")))
+            }
+        }
+    }
+
+    pub(crate) fn load_preset(&mut self, index: u32) -> i32 {
+        let Some(preset) = self.presets.get(index as usize) else {
+            let n = self.presets.len();
+            return self.fail(status::INVALID_ARGUMENT, format!("preset index {index} is out of range (0..{n})"));
+        };
+        let (values, name) = (preset.values.clone(), preset.name.clone());
+        self.apply_values(&values);
+        self.preset = Some(name);
+        status::OK
+    }
+
+    pub(crate) fn midi_cc_param(&self, cc: u32) -> Option<u32> {
+        u8::try_from(cc).ok().and_then(|cc| self.cc_map.param_for_cc(cc))
+    }
+
+    /// Control-rate work. The example instrument has none yet.
+    pub(crate) fn tick(&mut self) -> i32 {
+        status::OK
+    }
+}

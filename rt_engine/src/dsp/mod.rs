@@ -1,0 +1,38 @@
+//! The DSP of the example polyphonic subtractive synthesizer.
+//!
+//! Signal flow per voice: band-limited oscillator (PolyBLEP saw / square, or
+//! sine) → resonant low-pass state-variable filter (cutoff modulated by the
+//! amplitude envelope) → ADSR amplitude envelope × velocity gain. Voices are
+//! summed, scaled by a fixed headroom factor and the smoothed output gain,
+//! faded by the bypass ramp and written identically to both channels.
+//!
+//! Everything here is plain safe Rust over `f32`, deterministic (no
+//! randomness, clocks or hashing), and allocation-free after construction:
+//! all voice state lives in fixed-size arrays inside [`Synth`].
+//!
+//! Voices are laid out as a struct of arrays in groups of [`LANES`] voices so
+//! that the per-sample inner loop processes several voices at once and the
+//! compiler can keep it in vector registers. Slow-moving work (envelope stage
+//! changes, filter coefficients, cutoff / resonance smoothing) runs at a
+//! control rate of one update every [`CONTROL_PERIOD`] samples, on a grid
+//! counted from the last reset, so the output never depends on how the host
+//! block is split between two events.
+
+mod envelope;
+mod filter;
+mod osc;
+mod smoother;
+mod synth;
+mod voice;
+
+pub use osc::Waveform;
+pub use smoother::Smoother;
+pub use synth::{Synth, SynthParams};
+pub use voice::VoiceSnapshot;
+
+/// Number of voices processed together in the inner loop (one voice group).
+pub const LANES: usize = 8;
+
+/// Samples between two control-rate updates (envelope stages, filter
+/// coefficients, cutoff and resonance smoothing).
+pub const CONTROL_PERIOD: usize = 16;

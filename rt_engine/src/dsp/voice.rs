@@ -1,0 +1,176 @@
+//! Voice state: hot per-sample state of a group of [`LANES`] voices as a
+//! struct of arrays, cold per-voice bookkeeping, and the inner render loop.
+
+use super::LANES;
+use super::envelope::{Segment, Stage};
+use super::filter::{self, FilterControl};
+use super::osc::{self, Oscillator};
+
+/// A read-only view of one voice, for metering and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct VoiceSnapshot {
+    /// Whether the voice is sounding (including release and steal fade).
+    pub active: bool,
+    /// MIDI note number.
+    pub note: u8,
+    /// Note-on velocity, `0..=1`.
+    pub velocity: f32,
+    /// Current envelope level times velocity gain, `0..=1`.
+    pub level: f32,
+    /// Samples rendered since the note started.
+    pub age_samples: u64,
+    /// Whether the voice is releasing (after note-off, or being stolen).
+    pub releasing: bool,
+}
+
+/// A note waiting for its (stolen) voice to finish fading out.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct PendingNote {
+    pub note: u8,
+    pub velocity: f32,
+    pub note_id: i32,
+    pub serial: u64,
+}
+
+/// Bookkeeping of one voice; not touched by the per-sample loop.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct VoiceCtl {
+    pub stage: Stage,
+    pub note: u8,
+    pub note_id: i32,
+    pub velocity: f32,
+    /// Synth sample clock when the note started sounding.
+    pub start_clock: u64,
+    /// Note-on sequence number (lower = older).
+    pub serial: u64,
+    /// Decay multiplier latched when the decay stage started.
+    pub decay_mul: f32,
+    /// Note to start once the steal fade is over.
+    pub pending: Option<PendingNote>,
+}
+
+impl VoiceCtl {
+    /// Whether the note is held (not releasing, not being stolen).
+    pub fn is_held(&self) -> bool {
+        matches!(self.stage, Stage::Attack | Stage::Decay)
+    }
+}
+
+/// Per-sample state of [`LANES`] voices. A free lane has `env == 0`, a
+/// silent envelope segment and a stopped oscillator, so it contributes
+/// exactly 0.0 when its group is rendered for the other lanes.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Group {
+    /// Bit `l` set when lane `l` holds an active voice.
+    pub active: u32,
+    pub phase: [f32; LANES],
+    pub inc: [f32; LANES],
+    pub inv_inc: [f32; LANES],
+    pub env: [f32; LANES],
+    pub env_mul: [f32; LANES],
+    pub env_add: [f32; LANES],
+    pub env_floor: [f32; LANES],
+    pub ic1: [f32; LANES],
+    pub ic2: [f32; LANES],
+    pub a1: [f32; LANES],
+    pub a2: [f32; LANES],
+    pub a3: [f32; LANES],
+    /// Velocity gain.
+    pub amp: [f32; LANES],
+}
+
+impl Group {
+    /// Sets the envelope segment of lane `l`.
+    pub fn set_segment(&mut self, l: usize, s: Segment) {
+        let l = l % LANES;
+        self.env_mul[l] = s.mul;
+        self.env_add[l] = s.add;
+        self.env_floor[l] = s.floor;
+    }
+
+    /// Starts a note on lane `l`: phase 0, envelope 0 in attack, cleared
+    /// filter, coefficients for the current control values.
+    pub fn start(&mut self, l: usize, inc: f32, amp: f32, attack: Segment, fc: &FilterControl) {
+        let l = l % LANES;
+        self.active |= 1 << l;
+        self.phase[l] = 0.0;
+        self.inc[l] = inc;
+        self.inv_inc[l] = if inc > 0.0 { 1.0 / inc } else { 0.0 };
+        self.env[l] = 0.0;
+        self.set_segment(l, attack);
+        self.ic1[l] = 0.0;
+        self.ic2[l] = 0.0;
+        let (a1, a2, a3) = filter::coefs(0.0, fc);
+        self.a1[l] = a1;
+        self.a2[l] = a2;
+        self.a3[l] = a3;
+        self.amp[l] = amp;
+    }
+
+    /// Frees lane `l`, leaving it silent.
+    pub fn free(&mut self, l: usize) {
+        let l = l % LANES;
+        self.active &= !(1 << l);
+        self.phase[l] = 0.0;
+        self.inc[l] = 0.0;
+        self.inv_inc[l] = 0.0;
+        self.env[l] = 0.0;
+        self.set_segment(l, Segment::SILENT);
+        self.ic1[l] = 0.0;
+        self.ic2[l] = 0.0;
+        self.amp[l] = 0.0;
+    }
+
+    /// Envelope level of lane `l`.
+    pub fn env(&self, l: usize) -> f32 {
+        self.env[l % LANES]
+    }
+
+    /// Velocity gain of lane `l`.
+    pub fn amp(&self, l: usize) -> f32 {
+        self.amp[l % LANES]
+    }
+
+    /// Recomputes the filter coefficients of every lane from its envelope.
+    pub fn update_filter(&mut self, fc: &FilterControl) {
+        for l in 0..LANES {
+            let (a1, a2, a3) = filter::coefs(self.env[l], fc);
+            self.a1[l] = a1;
+            self.a2[l] = a2;
+            self.a3[l] = a3;
+        }
+    }
+
+    /// Renders `acc.len()` samples of all lanes, adding lane `l` of each
+    /// output frame into `acc[i][l]`.
+    #[inline(always)]
+    pub fn render<O: Oscillator>(&mut self, acc: &mut [[f32; LANES]]) {
+        let mut phase = self.phase;
+        let mut env = self.env;
+        let mut ic1 = self.ic1;
+        let mut ic2 = self.ic2;
+        let inc = self.inc;
+        let inv_inc = self.inv_inc;
+        let env_mul = self.env_mul;
+        let env_add = self.env_add;
+        let env_floor = self.env_floor;
+        let a1 = self.a1;
+        let a2 = self.a2;
+        let a3 = self.a3;
+        let amp = self.amp;
+        for frame in acc.iter_mut() {
+            for l in 0..LANES {
+                let x = O::sample(phase[l], inv_inc[l]);
+                phase[l] = osc::wrap(phase[l] + inc[l]);
+                let e = Segment::step(env[l], env_mul[l], env_add[l], env_floor[l]);
+                env[l] = e;
+                let y = filter::lowpass(x, &mut ic1[l], &mut ic2[l], a1[l], a2[l], a3[l]);
+                frame[l] += y * (e * amp[l]);
+            }
+        }
+        self.phase = phase;
+        self.env = env;
+        self.ic1 = ic1;
+        self.ic2 = ic2;
+    }
+}
