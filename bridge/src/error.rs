@@ -81,7 +81,11 @@ impl fmt::Display for LoadError {
         const REBUILD: &str = "rebuild the bundle so all three libraries come from one build";
         match self {
             Self::NotFound { module, path } => {
-                write!(f, "module {module} not found at {}: build the bundle, or check the bundle folder", path.display())
+                write!(
+                    f,
+                    "module {module} not found at {}: build the bundle, or check the bundle folder",
+                    path.display()
+                )
             }
             Self::Open { module, path, reason } => {
                 write!(f, "module {module} at {} could not be loaded: {reason}", path.display())

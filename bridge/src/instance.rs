@@ -106,7 +106,8 @@ impl Instance {
         let engine = Arc::clone(&modules.engine);
         // SAFETY: as above for the block; `engine_ptr` is a local.
         let code = unsafe { (engine.fns.create)(segment.as_ptr(), &mut engine_ptr) };
-        let mut instance = Self { engine, engine_ptr, control: Arc::clone(&modules.control), control_ptr, setup, segment };
+        let mut instance =
+            Self { engine, engine_ptr, control: Arc::clone(&modules.control), control_ptr, setup, segment };
         if code != status::OK || instance.engine_ptr.is_null() {
             instance.engine_ptr = core::ptr::null_mut();
             return Err(InstanceError::Engine { code });
@@ -440,4 +441,3 @@ unsafe extern "C" fn append(ctx: *mut c_void, data: *const u8, len: usize) {
     }));
     let _ = result;
 }
-

@@ -78,11 +78,21 @@ impl EngineModule {
         // while `library` is loaded: it is stored beside them and dropped last.
         let fns = unsafe {
             EngineFns {
-                create: *library.get::<engine::CreateFn>(b"rt_create\0").map_err(|e| missing(MODULE, path, "rt_create", e))?,
-                destroy: *library.get::<engine::DestroyFn>(b"rt_destroy\0").map_err(|e| missing(MODULE, path, "rt_destroy", e))?,
-                activate: *library.get::<engine::ActivateFn>(b"rt_activate\0").map_err(|e| missing(MODULE, path, "rt_activate", e))?,
-                reset: *library.get::<engine::ResetFn>(b"rt_reset\0").map_err(|e| missing(MODULE, path, "rt_reset", e))?,
-                process: *library.get::<engine::ProcessFn>(b"rt_process\0").map_err(|e| missing(MODULE, path, "rt_process", e))?,
+                create: *library
+                    .get::<engine::CreateFn>(b"rt_create\0")
+                    .map_err(|e| missing(MODULE, path, "rt_create", e))?,
+                destroy: *library
+                    .get::<engine::DestroyFn>(b"rt_destroy\0")
+                    .map_err(|e| missing(MODULE, path, "rt_destroy", e))?,
+                activate: *library
+                    .get::<engine::ActivateFn>(b"rt_activate\0")
+                    .map_err(|e| missing(MODULE, path, "rt_activate", e))?,
+                reset: *library
+                    .get::<engine::ResetFn>(b"rt_reset\0")
+                    .map_err(|e| missing(MODULE, path, "rt_reset", e))?,
+                process: *library
+                    .get::<engine::ProcessFn>(b"rt_process\0")
+                    .map_err(|e| missing(MODULE, path, "rt_process", e))?,
             }
         };
         Ok(Self { fns, descriptor, path: path.to_owned(), _library: library })
@@ -158,6 +168,11 @@ pub(crate) fn open_library(module: &'static str, path: &Path) -> Result<Library,
     if !path.is_file() {
         return Err(LoadError::NotFound { module, path: path.to_owned() });
     }
+    crate::elf::check_shared_object(path).map_err(|reason| LoadError::Open {
+        module,
+        path: path.to_owned(),
+        reason,
+    })?;
     // SAFETY: loading runs the library's initialisers. The file is one of this plugin's
     // own modules (from its bundle folder or a path the caller chose); Rust cdylibs built
     // with this framework have no initialisers beyond the standard library's.
@@ -190,10 +205,20 @@ pub(crate) fn check_descriptor(
         return Err(LoadError::BadDescriptor { module, path: path.to_owned() });
     }
     if descriptor.abi_version != ABI_VERSION {
-        return Err(LoadError::AbiVersion { module, path: path.to_owned(), found: descriptor.abi_version, expected: ABI_VERSION });
+        return Err(LoadError::AbiVersion {
+            module,
+            path: path.to_owned(),
+            found: descriptor.abi_version,
+            expected: ABI_VERSION,
+        });
     }
     if descriptor.layout_hash != LAYOUT_HASH {
-        return Err(LoadError::LayoutHash { module, path: path.to_owned(), found: descriptor.layout_hash, expected: LAYOUT_HASH });
+        return Err(LoadError::LayoutHash {
+            module,
+            path: path.to_owned(),
+            found: descriptor.layout_hash,
+            expected: LAYOUT_HASH,
+        });
     }
     if descriptor.kind != kind {
         return Err(LoadError::WrongKind { module, path: path.to_owned(), found: descriptor.kind });
@@ -202,7 +227,12 @@ pub(crate) fn check_descriptor(
 }
 
 /// Checks that every name in `exports` resolves.
-pub(crate) fn check_exports(library: &Library, module: &'static str, path: &Path, exports: &[&str]) -> Result<(), LoadError> {
+pub(crate) fn check_exports(
+    library: &Library,
+    module: &'static str,
+    path: &Path,
+    exports: &[&str],
+) -> Result<(), LoadError> {
     for name in exports {
         let symbol = format!("{name}\0");
         // SAFETY: only the symbol's address is looked up; it is not called or read here.

@@ -16,12 +16,8 @@ use crate::instance::ControlInstance;
 
 /// The control module's descriptor: ABI version, layout hash, "allocation allowed".
 #[unsafe(no_mangle)]
-pub static trio_module_descriptor: ModuleDescriptor = ModuleDescriptor::new(
-    module_kind::CONTROL,
-    alloc_policy::ALLOW,
-    "control",
-    env!("CARGO_PKG_VERSION"),
-);
+pub static trio_module_descriptor: ModuleDescriptor =
+    ModuleDescriptor::new(module_kind::CONTROL, alloc_policy::ALLOW, "control", env!("CARGO_PKG_VERSION"));
 
 /// Runs `f` on the instance behind `ptr`, catching panics.
 fn with_instance(ptr: *mut c_void, f: impl FnOnce(&mut ControlInstance) -> i32) -> i32 {
@@ -259,7 +255,12 @@ pub unsafe extern "C" fn control_tick(instance: *mut c_void) -> i32 {
 
 /// The message of the last failed call on `instance`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn control_last_error(instance: *mut c_void, buf: *mut u8, cap: usize, out_len: *mut usize) -> i32 {
+pub unsafe extern "C" fn control_last_error(
+    instance: *mut c_void,
+    buf: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+) -> i32 {
     // SAFETY: `buf`/`out_len` follow the common contract.
     with_instance(instance, |i| unsafe { abi::write_text(i.last_error(), buf, cap, out_len) })
 }

@@ -61,7 +61,7 @@ impl ControlInstance {
     }
 
     fn def(&self, id: u32) -> Option<&'static ParamDef> {
-        params::definitions().get(id as usize).filter(|d| d.id == id)
+        params::definition(id)
     }
 
     pub(crate) fn param_count(&self) -> u32 {
@@ -71,7 +71,9 @@ impl ControlInstance {
     pub(crate) fn param_info(&mut self, index: u32) -> Result<ParamInfo, i32> {
         let Some(def) = params::definitions().get(index as usize) else {
             let n = self.param_count();
-            return Err(self.fail(status::INVALID_ARGUMENT, format!("parameter index {index} is out of range (0..{n})")));
+            return Err(
+                self.fail(status::INVALID_ARGUMENT, format!("parameter index {index} is out of range (0..{n})"))
+            );
         };
         Ok(ParamInfo {
             id: def.id,
@@ -164,7 +166,14 @@ impl ControlInstance {
             let n = self.presets.len();
             return self.fail(status::INVALID_ARGUMENT, format!("preset index {index} is out of range (0..{n})"));
         };
-        let (values, name) = (preset.values.clone(), preset.name.clone());
+        // A preset sets the sound, not the bypass switch: leave bypass as the user has it.
+        let values: Vec<(u32, f64)> = preset
+            .values
+            .iter()
+            .copied()
+            .filter(|&(id, _)| !params::definition(id).is_some_and(|d| d.has_flag(params::FLAG_BYPASS)))
+            .collect();
+        let name = preset.name.clone();
         self.apply_values(&values);
         self.preset = Some(name);
         status::OK

@@ -15,14 +15,8 @@ use crate::state::describe_json;
 pub const CC_COUNT: usize = 128;
 
 /// The CC assignments of [`CcMap::default_map`]: `(cc, parameter id)`.
-pub const DEFAULT_ASSIGNMENTS: [(u8, u32); 6] = [
-    (1, id::FILTER_ENV),
-    (7, id::GAIN),
-    (71, id::RESONANCE),
-    (72, id::RELEASE),
-    (73, id::ATTACK),
-    (74, id::CUTOFF),
-];
+pub const DEFAULT_ASSIGNMENTS: [(u8, u32); 6] =
+    [(1, id::FILTER_ENV), (7, id::GAIN), (71, id::RESONANCE), (72, id::RELEASE), (73, id::ATTACK), (74, id::CUTOFF)];
 
 /// For each of the 128 MIDI CCs, the id of the parameter it controls, if any. A
 /// parameter may be controlled by several CCs.
@@ -41,9 +35,7 @@ impl Default for CcMap {
 impl CcMap {
     /// A map with no assignments.
     pub const fn empty() -> Self {
-        Self {
-            entries: [None; CC_COUNT],
-        }
+        Self { entries: [None; CC_COUNT] }
     }
 
     /// The factory map, following the General MIDI / sound-controller conventions:
@@ -75,27 +67,19 @@ impl CcMap {
         if let Some(id) = param.filter(|&id| definition(id).is_none()) {
             return Err(MidiMapError::UnknownParamId { id });
         }
-        let slot = self
-            .entries
-            .get_mut(usize::from(cc))
-            .ok_or(MidiMapError::CcOutOfRange { cc })?;
+        let slot = self.entries.get_mut(usize::from(cc)).ok_or(MidiMapError::CcOutOfRange { cc })?;
         *slot = param;
         Ok(())
     }
 
     /// The assigned CCs as `(cc, parameter id)`, in CC order.
     pub fn iter(&self) -> impl Iterator<Item = (u8, u32)> + '_ {
-        self.entries
-            .iter()
-            .enumerate()
-            .filter_map(|(cc, param)| Some((u8::try_from(cc).ok()?, (*param)?)))
+        self.entries.iter().enumerate().filter_map(|(cc, param)| Some((u8::try_from(cc).ok()?, (*param)?)))
     }
 
     /// The CCs assigned to the parameter with id `param`, in CC order.
     pub fn ccs_for_param(&self, param: u32) -> impl Iterator<Item = u8> + '_ {
-        self.iter()
-            .filter(move |&(_, p)| p == param)
-            .map(|(cc, _)| cc)
+        self.iter().filter(move |&(_, p)| p == param).map(|(cc, _)| cc)
     }
 
     /// Whether no CC is assigned.
@@ -124,24 +108,16 @@ impl CcMap {
     /// 0..=127, a value that is not a string, or a string that is not a parameter key.
     pub fn from_json_value(value: &Value) -> Result<Self, MidiMapError> {
         let Value::Object(object) = value else {
-            return Err(MidiMapError::NotAnObject {
-                found: describe_json(value),
-            });
+            return Err(MidiMapError::NotAnObject { found: describe_json(value) });
         };
         let mut map = Self::empty();
         for (key, entry) in object {
-            let cc =
-                parse_cc_key(key).ok_or_else(|| MidiMapError::BadCcKey { key: key.clone() })?;
+            let cc = parse_cc_key(key).ok_or_else(|| MidiMapError::BadCcKey { key: key.clone() })?;
             let Value::String(param_key) = entry else {
-                return Err(MidiMapError::BadEntry {
-                    cc,
-                    found: describe_json(entry),
-                });
+                return Err(MidiMapError::BadEntry { cc, found: describe_json(entry) });
             };
-            let def = find_by_key(param_key).ok_or_else(|| MidiMapError::UnknownParamKey {
-                cc,
-                key: param_key.clone(),
-            })?;
+            let def =
+                find_by_key(param_key).ok_or_else(|| MidiMapError::UnknownParamKey { cc, key: param_key.clone() })?;
             map.set(cc, Some(def.id))?;
         }
         Ok(map)
@@ -153,9 +129,7 @@ fn parse_cc_key(key: &str) -> Option<u8> {
     if key.is_empty() || key.len() > 3 || !key.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    key.parse::<u8>()
-        .ok()
-        .filter(|&cc| usize::from(cc) < CC_COUNT)
+    key.parse::<u8>().ok().filter(|&cc| usize::from(cc) < CC_COUNT)
 }
 
 /// A controller value `0..=127` as a normalized parameter value `0.0..=1.0`
@@ -207,10 +181,7 @@ impl fmt::Display for MidiMapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let last_id = id::COUNT.saturating_sub(1);
         match self {
-            Self::CcOutOfRange { cc } => write!(
-                f,
-                "MIDI CC {cc} does not exist: controller numbers run from 0 to 127"
-            ),
+            Self::CcOutOfRange { cc } => write!(f, "MIDI CC {cc} does not exist: controller numbers run from 0 to 127"),
             Self::UnknownParamId { id } => write!(
                 f,
                 "there is no parameter with id {id} to assign a MIDI CC to: ids run from 0 to \
@@ -284,32 +255,17 @@ mod tests {
         map.set(74, None).unwrap();
         assert_eq!(map.param_for_cc(74), None);
         map.set(20, Some(id::RESONANCE)).unwrap();
-        assert_eq!(
-            map.ccs_for_param(id::RESONANCE).collect::<Vec<_>>(),
-            [20, 71]
-        );
+        assert_eq!(map.ccs_for_param(id::RESONANCE).collect::<Vec<_>>(), [20, 71]);
     }
 
     #[test]
     fn set_rejects_bad_cc_and_unknown_param() {
         let mut map = CcMap::default_map();
         let before = map.clone();
-        assert_eq!(
-            map.set(128, Some(id::GAIN)),
-            Err(MidiMapError::CcOutOfRange { cc: 128 })
-        );
-        assert_eq!(
-            map.set(255, None),
-            Err(MidiMapError::CcOutOfRange { cc: 255 })
-        );
-        assert_eq!(
-            map.set(10, Some(id::COUNT)),
-            Err(MidiMapError::UnknownParamId { id: id::COUNT })
-        );
-        assert_eq!(
-            map.set(10, Some(u32::MAX)),
-            Err(MidiMapError::UnknownParamId { id: u32::MAX })
-        );
+        assert_eq!(map.set(128, Some(id::GAIN)), Err(MidiMapError::CcOutOfRange { cc: 128 }));
+        assert_eq!(map.set(255, None), Err(MidiMapError::CcOutOfRange { cc: 255 }));
+        assert_eq!(map.set(10, Some(id::COUNT)), Err(MidiMapError::UnknownParamId { id: id::COUNT }));
+        assert_eq!(map.set(10, Some(u32::MAX)), Err(MidiMapError::UnknownParamId { id: u32::MAX }));
         assert_eq!(map, before);
         let msg = MidiMapError::CcOutOfRange { cc: 200 }.to_string();
         assert!(msg.contains("200") && msg.contains("0 to 127"), "{msg}");
@@ -347,64 +303,22 @@ mod tests {
     #[test]
     fn json_errors_name_the_bad_entry() {
         let cases = [
-            (
-                json!([1, 2]),
-                MidiMapError::NotAnObject {
-                    found: "a list".into(),
-                },
-            ),
-            (
-                json!({"abc": "cutoff"}),
-                MidiMapError::BadCcKey { key: "abc".into() },
-            ),
-            (
-                json!({"128": "cutoff"}),
-                MidiMapError::BadCcKey { key: "128".into() },
-            ),
-            (
-                json!({"-1": "cutoff"}),
-                MidiMapError::BadCcKey { key: "-1".into() },
-            ),
-            (
-                json!({"+7": "gain"}),
-                MidiMapError::BadCcKey { key: "+7".into() },
-            ),
-            (
-                json!({"": "gain"}),
-                MidiMapError::BadCcKey { key: "".into() },
-            ),
-            (
-                json!({"74": "wobble"}),
-                MidiMapError::UnknownParamKey {
-                    cc: 74,
-                    key: "wobble".into(),
-                },
-            ),
-            (
-                json!({"74": 6}),
-                MidiMapError::BadEntry {
-                    cc: 74,
-                    found: "the number 6".into(),
-                },
-            ),
-            (
-                json!({"74": null}),
-                MidiMapError::BadEntry {
-                    cc: 74,
-                    found: "null".into(),
-                },
-            ),
+            (json!([1, 2]), MidiMapError::NotAnObject { found: "a list".into() }),
+            (json!({"abc": "cutoff"}), MidiMapError::BadCcKey { key: "abc".into() }),
+            (json!({"128": "cutoff"}), MidiMapError::BadCcKey { key: "128".into() }),
+            (json!({"-1": "cutoff"}), MidiMapError::BadCcKey { key: "-1".into() }),
+            (json!({"+7": "gain"}), MidiMapError::BadCcKey { key: "+7".into() }),
+            (json!({"": "gain"}), MidiMapError::BadCcKey { key: "".into() }),
+            (json!({"74": "wobble"}), MidiMapError::UnknownParamKey { cc: 74, key: "wobble".into() }),
+            (json!({"74": 6}), MidiMapError::BadEntry { cc: 74, found: "the number 6".into() }),
+            (json!({"74": null}), MidiMapError::BadEntry { cc: 74, found: "null".into() }),
         ];
         for (value, want) in cases {
             assert_eq!(CcMap::from_json_value(&value), Err(want), "{value}");
         }
-        let msg = CcMap::from_json_value(&json!({"74": "wobble"}))
-            .unwrap_err()
-            .to_string();
+        let msg = CcMap::from_json_value(&json!({"74": "wobble"})).unwrap_err().to_string();
         assert!(msg.contains("CC 74") && msg.contains("\"wobble\""), "{msg}");
-        let msg = CcMap::from_json_value(&json!({"x1": "gain"}))
-            .unwrap_err()
-            .to_string();
+        let msg = CcMap::from_json_value(&json!({"x1": "gain"})).unwrap_err().to_string();
         assert!(msg.contains("\"x1\""), "{msg}");
     }
 

@@ -250,9 +250,7 @@ impl ParamDef {
         let hi = self.mapping.min.max(self.mapping.max);
         let p = plain.clamp(lo, hi);
         match self.mapping.kind {
-            MappingKind::Stepped => {
-                (self.mapping.min + (p - self.mapping.min).round()).clamp(lo, hi)
-            }
+            MappingKind::Stepped => (self.mapping.min + (p - self.mapping.min).round()).clamp(lo, hi),
             _ => p,
         }
     }
@@ -323,10 +321,7 @@ impl ParamDef {
         }
         let style = self.style();
         let named = match style {
-            Style::List => self
-                .value_names
-                .iter()
-                .position(|name| name.to_lowercase() == cleaned),
+            Style::List => self.value_names.iter().position(|name| name.to_lowercase() == cleaned),
             _ => None,
         };
         if let Some(i) = named {
@@ -348,11 +343,7 @@ impl ParamDef {
             (Style::Number, u) if u == self.unit.to_lowercase() => 1.0,
             _ => return Err(self.parse_error(text)),
         };
-        let plain = if style == Style::List {
-            self.mapping.min + number
-        } else {
-            number * scale
-        };
+        let plain = if style == Style::List { self.mapping.min + number } else { number * scale };
         if !plain.is_finite() {
             return Err(self.parse_error(text));
         }
@@ -360,12 +351,7 @@ impl ParamDef {
     }
 
     fn parse_error(&self, text: &str) -> ParseError {
-        ParseError {
-            id: self.id,
-            param: self.name,
-            text: text.to_owned(),
-            hint: self.hint(),
-        }
+        ParseError { id: self.id, param: self.name, text: text.to_owned(), hint: self.hint() }
     }
 
     /// What [`ParamDef::parse`] accepts, as the end of a sentence.
@@ -373,22 +359,13 @@ impl ParamDef {
         match self.style() {
             Style::List => {
                 let last = self.value_names.len().saturating_sub(1);
-                format!(
-                    "type one of {}, or its number 0 to {last}",
-                    self.value_names.join(", ")
-                )
+                format!("type one of {}, or its number 0 to {last}", self.value_names.join(", "))
             }
-            Style::Hertz => {
-                "type a frequency such as \"440 Hz\", \"1.2 kHz\" or \"1200\"".to_owned()
-            }
+            Style::Hertz => "type a frequency such as \"440 Hz\", \"1.2 kHz\" or \"1200\"".to_owned(),
             Style::Decibel => "type a level such as \"-6 dB\" or \"-6\"".to_owned(),
-            Style::Seconds => {
-                "type a time such as \"12 ms\", \"0.5 s\" or \"0.5\" (seconds)".to_owned()
-            }
+            Style::Seconds => "type a time such as \"12 ms\", \"0.5 s\" or \"0.5\" (seconds)".to_owned(),
             Style::Percent => "type a percentage such as \"70 %\" or \"70\"".to_owned(),
-            Style::Octaves => {
-                "type an amount in octaves such as \"+2 oct\", \"-1.5\" or \"0\"".to_owned()
-            }
+            Style::Octaves => "type an amount in octaves such as \"+2 oct\", \"-1.5\" or \"0\"".to_owned(),
             Style::Number => "type a number".to_owned(),
         }
     }
@@ -406,11 +383,7 @@ fn fixed(v: f64, decimals: usize) -> String {
 /// Like [`fixed`], with a `+` in front of positive values.
 fn signed(v: f64, decimals: usize) -> String {
     let s = fixed(v, decimals);
-    if s.starts_with('-') || s.parse::<f64>().is_ok_and(|x| x == 0.0) {
-        s
-    } else {
-        format!("+{s}")
-    }
+    if s.starts_with('-') || s.parse::<f64>().is_ok_and(|x| x == 0.0) { s } else { format!("+{s}") }
 }
 
 /// Splits `"1.2 khz"` into `(1.2, "khz")`: a decimal number (optional sign, digits with
@@ -490,11 +463,7 @@ impl fmt::Display for ParseError {
         if self.text.chars().nth(QUOTED_CHARS).is_some() {
             shown.push('…');
         }
-        write!(
-            f,
-            "{shown:?} is not a value for {}: {}",
-            self.param, self.hint
-        )
+        write!(f, "{shown:?} is not a value for {}: {}", self.param, self.hint)
     }
 }
 
@@ -517,19 +486,13 @@ mod tests {
             d.mapping.validate().unwrap();
             assert!(!d.key.is_empty());
             assert!(
-                d.key
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                d.key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
                 "{} is not snake_case",
                 d.key
             );
             assert!(d.short_name.chars().count() <= 8, "{}", d.short_name);
             assert!(!d.name.is_empty());
-            assert!(
-                ["Oscillator", "Envelope", "Filter", "Output"].contains(&d.group),
-                "{}",
-                d.group
-            );
+            assert!(["Oscillator", "Envelope", "Filter", "Output"].contains(&d.group), "{}", d.group);
             assert!(d.has_flag(FLAG_AUTOMATABLE), "{}", d.key);
             assert_eq!(d.clamp(d.default_plain), d.default_plain, "{}", d.key);
             assert_eq!(d.has_flag(FLAG_BYPASS), d.id == id::BYPASS);
@@ -557,18 +520,12 @@ mod tests {
     #[test]
     fn spot_checks_of_the_table() {
         let cutoff = def(id::CUTOFF);
-        assert_eq!(
-            (cutoff.key, cutoff.name, cutoff.unit),
-            ("cutoff", "Filter Cutoff", "Hz")
-        );
+        assert_eq!((cutoff.key, cutoff.name, cutoff.unit), ("cutoff", "Filter Cutoff", "Hz"));
         assert_eq!(cutoff.mapping.kind, MappingKind::Logarithmic);
         assert_eq!(def(id::GAIN).default_plain, -6.0);
         assert_eq!(def(id::WAVEFORM).value_names, ["Saw", "Square", "Sine"]);
         assert_eq!(def(id::BYPASS).value_names, ["Off", "On"]);
-        assert_eq!(
-            def(id::BYPASS).flags,
-            FLAG_AUTOMATABLE | FLAG_BYPASS | FLAG_LIST
-        );
+        assert_eq!(def(id::BYPASS).flags, FLAG_AUTOMATABLE | FLAG_BYPASS | FLAG_LIST);
         assert_eq!(def(id::ATTACK).mapping.kind, MappingKind::Skewed);
         assert_eq!(def(id::RELEASE).mapping.max, 10.0);
     }
@@ -579,11 +536,7 @@ mod tests {
             let n = d.default_normalized();
             assert!((0.0..=1.0).contains(&n));
             let back = d.mapping.to_plain(n);
-            assert!(
-                (back - d.default_plain).abs() <= 1e-9 * d.default_plain.abs().max(1.0),
-                "{}: {back}",
-                d.key
-            );
+            assert!((back - d.default_plain).abs() <= 1e-9 * d.default_plain.abs().max(1.0), "{}: {back}", d.key);
         }
     }
 
@@ -647,9 +600,7 @@ mod tests {
                 let n = f64::from(i) / 1000.0;
                 let plain = d.mapping.to_plain(n);
                 let text = d.format(plain);
-                let parsed = d
-                    .parse(&text)
-                    .unwrap_or_else(|e| panic!("{}: {text:?} did not parse: {e}", d.key));
+                let parsed = d.parse(&text).unwrap_or_else(|e| panic!("{}: {text:?} did not parse: {e}", d.key));
                 // The parsed value shows as the same text...
                 assert_eq!(d.format(parsed), text, "{} plain {plain}", d.key);
                 // ...and is within the display's rounding of the original value.
@@ -663,11 +614,7 @@ mod tests {
                     Style::Percent => 0.0051,
                     Style::Number => 0.0051,
                 };
-                assert!(
-                    (parsed - plain).abs() <= tolerance,
-                    "{}: {plain} -> {text:?} -> {parsed}",
-                    d.key
-                );
+                assert!((parsed - plain).abs() <= tolerance, "{}: {plain} -> {text:?} -> {parsed}", d.key);
             }
         }
     }
@@ -787,10 +734,7 @@ mod tests {
         assert!(msg.len() < 200, "{msg}");
         assert!(msg.contains('…'));
         let msg = def(id::GAIN).parse("a\"b\u{0}").unwrap_err().to_string();
-        assert!(
-            msg.starts_with("\"a\\\"b\\0\" is not a value for Output Gain"),
-            "{msg}"
-        );
+        assert!(msg.starts_with("\"a\\\"b\\0\" is not a value for Output Gain"), "{msg}");
     }
 
     #[test]

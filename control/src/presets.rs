@@ -17,9 +17,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::state::{
-    STATE_VERSION, StateError, describe_json, params_to_json, parse_params, read_document,
-};
+use crate::state::{STATE_VERSION, StateError, describe_json, params_to_json, parse_params, read_document};
 
 /// The `format` tag of a preset document.
 pub const PRESET_FORMAT: &str = "trio-synth-preset";
@@ -32,10 +30,7 @@ const FACTORY_FILES: [(&str, &str); 5] = [
     ("init.json", include_str!("../presets/init.json")),
     ("warm_pad.json", include_str!("../presets/warm_pad.json")),
     ("acid_bass.json", include_str!("../presets/acid_bass.json")),
-    (
-        "pluck_lead.json",
-        include_str!("../presets/pluck_lead.json"),
-    ),
+    ("pluck_lead.json", include_str!("../presets/pluck_lead.json")),
     ("soft_keys.json", include_str!("../presets/soft_keys.json")),
 ];
 
@@ -60,21 +55,13 @@ impl Preset {
         let name = match doc.get("name") {
             Some(Value::String(name)) if is_valid_name(name) => name.clone(),
             Some(other) => {
-                return Err(PresetError::BadName {
-                    found: describe_json(other),
-                });
+                return Err(PresetError::BadName { found: describe_json(other) });
             }
             None => {
-                return Err(PresetError::BadName {
-                    found: "missing".to_owned(),
-                });
+                return Err(PresetError::BadName { found: "missing".to_owned() });
             }
         };
-        let params = doc
-            .get("params")
-            .ok_or(PresetError::Invalid(StateError::MissingField {
-                field: "params",
-            }))?;
+        let params = doc.get("params").ok_or(PresetError::Invalid(StateError::MissingField { field: "params" }))?;
         let values = parse_params(params).map_err(PresetError::Invalid)?;
         Ok(Self { name, values })
     }
@@ -91,20 +78,14 @@ impl Preset {
 
     /// The plain value stored for parameter `id`.
     pub fn value(&self, id: u32) -> Option<f64> {
-        self.values
-            .iter()
-            .rev()
-            .find(|&&(i, _)| i == id)
-            .map(|&(_, v)| v)
+        self.values.iter().rev().find(|&&(i, _)| i == id).map(|&(_, v)| v)
     }
 }
 
 /// A usable preset name: 1 to [`MAX_NAME_CHARS`] characters, not only white space, no
 /// control characters.
 fn is_valid_name(name: &str) -> bool {
-    !name.trim().is_empty()
-        && name.chars().count() <= MAX_NAME_CHARS
-        && !name.chars().any(char::is_control)
+    !name.trim().is_empty() && name.chars().count() <= MAX_NAME_CHARS && !name.chars().any(char::is_control)
 }
 
 /// The factory presets, in bank order ("Init" first).
@@ -116,10 +97,8 @@ fn is_valid_name(name: &str) -> bool {
 pub fn factory_bank() -> Result<Vec<Preset>, PresetError> {
     let mut bank: Vec<Preset> = Vec::with_capacity(FACTORY_FILES.len());
     for (file, text) in FACTORY_FILES {
-        let preset = Preset::from_json(text.as_bytes()).map_err(|error| PresetError::Factory {
-            file,
-            error: Box::new(error),
-        })?;
+        let preset = Preset::from_json(text.as_bytes())
+            .map_err(|error| PresetError::Factory { file, error: Box::new(error) })?;
         if bank.iter().any(|p| p.name == preset.name) {
             return Err(PresetError::DuplicateName { name: preset.name });
         }
@@ -177,10 +156,9 @@ impl fmt::Display for PresetError {
                 "the preset's \"name\" is {found}, but it must be text of 1 to \
                  {MAX_NAME_CHARS} characters without control characters"
             ),
-            Self::DuplicateName { name } => write!(
-                f,
-                "two presets are called {name:?}; rename one so that each name is unique"
-            ),
+            Self::DuplicateName { name } => {
+                write!(f, "two presets are called {name:?}; rename one so that each name is unique")
+            }
             Self::Factory { file, error } => {
                 write!(f, "factory preset file {file}: {error}")
             }
@@ -238,14 +216,8 @@ mod tests {
                 let present = params.contains_key(d.key);
                 assert_eq!(present, !d.has_flag(FLAG_BYPASS), "{file}: {}", d.key);
             }
-            assert_eq!(
-                doc.get("format").and_then(Value::as_str),
-                Some(PRESET_FORMAT)
-            );
-            assert_eq!(
-                doc.get("version").and_then(Value::as_u64),
-                Some(u64::from(STATE_VERSION))
-            );
+            assert_eq!(doc.get("format").and_then(Value::as_str), Some(PRESET_FORMAT));
+            assert_eq!(doc.get("version").and_then(Value::as_u64), Some(u64::from(STATE_VERSION)));
         }
     }
 
@@ -299,19 +271,14 @@ mod tests {
         for p in factory_bank().unwrap() {
             assert_eq!(Preset::from_json(p.to_json().as_bytes()).unwrap(), p);
         }
-        let odd = Preset {
-            name: "Ünïcode \"quoted\" 🎹".to_owned(),
-            values: StateData::defaults().values,
-        };
+        let odd = Preset { name: "Ünïcode \"quoted\" 🎹".to_owned(), values: StateData::defaults().values };
         assert_eq!(Preset::from_json(odd.to_json().as_bytes()).unwrap(), odd);
     }
 
     #[test]
     fn missing_parameters_take_their_default() {
-        let p = Preset::from_json(
-            br#"{"format":"trio-synth-preset","version":1,"name":"X","params":{"cutoff":500}}"#,
-        )
-        .unwrap();
+        let p = Preset::from_json(br#"{"format":"trio-synth-preset","version":1,"name":"X","params":{"cutoff":500}}"#)
+            .unwrap();
         assert_eq!(p.value(id::CUTOFF), Some(500.0));
         assert_eq!(p.value(id::GAIN), Some(-6.0));
     }
@@ -324,22 +291,11 @@ mod tests {
         type Check = fn(&PresetError) -> bool;
         let cases: [(String, Check); 9] = [
             (doc("", "{}"), |e| matches!(e, PresetError::BadName { .. })),
-            (doc("\"name\":\"\",", "{}"), |e| {
-                matches!(e, PresetError::BadName { .. })
-            }),
-            (doc("\"name\":\"  \",", "{}"), |e| {
-                matches!(e, PresetError::BadName { .. })
-            }),
-            (doc("\"name\":\"a\\nb\",", "{}"), |e| {
-                matches!(e, PresetError::BadName { .. })
-            }),
-            (doc("\"name\":7,", "{}"), |e| {
-                matches!(e, PresetError::BadName { .. })
-            }),
-            (
-                doc(&format!("\"name\":\"{}\",", "x".repeat(65)), "{}"),
-                |e| matches!(e, PresetError::BadName { .. }),
-            ),
+            (doc("\"name\":\"\",", "{}"), |e| matches!(e, PresetError::BadName { .. })),
+            (doc("\"name\":\"  \",", "{}"), |e| matches!(e, PresetError::BadName { .. })),
+            (doc("\"name\":\"a\\nb\",", "{}"), |e| matches!(e, PresetError::BadName { .. })),
+            (doc("\"name\":7,", "{}"), |e| matches!(e, PresetError::BadName { .. })),
+            (doc(&format!("\"name\":\"{}\",", "x".repeat(65)), "{}"), |e| matches!(e, PresetError::BadName { .. })),
             (doc("\"name\":\"X\",", "{\"wobble\":1}"), |e| {
                 matches!(
                     e,
@@ -358,16 +314,11 @@ mod tests {
             assert!(check(&err), "{text}: {err:?}");
             assert!(!err.to_string().is_empty());
         }
-        assert!(matches!(
-            Preset::from_json(b""),
-            Err(PresetError::Invalid(StateError::Empty))
-        ));
+        assert!(matches!(Preset::from_json(b""), Err(PresetError::Invalid(StateError::Empty))));
         let no_params = br#"{"format":"trio-synth-preset","version":1,"name":"X"}"#;
         assert_eq!(
             Preset::from_json(no_params),
-            Err(PresetError::Invalid(StateError::MissingField {
-                field: "params"
-            }))
+            Err(PresetError::Invalid(StateError::MissingField { field: "params" }))
         );
     }
 
@@ -375,15 +326,10 @@ mod tests {
     fn factory_errors_name_the_file() {
         let err = PresetError::Factory {
             file: "warm_pad.json",
-            error: Box::new(PresetError::BadName {
-                found: "missing".to_owned(),
-            }),
+            error: Box::new(PresetError::BadName { found: "missing".to_owned() }),
         };
         let msg = err.to_string();
-        assert!(
-            msg.contains("warm_pad.json") && msg.contains("\"name\""),
-            "{msg}"
-        );
+        assert!(msg.contains("warm_pad.json") && msg.contains("\"name\""), "{msg}");
     }
 
     #[test]

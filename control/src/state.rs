@@ -55,20 +55,12 @@ pub struct StateData {
 impl StateData {
     /// Every parameter at its default, no preset, the default CC map.
     pub fn defaults() -> Self {
-        Self {
-            values: default_values(),
-            preset: None,
-            cc_map: CcMap::default_map(),
-        }
+        Self { values: default_values(), preset: None, cc_map: CcMap::default_map() }
     }
 
     /// The plain value stored for parameter `id`.
     pub fn value(&self, id: u32) -> Option<f64> {
-        self.values
-            .iter()
-            .rev()
-            .find(|&&(i, _)| i == id)
-            .map(|&(_, v)| v)
+        self.values.iter().rev().find(|&&(i, _)| i == id).map(|&(_, v)| v)
     }
 }
 
@@ -81,10 +73,7 @@ impl Default for StateData {
 
 /// `(id, default plain value)` for every parameter, in id order.
 pub(crate) fn default_values() -> Vec<(u32, f64)> {
-    definitions()
-        .iter()
-        .map(|d| (d.id, d.default_plain))
-        .collect()
+    definitions().iter().map(|d| (d.id, d.default_plain)).collect()
 }
 
 /// Writes `state` as compact JSON (see the module documentation).
@@ -112,11 +101,7 @@ pub(crate) fn params_to_json(values: &[(u32, f64)]) -> String {
     let entries: Vec<String> = definitions()
         .iter()
         .map(|d| {
-            let plain = values
-                .iter()
-                .rev()
-                .find(|&&(id, _)| id == d.id)
-                .map_or(d.default_plain, |&(_, v)| d.clamp(v));
+            let plain = values.iter().rev().find(|&&(id, _)| id == d.id).map_or(d.default_plain, |&(_, v)| d.clamp(v));
             let number = match d.mapping.kind {
                 MappingKind::Stepped => Value::from(plain.round() as i64),
                 _ => Value::from(plain),
@@ -149,49 +134,32 @@ pub fn from_json(bytes: &[u8]) -> Result<StateData, StateError> {
         None => CcMap::default_map(),
         Some(value) => CcMap::from_json_value(value).map_err(StateError::BadMidiMap)?,
     };
-    Ok(StateData {
-        values,
-        preset,
-        cc_map,
-    })
+    Ok(StateData { values, preset, cc_map })
 }
 
 /// Checks the envelope shared by state and preset documents and returns the top-level
 /// object, migrated to [`STATE_VERSION`]: size, UTF-8 (a leading byte-order mark is
 /// skipped), JSON syntax, an object, `format == expected_format`, a supported `version`.
-pub(crate) fn read_document(
-    bytes: &[u8],
-    expected_format: &'static str,
-) -> Result<Map<String, Value>, StateError> {
+pub(crate) fn read_document(bytes: &[u8], expected_format: &'static str) -> Result<Map<String, Value>, StateError> {
     if bytes.is_empty() {
         return Err(StateError::Empty);
     }
     if bytes.len() > MAX_STATE_BYTES {
-        return Err(StateError::TooLarge {
-            len: bytes.len(),
-            max: MAX_STATE_BYTES,
-        });
+        return Err(StateError::TooLarge { len: bytes.len(), max: MAX_STATE_BYTES });
     }
-    let text = std::str::from_utf8(bytes).map_err(|e| StateError::NotUtf8 {
-        valid_up_to: e.valid_up_to(),
-    })?;
+    let text = std::str::from_utf8(bytes).map_err(|e| StateError::NotUtf8 { valid_up_to: e.valid_up_to() })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
         return Err(StateError::Empty);
     }
     let value: Value = serde_json::from_str(text).map_err(|e| json_error(&e))?;
     let Value::Object(object) = value else {
-        return Err(StateError::NotAnObject {
-            found: describe_json(&value),
-        });
+        return Err(StateError::NotAnObject { found: describe_json(&value) });
     };
     match object.get("format") {
         Some(Value::String(found)) if found == expected_format => {}
         found => {
-            return Err(StateError::WrongFormat {
-                expected: expected_format,
-                found: found.map(describe_json),
-            });
+            return Err(StateError::WrongFormat { expected: expected_format, found: found.map(describe_json) });
         }
     }
     let raw_version = required(&object, "version")?;
@@ -203,22 +171,14 @@ pub(crate) fn read_document(
     let version = u32::try_from(version)
         .ok()
         .filter(|&v| v <= STATE_VERSION)
-        .ok_or(StateError::FutureVersion {
-            found: version,
-            supported: STATE_VERSION,
-        })?;
+        .ok_or(StateError::FutureVersion { found: version, supported: STATE_VERSION })?;
     match migrate(version, Value::Object(object))? {
         Value::Object(object) => Ok(object),
-        other => Err(StateError::NotAnObject {
-            found: describe_json(&other),
-        }),
+        other => Err(StateError::NotAnObject { found: describe_json(&other) }),
     }
 }
 
-fn required<'a>(
-    object: &'a Map<String, Value>,
-    field: &'static str,
-) -> Result<&'a Value, StateError> {
+fn required<'a>(object: &'a Map<String, Value>, field: &'static str) -> Result<&'a Value, StateError> {
     object.get(field).ok_or(StateError::MissingField { field })
 }
 
@@ -230,11 +190,7 @@ fn json_error(e: &serde_json::Error) -> StateError {
     let full = e.to_string();
     let position = format!(" at line {line} column {column}");
     let message = full.strip_suffix(&position).unwrap_or(&full).to_owned();
-    StateError::NotJson {
-        line,
-        column,
-        message,
-    }
+    StateError::NotJson { line, column, message }
 }
 
 /// Reads a `params` object into `(id, plain)` for every parameter in id order; missing
@@ -249,15 +205,11 @@ pub(crate) fn parse_params(value: &Value) -> Result<Vec<(u32, f64)>, StateError>
     };
     let mut values = default_values();
     for (key, raw) in object {
-        let def =
-            find_by_key(key).ok_or_else(|| StateError::UnknownParameter { key: key.clone() })?;
+        let def = find_by_key(key).ok_or_else(|| StateError::UnknownParameter { key: key.clone() })?;
         let plain = raw
             .as_f64()
             .filter(|v| v.is_finite())
-            .ok_or_else(|| StateError::BadValue {
-                key: key.clone(),
-                found: describe_json(raw),
-            })?;
+            .ok_or_else(|| StateError::BadValue { key: key.clone(), found: describe_json(raw) })?;
         let slot = values
             .iter_mut()
             .find(|(id, _)| *id == def.id)
@@ -279,10 +231,7 @@ pub(crate) fn parse_params(value: &Value) -> Result<Vec<(u32, f64)>, StateError>
 /// version 0 document also has a `params` field.
 pub fn migrate(version: u32, doc: Value) -> Result<Value, StateError> {
     if version > STATE_VERSION {
-        return Err(StateError::FutureVersion {
-            found: u64::from(version),
-            supported: STATE_VERSION,
-        });
+        return Err(StateError::FutureVersion { found: u64::from(version), supported: STATE_VERSION });
     }
     let mut doc = doc;
     for from in version..STATE_VERSION {
@@ -297,9 +246,7 @@ pub fn migrate(version: u32, doc: Value) -> Result<Value, StateError> {
 /// Version 0 → 1: `parameters` becomes `params`.
 fn migrate_0_to_1(doc: Value) -> Result<Value, StateError> {
     let Value::Object(mut object) = doc else {
-        return Err(StateError::NotAnObject {
-            found: describe_json(&doc),
-        });
+        return Err(StateError::NotAnObject { found: describe_json(&doc) });
     };
     if let Some(params) = object.get("params") {
         return Err(StateError::BadField {
@@ -438,11 +385,7 @@ impl fmt::Display for StateError {
                  damaged or comes from another program, so load a preset or another save \
                  instead"
             ),
-            Self::NotJson {
-                line,
-                column,
-                message,
-            } => write!(
+            Self::NotJson { line, column, message } => write!(
                 f,
                 "the saved data is not valid JSON at line {line}, column {column} \
                  ({message}); fix it there, or load a preset or another save instead"
@@ -457,18 +400,12 @@ impl fmt::Display for StateError {
                 "the saved data is {found}, but a state is a JSON object such as \
                  {{\"format\": \"{STATE_FORMAT}\", \"version\": {STATE_VERSION}, ...}}"
             ),
-            Self::WrongFormat {
-                expected,
-                found: Some(found),
-            } => write!(
+            Self::WrongFormat { expected, found: Some(found) } => write!(
                 f,
                 "the data's \"format\" is {found}, not \"{expected}\"; it belongs to another \
                  plugin or kind of file, so open it with the program that made it"
             ),
-            Self::WrongFormat {
-                expected,
-                found: None,
-            } => write!(
+            Self::WrongFormat { expected, found: None } => write!(
                 f,
                 "the data has no \"format\" field, so it is not a \"{expected}\" document; it \
                  belongs to another plugin or kind of file"
@@ -483,11 +420,7 @@ impl fmt::Display for StateError {
                 "the data has no \"{field}\" field, which every version {STATE_VERSION} \
                  document has; it is incomplete and was not loaded"
             ),
-            Self::BadField {
-                field,
-                expected,
-                found,
-            } => write!(
+            Self::BadField { field, expected, found } => write!(
                 f,
                 "the \"{field}\" field is {found}, but it must be {expected}; nothing was \
                  loaded"
@@ -558,10 +491,7 @@ mod tests {
     }"#;
 
     fn init_state() -> StateData {
-        StateData {
-            preset: Some("Init".to_owned()),
-            ..StateData::defaults()
-        }
+        StateData { preset: Some("Init".to_owned()), ..StateData::defaults() }
     }
 
     fn load(text: &str) -> Result<StateData, StateError> {
@@ -621,25 +551,10 @@ mod tests {
         let v1 = json!({"format": STATE_FORMAT, "version": 1, "params": {"gain": 1.0}});
         assert_eq!(migrate(0, v0).unwrap(), v1);
         assert_eq!(migrate(1, v1.clone()).unwrap(), v1);
-        assert_eq!(
-            migrate(2, v1.clone()),
-            Err(StateError::FutureVersion {
-                found: 2,
-                supported: 1
-            })
-        );
+        assert_eq!(migrate(2, v1.clone()), Err(StateError::FutureVersion { found: 2, supported: 1 }));
         let both = json!({"version": 0, "parameters": {}, "params": {}});
-        assert!(matches!(
-            migrate(0, both),
-            Err(StateError::BadField {
-                field: "params",
-                ..
-            })
-        ));
-        assert!(matches!(
-            migrate(0, json!([1])),
-            Err(StateError::NotAnObject { .. })
-        ));
+        assert!(matches!(migrate(0, both), Err(StateError::BadField { field: "params", .. })));
+        assert!(matches!(migrate(0, json!([1])), Err(StateError::NotAnObject { .. })));
     }
 
     #[test]
@@ -651,10 +566,7 @@ mod tests {
 
     #[test]
     fn rejects_bytes_that_are_not_utf8() {
-        assert_eq!(
-            from_json(b"{\"format\":\xff}"),
-            Err(StateError::NotUtf8 { valid_up_to: 10 })
-        );
+        assert_eq!(from_json(b"{\"format\":\xff}"), Err(StateError::NotUtf8 { valid_up_to: 10 }));
     }
 
     #[test]
@@ -672,10 +584,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(load("hello"), Err(StateError::NotJson { .. })));
-        assert!(matches!(
-            from_json(&[0u8, 1, 2, 3]),
-            Err(StateError::NotJson { .. })
-        ));
+        assert!(matches!(from_json(&[0u8, 1, 2, 3]), Err(StateError::NotJson { .. })));
         let msg = load("{\"a\" 1}").unwrap_err().to_string();
         assert!(msg.contains("line 1, column 6"), "{msg}");
     }
@@ -687,32 +596,20 @@ mod tests {
                 assert!(load(prefix).is_err(), "prefix of {end} bytes loaded");
             }
         }
-        assert!(matches!(
-            load(&GOLDEN_V1[..GOLDEN_V1.len() / 2]),
-            Err(StateError::Truncated { .. })
-        ));
+        assert!(matches!(load(&GOLDEN_V1[..GOLDEN_V1.len() / 2]), Err(StateError::Truncated { .. })));
     }
 
     #[test]
     fn rejects_the_wrong_format() {
-        assert!(matches!(
-            load("[1, 2]"),
-            Err(StateError::NotAnObject { .. })
-        ));
+        assert!(matches!(load("[1, 2]"), Err(StateError::NotAnObject { .. })));
         assert!(matches!(load("42"), Err(StateError::NotAnObject { .. })));
         assert_eq!(
             load("{\"version\": 1, \"params\": {}}"),
-            Err(StateError::WrongFormat {
-                expected: STATE_FORMAT,
-                found: None
-            })
+            Err(StateError::WrongFormat { expected: STATE_FORMAT, found: None })
         );
         assert_eq!(
             load("{\"format\": \"other-synth\", \"version\": 1, \"params\": {}}"),
-            Err(StateError::WrongFormat {
-                expected: STATE_FORMAT,
-                found: Some("the text \"other-synth\"".to_owned())
-            })
+            Err(StateError::WrongFormat { expected: STATE_FORMAT, found: Some("the text \"other-synth\"".to_owned()) })
         );
         let preset = GOLDEN_V1.replace("trio-synth-state", "trio-synth-preset");
         assert!(matches!(load(&preset), Err(StateError::WrongFormat { .. })));
@@ -721,76 +618,36 @@ mod tests {
     #[test]
     fn rejects_future_and_malformed_versions() {
         let v2 = GOLDEN_V1.replace("\"version\":1", "\"version\":2");
-        assert_eq!(
-            load(&v2),
-            Err(StateError::FutureVersion {
-                found: 2,
-                supported: 1
-            })
-        );
+        assert_eq!(load(&v2), Err(StateError::FutureVersion { found: 2, supported: 1 }));
         let huge = GOLDEN_V1.replace("\"version\":1", "\"version\":18446744073709551615");
         assert!(matches!(load(&huge), Err(StateError::FutureVersion { .. })));
         for bad in ["\"1\"", "-1", "1.5", "null", "true"] {
             let text = GOLDEN_V1.replace("\"version\":1", &format!("\"version\":{bad}"));
-            assert!(
-                matches!(
-                    load(&text),
-                    Err(StateError::BadField {
-                        field: "version",
-                        ..
-                    })
-                ),
-                "{bad}"
-            );
+            assert!(matches!(load(&text), Err(StateError::BadField { field: "version", .. })), "{bad}");
         }
         let missing = GOLDEN_V1.replace("\"version\":1,", "");
-        assert_eq!(
-            load(&missing),
-            Err(StateError::MissingField { field: "version" })
-        );
+        assert_eq!(load(&missing), Err(StateError::MissingField { field: "version" }));
         let msg = load(&v2).unwrap_err().to_string();
-        assert!(
-            msg.contains("newer version") && msg.contains("update"),
-            "{msg}"
-        );
+        assert!(msg.contains("newer version") && msg.contains("update"), "{msg}");
     }
 
     #[test]
     fn rejects_values_that_are_not_finite_numbers() {
-        for bad in [
-            json!("loud"),
-            json!(null),
-            json!(true),
-            json!([1]),
-            json!({}),
-        ] {
+        for bad in [json!("loud"), json!(null), json!(true), json!([1]), json!({})] {
             let err = load(&with_params(json!({"gain": bad}))).unwrap_err();
-            assert!(
-                matches!(&err, StateError::BadValue { key, .. } if key == "gain"),
-                "{err:?}"
-            );
+            assert!(matches!(&err, StateError::BadValue { key, .. } if key == "gain"), "{err:?}");
         }
         // JSON has no NaN or infinity; a number too large for f64 is a syntax error.
         assert!(load(&with_params(json!({})).replace("{}", "{\"gain\":1e999}")).is_err());
         assert!(load(&with_params(json!({})).replace("{}", "{\"gain\":NaN}")).is_err());
-        let msg = load(&with_params(json!({"cutoff": "bright"})))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            msg.contains("\"cutoff\"") && msg.contains("\"bright\""),
-            "{msg}"
-        );
+        let msg = load(&with_params(json!({"cutoff": "bright"}))).unwrap_err().to_string();
+        assert!(msg.contains("\"cutoff\"") && msg.contains("\"bright\""), "{msg}");
     }
 
     #[test]
     fn rejects_unknown_parameters_by_name() {
         let err = load(&with_params(json!({"gain": 0.0, "wobble": 1.0}))).unwrap_err();
-        assert_eq!(
-            err,
-            StateError::UnknownParameter {
-                key: "wobble".to_owned()
-            }
-        );
+        assert_eq!(err, StateError::UnknownParameter { key: "wobble".to_owned() });
         assert!(err.to_string().contains("\"wobble\""));
         assert!(load(&with_params(json!({"Gain": 0.0}))).is_err());
     }
@@ -804,10 +661,7 @@ mod tests {
         }
         assert_eq!(state.preset, None);
         assert_eq!(state.cc_map, CcMap::default_map());
-        assert_eq!(
-            load(&with_params(json!({}))).unwrap().values,
-            default_values()
-        );
+        assert_eq!(load(&with_params(json!({}))).unwrap().values, default_values());
     }
 
     #[test]
@@ -828,17 +682,8 @@ mod tests {
     #[test]
     fn params_must_be_present_and_an_object() {
         let no_params = json!({"format": STATE_FORMAT, "version": 1}).to_string();
-        assert_eq!(
-            load(&no_params),
-            Err(StateError::MissingField { field: "params" })
-        );
-        assert!(matches!(
-            load(&with_params(json!([1, 2]))),
-            Err(StateError::BadField {
-                field: "params",
-                ..
-            })
-        ));
+        assert_eq!(load(&no_params), Err(StateError::MissingField { field: "params" }));
+        assert!(matches!(load(&with_params(json!([1, 2]))), Err(StateError::BadField { field: "params", .. })));
     }
 
     #[test]
@@ -846,13 +691,7 @@ mod tests {
         let null = GOLDEN_V1.replace("\"preset\":\"Init\"", "\"preset\":null");
         assert_eq!(load(&null).unwrap().preset, None);
         let number = GOLDEN_V1.replace("\"preset\":\"Init\"", "\"preset\":5");
-        assert!(matches!(
-            load(&number),
-            Err(StateError::BadField {
-                field: "preset",
-                ..
-            })
-        ));
+        assert!(matches!(load(&number), Err(StateError::BadField { field: "preset", .. })));
         let none = to_json(&StateData::defaults());
         assert!(none.contains("\"preset\":null"));
         assert_eq!(load(&none).unwrap(), StateData::defaults());
@@ -866,17 +705,11 @@ mod tests {
         assert_eq!(load(&empty).unwrap().cc_map, CcMap::empty());
         let bad = GOLDEN_V1.replace("\"74\":\"cutoff\"", "\"74\":\"wobble\"");
         let err = load(&bad).unwrap_err();
-        assert!(matches!(
-            err,
-            StateError::BadMidiMap(MidiMapError::UnknownParamKey { cc: 74, .. })
-        ));
+        assert!(matches!(err, StateError::BadMidiMap(MidiMapError::UnknownParamKey { cc: 74, .. })));
         assert!(err.to_string().contains("\"wobble\""), "{err}");
         assert!(std::error::Error::source(&err).is_some());
         let bad_cc = GOLDEN_V1.replace("\"74\":\"cutoff\"", "\"300\":\"cutoff\"");
-        assert!(matches!(
-            load(&bad_cc),
-            Err(StateError::BadMidiMap(MidiMapError::BadCcKey { .. }))
-        ));
+        assert!(matches!(load(&bad_cc), Err(StateError::BadMidiMap(MidiMapError::BadCcKey { .. }))));
     }
 
     #[test]
@@ -894,12 +727,7 @@ mod tests {
     #[test]
     fn to_json_always_writes_a_loadable_state() {
         let state = StateData {
-            values: vec![
-                (id::CUTOFF, f64::NAN),
-                (id::GAIN, f64::INFINITY),
-                (999, 1.0),
-                (id::WAVEFORM, 1.4),
-            ],
+            values: vec![(id::CUTOFF, f64::NAN), (id::GAIN, f64::INFINITY), (999, 1.0), (id::WAVEFORM, 1.4)],
             preset: None,
             cc_map: CcMap::empty(),
         };
@@ -917,10 +745,7 @@ mod tests {
             StateError::Empty,
             StateError::NotUtf8 { valid_up_to: 3 },
             StateError::Truncated { line: 1, column: 9 },
-            StateError::WrongFormat {
-                expected: STATE_FORMAT,
-                found: None,
-            },
+            StateError::WrongFormat { expected: STATE_FORMAT, found: None },
             StateError::MissingField { field: "params" },
         ];
         for e in errors {

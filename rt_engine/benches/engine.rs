@@ -55,10 +55,8 @@ fn run_synth(voices: usize) -> Duration {
 /// cheapest oscillator loop a synth can run.
 fn run_naive(voices: usize) -> Duration {
     let mut phases = vec![0.0f32; voices];
-    let incs: Vec<f32> = chord(voices)
-        .iter()
-        .map(|&n| 440.0 * 2f32.powf((f32::from(n) - 69.0) / 12.0) / SAMPLE_RATE)
-        .collect();
+    let incs: Vec<f32> =
+        chord(voices).iter().map(|&n| 440.0 * 2f32.powf((f32::from(n) - 69.0) / 12.0) / SAMPLE_RATE).collect();
     let mut left = vec![0.0f32; BLOCK];
     let mut right = vec![0.0f32; BLOCK];
     let start = Instant::now();

@@ -102,11 +102,12 @@ impl Engine {
         let mut changed = false;
         for i in 0..PARAM_COUNT {
             let slot = &self.block.params[i];
-            if let Some(m) = slot.mapping() {
-                if m != self.mappings[i] && m.validate().is_ok() {
-                    self.mappings[i] = m;
-                    changed = true;
-                }
+            if let Some(m) = slot.mapping()
+                && m != self.mappings[i]
+                && m.validate().is_ok()
+            {
+                self.mappings[i] = m;
+                changed = true;
             }
             // Relaxed: each value is independent; no other data is published through it.
             let v = slot.value.load(Ordering::Relaxed);
@@ -216,10 +217,7 @@ impl Engine {
         loop {
             // The next event: whichever of the host list and the ring comes first.
             let host_next = host.peek().map(|e| e.time.min(u64::from(n)));
-            let ring_next = ring
-                .peek()
-                .filter(|e| e.time < block_end)
-                .map(|e| e.time.saturating_sub(block_start));
+            let ring_next = ring.peek().filter(|e| e.time < block_end).map(|e| e.time.saturating_sub(block_start));
             let (offset, event) = match (host_next, ring_next) {
                 (None, None) => break,
                 (Some(h), Some(r)) if r < h => match ring.pop() {
@@ -284,7 +282,16 @@ impl Engine {
         for (i, slot) in self.block.voices.iter().enumerate() {
             let v = self.synth.voice(i);
             // Relaxed: voice states are telemetry.
-            slot.active.store(if !v.active { 0 } else if v.releasing { 2 } else { 1 }, Ordering::Relaxed);
+            slot.active.store(
+                if !v.active {
+                    0
+                } else if v.releasing {
+                    2
+                } else {
+                    1
+                },
+                Ordering::Relaxed,
+            );
             slot.note.store(u32::from(v.note), Ordering::Relaxed);
             slot.velocity.store(v.velocity, Ordering::Relaxed);
             slot.level.store(v.level, Ordering::Relaxed);

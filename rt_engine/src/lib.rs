@@ -30,12 +30,8 @@ static ALLOCATOR: AllocDisabler = AllocDisabler;
 
 /// The engine's descriptor: ABI version, layout hash, and "allocation forbidden".
 #[unsafe(no_mangle)]
-pub static trio_module_descriptor: ModuleDescriptor = ModuleDescriptor::new(
-    module_kind::ENGINE,
-    alloc_policy::FORBID,
-    "rt_engine",
-    env!("CARGO_PKG_VERSION"),
-);
+pub static trio_module_descriptor: ModuleDescriptor =
+    ModuleDescriptor::new(module_kind::ENGINE, alloc_policy::FORBID, "rt_engine", env!("CARGO_PKG_VERSION"));
 
 /// Creates an engine bound to `block` and writes it to `out`.
 ///

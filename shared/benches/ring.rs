@@ -32,18 +32,12 @@ const BURSTS: usize = 200_000;
 /// Items per round in the two-thread workload.
 const THREADED_ITEMS: u64 = 10_000_000;
 /// Rounds per ring and workload; the median is reported.
-const ROUNDS: usize = 9;
+const ROUNDS: usize = 11;
 
 type OurRing = SpscRing<Event, CAPACITY>;
 
 fn event(time: u64) -> Event {
-    Event {
-        time,
-        kind: (time & 3) as u32,
-        index: time as u32,
-        value: time as f32,
-        note_id: -1,
-    }
+    Event { time, kind: (time & 3) as u32, index: time as u32, value: time as f32, note_id: -1 }
 }
 
 /// The producing half of a ring, so both rings run the very same loops.
@@ -91,7 +85,7 @@ fn bursts(tx: &mut impl Tx, rx: &mut impl Rx) -> Duration {
     let mut checksum = 0u64;
     for _ in 0..BURSTS {
         for _ in 0..BURST {
-            assert!(tx.try_push(black_box(event(time))), "ring full");
+            assert!(tx.try_push(event(time)), "ring full");
             time += 1;
         }
         for _ in 0..BURST {
@@ -188,10 +182,7 @@ fn compare(label: &str, items: u64, ours: fn() -> Duration, theirs: fn() -> Dura
         rtrb_times.push(theirs());
     }
     let (our_best, rtrb_best) = (our_times.iter().min(), rtrb_times.iter().min());
-    let (our_best, rtrb_best) = (
-        ns_per_item(*our_best.unwrap(), items),
-        ns_per_item(*rtrb_best.unwrap(), items),
-    );
+    let (our_best, rtrb_best) = (ns_per_item(*our_best.unwrap(), items), ns_per_item(*rtrb_best.unwrap(), items));
     let ours = ns_per_item(median(our_times), items);
     let rtrb = ns_per_item(median(rtrb_times), items);
     println!("{label}");

@@ -10,8 +10,8 @@ use core::mem::{align_of, offset_of, size_of};
 
 use crate::abi::{Event, ModuleDescriptor, ParamInfo, ProcessData};
 use crate::block::{
-    BlockHeader, FROM_ENGINE_CAPACITY, Meters, ParamSlot, SharedBlock, Statistics, TO_ENGINE_CAPACITY,
-    TransportCell, VoiceState,
+    BlockHeader, FROM_ENGINE_CAPACITY, Meters, ParamSlot, SharedBlock, Statistics, TO_ENGINE_CAPACITY, TransportCell,
+    VoiceState,
 };
 use crate::ring::SpscRing;
 
@@ -57,26 +57,73 @@ macro_rules! fold_type {
 /// The layout hash of this build. See the module docs.
 pub const LAYOUT_HASH: u64 = {
     let mut h = FNV_OFFSET;
-    h = fold_type!(h, BlockHeader, magic, abi_version, param_count, layout_hash, size, instance_id,
-        sample_rate, max_block_size, state_flags, sample_clock);
+    h = fold_type!(
+        h,
+        BlockHeader,
+        magic,
+        abi_version,
+        param_count,
+        layout_hash,
+        size,
+        instance_id,
+        sample_rate,
+        max_block_size,
+        state_flags,
+        sample_clock
+    );
     h = fold_type!(h, TransportCell);
     h = fold_type!(h, ParamSlot, value, flags, defined);
     h = fold_type!(h, VoiceState, active, note, velocity, level, age);
     h = fold_type!(h, Meters, peak, rms, active_voices);
-    h = fold_type!(h, Statistics, blocks_processed, samples_processed, worst_process_ns,
-        last_process_ns, deadline_misses, events_dropped, alloc_violations, engine_panics,
-        engine_faulted, reloads, reload_failures, control_errors);
+    h = fold_type!(
+        h,
+        Statistics,
+        blocks_processed,
+        samples_processed,
+        worst_process_ns,
+        last_process_ns,
+        deadline_misses,
+        events_dropped,
+        alloc_violations,
+        engine_panics,
+        engine_faulted,
+        reloads,
+        reload_failures,
+        control_errors
+    );
     h = fold_type!(h, SpscRing<Event, TO_ENGINE_CAPACITY>);
     h = fold_type!(h, SpscRing<Event, FROM_ENGINE_CAPACITY>);
-    h = fold_type!(h, SharedBlock, header, transport, stats, meters, params, voices, to_engine,
-        from_engine);
+    h = fold_type!(h, SharedBlock, header, transport, stats, meters, params, voices, to_engine, from_engine);
     h = fold_type!(h, Event, time, kind, index, value, note_id, channel);
-    h = fold_type!(h, ProcessData, num_samples, num_outputs, outputs, num_inputs, num_events,
-        inputs, events, silence_flags);
-    h = fold_type!(h, ParamInfo, id, flags, step_count, mapping_kind, min, max, skew,
-        default_normalized, name, short_name, unit, group);
-    h = fold_type!(h, ModuleDescriptor, magic, abi_version, kind, layout_hash, alloc_policy,
-        reserved, name, version);
+    h = fold_type!(
+        h,
+        ProcessData,
+        num_samples,
+        num_outputs,
+        outputs,
+        num_inputs,
+        num_events,
+        inputs,
+        events,
+        silence_flags
+    );
+    h = fold_type!(
+        h,
+        ParamInfo,
+        id,
+        flags,
+        step_count,
+        mapping_kind,
+        min,
+        max,
+        skew,
+        default_normalized,
+        name,
+        short_name,
+        unit,
+        group
+    );
+    h = fold_type!(h, ModuleDescriptor, magic, abi_version, kind, layout_hash, alloc_policy, reserved, name, version);
     h
 };
 

@@ -374,10 +374,7 @@ impl<T: Copy, const N: usize> Default for SpscRing<T, N> {
 
 impl<T: Copy, const N: usize> fmt::Debug for SpscRing<T, N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SpscRing")
-            .field("capacity", &N)
-            .field("len", &self.len())
-            .finish_non_exhaustive()
+        f.debug_struct("SpscRing").field("capacity", &N).field("len", &self.len()).finish_non_exhaustive()
     }
 }
 
@@ -533,13 +530,7 @@ impl<T: Copy, const N: usize> Consumer<'_, T, N> {
     fn front_ready(&self) -> bool {
         // `d - 1 < N` (wrapping) is `1 <= d <= N`: non-empty and not corrupt.
         let n = SpscRing::<T, N>::N32;
-        if self
-            .cached_tail
-            .get()
-            .wrapping_sub(self.head)
-            .wrapping_sub(1)
-            < n
-        {
+        if self.cached_tail.get().wrapping_sub(self.head).wrapping_sub(1) < n {
             return true;
         }
         // Acquire: pairs with the producer's Release store of `tail` in `push`, so the slot
@@ -629,11 +620,7 @@ impl<T: Copy, const N: usize> Consumer<'_, T, N> {
     #[inline]
     #[must_use]
     pub fn peek(&self) -> Option<T> {
-        if self.front_ready() {
-            Some(self.read_front())
-        } else {
-            None
-        }
+        if self.front_ready() { Some(self.read_front()) } else { None }
     }
 
     /// Returns the number of elements ready to pop.
@@ -660,11 +647,7 @@ impl<T: Copy, const N: usize> Consumer<'_, T, N> {
         let tail = self.ring.tail.0.load(Ordering::Acquire);
         self.cached_tail.set(tail);
         let available = tail.wrapping_sub(self.head);
-        if available > SpscRing::<T, N>::N32 {
-            0
-        } else {
-            available as usize
-        }
+        if available > SpscRing::<T, N>::N32 { 0 } else { available as usize }
     }
 
     /// Returns `true` if there is nothing to pop (or the ring is corrupt).
@@ -973,11 +956,7 @@ mod tests {
             set_indices(&ring, head, tail);
             // SAFETY: the only producer and consumer of `ring`.
             let (mut p, mut c) = unsafe { (ring.producer(), ring.consumer()) };
-            assert_eq!(
-                p.push(9),
-                Err(PushError::Full(9)),
-                "head {head} tail {tail}"
-            );
+            assert_eq!(p.push(9), Err(PushError::Full(9)), "head {head} tail {tail}");
             assert_eq!(p.free_slots(), 0);
             assert_eq!(c.pop(), Err(PopError::Empty), "head {head} tail {tail}");
             assert_eq!(c.peek(), None);
@@ -1018,15 +997,9 @@ mod tests {
 
     #[test]
     fn errors_display_for_humans() {
-        assert_eq!(
-            PushError::Full(1u8).to_string(),
-            "the ring is full, so the value was not queued"
-        );
+        assert_eq!(PushError::Full(1u8).to_string(), "the ring is full, so the value was not queued");
         assert_eq!(format!("{:?}", PushError::Full(1u8)), "Full(_)");
-        assert_eq!(
-            PopError::Empty.to_string(),
-            "the ring is empty, so there is nothing to pop"
-        );
+        assert_eq!(PopError::Empty.to_string(), "the ring is empty, so there is nothing to pop");
         let boxed: Box<dyn std::error::Error> = Box::new(PopError::Empty);
         assert!(boxed.source().is_none());
         let boxed: Box<dyn std::error::Error> = Box::new(PushError::Full(()));

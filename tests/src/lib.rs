@@ -1,1 +1,203 @@
-//! tests
+//! Helpers for the integration tests: where the built libraries are, a scratch module
+//! folder laid out like a bundle's binary folder, signal analysis, and ELF patching to
+//! make deliberately broken modules out of the real ones.
+//!
+//! The libraries are built by `cargo xtask test` before the tests run (the normal build
+//! into `target/debug`, and the test-only probe build with `rt_engine/alloc-probe` and
+//! `control/fault-injection` into `target/probes/debug`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use object::{Object, ObjectSection, ObjectSymbol};
+
+/// Which build of the modules to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Build {
+    /// The normal development build.
+    Normal,
+    /// The test-only build: the engine allocates in `rt_process`, the control module has
+    /// fault injection.
+    Probes,
+}
+
+/// The workspace's target folder.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+    }
+}
+
+/// The folder holding `librt_engine.so` and `libcontrol.so` of `build`.
+pub fn artifact_dir(build: Build) -> PathBuf {
+    match build {
+        Build::Normal => target_dir().join("debug"),
+        Build::Probes => target_dir().join("probes/debug"),
+    }
+}
+
+/// A scratch folder laid out like a bundle's binary folder (`rt_engine.so`,
+/// `control.so`), removed when dropped.
+pub struct ModuleDir {
+    /// The folder.
+    pub path: PathBuf,
+}
+
+impl ModuleDir {
+    /// Copies the built modules of `build` into a fresh folder. A fresh path per test
+    /// also means each test loads its own copy of the libraries.
+    pub fn new(build: Build) -> Result<Self> {
+        let src = artifact_dir(build);
+        let path = scratch_dir("modules")?;
+        for (from, to) in [("librt_engine.so", bridge::ENGINE_FILE), ("libcontrol.so", bridge::CONTROL_FILE)] {
+            let from = src.join(from);
+            if !from.is_file() {
+                bail!("{} is missing: build the modules first with `cargo xtask test`", from.display());
+            }
+            std::fs::copy(&from, path.join(to)).with_context(|| format!("copying {}", from.display()))?;
+        }
+        Ok(Self { path })
+    }
+
+    /// The module paths in this folder.
+    pub fn paths(&self) -> bridge::ModulePaths {
+        bridge::ModulePaths::in_dir(&self.path)
+    }
+
+    /// The engine file.
+    pub fn engine(&self) -> PathBuf {
+        self.path.join(bridge::ENGINE_FILE)
+    }
+
+    /// The control file.
+    pub fn control(&self) -> PathBuf {
+        self.path.join(bridge::CONTROL_FILE)
+    }
+}
+
+impl Drop for ModuleDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A new empty folder under the system temp folder.
+pub fn scratch_dir(tag: &str) -> Result<PathBuf> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "trio-test-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&path);
+    std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+    Ok(path)
+}
+
+/// File offset of the start of the dynamic symbol `name`'s data.
+pub fn symbol_file_offset(bytes: &[u8], name: &str) -> Result<usize> {
+    let file = object::File::parse(bytes).context("parsing ELF")?;
+    let symbol =
+        file.dynamic_symbols().find(|s| s.name() == Ok(name)).with_context(|| format!("no dynamic symbol {name}"))?;
+    let index = symbol.section_index().with_context(|| format!("{name} has no section"))?;
+    let section = file.section_by_index(index)?;
+    let (start, _) = section.file_range().with_context(|| format!("{name}'s section has no file data"))?;
+    Ok((symbol.address() - section.address() + start) as usize)
+}
+
+/// Overwrites the `u32` at `offset` within symbol `name` of the library at `path`.
+pub fn patch_symbol_u32(path: &Path, name: &str, offset: usize, value: u32) -> Result<()> {
+    let mut bytes = std::fs::read(path)?;
+    let at = symbol_file_offset(&bytes, name)? + offset;
+    bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+    std::fs::write(path, bytes)?;
+    Ok(())
+}
+
+/// Overwrites the `u64` at `offset` within symbol `name` of the library at `path`.
+pub fn patch_symbol_u64(path: &Path, name: &str, offset: usize, value: u64) -> Result<()> {
+    let mut bytes = std::fs::read(path)?;
+    let at = symbol_file_offset(&bytes, name)? + offset;
+    bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+    std::fs::write(path, bytes)?;
+    Ok(())
+}
+
+/// Renames dynamic symbol `name` to `new_name` (same length) in the library at `path`,
+/// so the export is gone as far as `dlsym` is concerned.
+pub fn rename_export(path: &Path, name: &str, new_name: &str) -> Result<()> {
+    assert_eq!(name.len(), new_name.len(), "the new name must have the same length");
+    let mut bytes = std::fs::read(path)?;
+    let (start, end) = {
+        let file = object::File::parse(&*bytes)?;
+        let dynstr = file.section_by_name(".dynstr").context("no .dynstr")?;
+        let (start, size) = dynstr.file_range().context(".dynstr has no file data")?;
+        (start as usize, (start + size) as usize)
+    };
+    let needle = format!("\0{name}\0");
+    let pos = bytes[start..end]
+        .windows(needle.len())
+        .position(|w| w == needle.as_bytes())
+        .with_context(|| format!("{name} not in .dynstr"))?;
+    let at = start + pos + 1;
+    bytes[at..at + name.len()].copy_from_slice(new_name.as_bytes());
+    std::fs::write(path, bytes)?;
+    Ok(())
+}
+
+/// Magnitude of frequency `freq` in `signal` (Hann-windowed single-bin DFT).
+pub fn magnitude_at(signal: &[f32], sample_rate: f64, freq: f64) -> f64 {
+    let n = signal.len() as f64;
+    let (mut re, mut im) = (0.0f64, 0.0f64);
+    for (i, &s) in signal.iter().enumerate() {
+        let w = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n).cos();
+        let phase = 2.0 * std::f64::consts::PI * freq * i as f64 / sample_rate;
+        re += f64::from(s) * w * phase.cos();
+        im -= f64::from(s) * w * phase.sin();
+    }
+    (re * re + im * im).sqrt()
+}
+
+/// The strongest frequency in `lo..=hi`, scanned at `step` Hz and refined by a parabola.
+pub fn peak_frequency(signal: &[f32], sample_rate: f64, lo: f64, hi: f64, step: f64) -> f64 {
+    let bins: Vec<(f64, f64)> = (0..)
+        .map(|i| lo + f64::from(i) * step)
+        .take_while(|&f| f <= hi)
+        .map(|f| (f, magnitude_at(signal, sample_rate, f)))
+        .collect();
+    let best = (0..bins.len()).max_by(|&a, &b| bins[a].1.total_cmp(&bins[b].1)).unwrap_or(0);
+    if best == 0 || best + 1 >= bins.len() {
+        return bins[best].0;
+    }
+    let (a, b, c) = (bins[best - 1].1, bins[best].1, bins[best + 1].1);
+    let denom = a - 2.0 * b + c;
+    let shift = if denom.abs() > 1e-12 { 0.5 * (a - c) / denom } else { 0.0 };
+    bins[best].0 + shift * step
+}
+
+/// Root mean square.
+pub fn rms(signal: &[f32]) -> f64 {
+    if signal.is_empty() {
+        return 0.0;
+    }
+    (signal.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / signal.len() as f64).sqrt()
+}
+
+/// Energy above `cutoff_hz`, by a first-order difference high-pass cascade (crude but
+/// monotonic, enough to compare two renders).
+pub fn high_band_energy(signal: &[f32], sample_rate: f64, cutoff_hz: f64) -> f64 {
+    let rc = 1.0 / (2.0 * std::f64::consts::PI * cutoff_hz);
+    let dt = 1.0 / sample_rate;
+    let alpha = rc / (rc + dt);
+    let mut stage = signal.iter().map(|&s| f64::from(s)).collect::<Vec<_>>();
+    for _ in 0..4 {
+        let mut out = vec![0.0; stage.len()];
+        for i in 1..stage.len() {
+            out[i] = alpha * (out[i - 1] + stage[i] - stage[i - 1]);
+        }
+        stage = out;
+    }
+    stage.iter().map(|x| x * x).sum()
+}

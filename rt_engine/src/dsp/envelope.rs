@@ -58,20 +58,12 @@ pub(crate) struct Segment {
 
 impl Segment {
     /// A segment that holds the level at 0.
-    pub const SILENT: Segment = Segment {
-        mul: 0.0,
-        add: 0.0,
-        floor: 0.0,
-    };
+    pub const SILENT: Segment = Segment { mul: 0.0, add: 0.0, floor: 0.0 };
 
     /// Exponential approach to `target`, with `mul` already rounded to f32 so
     /// that the fixed point of the recurrence is exactly `target`.
     fn towards(mul: f32, target: f32, floor: f32) -> Segment {
-        Segment {
-            mul,
-            add: target * (1.0 - mul),
-            floor,
-        }
+        Segment { mul, add: target * (1.0 - mul), floor }
     }
 
     /// One sample of the segment.
@@ -107,19 +99,11 @@ impl EnvCoefs {
         let sustain = sustain.clamp(0.0, 1.0);
         let fade_samples = (STEAL_FADE_S * sample_rate).max(1.0);
         EnvCoefs {
-            attack: Segment::towards(
-                exp_mul(attack_s, sample_rate, ATTACK_RATIO),
-                1.0 + ATTACK_RATIO,
-                0.0,
-            ),
+            attack: Segment::towards(exp_mul(attack_s, sample_rate, ATTACK_RATIO), 1.0 + ATTACK_RATIO, 0.0),
             decay_mul: exp_mul(decay_s, sample_rate, DR_RATIO),
             sustain,
             release: Segment::towards(exp_mul(release_s, sample_rate, DR_RATIO), -DR_RATIO, 0.0),
-            steal: Segment {
-                mul: 1.0,
-                add: -1.0 / fade_samples,
-                floor: 0.0,
-            },
+            steal: Segment { mul: 1.0, add: -1.0 / fade_samples, floor: 0.0 },
         }
     }
 

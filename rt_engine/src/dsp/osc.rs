@@ -55,7 +55,7 @@ pub(crate) fn blep_saw(p: f32, inv_inc: f32) -> f32 {
 }
 
 /// The same saw without band limiting (only used as a reference).
-#[inline(always)]
+#[cfg(test)]
 pub(crate) fn naive_saw(p: f32) -> f32 {
     2.0 * p - 1.0
 }
@@ -74,8 +74,7 @@ pub(crate) fn sine(p: f32) -> f32 {
     let s = t
         * (1.0
             + t2 * (-1.0 / 6.0
-                + t2 * (1.0 / 120.0
-                    + t2 * (-1.0 / 5040.0 + t2 * (1.0 / 362_880.0 + t2 * (-1.0 / 39_916_800.0))))));
+                + t2 * (1.0 / 120.0 + t2 * (-1.0 / 5040.0 + t2 * (1.0 / 362_880.0 + t2 * (-1.0 / 39_916_800.0))))));
     -s
 }
 

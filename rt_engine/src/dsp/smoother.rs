@@ -18,13 +18,7 @@ pub struct Smoother {
 impl Smoother {
     /// A smoother resting at `value` that ramps over `steps` steps.
     pub fn new(value: f32, steps: u32) -> Self {
-        Smoother {
-            current: value,
-            target: value,
-            step: 0.0,
-            remaining: 0,
-            steps,
-        }
+        Smoother { current: value, target: value, step: 0.0, remaining: 0, steps }
     }
 
     /// Number of steps needed to ramp over `time_s` when advanced at
@@ -67,11 +61,7 @@ impl Smoother {
     pub fn next_value(&mut self) -> f32 {
         if self.remaining > 0 {
             self.remaining -= 1;
-            self.current = if self.remaining == 0 {
-                self.target
-            } else {
-                self.current + self.step
-            };
+            self.current = if self.remaining == 0 { self.target } else { self.current + self.step };
         }
         self.current
     }

@@ -99,21 +99,11 @@ impl SynthParams {
     }
 
     fn linear_gain(&self) -> f32 {
-        if self.gain_db <= MIN_GAIN_DB {
-            0.0
-        } else {
-            10f32.powf(self.gain_db / 20.0)
-        }
+        if self.gain_db <= MIN_GAIN_DB { 0.0 } else { 10f32.powf(self.gain_db / 20.0) }
     }
 
     fn env_coefs(&self, sample_rate: f32) -> EnvCoefs {
-        EnvCoefs::new(
-            self.attack_s,
-            self.decay_s,
-            self.sustain,
-            self.release_s,
-            sample_rate,
-        )
+        EnvCoefs::new(self.attack_s, self.decay_s, self.sustain, self.release_s, sample_rate)
     }
 }
 
@@ -329,11 +319,7 @@ impl Synth {
         self.serial += 1;
         let n = PendingNote {
             note: note.min(127),
-            velocity: if velocity.is_nan() {
-                1.0
-            } else {
-                velocity.clamp(0.0, 1.0)
-            },
+            velocity: if velocity.is_nan() { 1.0 } else { velocity.clamp(0.0, 1.0) },
             note_id,
             serial: self.serial,
         };
@@ -379,11 +365,7 @@ impl Synth {
                 (Stage::Idle, _) => (0, 0),
             }
         };
-        self.voices
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, v)| key(v))
-            .map(|(i, _)| i)
+        self.voices.iter().enumerate().min_by_key(|(_, v)| key(v)).map(|(i, _)| i)
     }
 
     /// Releases the held voices of a note: those whose id is `note_id`, or,
@@ -550,5 +532,518 @@ impl Synth {
             done += len;
         }
         right.copy_from_slice(left);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SR: f32 = 48_000.0;
+    const BLOCK: usize = 512;
+
+    /// Power of `x` at `freq` (Hann window, Goertzel in f64).
+    fn power_at(x: &[f32], freq: f64, sr: f32) -> f64 {
+        let n = x.len();
+        let w = std::f64::consts::TAU * freq / f64::from(sr);
+        let coeff = 2.0 * w.cos();
+        let (mut s1, mut s2) = (0.0f64, 0.0f64);
+        for (i, &v) in x.iter().enumerate() {
+            let h = 0.5 - 0.5 * (std::f64::consts::TAU * i as f64 / n as f64).cos();
+            let s0 = f64::from(v) * h + coeff * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        s1 * s1 + s2 * s2 - coeff * s1 * s2
+    }
+
+    /// Frequency of the strongest component between `lo` and `hi` Hz: a
+    /// 1 Hz scan refined to 0.02 Hz around the peak.
+    fn peak_freq(x: &[f32], lo: f64, hi: f64, sr: f32) -> f64 {
+        let scan = |from: f64, to: f64, step: f64| {
+            let mut best = (from, f64::MIN);
+            let mut f = from;
+            while f <= to {
+                let p = power_at(x, f, sr);
+                if p > best.1 {
+                    best = (f, p);
+                }
+                f += step;
+            }
+            best.0
+        };
+        let coarse = scan(lo, hi, 1.0);
+        scan(coarse - 1.5, coarse + 1.5, 0.02)
+    }
+
+    /// Renders `n` samples in blocks of `block`, returning the left channel
+    /// and checking that the right one is identical.
+    fn render_n(s: &mut Synth, n: usize, block: usize) -> Vec<f32> {
+        let mut out = Vec::with_capacity(n);
+        let mut l = vec![0.0; block];
+        let mut r = vec![0.0; block];
+        while out.len() < n {
+            let len = block.min(n - out.len());
+            s.render(&mut l[..len], &mut r[..len]);
+            assert_eq!(l[..len], r[..len]);
+            out.extend_from_slice(&l[..len]);
+        }
+        out
+    }
+
+    fn synth_with(p: SynthParams) -> Synth {
+        let mut s = Synth::new(SR, BLOCK);
+        s.set_params(&p);
+        s.reset();
+        s
+    }
+
+    fn rms(x: &[f32]) -> f64 {
+        (x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / x.len() as f64).sqrt()
+    }
+
+    fn bits(x: &[f32]) -> Vec<u32> {
+        x.iter().map(|v| v.to_bits()).collect()
+    }
+
+    #[test]
+    fn a4_fundamental_is_440_hz_for_every_waveform() {
+        for waveform in [Waveform::Saw, Waveform::Square, Waveform::Sine] {
+            let mut s = synth_with(SynthParams { waveform, ..SynthParams::default() });
+            s.note_on(69, 1.0, -1);
+            render_n(&mut s, 4800, BLOCK);
+            let x = render_n(&mut s, 16_384, BLOCK);
+            let f = peak_freq(&x, 50.0, 2000.0, SR);
+            assert!((f - 440.0).abs() <= 1.0, "{waveform:?}: peak at {f} Hz");
+        }
+    }
+
+    #[test]
+    fn pitch_follows_the_equal_tempered_scale() {
+        for (note, hz) in [(57u8, 220.0), (81, 880.0), (60, 261.625_565)] {
+            let mut s = synth_with(SynthParams { waveform: Waveform::Sine, ..SynthParams::default() });
+            s.note_on(note, 1.0, -1);
+            render_n(&mut s, 4800, BLOCK);
+            let x = render_n(&mut s, 16_384, BLOCK);
+            let f = peak_freq(&x, 50.0, 2000.0, SR);
+            assert!((f - hz).abs() <= 1.0, "note {note}: peak at {f} Hz, want {hz}");
+        }
+    }
+
+    #[test]
+    fn chord_is_audible_and_not_clipping_wildly() {
+        let mut s = synth_with(SynthParams::default());
+        for (i, n) in [60u8, 64, 67, 72].into_iter().enumerate() {
+            s.note_on(n, 0.9, i as i32);
+        }
+        let x = render_n(&mut s, 24_000, BLOCK);
+        assert!(rms(&x) > 0.02, "rms {}", rms(&x));
+        assert_eq!(s.active_voices(), 4);
+
+        let mut s = synth_with(SynthParams::default());
+        for i in 0..16u8 {
+            s.note_on(36 + 3 * i, 1.0, -1);
+        }
+        let x = render_n(&mut s, 24_000, BLOCK);
+        let peak = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(peak < 2.0, "16-note chord peaks at {peak}");
+        assert!(rms(&x) > 0.05);
+    }
+
+    #[test]
+    fn output_is_exactly_zero_after_release() {
+        for waveform in [Waveform::Saw, Waveform::Square, Waveform::Sine] {
+            let p = SynthParams { waveform, release_s: 0.3, ..SynthParams::default() };
+            let mut s = synth_with(p);
+            s.note_on(60, 1.0, 7);
+            s.note_on(67, 0.5, 8);
+            let held = render_n(&mut s, 9_600, 333);
+            assert!(rms(&held) > 0.01);
+            s.note_off(60, 7);
+            s.note_off(67, 8);
+            assert!(s.voice(0).releasing);
+            // Release time plus a 20 ms margin, in odd block sizes.
+            render_n(&mut s, (0.32 * SR) as usize, 97);
+            assert_eq!(s.active_voices(), 0);
+            let tail = render_n(&mut s, 4096, 61);
+            assert!(tail.iter().all(|&v| v == 0.0), "{waveform:?}: not silent");
+        }
+    }
+
+    #[test]
+    fn lower_cutoff_reduces_high_frequency_energy() {
+        let hf = |cutoff_hz: f32| {
+            let mut s = synth_with(SynthParams {
+                cutoff_hz,
+                filter_env_octaves: 0.0,
+                resonance: 0.0,
+                ..SynthParams::default()
+            });
+            s.note_on(45, 1.0, -1); // 110 Hz
+            render_n(&mut s, 4800, BLOCK);
+            let x = render_n(&mut s, 8192, BLOCK);
+            let high: f64 = (20..80).map(|h| power_at(&x, 110.0 * f64::from(h), SR)).sum();
+            let low = power_at(&x, 110.0, SR);
+            (high, low)
+        };
+        let (open_hf, open_lf) = hf(8000.0);
+        let (closed_hf, closed_lf) = hf(500.0);
+        assert!(closed_hf * 100.0 < open_hf, "{closed_hf:e} vs {open_hf:e}");
+        // The fundamental passes through both.
+        assert!(closed_lf > open_lf * 0.5);
+    }
+
+    /// A fixed script of events at block starts, rendered with `split`
+    /// deciding how each 512-sample block is cut into `render` calls.
+    fn scripted_run(split: &dyn Fn(usize) -> Vec<usize>) -> Vec<f32> {
+        let mut s = synth_with(SynthParams::default());
+        let mut out = Vec::new();
+        let mut l = [0.0f32; BLOCK];
+        let mut r = [0.0f32; BLOCK];
+        for block in 0..60usize {
+            match block {
+                0 => {
+                    for i in 0..20u8 {
+                        s.note_on(30 + 3 * i, 0.3 + 0.03 * f32::from(i), i32::from(i));
+                    }
+                }
+                5 => s.set_params(&SynthParams {
+                    cutoff_hz: 600.0,
+                    resonance: 0.9,
+                    gain_db: 3.0,
+                    ..SynthParams::default()
+                }),
+                9 => {
+                    for i in 0..150u8 {
+                        s.note_on(i % 128, 0.7, 100 + i32::from(i));
+                    }
+                }
+                12 => {
+                    s.set_params(&SynthParams { waveform: Waveform::Square, release_s: 0.05, ..SynthParams::default() })
+                }
+                20 => s.all_notes_off(),
+                30 => {
+                    s.set_params(&SynthParams { waveform: Waveform::Sine, bypass: true, ..SynthParams::default() });
+                    s.note_on(69, 1.0, -1);
+                }
+                33 => s.set_params(&SynthParams::default()),
+                45 => s.note_off(69, -1),
+                _ => {}
+            }
+            let mut pos = 0;
+            for len in split(block) {
+                let end = (pos + len).min(BLOCK);
+                s.render(&mut l[pos..end], &mut r[pos..end]);
+                pos = end;
+            }
+            s.render(&mut l[pos..], &mut r[pos..]);
+            assert_eq!(l, r);
+            out.extend_from_slice(&l);
+        }
+        out
+    }
+
+    #[test]
+    fn split_rendering_is_bit_identical_to_one_shot() {
+        let whole = scripted_run(&|_| vec![BLOCK]);
+        assert!(rms(&whole) > 0.01);
+        let splits: [&dyn Fn(usize) -> Vec<usize>; 4] = [
+            &|_| vec![1; BLOCK],
+            &|_| vec![0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 0, 7],
+            &|b| vec![(b * 37) % 511 + 1],
+            &|b| (0..40).map(|i| (i * 7 + b) % 23).collect(),
+        ];
+        for (i, split) in splits.iter().enumerate() {
+            let parts = scripted_run(*split);
+            assert!(bits(&whole) == bits(&parts), "split pattern {i} differs");
+        }
+    }
+
+    #[test]
+    fn identical_runs_are_bit_identical() {
+        let a = scripted_run(&|_| vec![100, 200]);
+        let b = scripted_run(&|_| vec![100, 200]);
+        assert!(bits(&a) == bits(&b));
+        // Reset brings a used synth back to the same start.
+        let mut s = synth_with(SynthParams::default());
+        s.note_on(40, 1.0, -1);
+        let first = render_n(&mut s, 5000, 256);
+        s.reset();
+        s.note_on(40, 1.0, -1);
+        let second = render_n(&mut s, 5000, 256);
+        assert!(bits(&first) == bits(&second));
+    }
+
+    #[test]
+    fn two_hundred_note_ons_steal_without_panicking() {
+        // All at once, before any rendering.
+        let mut s = synth_with(SynthParams::default());
+        for i in 0..200u32 {
+            s.note_on((i % 128) as u8, 1.0, i as i32);
+        }
+        assert_eq!(s.active_voices(), Synth::MAX_VOICES);
+        let x = render_n(&mut s, 4800, BLOCK);
+        assert!(x.iter().all(|v| v.is_finite()));
+        assert_eq!(s.active_voices(), Synth::MAX_VOICES);
+
+        // 128 sounding notes, then 72 more: the 72 oldest voices fade out
+        // and take the new notes.
+        let mut s = synth_with(SynthParams::default());
+        let note = |i: u32| ((i * 5) % 128) as u8;
+        for i in 0..128u32 {
+            s.note_on(note(i), 1.0, i as i32);
+        }
+        render_n(&mut s, 4800, BLOCK);
+        for i in 128..200u32 {
+            s.note_on(note(i), 0.5, i as i32);
+        }
+        assert!((0..72).all(|i| s.voice(i).releasing && s.voice(i).note == note(i as u32)));
+        assert!((72..128).all(|i| !s.voice(i).releasing));
+        let x = render_n(&mut s, 480, BLOCK);
+        assert!(x.iter().all(|v| v.is_finite()));
+        for i in 0..72usize {
+            let v = s.voice(i);
+            assert_eq!(v.note, note(i as u32 + 128));
+            assert!(v.velocity == 0.5 && !v.releasing);
+            // Started once the fade (3 ms from full scale, so about 102
+            // samples from the sustain level 0.71) was over, on the
+            // 16-sample control grid.
+            assert!((480 - 128..=480 - 96).contains(&v.age_samples), "{}", v.age_samples);
+        }
+        s.all_notes_off();
+        render_n(&mut s, SR as usize, BLOCK);
+        assert_eq!(s.active_voices(), 0);
+        assert!(!s.voice(Synth::MAX_VOICES).active && !s.voice(usize::MAX).active);
+    }
+
+    #[test]
+    fn stealing_prefers_releasing_voices_and_fades() {
+        let mut s = synth_with(SynthParams { release_s: 5.0, ..SynthParams::default() });
+        for i in 0..128u8 {
+            s.note_on(i, 1.0, i32::from(i));
+        }
+        render_n(&mut s, 2400, BLOCK);
+        s.note_off(50, 50);
+        s.note_off(20, 20);
+        render_n(&mut s, 100, BLOCK);
+        // Oldest releasing voice (note 20, slot 20) is taken first.
+        s.note_on(100, 1.0, 1000);
+        let v = s.voice(20);
+        assert!(v.releasing && v.note == 20);
+        let mut last = v.level;
+        let mut l = [0.0f32; 1];
+        let mut r = [0.0f32; 1];
+        for _ in 0..200 {
+            s.render(&mut l, &mut r);
+            let v = s.voice(20);
+            if v.note == 100 {
+                break;
+            }
+            // A 3 ms linear fade: small steps, never a jump.
+            assert!(last - v.level <= 1.0 / 144.0 + 1e-6, "{last} -> {}", v.level);
+            last = v.level;
+        }
+        let v = s.voice(20);
+        assert_eq!(v.note, 100);
+        assert!(!v.releasing && v.age_samples < 20);
+        s.note_on(101, 1.0, 1001);
+        assert_eq!(s.voice(50).note, 50);
+        assert!(s.voice(50).releasing);
+        // With no releasing voice left the oldest held one goes.
+        s.note_on(102, 1.0, 1002);
+        assert!(s.voice(0).releasing && s.voice(0).note == 0);
+    }
+
+    #[test]
+    fn note_off_matches_by_id_or_by_note() {
+        let mut s = synth_with(SynthParams::default());
+        s.note_on(60, 1.0, 5);
+        s.note_on(60, 1.0, 6);
+        s.note_on(62, 1.0, -1);
+        render_n(&mut s, 64, BLOCK);
+        s.note_off(60, 5);
+        assert!(s.voice(0).releasing && !s.voice(1).releasing && !s.voice(2).releasing);
+        // An unknown id falls back to the note number for id-less notes only.
+        s.note_off(60, 99);
+        assert!(!s.voice(1).releasing);
+        s.note_off(62, 99);
+        assert!(s.voice(2).releasing);
+        s.note_off(60, -1);
+        assert!(s.voice(1).releasing);
+        assert_eq!(s.active_voices(), 3);
+    }
+
+    #[test]
+    fn extreme_parameters_stay_finite() {
+        for sr in [8_000.0f32, 44_100.0, 192_000.0] {
+            for waveform in [Waveform::Saw, Waveform::Square, Waveform::Sine] {
+                for env in [-6.0f32, 6.0] {
+                    let mut s = Synth::new(sr, 256);
+                    s.set_params(&SynthParams {
+                        gain_db: 24.0,
+                        waveform,
+                        attack_s: 0.0,
+                        decay_s: 0.0,
+                        sustain: 1.0,
+                        release_s: 0.0,
+                        cutoff_hz: 20_000.0,
+                        resonance: 1.0,
+                        filter_env_octaves: env,
+                        velocity_sens: 1.0,
+                        bypass: false,
+                    });
+                    for n in 0..128u8 {
+                        s.note_on(n, 1.0, -1);
+                    }
+                    let x = render_n(&mut s, (sr * 0.25) as usize, 256);
+                    assert!(x.iter().all(|v| v.is_finite() && v.abs() < 1e4), "sr {sr}");
+                    s.all_notes_off();
+                    let x = render_n(&mut s, 1024, 256);
+                    assert!(x.iter().all(|v| v.is_finite()));
+                    assert_eq!(s.active_voices(), 0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nan_and_infinite_inputs_are_sanitised() {
+        let mut s = Synth::new(f32::NAN, 128);
+        assert_eq!(s.sample_rate(), DEFAULT_SAMPLE_RATE);
+        s.set_sample_rate(f32::INFINITY, 128);
+        assert_eq!(s.sample_rate(), DEFAULT_SAMPLE_RATE);
+        s.set_sample_rate(1.0, 128);
+        assert_eq!(s.sample_rate(), MIN_SAMPLE_RATE);
+        s.set_sample_rate(SR, 128);
+        let bad = SynthParams {
+            gain_db: f32::NAN,
+            waveform: Waveform::Saw,
+            attack_s: f32::INFINITY,
+            decay_s: f32::NAN,
+            sustain: f32::NEG_INFINITY,
+            release_s: -1.0,
+            cutoff_hz: f32::NAN,
+            resonance: f32::INFINITY,
+            filter_env_octaves: f32::NAN,
+            velocity_sens: f32::NAN,
+            bypass: false,
+        };
+        s.set_params(&bad);
+        let p = *s.params();
+        assert_eq!(p.gain_db, -6.0);
+        assert_eq!(p.attack_s, MAX_TIME_S);
+        assert_eq!(p.sustain, 0.0);
+        assert_eq!(p.release_s, 0.0);
+        assert_eq!(p.resonance, 1.0);
+        s.note_on(255, f32::NAN, -1);
+        s.note_on(60, f32::INFINITY, -1);
+        assert_eq!(s.voice(0).note, 127);
+        let x = render_n(&mut s, 4096, 128);
+        assert!(x.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn render_accepts_any_length() {
+        let mut s = Synth::new(SR, 64);
+        s.note_on(60, 1.0, -1);
+        let mut l = vec![1.0f32; 1000];
+        let mut r = vec![1.0f32; 1000];
+        s.render(&mut [], &mut []);
+        s.render(&mut l[..1], &mut r[..1]);
+        s.render(&mut l[..64], &mut r[..64]);
+        s.render(&mut l, &mut r); // longer than max_block
+        assert!(l.iter().any(|&v| v != 0.0) && l == r);
+        // Mismatched lengths: the common part is rendered, the rest zeroed.
+        s.render(&mut l[..10], &mut r[..7]);
+        assert!(l[7..10].iter().all(|&v| v == 0.0));
+        assert_eq!(l[..7], r[..7]);
+    }
+
+    #[test]
+    fn bypass_fades_to_exact_silence_and_back() {
+        let mut s = synth_with(SynthParams { waveform: Waveform::Sine, ..SynthParams::default() });
+        s.note_on(69, 1.0, -1);
+        render_n(&mut s, 4800, BLOCK);
+        s.set_params(&SynthParams { waveform: Waveform::Sine, bypass: true, ..SynthParams::default() });
+        let fade = render_n(&mut s, 480, 480);
+        let silent = render_n(&mut s, 2000, 480);
+        assert!(silent.iter().all(|&v| v == 0.0));
+        assert!(fade[..100].iter().any(|&v| v.abs() > 0.01));
+        // No step: consecutive samples of a 440 Hz sine move by < 2π·440/48k.
+        let max_step = fade.windows(2).map(|w| (w[1] - w[0]).abs()).fold(0.0, f32::max);
+        assert!(max_step < 0.06 * 0.5, "step {max_step}");
+        s.set_params(&SynthParams { waveform: Waveform::Sine, ..SynthParams::default() });
+        let back = render_n(&mut s, 960, 480);
+        assert!(back[0].abs() < 0.01 && rms(&back[480..]) > 0.05);
+    }
+
+    #[test]
+    fn gain_jump_is_ramped_over_ten_ms() {
+        let p = SynthParams { waveform: Waveform::Sine, ..SynthParams::default() };
+        let mut a = synth_with(p);
+        let mut b = synth_with(p);
+        a.note_on(69, 1.0, -1);
+        b.note_on(69, 1.0, -1);
+        render_n(&mut a, 4800, BLOCK);
+        render_n(&mut b, 4800, BLOCK);
+        b.set_params(&SynthParams { gain_db: 12.0, ..p });
+        let ya = render_n(&mut a, 960, BLOCK);
+        let yb = render_n(&mut b, 960, BLOCK);
+        let full = 10f32.powf(18.0 / 20.0);
+        for (i, (x, y)) in ya.iter().zip(&yb).enumerate() {
+            if x.abs() < 0.02 {
+                continue;
+            }
+            let ratio = y / x;
+            let want = 1.0 + (full - 1.0) * ((i + 1) as f32 / 480.0).min(1.0);
+            assert!((ratio - want).abs() < 0.01 * want, "sample {i}: {ratio} vs {want}");
+        }
+    }
+
+    #[test]
+    fn velocity_scales_level() {
+        let level = |velocity_sens: f32, velocity: f32| {
+            let mut s = synth_with(SynthParams { velocity_sens, ..SynthParams::default() });
+            s.note_on(57, velocity, -1);
+            rms(&render_n(&mut s, 9600, BLOCK))
+        };
+        let full = level(1.0, 1.0);
+        assert!((level(1.0, 0.5) / full - 0.5).abs() < 1e-3);
+        assert!((level(0.0, 0.1) / full - 1.0).abs() < 1e-3);
+        assert!((level(0.7, 0.0) / full - 0.3).abs() < 1e-3);
+    }
+
+    #[test]
+    fn snapshots_track_voices() {
+        let mut s = synth_with(SynthParams::default());
+        s.note_on(64, 0.5, 3);
+        let v = s.voice(0);
+        assert!(v.active && v.note == 64 && v.velocity == 0.5 && v.age_samples == 0);
+        render_n(&mut s, 1000, 300);
+        let v = s.voice(0);
+        assert_eq!(v.age_samples, 1000);
+        assert!(v.level > 0.3 && v.level <= 1.0 && !v.releasing);
+        assert!(!s.voice(1).active);
+        s.note_off(64, 3);
+        assert!(s.voice(0).releasing);
+    }
+
+    #[test]
+    fn sustain_change_glides_without_jumps() {
+        let mut s = synth_with(SynthParams { sustain: 0.2, ..SynthParams::default() });
+        s.note_on(60, 1.0, -1);
+        render_n(&mut s, 48_000, BLOCK);
+        assert!((s.voice(0).level - 0.2 * 1.0).abs() < 1e-6);
+        s.set_params(&SynthParams { sustain: 0.9, ..SynthParams::default() });
+        let mut last = s.voice(0).level;
+        let mut l = [0.0f32; 1];
+        let mut r = [0.0f32; 1];
+        for _ in 0..48_000 {
+            s.render(&mut l, &mut r);
+            let now = s.voice(0).level;
+            assert!((now - last).abs() < 0.01);
+            last = now;
+        }
+        assert!((last - 0.9).abs() < 1e-6, "{last}");
     }
 }

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Everything CI checks, in order. Run from anywhere: bash scripts/ci.sh
+# Each step prints a header; the first failure stops the run with a non-zero exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+cargo --version
+rustc --version
+if ! cargo nextest --version >/dev/null 2>&1; then
+  step "installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "tests (the README's test command)"
+cargo xtask test
+
+step "loom: model-check the shared-memory protocols"
+RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 \
+  cargo test -p shared --test loom --release --target-dir target/loom
+
+step "miri: the ring and seqlock unit tests"
+if ! cargo +nightly miri --version >/dev/null 2>&1; then
+  rustup +nightly component add miri rust-src
+fi
+MIRIFLAGS="-Zmiri-strict-provenance" \
+  cargo +nightly miri test -p shared --lib --target-dir target/miri -- ring:: seqlock::
+
+step "done"

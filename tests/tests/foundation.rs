@@ -1,0 +1,443 @@
+//! The three libraries working together, loaded from disk the way the bridge loads them
+//! in a bundle. Build the libraries first: `cargo xtask test` does it and runs these.
+
+use std::sync::atomic::Ordering;
+
+use anyhow::Result;
+use bridge::{ControlError, Instance, LoadError, Modules, ProcessSetup};
+use integration::{Build, ModuleDir, high_band_energy, peak_frequency, rms};
+use shared::abi::{Event, status};
+use shared::params::id;
+
+const SR: f64 = 48_000.0;
+const BLOCK: usize = 512;
+
+fn setup() -> ProcessSetup {
+    ProcessSetup { sample_rate: SR, max_block_size: BLOCK as u32 }
+}
+
+fn instance(dir: &ModuleDir) -> Result<Instance> {
+    let modules = Modules::load(&dir.paths())?;
+    Ok(Instance::new(&modules, setup())?)
+}
+
+/// Renders `seconds` of stereo audio in `BLOCK`-sized blocks. `events` carry absolute
+/// sample times; each is delivered in its block at its offset.
+fn render(inst: &mut Instance, seconds: f64, events: &[Event]) -> (Vec<f32>, Vec<f32>) {
+    let total = (seconds * SR) as usize;
+    let (mut left, mut right) = (vec![0.0f32; total], vec![0.0f32; total]);
+    let mut start = 0;
+    while start < total {
+        let n = BLOCK.min(total - start);
+        let block_events: Vec<Event> = events
+            .iter()
+            .filter(|e| (e.time as usize) >= start && (e.time as usize) < start + n)
+            .map(|e| Event { time: e.time - start as u64, ..*e })
+            .collect();
+        let (l, r) = (&mut left[start..start + n], &mut right[start..start + n]);
+        let code = inst.process(&mut [l, r], &block_events);
+        assert_eq!(code, status::OK, "process failed: {}", status::describe(code));
+        start += n;
+    }
+    (left, right)
+}
+
+fn normalized(inst: &Instance, param: u32, text: &str) -> f64 {
+    inst.parse_value(param, text).unwrap_or_else(|e| panic!("parse {text}: {e}"))
+}
+
+#[test]
+fn a4_has_its_fundamental_at_440_hz() -> Result<()> {
+    let dir = ModuleDir::new(Build::Normal)?;
+    let mut inst = instance(&dir)?;
+    let (left, _) = render(&mut inst, 1.0, &[Event::note_on(0, 69, 0.9)]);
+    let tail = &left[4800..];
+    assert!(rms(tail) > 0.01, "note is silent: rms {}", rms(tail));
+    let f = peak_frequency(tail, SR, 400.0, 480.0, 0.5);
+    assert!((f - 440.0).abs() < 1.0, "fundamental at {f} Hz");
+    Ok(())
+}
+
+#[test]
+fn a_chord_sounds_and_releases_to_silence_within_the_release_time() -> Result<()> {
+    let dir = ModuleDir::new(Build::Normal)?;
+    let mut inst = instance(&dir)?;
+    let release_s = 0.1;
+    inst.set_param_normalized(id::RELEASE, normalized(&inst, id::RELEASE, "100 ms"));
+    let off = (0.5 * SR) as u64;
+    let events = [
+        Event::note_on(0, 60, 0.8),
+        Event::note_on(0, 64, 0.8),
+        Event::note_on(0, 67, 0.8),
+        Event::note_off(off, 60),
+        Event::note_off(off, 64),
+        Event::note_off(off, 67),
+    ];
+    let (left, right) = render(&mut inst, 1.0, &events);
+    let held = &left[2400..off as usize];
+    assert!(rms(held) > 0.02, "chord too quiet: rms {}", rms(held));
+    let silent_from = off as usize + (release_s * SR) as usize;
+    let last_sound = left.iter().rposition(|&s| s != 0.0).unwrap_or(0);
+    assert!(
+        last_sound < silent_from,
+        "sound continues {} ms after note-off; release is {} ms",
+        (last_sound - off as usize) as f64 * 1000.0 / SR,
+        release_s * 1000.0
+    );
+    assert!(right[silent_from..].iter().all(|&s| s == 0.0));
+    assert_eq!(inst.block().meters.active_voices.load(Ordering::Relaxed), 0);
+    Ok(())
+}
+
+#[test]
+fn voice_states_and_meters_reach_the_block() -> Result<()> {
+    let dir = ModuleDir::new(Build::Normal)?;
+    let mut inst = instance(&dir)?;
+    render(&mut inst, 0.1, &[Event::note_on(0, 60, 0.5), Event::note_on(0, 72, 1.0)]);
+    let block = inst.block();
+    assert_eq!(block.meters.active_voices.load(Ordering::Relaxed), 2);
+    let mut notes: Vec<u32> = block
+        .voices
+        .iter()
+        .filter(|v| v.active.load(Ordering::Relaxed) != 0)
+        .map(|v| v.note.load(Ordering::Relaxed))
+        .collect();
+    notes.sort();
+    assert_eq!(notes, [60, 72]);
+    assert!(block.meters.peak[0].load(Ordering::Relaxed) > 0.0);
+    assert_eq!(block.header.sample_clock.load(Ordering::Relaxed), (0.1 * SR) as u64);
+    assert!(block.stats.blocks_processed.load(Ordering::Relaxed) >= 9);
+    Ok(())
+}
+
+#[test]
+fn lowering_the_cutoff_through_the_block_removes_high_frequencies() -> Result<()> {
+    let dir = ModuleDir::new(Build::Normal)?;
+    let mut bright = instance(&dir)?;
+    let mut dark = instance(&dir)?;
+    dark.set_param_normalized(id::CUTOFF, normalized(&dark, id::CUTOFF, "400 Hz"));
+    let note = [Event::note_on(0, 48, 1.0)];
+    let (b, _) = render(&mut bright, 0.5, &note);
+    let (d, _) = render(&mut dark, 0.5, &note);
+    let (eb, ed) = (high_band_energy(&b[4800..], SR, 3000.0), high_band_energy(&d[4800..], SR, 3000.0));
+    assert!(ed < eb * 0.05, "high-band energy bright {eb}, dark {ed}");
+    Ok(())
+}
+
+#[test]
+fn notes_and_parameter_changes_take_effect_at_their_sample() -> Result<()> {
+    let dir = ModuleDir::new(Build::Normal)?;
+    let mut inst = instance(&dir)?;
+    let mut left = vec![0.0f32; BLOCK];
+    let mut right = vec![0.0f32; BLOCK];
+    let code = inst.process(&mut [&mut left, &mut right], &[Event::note_on(137, 69, 1.0)]);
+    assert_eq!(code, status::OK);
+    assert!(left[..137].iter().all(|&s| s == 0.0), "sound before the note's offset");
+    assert!(left[137..150].iter().any(|&s| s != 0.0), "no sound right after the note's offset");
+
+    // A bypass switched on at offset 300 leaves the block identical up to 300 and
+    // different after (the fade starts exactly there).
+    let dir2 = ModuleDir::new(Build::Normal)?;
+    let mut a = instance(&dir2)?;
+    let mut b = instance(&dir2)?;
+    let on = [Event::note_on(0, 57, 1.0)];
+    let (mut la, mut ra, mut lb, mut rb) = (vec![0.0; BLOCK], vec![0.0; BLOCK], vec![0.0; BLOCK], vec![0.0; BLOCK]);
+    a.process(&mut [&mut la, &mut ra], &on);
+    b.process(&mut [&mut lb, &mut rb], &on);
+    a.process(&mut [&mut la, &mut ra], &[]);
+    b.process(&mut [&mut lb, &mut rb], &[Event::param(300, id::BYPASS, 1.0)]);
+    assert_eq!(la[..300], lb[..300]);
+    assert_ne!(la[300..], lb[300..]);
+    assert_eq!(b.param_normalized(id::BYPASS), Some(1.0), "applied automation is published to the block");
+    Ok(())
+}
+
+#[test]
+fn identical_runs_are_bit_identical() -> Result<()> {
+    let dir = ModuleDir::new(Build::Normal)?;
+    let events: Vec<Event> = (0..24)
+        .flat_map(|i| {
+            let t = i * 4000;
+            [
+                Event::note_on(t, 40 + (i as u8 * 5) % 40, 0.5 + (i % 4) as f64 / 8.0),
+                Event::note_off(t + 9000, 40 + (i as u8 * 5) % 40),
+            ]
+        })
+        .chain((0..40).map(|i| Event::param(i * 2400 + 17, id::CUTOFF, (i % 10) as f64 / 10.0)))
+        .collect::<Vec<_>>();
+    let mut sorted = events.clone();
+    sorted.sort_by_key(|e| e.time);
+    let mut first = instance(&dir)?;
+    let mut second = instance(&dir)?;
+    let (l1, r1) = render(&mut first, 2.0, &sorted);
+    let (l2, r2) = render(&mut second, 2.0, &sorted);
+    assert!(rms(&l1) > 0.01);
+    assert!(l1.iter().zip(&l2).all(|(a, b)| a.to_bits() == b.to_bits()));
+    assert!(r1.iter().zip(&r2).all(|(a, b)| a.to_bits() == b.to_bits()));
+    Ok(())
+}
+
+#[test]
+fn the_audio_path_allocates_nothing() -> Result<()> {
+    let dir = ModuleDir::new(Build::Normal)?;
+    let mut inst = instance(&dir)?;
+    let events: Vec<Event> = (0..64u8)
+        .map(|n| Event::note_on(u64::from(n) * 300, 36 + n, 0.7))
+        .chain([Event::param(100, id::CUTOFF, 0.3)])
+        .collect();
+    render(&mut inst, 2.0, &events);
+    let stats = &inst.block().stats;
+    assert!(stats.blocks_processed.load(Ordering::Relaxed) > 180);
+    assert_eq!(stats.alloc_violations.load(Ordering::Relaxed), 0);
+    Ok(())
+}
+
+#[test]
+fn an_allocating_engine_is_caught_by_the_allocation_check() -> Result<()> {
+    let dir = ModuleDir::new(Build::Probes)?;
+    let mut inst = instance(&dir)?;
+    render(&mut inst, 0.1, &[Event::note_on(0, 60, 1.0)]);
+    let violations = inst.block().stats.alloc_violations.load(Ordering::Relaxed);
+    // The probe allocates (and frees) once per block: at least one violation per block.
+    assert!(violations >= 9, "only {violations} allocation violations caught");
+    Ok(())
+}
+
+fn load_error(dir: &ModuleDir) -> LoadError {
+    match Modules::load(&dir.paths()) {
+        Ok(_) => panic!("a broken module was accepted"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn a_module_with_another_abi_version_is_refused_naming_both_versions() -> Result<()> {
+    let dir = ModuleDir::new(Build::Normal)?;
+    // abi_version is at offset 8 of the descriptor.
+    integration::patch_symbol_u32(&dir.control(), shared::abi::DESCRIPTOR_SYMBOL, 8, 99)?;
+    let err = load_error(&dir);
+    let text = err.to_string();
+    assert!(matches!(err, LoadError::AbiVersion { found: 99, expected: 1, .. }), "{text}");
+    assert!(text.contains("ABI version 99") && text.contains("ABI version 1"), "{text}");
+    assert!(text.contains("control.so"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn a_module_with_another_layout_hash_is_refused_naming_both_hashes() -> Result<()> {
+    let dir = ModuleDir::new(Build::Normal)?;
+    // layout_hash is at offset 16 of the descriptor.
+    integration::patch_symbol_u64(&dir.engine(), shared::abi::DESCRIPTOR_SYMBOL, 16, 0x1234_5678_9abc_def0)?;
+    let err = load_error(&dir);
+    let text = err.to_string();
+    assert!(text.contains("0x123456789abcdef0"), "{text}");
+    assert!(text.contains(&format!("{:#018x}", shared::layout::LAYOUT_HASH)), "{text}");
+    assert!(text.contains("rt_engine"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn a_missing_export_is_refused_naming_the_symbol() -> Result<()> {
+    let dir = ModuleDir::new(Build::Normal)?;
+    integration::rename_export(&dir.engine(), "rt_reset", "rt_resex")?;
+    let err = load_error(&dir);
+    assert!(matches!(&err, LoadError::MissingSymbol { symbol, .. } if symbol == "rt_reset"), "{err}");
+    assert!(err.to_string().contains("`rt_reset`"), "{err}");
+
+    let dir = ModuleDir::new(Build::Normal)?;
+    integration::rename_export(&dir.control(), "control_save_state", "control_save_stat_")?;
+    let err = load_error(&dir);
+    assert!(err.to_string().contains("`control_save_state`"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn files_that_are_not_modules_are_refused_with_their_path() -> Result<()> {
+    let dir = ModuleDir::new(Build::Normal)?;
+    std::fs::write(dir.control(), "this is not an ELF file\n".repeat(10))?;
+    let err = load_error(&dir);
+    assert!(matches!(err, LoadError::Open { .. }) && err.to_string().contains("not an ELF file"), "{err}");
+    assert!(err.to_string().contains(&dir.control().display().to_string()), "{err}");
+
+    let dir = ModuleDir::new(Build::Normal)?;
+    let bytes = std::fs::read(dir.engine())?;
+    std::fs::write(dir.engine(), &bytes[..bytes.len() / 3])?;
+    let err = load_error(&dir);
+    assert!(matches!(err, LoadError::Open { .. }) && err.to_string().contains("truncated"), "{err}");
+
+    let dir = ModuleDir::new(Build::Normal)?;
+    std::fs::remove_file(dir.engine())?;
+    let err = load_error(&dir);
+    assert!(matches!(err, LoadError::NotFound { .. }) && err.to_string().contains("rt_engine.so"), "{err}");
+
+    // The engine and control files swapped.
+    let dir = ModuleDir::new(Build::Normal)?;
+    let err = match Modules::load(&bridge::ModulePaths { engine: dir.control(), control: dir.engine() }) {
+        Ok(_) => panic!("swapped modules were accepted"),
+        Err(e) => e,
+    };
+    assert!(matches!(err, LoadError::WrongKind { .. }), "{err}");
+    Ok(())
+}
+
+/// Arms a fault in the probe control library loaded from `dir` (the test's own copy).
+fn arm_fault(dir: &ModuleDir, point: u32, action: u32) -> Result<libloading::Library> {
+    // SAFETY: the probe control library has no initialisers beyond std's; the symbol has
+    // this signature in the fault-injection build.
+    unsafe {
+        let lib = libloading::Library::new(dir.control())?;
+        let inject: libloading::Symbol<unsafe extern "C" fn(u32, u32)> = lib.get(b"control_fault_inject\0")?;
+        inject(point, action);
+        Ok(lib)
+    }
+}
+
+#[test]
+fn a_panicking_control_export_returns_an_error_and_nothing_else_breaks() -> Result<()> {
+    const LOAD_STATE: u32 = 2;
+    const PANIC: u32 = 1;
+    let dir = ModuleDir::new(Build::Probes)?;
+    let mut inst = instance(&dir)?;
+    let saved = inst.save_state()?;
+    let _lib = arm_fault(&dir, LOAD_STATE, PANIC)?;
+    let err = inst.load_state(&saved).expect_err("the armed panic did not happen");
+    assert!(matches!(err, ControlError::Failed { code: status::PANIC, .. }), "{err}");
+    assert!(err.to_string().contains("panicked"), "{err}");
+    assert_eq!(inst.block().stats.control_errors.load(Ordering::Relaxed), 1);
+    // The module keeps serving, and audio is unaffected.
+    inst.load_state(&saved)?;
+    let (left, _) = render(&mut inst, 0.2, &[Event::note_on(0, 60, 1.0)]);
+    assert!(rms(&left) > 0.01);
+    Ok(())
+}
+
+#[test]
+fn a_hanging_control_export_times_out_and_audio_goes_on() -> Result<()> {
+    const SAVE_STATE: u32 = 3;
+    const HANG: u32 = 2;
+    let dir = ModuleDir::new(Build::Probes)?;
+    let modules = Modules::load(&dir.paths())?;
+    let mut inst = Instance::new(&modules, setup())?;
+    modules.control.set_call_timeout(std::time::Duration::from_millis(200));
+    let _lib = arm_fault(&dir, SAVE_STATE, HANG)?;
+    let err = inst.save_state().expect_err("the armed hang did not happen");
+    assert!(matches!(err, ControlError::Timeout { function: "control_save_state", millis: 200 }), "{err}");
+    assert!(matches!(inst.format_value(id::GAIN, 0.5), Err(ControlError::WorkerGone)));
+    let (left, _) = render(&mut inst, 0.2, &[Event::note_on(0, 60, 1.0)]);
+    assert!(rms(&left) > 0.01);
+    Ok(())
+}
+
+#[test]
+fn parameters_come_from_the_control_module() -> Result<()> {
+    let dir = ModuleDir::new(Build::Normal)?;
+    let inst = instance(&dir)?;
+    let infos = inst.param_infos()?;
+    assert_eq!(infos.len(), id::COUNT as usize);
+    let cutoff = &infos[id::CUTOFF as usize];
+    assert_eq!(shared::abi::str_from_fixed(&cutoff.name), "Filter Cutoff");
+    assert_eq!(shared::abi::str_from_fixed(&cutoff.unit), "Hz");
+    assert_eq!(infos[id::WAVEFORM as usize].step_count, 2);
+    // The block holds the defaults the control module wrote.
+    assert_eq!(inst.param_normalized(id::CUTOFF), Some(cutoff.default_normalized));
+    assert_eq!(inst.format_value(id::CUTOFF, inst.parse_value(id::CUTOFF, "440 Hz")?)?, "440 Hz");
+    assert_eq!(inst.format_value(id::GAIN, inst.parse_value(id::GAIN, "-6 dB")?)?, "-6.0 dB");
+    assert_eq!(inst.format_value(id::WAVEFORM, 0.5)?, "Square");
+    let err = inst.parse_value(id::CUTOFF, "loud").expect_err("garbage parsed");
+    assert!(err.to_string().contains("Filter Cutoff") && err.to_string().contains("\"loud\""), "{err}");
+    assert_eq!(inst.midi_cc_param(74)?, Some(id::CUTOFF));
+    assert_eq!(inst.midi_cc_param(3)?, None);
+    Ok(())
+}
+
+#[test]
+fn state_round_trips_and_bad_state_changes_nothing() -> Result<()> {
+    let dir = ModuleDir::new(Build::Normal)?;
+    let a = instance(&dir)?;
+    a.set_param_normalized(id::CUTOFF, 0.25);
+    a.set_param_normalized(id::WAVEFORM, 1.0);
+    let saved = a.save_state()?;
+    assert!(String::from_utf8_lossy(&saved).contains("\"version\":1"));
+
+    let b = instance(&dir)?;
+    b.load_state(&saved)?;
+    for p in 0..id::COUNT {
+        let (va, vb) = (a.param_normalized(p).unwrap(), b.param_normalized(p).unwrap());
+        assert!((va - vb).abs() < 1e-9, "param {p}: {va} vs {vb}");
+    }
+    let before: Vec<f64> = (0..id::COUNT).map(|p| b.param_normalized(p).unwrap()).collect();
+    for bad in [
+        &b""[..],
+        b"{",
+        b"garbage",
+        &saved[..saved.len() / 2],
+        br#"{"format":"trio-synth-state","version":99,"params":{}}"#,
+    ] {
+        let err = b.load_state(bad).expect_err("bad state accepted");
+        assert!(err.to_string().contains("nothing changed"), "{err}");
+    }
+    let after: Vec<f64> = (0..id::COUNT).map(|p| b.param_normalized(p).unwrap()).collect();
+    assert_eq!(before, after);
+    Ok(())
+}
+
+#[test]
+fn presets_load_into_the_block() -> Result<()> {
+    let dir = ModuleDir::new(Build::Normal)?;
+    let inst = instance(&dir)?;
+    let names = inst.preset_names()?;
+    assert!(names.len() >= 3, "{names:?}");
+    let bass = names.iter().position(|n| n == "Acid Bass").expect("Acid Bass preset") as u32;
+    inst.load_preset(bass)?;
+    assert_eq!(inst.format_value(id::WAVEFORM, inst.param_normalized(id::WAVEFORM).unwrap())?, "Square");
+    assert!(inst.load_preset(999).is_err());
+    Ok(())
+}
+
+#[test]
+fn the_segment_is_private_and_removed_with_the_instance() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = ModuleDir::new(Build::Normal)?;
+    let inst = instance(&dir)?;
+    let path = format!("/dev/shm{}", inst.segment_name());
+    let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "segment mode {mode:o}");
+    drop(inst);
+    assert!(!std::path::Path::new(&path).exists(), "{path} left behind");
+    Ok(())
+}
+
+#[test]
+fn a_segment_left_by_a_killed_process_is_cleaned_up() -> Result<()> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_segment-holder"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line)?;
+    let path = format!("/dev/shm{}", line.trim());
+    assert!(std::path::Path::new(&path).exists(), "{path} was not created");
+    child.kill()?; // SIGKILL: no chance to clean up.
+    child.wait()?;
+    assert!(std::path::Path::new(&path).exists(), "{path} vanished by itself");
+    let dir = ModuleDir::new(Build::Normal)?;
+    let _inst = instance(&dir)?; // creating a segment sweeps stale ones
+    assert!(!std::path::Path::new(&path).exists(), "stale {path} was not removed");
+    Ok(())
+}
+
+#[test]
+fn invalid_setup_is_refused_with_the_value() -> Result<()> {
+    let dir = ModuleDir::new(Build::Normal)?;
+    let modules = Modules::load(&dir.paths())?;
+    let err = match Instance::new(&modules, ProcessSetup { sample_rate: 0.0, max_block_size: 512 }) {
+        Ok(_) => panic!("sample rate 0 accepted"),
+        Err(e) => e,
+    };
+    assert!(err.to_string().contains("sample rate 0"), "{err}");
+    let mut inst = Instance::new(&modules, setup())?;
+    let mut big = vec![0.0f32; BLOCK * 2];
+    assert_eq!(inst.process(&mut [&mut big], &[]), status::INVALID_ARGUMENT);
+    assert!(big.iter().all(|&s| s == 0.0));
+    Ok(())
+}
