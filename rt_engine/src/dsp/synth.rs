@@ -23,9 +23,11 @@ const MIN_GAIN_DB: f32 = -96.0;
 const MAX_GAIN_DB: f32 = 24.0;
 /// Highest oscillator phase increment (cycles per sample).
 const MAX_INC: f32 = 0.45;
-/// Accepted sample-rate range; anything else (or NaN) falls back to 48 kHz.
+/// Lowest accepted sample rate (lower rates are raised to it).
 const MIN_SAMPLE_RATE: f32 = 4_000.0;
+/// Highest accepted sample rate (higher rates are lowered to it).
 const MAX_SAMPLE_RATE: f32 = 768_000.0;
+/// Sample rate used when the given one is NaN or infinite.
 const DEFAULT_SAMPLE_RATE: f32 = 48_000.0;
 
 /// All user parameters of the synthesizer.
@@ -159,10 +161,10 @@ fn render_groups<O: Oscillator>(groups: &mut [Group; GROUPS], acc: &mut [[f32; L
 
 /// A 128-voice subtractive synthesizer.
 ///
-/// Allocation happens only in [`Synth::new`] (the whole state is a
-/// fixed-size value; no heap at all); every other method is real-time safe
-/// and never panics. Output is deterministic and independent of how a block
-/// is split into [`Synth::render`] calls between events.
+/// The whole state is one fixed-size value (about 14 KiB, no heap), so no
+/// method allocates; every method is real-time safe and never panics,
+/// whatever its input. Output is deterministic and independent of how a
+/// block is split into [`Synth::render`] calls between events.
 #[derive(Clone, Debug)]
 pub struct Synth {
     sample_rate: f32,
@@ -253,11 +255,10 @@ impl Synth {
     /// Silences every voice at once, jumps all smoothers to their targets and
     /// restarts the control-rate grid.
     pub fn reset(&mut self) {
-        for (gi, g) in self.groups.iter_mut().enumerate() {
+        for g in self.groups.iter_mut() {
             for l in 0..LANES {
                 g.free(l);
             }
-            debug_assert_eq!(g.active, 0, "group {gi}");
         }
         self.voices = [VoiceCtl::default(); Synth::MAX_VOICES];
         self.gain.snap();
@@ -311,12 +312,16 @@ impl Synth {
         self.max_block
     }
 
-    /// Starts a note (`note` is clamped to 0..=127, `velocity` to 0..=1).
-    /// Takes the lowest free voice; when all voices are busy it steals one
-    /// (see [`Synth::steal_candidate`]), which fades out over 3 ms before the
-    /// new note starts on it.
+    /// Starts a note (`note` is clamped to 0..=127, `velocity` to 0..=1,
+    /// NaN velocity counts as 1). Takes the lowest free voice. When all
+    /// voices are busy it steals one, preferring a voice already fading out
+    /// with no note waiting, then the oldest releasing voice, then the oldest
+    /// held one; the stolen voice fades out linearly (3 ms from full level)
+    /// and the new note starts on it at the first control update after the
+    /// fade. If every voice is already fading out for a waiting note, the
+    /// oldest waiting note is replaced.
     pub fn note_on(&mut self, note: u8, velocity: f32, note_id: i32) {
-        self.serial += 1;
+        self.serial = self.serial.wrapping_add(1);
         let n = PendingNote {
             note: note.min(127),
             velocity: if velocity.is_nan() { 1.0 } else { velocity.clamp(0.0, 1.0) },
@@ -375,7 +380,7 @@ impl Synth {
     pub fn note_off(&mut self, note: u8, note_id: i32) {
         let mut matched = false;
         if note_id != -1 {
-            matched = self.release_where(|n, id| id == note_id && n <= 127);
+            matched = self.release_where(|_, id| id == note_id);
         }
         if !matched {
             self.release_where(|n, id| n == note && (note_id == -1 || id == -1));
@@ -528,7 +533,7 @@ impl Synth {
                 *o = sum * HEADROOM * g;
             }
             self.tick_pos = (self.tick_pos + len) % CONTROL_PERIOD;
-            self.clock += len as u64;
+            self.clock = self.clock.wrapping_add(len as u64);
             done += len;
         }
         right.copy_from_slice(left);
@@ -1045,5 +1050,21 @@ mod tests {
             last = now;
         }
         assert!((last - 0.9).abs() < 1e-6, "{last}");
+    }
+
+    #[test]
+    fn free_lanes_keep_an_exactly_zero_state() {
+        for waveform in [Waveform::Saw, Waveform::Square, Waveform::Sine] {
+            let mut s = synth_with(SynthParams { waveform, release_s: 0.01, ..SynthParams::default() });
+            s.note_on(60, 1.0, -1);
+            s.note_on(61, 1.0, -1);
+            render_n(&mut s, 4800, BLOCK);
+            s.note_off(61, -1);
+            // Lane 1 is freed while lane 0 keeps its group rendering.
+            render_n(&mut s, 48_000, BLOCK);
+            assert_eq!(s.active_voices(), 1);
+            let g = &s.groups[0];
+            assert!(g.ic1[1] == 0.0 && g.ic2[1] == 0.0 && g.env[1] == 0.0, "{waveform:?}");
+        }
     }
 }

@@ -57,8 +57,10 @@ impl VoiceCtl {
 }
 
 /// Per-sample state of [`LANES`] voices. A free lane has `env == 0`, a
-/// silent envelope segment and a stopped oscillator, so it contributes
-/// exactly 0.0 when its group is rendered for the other lanes.
+/// silent envelope segment, a stopped oscillator, a velocity gain of 0 and a
+/// cleared filter, so it contributes exactly 0.0 (and its filter state stays
+/// exactly 0, never decaying into denormals) when its group is rendered for
+/// the other lanes.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct Group {
     /// Bit `l` set when lane `l` holds an active voice.
@@ -160,12 +162,14 @@ impl Group {
         let amp = self.amp;
         for frame in acc.iter_mut() {
             for l in 0..LANES {
-                let x = O::sample(phase[l], inv_inc[l]);
+                // Velocity gain before the (linear) filter: a free lane has
+                // gain 0, so its filter input and state stay exactly 0.
+                let x = O::sample(phase[l], inv_inc[l]) * amp[l];
                 phase[l] = osc::wrap(phase[l] + inc[l]);
                 let e = Segment::step(env[l], env_mul[l], env_add[l], env_floor[l]);
                 env[l] = e;
                 let y = filter::lowpass(x, &mut ic1[l], &mut ic2[l], a1[l], a2[l], a3[l]);
-                frame[l] += y * (e * amp[l]);
+                frame[l] += y * e;
             }
         }
         self.phase = phase;
