@@ -25,7 +25,7 @@ cargo xtask test
 
 step "loom: model-check the shared-memory protocols"
 RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 \
-  cargo test -p shared --test loom --release --target-dir target/loom
+  cargo test -p shared --tests --release --target-dir target/loom
 
 step "miri: the ring and seqlock unit tests"
 if ! cargo +nightly miri --version >/dev/null 2>&1; then

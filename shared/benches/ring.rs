@@ -32,7 +32,7 @@ const BURSTS: usize = 200_000;
 /// Items per round in the two-thread workload.
 const THREADED_ITEMS: u64 = 10_000_000;
 /// Rounds per ring and workload; the median is reported.
-const ROUNDS: usize = 11;
+const ROUNDS: usize = 21;
 
 type OurRing = SpscRing<Event, CAPACITY>;
 

@@ -117,6 +117,20 @@ struct CachePadded<T>(T);
 /// See the [module documentation](self) for the layout, the memory-ordering protocol and
 /// what happens when the indices are corrupted.
 ///
+/// # Zeroed memory
+///
+/// All-zero bytes are a valid, empty ring (outside loom builds), so a ring that is part of
+/// a zero-filled shared-memory block needs no initialisation:
+///
+/// ```
+/// use shared::ring::SpscRing;
+///
+/// let block = Box::<SpscRing<u32, 8>>::new_zeroed();
+/// // SAFETY: all-zero bytes are a valid `SpscRing`: zero indices and unread slots.
+/// let ring = unsafe { block.assume_init() };
+/// assert!(ring.is_empty());
+/// ```
+///
 /// # Examples
 ///
 /// A ring can be a `static` (or part of one), because [`SpscRing::new`] is `const`:
@@ -259,8 +273,8 @@ impl<T: Copy, const N: usize> SpscRing<T, N> {
     #[must_use]
     pub fn len(&self) -> usize {
         // Acquire: pairs with the consumer's Release store of `head`, which it made after
-        // Acquire-loading a `tail` at least this large; so the `tail` load below cannot
-        // see an older `tail` than that and the distance does not go negative.
+        // Acquire-loading a `tail` no smaller than that `head`; so the `tail` load below
+        // cannot return an older `tail` than that one, and the distance is not negative.
         let head = self.head.0.load(Ordering::Acquire);
         // Relaxed: telemetry only; no slot is read on the strength of this value.
         let tail = self.tail.0.load(Ordering::Relaxed);

@@ -1,4 +1,4 @@
-//! Model checks of the lock-free protocols under every interleaving that loom explores.
+//! Model checks of the SPSC ring protocol under every interleaving that loom explores.
 //!
 //! Run with:
 //!
