@@ -4,7 +4,7 @@
 //!
 //! The libraries are built by `cargo xtask test` before the tests run (the normal build
 //! into `target/debug`, and the test-only probe build with `rt_engine/alloc-probe` and
-//! `control/fault-injection` into `target/probes/debug`).
+//! `control/fault-injection`, in release mode, into `target/probes/release`).
 
 use std::path::{Path, PathBuf};
 
@@ -16,8 +16,8 @@ use object::{Object, ObjectSection, ObjectSymbol};
 pub enum Build {
     /// The normal development build.
     Normal,
-    /// The test-only build: the engine allocates in `rt_process`, the control module has
-    /// fault injection.
+    /// The test-only release build: the engine allocates in `rt_process`, the control
+    /// module has fault injection.
     Probes,
 }
 
@@ -33,7 +33,7 @@ pub fn target_dir() -> PathBuf {
 pub fn artifact_dir(build: Build) -> PathBuf {
     match build {
         Build::Normal => target_dir().join("debug"),
-        Build::Probes => target_dir().join("probes/debug"),
+        Build::Probes => target_dir().join("probes/release"),
     }
 }
 

@@ -441,3 +441,13 @@ fn invalid_setup_is_refused_with_the_value() -> Result<()> {
     assert!(big.iter().all(|&s| s == 0.0));
     Ok(())
 }
+
+#[test]
+fn the_bridge_finds_its_own_file() -> Result<()> {
+    // Linked into this test binary, the bridge's code lives in the executable itself.
+    let own = bridge::own_library_path().expect("dladdr found nothing");
+    assert_eq!(own.canonicalize()?, std::env::current_exe()?.canonicalize()?);
+    let paths = bridge::ModulePaths::beside_bridge()?;
+    assert_eq!(paths.engine, own.parent().unwrap().join(bridge::ENGINE_FILE));
+    Ok(())
+}
