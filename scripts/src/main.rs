@@ -68,6 +68,8 @@ fn test(extra: &[String]) -> Result<()> {
         "-p",
         "control",
         "--lib",
+        // Release, so the allocation-check test proves the check is active in release builds.
+        "--release",
         "--features",
         "rt_engine/alloc-probe,control/fault-injection",
         "--target-dir",
