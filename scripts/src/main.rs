@@ -2,15 +2,28 @@
 //!
 //! - `test`: builds everything the tests load (the modules, and the test-only probe
 //!   build of them), then runs the whole test suite.
+//! - `bundle`: builds the three libraries, checks them against `build.yaml` and
+//!   assembles `target/bundle/<Name>.vst3`.
+//! - `install`: copies the bundle to `~/.vst3/`.
+//! - `new`: creates a new plugin project from this one.
 
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
+use scripts::{bundle, install, manifest, scaffold, workspace_root};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
+        Some("bundle") => bundle_command(&args[1..]),
+        Some("install") => install_command(&args[1..]),
+        Some("new") => new_command(&args[1..]),
+        Some("help" | "--help" | "-h") => {
+            println!("{USAGE}");
+            Ok(())
+        }
         Some(other) => Err(anyhow::anyhow!("unknown command `{other}`\n\n{USAGE}")),
         None => {
             println!("{USAGE}");
@@ -30,7 +43,106 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   test [args...]   build the modules (and their test-only probe build), then run every test;
-                   extra args go to the test runner";
+                   extra args go to the test runner
+  bundle [--release] [--manifest <build.yaml>] [--out <folder>]
+                   build the three libraries, check their exports and descriptors against
+                   build.yaml, and assemble <folder>/<Name>.vst3 (default folder: target/bundle)
+  install [--release] [--dest <folder>] [--manifest <build.yaml>] [--out <folder>]
+                   copy the bundle made by `bundle` to <folder> (default: ~/.vst3); with
+                   --release, refuse a bundle that is not a release build
+  new <name> [--dest <folder>]
+                   create a new plugin project <folder>/<name> from this one (default folder:
+                   the one this workspace is in)";
+
+/// Command-line options shared by the commands.
+#[derive(Default)]
+struct Options {
+    release: bool,
+    manifest: Option<PathBuf>,
+    out: Option<PathBuf>,
+    dest: Option<PathBuf>,
+    positional: Vec<String>,
+}
+
+/// Parses `args`, accepting only the flags in `allowed`.
+fn parse_options(command: &str, args: &[String], allowed: &[&str]) -> Result<Options> {
+    let mut options = Options::default();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let flag = arg.split_once('=').map_or(arg.as_str(), |(f, _)| f);
+        if flag.starts_with("--") && !allowed.contains(&flag) {
+            bail!("`{command}` has no option `{flag}`\n\n{USAGE}");
+        }
+        let mut value = || -> Result<PathBuf> {
+            match arg.split_once('=') {
+                Some((_, v)) => Ok(PathBuf::from(v)),
+                None => iter.next().map(PathBuf::from).with_context(|| format!("`{flag}` needs a value\n\n{USAGE}")),
+            }
+        };
+        match flag {
+            "--release" => options.release = true,
+            "--manifest" => options.manifest = Some(value()?),
+            "--out" => options.out = Some(value()?),
+            "--dest" => options.dest = Some(value()?),
+            _ if arg.starts_with('-') => bail!("`{command}` has no option `{arg}`\n\n{USAGE}"),
+            _ => options.positional.push(arg.clone()),
+        }
+    }
+    Ok(options)
+}
+
+fn manifest_path(options: &Options) -> PathBuf {
+    options.manifest.clone().unwrap_or_else(|| workspace_root().join(manifest::FILE_NAME))
+}
+
+fn bundle_command(args: &[String]) -> Result<()> {
+    let options = parse_options("bundle", args, &["--release", "--manifest", "--out"])?;
+    if let Some(extra) = options.positional.first() {
+        bail!("`bundle` takes no argument `{extra}`\n\n{USAGE}");
+    }
+    let report = bundle::bundle(&bundle::BundleOptions {
+        manifest: manifest_path(&options),
+        workspace: workspace_root(),
+        release: options.release,
+        out_dir: options.out,
+    })?;
+    println!("{report}");
+    Ok(())
+}
+
+fn install_command(args: &[String]) -> Result<()> {
+    let options = parse_options("install", args, &["--release", "--manifest", "--out", "--dest"])?;
+    if let Some(extra) = options.positional.first() {
+        bail!("`install` takes no argument `{extra}`\n\n{USAGE}");
+    }
+    let installed = install::install(&install::InstallOptions {
+        manifest: manifest_path(&options),
+        workspace: workspace_root(),
+        out_dir: options.out,
+        dest: options.dest,
+        release: options.release,
+    })?;
+    println!("installed: {}", installed.display());
+    Ok(())
+}
+
+fn new_command(args: &[String]) -> Result<()> {
+    let options = parse_options("new", args, &["--dest"])?;
+    let [name] = options.positional.as_slice() else {
+        bail!("`new` takes exactly one name, the plugin's\n\n{USAGE}");
+    };
+    let root = workspace_root();
+    let parent =
+        match options.dest {
+            Some(dest) => dest,
+            None => root.canonicalize().ok().and_then(|r| r.parent().map(PathBuf::from)).context(
+                "cannot find the folder this workspace is in: give the folder for the new project with --dest",
+            )?,
+        };
+    let created = scaffold::new_project(&scaffold::NewOptions { name: name.clone(), parent, source: root })?;
+    println!("created {}\nnext: cd {:?} && cargo xtask bundle", created.display(), created);
+    Ok(())
+}
 
 /// Runs a cargo command from the workspace root, failing with the command line.
 fn cargo(args: &[&str]) -> Result<()> {
@@ -44,10 +156,6 @@ fn cargo(args: &[&str]) -> Result<()> {
         bail!("`cargo {}` failed ({status})", args.join(" "));
     }
     Ok(())
-}
-
-fn workspace_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn has_nextest() -> bool {

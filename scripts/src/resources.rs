@@ -1,0 +1,304 @@
+//! The bundle's `Contents/Resources/` files, generated from `build.yaml`:
+//! `moduleinfo.json` for hosts and `build.json` for the bridge.
+//!
+//! # `moduleinfo.json`
+//!
+//! VST 3.7.5+ hosts read it to list the plugin without loading it. It holds the plugin's
+//! two classes, as a VST3 instrument with a separate controller has them:
+//!
+//! - the processor: `CID` = `plugin.class_id`, `Category` `"Audio Module Class"`,
+//!   `Class Flags` 1 (`kDistributable`), the sub-categories of `build.yaml`;
+//! - the controller: `CID` = [`ClassId::controller_id`], `Category`
+//!   `"Component Controller Class"`, `Class Flags` 0 (as the VST3 SDK's own examples
+//!   have it: `kDistributable` only means something for a processor), no sub-categories.
+//!
+//! Both have `Cardinality` 2147483647 (`kManyInstances`), `SDKVersion` [`SDK_VERSION`]
+//! and no snapshots. What the bridge's factory reports must agree with it; the bridge
+//! reads the same values from `build.json`.
+//!
+//! # `build.json`
+//!
+//! Everything the bridge needs at run time to find and check its modules and to answer the
+//! host's factory queries; see [`BuildInfo`] for each field. Example:
+//!
+//! ```json
+//! {
+//!   "format": 1,
+//!   "profile": "debug",
+//!   "plugin": {
+//!     "name": "TrioSynth", "vendor": "Trio Audio", "url": "https://example.com/triosynth",
+//!     "email": "support@example.com", "version": "0.1.0", "category": "Instrument",
+//!     "sub_categories": ["Instrument", "Synth"],
+//!     "processor_cid": "6A3F1C2E9B7D4E6F8A0B1C2D3E4F5061",
+//!     "controller_cid": "..."
+//!   },
+//!   "abi": { "version": 1, "layout_hash": 1234567890123456789 },
+//!   "shared_memory_size": 65536,
+//!   "modules": {
+//!     "bridge":    { "file": "TrioSynth.so", "allocation": "forbid", "exports": ["GetPluginFactory", "..."] },
+//!     "rt_engine": { "file": "rt_engine.so", "kind": 1, "allocation": "forbid", "exports": ["..."] },
+//!     "control":   { "file": "control.so", "kind": 2, "allocation": "allow", "hot_reload": true, "exports": ["..."] }
+//!   }
+//! }
+//! ```
+//!
+//! Files are named relative to the folder holding the bridge
+//! (`Contents/x86_64-linux/`). A reader must refuse a `format` it does not know.
+
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::{Allocation, ClassId, Manifest, ModuleSpec, Role};
+
+/// The VST3 SDK version written into `moduleinfo.json`.
+pub const SDK_VERSION: &str = "VST 3.7.9";
+
+/// `Cardinality` of both classes: `kManyInstances`.
+pub const MANY_INSTANCES: i32 = 0x7FFF_FFFF;
+
+/// Processor `Class Flags`: `Vst::kDistributable`.
+pub const PROCESSOR_CLASS_FLAGS: u32 = 1;
+
+/// Controller `Class Flags`: none.
+pub const CONTROLLER_CLASS_FLAGS: u32 = 0;
+
+/// The version of the `build.json` format written by this tool.
+pub const BUILD_INFO_FORMAT: u32 = 1;
+
+/// `moduleinfo.json`.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct ModuleInfo {
+    /// Plugin name.
+    #[serde(rename = "Name")]
+    pub name: String,
+    /// Plugin version.
+    #[serde(rename = "Version")]
+    pub version: String,
+    /// The factory's information.
+    #[serde(rename = "Factory Info")]
+    pub factory_info: FactoryInfo,
+    /// The classes the factory offers.
+    #[serde(rename = "Classes")]
+    pub classes: Vec<ClassInfo>,
+}
+
+/// `moduleinfo.json` → `Factory Info`.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct FactoryInfo {
+    /// Vendor.
+    #[serde(rename = "Vendor")]
+    pub vendor: String,
+    /// Vendor's web address.
+    #[serde(rename = "URL")]
+    pub url: String,
+    /// Vendor's e-mail.
+    #[serde(rename = "E-Mail")]
+    pub email: String,
+    /// Factory flags.
+    #[serde(rename = "Flags")]
+    pub flags: FactoryFlags,
+}
+
+/// `moduleinfo.json` → `Factory Info` → `Flags`.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct FactoryFlags {
+    /// `kUnicode`: strings are UTF-16 (always true).
+    #[serde(rename = "Unicode")]
+    pub unicode: bool,
+    /// `kClassesDiscardable`.
+    #[serde(rename = "Classes Discardable")]
+    pub classes_discardable: bool,
+    /// `kComponentNonDiscardable`.
+    #[serde(rename = "Component Non Discardable")]
+    pub component_non_discardable: bool,
+}
+
+/// One entry of `moduleinfo.json` → `Classes`.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct ClassInfo {
+    /// Class id, 32 uppercase hex digits.
+    #[serde(rename = "CID")]
+    pub cid: String,
+    /// `Audio Module Class` or `Component Controller Class`.
+    #[serde(rename = "Category")]
+    pub category: String,
+    /// Display name.
+    #[serde(rename = "Name")]
+    pub name: String,
+    /// Vendor.
+    #[serde(rename = "Vendor")]
+    pub vendor: String,
+    /// Version.
+    #[serde(rename = "Version")]
+    pub version: String,
+    /// SDK version the plugin was built against.
+    #[serde(rename = "SDKVersion")]
+    pub sdk_version: String,
+    /// VST3 sub-categories.
+    #[serde(rename = "Sub Categories")]
+    pub sub_categories: Vec<String>,
+    /// Class flags.
+    #[serde(rename = "Class Flags")]
+    pub class_flags: u32,
+    /// How many instances may exist.
+    #[serde(rename = "Cardinality")]
+    pub cardinality: i32,
+    /// Snapshot images (none).
+    #[serde(rename = "Snapshots")]
+    pub snapshots: Vec<serde_json::Value>,
+}
+
+/// The VST3 category of the processor class.
+pub const PROCESSOR_CATEGORY: &str = "Audio Module Class";
+/// The VST3 category of the controller class.
+pub const CONTROLLER_CATEGORY: &str = "Component Controller Class";
+
+impl ModuleInfo {
+    /// `moduleinfo.json` for `manifest`.
+    pub fn new(manifest: &Manifest) -> Self {
+        let p = &manifest.plugin;
+        let class = |cid: ClassId, category: &str, sub_categories: Vec<String>, class_flags: u32| ClassInfo {
+            cid: cid.to_string(),
+            category: category.to_owned(),
+            name: p.name.clone(),
+            vendor: p.vendor.clone(),
+            version: p.version.clone(),
+            sdk_version: SDK_VERSION.to_owned(),
+            sub_categories,
+            class_flags,
+            cardinality: MANY_INSTANCES,
+            snapshots: Vec::new(),
+        };
+        Self {
+            name: p.name.clone(),
+            version: p.version.clone(),
+            factory_info: FactoryInfo {
+                vendor: p.vendor.clone(),
+                url: p.url.clone(),
+                email: p.email.clone(),
+                flags: FactoryFlags { unicode: true, classes_discardable: false, component_non_discardable: false },
+            },
+            classes: vec![
+                class(p.class_id, PROCESSOR_CATEGORY, p.sub_categories.clone(), PROCESSOR_CLASS_FLAGS),
+                class(p.class_id.controller_id(), CONTROLLER_CATEGORY, Vec::new(), CONTROLLER_CLASS_FLAGS),
+            ],
+        }
+    }
+}
+
+/// `build.json`: what the bridge reads at run time (see the [module docs](self)).
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct BuildInfo {
+    /// [`BUILD_INFO_FORMAT`]; a reader refuses another value.
+    pub format: u32,
+    /// `debug` or `release`: the cargo profile the libraries were built with.
+    pub profile: String,
+    /// The plugin, as `build.yaml` declares it.
+    pub plugin: PluginBuildInfo,
+    /// The ABI the modules were checked against.
+    pub abi: AbiInfo,
+    /// `shared_memory.size` from `build.yaml`, bytes.
+    pub shared_memory_size: u64,
+    /// The three libraries.
+    pub modules: ModulesBuildInfo,
+}
+
+/// `build.json` → `plugin`.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct PluginBuildInfo {
+    /// Name.
+    pub name: String,
+    /// Vendor.
+    pub vendor: String,
+    /// Web address.
+    pub url: String,
+    /// E-mail.
+    pub email: String,
+    /// Version.
+    pub version: String,
+    /// Category (`Instrument`, `Fx`).
+    pub category: String,
+    /// VST3 sub-categories of the processor class.
+    pub sub_categories: Vec<String>,
+    /// The processor's class id, 32 uppercase hex digits.
+    pub processor_cid: String,
+    /// The controller's class id ([`ClassId::controller_id`]).
+    pub controller_cid: String,
+}
+
+/// `build.json` → `abi`: the values the modules' descriptors were checked against.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct AbiInfo {
+    /// [`shared::abi::ABI_VERSION`].
+    pub version: u32,
+    /// [`shared::layout::LAYOUT_HASH`] (a JSON number; it fits `u64`).
+    pub layout_hash: u64,
+}
+
+/// `build.json` → `modules`.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct ModulesBuildInfo {
+    /// The bridge (the library the host loads).
+    pub bridge: ModuleBuildInfo,
+    /// The real-time engine.
+    pub rt_engine: ModuleBuildInfo,
+    /// The control module.
+    pub control: ModuleBuildInfo,
+}
+
+/// `build.json` → `modules` → one library.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct ModuleBuildInfo {
+    /// File name in `Contents/x86_64-linux/`.
+    pub file: String,
+    /// Descriptor kind ([`shared::abi::module_kind`]); absent for the bridge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<u32>,
+    /// Allocation policy.
+    pub allocation: Allocation,
+    /// Whether development builds reload it when it changes (control only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hot_reload: bool,
+    /// Every symbol it exports (checked at build time; the bridge checks them with `dlsym`).
+    pub exports: Vec<String>,
+}
+
+impl ModuleBuildInfo {
+    fn new(module: &ModuleSpec, plugin_name: &str) -> Self {
+        Self {
+            file: module.role.file_name(plugin_name),
+            kind: module.role.descriptor_kind(),
+            allocation: module.allocation,
+            hot_reload: module.role == Role::Control && module.hot_reload,
+            exports: module.exports.clone(),
+        }
+    }
+}
+
+impl BuildInfo {
+    /// `build.json` for `manifest`, built with the `release` or debug profile.
+    pub fn new(manifest: &Manifest, release: bool) -> Self {
+        let p = &manifest.plugin;
+        Self {
+            format: BUILD_INFO_FORMAT,
+            profile: if release { "release" } else { "debug" }.to_owned(),
+            plugin: PluginBuildInfo {
+                name: p.name.clone(),
+                vendor: p.vendor.clone(),
+                url: p.url.clone(),
+                email: p.email.clone(),
+                version: p.version.clone(),
+                category: p.category.clone(),
+                sub_categories: p.sub_categories.clone(),
+                processor_cid: p.class_id.to_string(),
+                controller_cid: p.class_id.controller_id().to_string(),
+            },
+            abi: AbiInfo { version: shared::abi::ABI_VERSION, layout_hash: shared::layout::LAYOUT_HASH },
+            shared_memory_size: manifest.shared_memory_size,
+            modules: ModulesBuildInfo {
+                bridge: ModuleBuildInfo::new(&manifest.bridge, &p.name),
+                rt_engine: ModuleBuildInfo::new(&manifest.rt_engine, &p.name),
+                control: ModuleBuildInfo::new(&manifest.control, &p.name),
+            },
+        }
+    }
+}
