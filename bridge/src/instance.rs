@@ -1,7 +1,7 @@
 //! One plugin instance: a shared block, an engine instance and a control instance.
 
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use shared::abi::{Event, ParamInfo, ProcessData, control, status};
@@ -52,18 +52,43 @@ pub struct Instance {
     engine_ptr: *mut c_void,
     control: Arc<ControlModule>,
     control_ptr: ControlPtr,
-    setup: ProcessSetup,
+    engine_busy: AtomicBool,
+    /// Sample rate (f64 bits) and max block size of the current setup.
+    setup_rate: AtomicU64,
+    setup_block: AtomicU32,
     // Dropped last (after `Drop::drop` destroyed both module instances that point into it).
     segment: BlockSegment,
 }
 
-// SAFETY: `engine_ptr` is only used through `&mut self` (process, setup) or in `drop`,
-// so moving the instance to another thread moves exclusive use with it. The control
-// pointer is only dereferenced on the control worker. Everything else is `Send`.
+// SAFETY: `engine_ptr` is only dereferenced by the engine while `engine_busy` is held
+// (see `EngineGuard`) or in `drop`, so it may be used from whichever thread holds the
+// guard. The control pointer is only dereferenced on the control worker. Everything else
+// is `Send`.
 unsafe impl Send for Instance {}
-// SAFETY: methods taking `&self` touch only the block's atomics and the control worker's
-// queue (which serialises calls); engine calls all need `&mut self`.
+// SAFETY: as above: concurrent `&self` calls reach the engine only one at a time through
+// the non-blocking `engine_busy` guard, the control module only through the worker's
+// queue (which serialises calls), and the block only through atomics.
 unsafe impl Sync for Instance {}
+
+/// Exclusive use of the engine, taken without ever waiting: a second caller gets `None`.
+/// Hosts must not call `process` and `setupProcessing` at once; if one does, the second
+/// call fails instead of racing.
+struct EngineGuard<'a>(&'a AtomicBool);
+
+impl<'a> EngineGuard<'a> {
+    fn try_take(flag: &'a AtomicBool) -> Option<Self> {
+        // Acquire on success: pairs with the Release in `drop`, so this holder sees every
+        // write the previous holder made to the engine.
+        flag.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).ok().map(|_| Self(flag))
+    }
+}
+
+impl Drop for EngineGuard<'_> {
+    fn drop(&mut self) {
+        // Release: publishes this holder's engine writes to the next holder.
+        self.0.store(false, Ordering::Release);
+    }
+}
 
 impl Instance {
     /// Creates the shared block, the engine instance (activated for `setup`) and the
@@ -106,8 +131,16 @@ impl Instance {
         let engine = Arc::clone(&modules.engine);
         // SAFETY: as above for the block; `engine_ptr` is a local.
         let code = unsafe { (engine.fns.create)(segment.as_ptr(), &mut engine_ptr) };
-        let mut instance =
-            Self { engine, engine_ptr, control: Arc::clone(&modules.control), control_ptr, setup, segment };
+        let mut instance = Self {
+            engine,
+            engine_ptr,
+            control: Arc::clone(&modules.control),
+            control_ptr,
+            engine_busy: AtomicBool::new(false),
+            setup_rate: AtomicU64::new(setup.sample_rate.to_bits()),
+            setup_block: AtomicU32::new(setup.max_block_size),
+            segment,
+        };
         if code != status::OK || instance.engine_ptr.is_null() {
             instance.engine_ptr = core::ptr::null_mut();
             return Err(InstanceError::Engine { code });
@@ -128,7 +161,11 @@ impl Instance {
 
     /// The current setup.
     pub fn setup(&self) -> ProcessSetup {
-        self.setup
+        // Relaxed: informational; written only under the engine guard.
+        ProcessSetup {
+            sample_rate: f64::from_bits(self.setup_rate.load(Ordering::Relaxed)),
+            max_block_size: self.setup_block.load(Ordering::Relaxed),
+        }
     }
 
     /// Changes sample rate and block size (the host's `setupProcessing`). Not on the
@@ -136,9 +173,12 @@ impl Instance {
     ///
     /// # Errors
     /// [`InstanceError::Setup`] for invalid values, [`InstanceError::Engine`] if the engine refuses.
-    pub fn setup_processing(&mut self, setup: ProcessSetup) -> Result<(), InstanceError> {
+    pub fn setup_processing(&self, setup: ProcessSetup) -> Result<(), InstanceError> {
         validate_setup(setup)?;
-        // SAFETY: a live engine; `&mut self` guarantees no concurrent engine call.
+        let Some(_guard) = EngineGuard::try_take(&self.engine_busy) else {
+            return Err(InstanceError::Engine { code: status::BUSY });
+        };
+        // SAFETY: a live engine; the guard excludes any concurrent engine call.
         let code = unsafe { (self.engine.fns.activate)(self.engine_ptr, setup.sample_rate, setup.max_block_size) };
         if code != status::OK {
             return Err(InstanceError::Engine { code });
@@ -147,20 +187,25 @@ impl Instance {
         // Relaxed: informational copies for other readers of the block.
         header.sample_rate.store(setup.sample_rate, Ordering::Relaxed);
         header.max_block_size.store(setup.max_block_size, Ordering::Relaxed);
-        self.setup = setup;
+        // Relaxed: informational copies, read by `setup()`.
+        self.setup_rate.store(setup.sample_rate.to_bits(), Ordering::Relaxed);
+        self.setup_block.store(setup.max_block_size, Ordering::Relaxed);
         Ok(())
     }
 
     /// Silences every voice and clears an engine fault. Not on the audio thread.
-    pub fn reset(&mut self) -> i32 {
-        // SAFETY: a live engine; `&mut self` guarantees no concurrent engine call.
+    pub fn reset(&self) -> i32 {
+        let Some(_guard) = EngineGuard::try_take(&self.engine_busy) else {
+            return status::BUSY;
+        };
+        // SAFETY: a live engine; the guard excludes any concurrent engine call.
         unsafe { (self.engine.fns.reset)(self.engine_ptr) }
     }
 
     /// Renders one block into `outputs` (every channel the same length, at most
     /// `max_block_size`), with `events` timed by sample offset and sorted. Real-time safe.
     /// Returns the engine's status code.
-    pub fn process(&mut self, outputs: &mut [&mut [f32]], events: &[Event]) -> i32 {
+    pub fn process(&self, outputs: &mut [&mut [f32]], events: &[Event]) -> i32 {
         let num_samples = outputs.first().map_or(0, |c| c.len());
         if outputs.len() > MAX_CHANNELS || outputs.iter().any(|c| c.len() != num_samples) {
             return status::INVALID_ARGUMENT;
@@ -184,13 +229,18 @@ impl Instance {
 
     /// The bridge's audio path, wrapped in exactly this one place: flush-to-zero, the
     /// allocation check (violations are counted in the block), and panic capture.
-    pub fn process_raw(&mut self, data: &mut ProcessData) -> i32 {
+    /// Never waits: if another thread is inside the engine (a host calling `process` and
+    /// `setupProcessing` at once), returns [`status::BUSY`] with the outputs untouched.
+    pub fn process_raw(&self, data: &mut ProcessData) -> i32 {
+        let Some(_guard) = EngineGuard::try_take(&self.engine_busy) else {
+            return status::BUSY;
+        };
         let _ftz = shared::realtime::DenormalGuard::new();
         let before = assert_no_alloc::violation_count();
         let engine = self.engine_ptr;
         let process = self.engine.fns.process;
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            // SAFETY: a live engine; `&mut self` guarantees no concurrent engine call;
+            // SAFETY: a live engine; the guard excludes any concurrent engine call;
             // `data`'s pointers are valid for this call (the caller built it).
             assert_no_alloc::assert_no_alloc(|| unsafe { process(engine, data) })
         }));

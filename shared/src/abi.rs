@@ -41,6 +41,9 @@ pub mod status {
     pub const FAULTED: i32 = -7;
     /// The shared block was created for another ABI version or layout.
     pub const ABI_MISMATCH: i32 = -8;
+    /// Another thread is using the object right now (never returned by a module; the
+    /// bridge returns it rather than wait on the audio path).
+    pub const BUSY: i32 = -9;
 
     /// A short human name for a status code.
     pub fn describe(code: i32) -> &'static str {
@@ -54,6 +57,7 @@ pub mod status {
             NOT_FOUND => "not found",
             FAULTED => "the engine is faulted and outputs silence until reset",
             ABI_MISMATCH => "the shared block was built for another ABI version or layout",
+            BUSY => "another thread is using the engine right now",
             _ => "unknown status code",
         }
     }

@@ -23,7 +23,7 @@ fn instance(dir: &ModuleDir) -> Result<Instance> {
 
 /// Renders `seconds` of stereo audio in `BLOCK`-sized blocks. `events` carry absolute
 /// sample times; each is delivered in its block at its offset.
-fn render(inst: &mut Instance, seconds: f64, events: &[Event]) -> (Vec<f32>, Vec<f32>) {
+fn render(inst: &Instance, seconds: f64, events: &[Event]) -> (Vec<f32>, Vec<f32>) {
     let total = (seconds * SR) as usize;
     let (mut left, mut right) = (vec![0.0f32; total], vec![0.0f32; total]);
     let mut start = 0;
@@ -49,8 +49,8 @@ fn normalized(inst: &Instance, param: u32, text: &str) -> f64 {
 #[test]
 fn a4_has_its_fundamental_at_440_hz() -> Result<()> {
     let dir = ModuleDir::new(Build::Normal)?;
-    let mut inst = instance(&dir)?;
-    let (left, _) = render(&mut inst, 1.0, &[Event::note_on(0, 69, 0.9)]);
+    let inst = instance(&dir)?;
+    let (left, _) = render(&inst, 1.0, &[Event::note_on(0, 69, 0.9)]);
     let tail = &left[4800..];
     assert!(rms(tail) > 0.01, "note is silent: rms {}", rms(tail));
     let f = peak_frequency(tail, SR, 400.0, 480.0, 0.5);
@@ -61,7 +61,7 @@ fn a4_has_its_fundamental_at_440_hz() -> Result<()> {
 #[test]
 fn a_chord_sounds_and_releases_to_silence_within_the_release_time() -> Result<()> {
     let dir = ModuleDir::new(Build::Normal)?;
-    let mut inst = instance(&dir)?;
+    let inst = instance(&dir)?;
     let release_s = 0.1;
     inst.set_param_normalized(id::RELEASE, normalized(&inst, id::RELEASE, "100 ms"));
     let off = (0.5 * SR) as u64;
@@ -73,7 +73,7 @@ fn a_chord_sounds_and_releases_to_silence_within_the_release_time() -> Result<()
         Event::note_off(off, 64),
         Event::note_off(off, 67),
     ];
-    let (left, right) = render(&mut inst, 1.0, &events);
+    let (left, right) = render(&inst, 1.0, &events);
     let held = &left[2400..off as usize];
     assert!(rms(held) > 0.02, "chord too quiet: rms {}", rms(held));
     let silent_from = off as usize + (release_s * SR) as usize;
@@ -92,8 +92,8 @@ fn a_chord_sounds_and_releases_to_silence_within_the_release_time() -> Result<()
 #[test]
 fn voice_states_and_meters_reach_the_block() -> Result<()> {
     let dir = ModuleDir::new(Build::Normal)?;
-    let mut inst = instance(&dir)?;
-    render(&mut inst, 0.1, &[Event::note_on(0, 60, 0.5), Event::note_on(0, 72, 1.0)]);
+    let inst = instance(&dir)?;
+    render(&inst, 0.1, &[Event::note_on(0, 60, 0.5), Event::note_on(0, 72, 1.0)]);
     let block = inst.block();
     assert_eq!(block.meters.active_voices.load(Ordering::Relaxed), 2);
     let mut notes: Vec<u32> = block
@@ -113,12 +113,12 @@ fn voice_states_and_meters_reach_the_block() -> Result<()> {
 #[test]
 fn lowering_the_cutoff_through_the_block_removes_high_frequencies() -> Result<()> {
     let dir = ModuleDir::new(Build::Normal)?;
-    let mut bright = instance(&dir)?;
-    let mut dark = instance(&dir)?;
+    let bright = instance(&dir)?;
+    let dark = instance(&dir)?;
     dark.set_param_normalized(id::CUTOFF, normalized(&dark, id::CUTOFF, "400 Hz"));
     let note = [Event::note_on(0, 48, 1.0)];
-    let (b, _) = render(&mut bright, 0.5, &note);
-    let (d, _) = render(&mut dark, 0.5, &note);
+    let (b, _) = render(&bright, 0.5, &note);
+    let (d, _) = render(&dark, 0.5, &note);
     let (eb, ed) = (high_band_energy(&b[4800..], SR, 3000.0), high_band_energy(&d[4800..], SR, 3000.0));
     assert!(ed < eb * 0.05, "high-band energy bright {eb}, dark {ed}");
     Ok(())
@@ -127,7 +127,7 @@ fn lowering_the_cutoff_through_the_block_removes_high_frequencies() -> Result<()
 #[test]
 fn notes_and_parameter_changes_take_effect_at_their_sample() -> Result<()> {
     let dir = ModuleDir::new(Build::Normal)?;
-    let mut inst = instance(&dir)?;
+    let inst = instance(&dir)?;
     let mut left = vec![0.0f32; BLOCK];
     let mut right = vec![0.0f32; BLOCK];
     let code = inst.process(&mut [&mut left, &mut right], &[Event::note_on(137, 69, 1.0)]);
@@ -138,8 +138,8 @@ fn notes_and_parameter_changes_take_effect_at_their_sample() -> Result<()> {
     // A bypass switched on at offset 300 leaves the block identical up to 300 and
     // different after (the fade starts exactly there).
     let dir2 = ModuleDir::new(Build::Normal)?;
-    let mut a = instance(&dir2)?;
-    let mut b = instance(&dir2)?;
+    let a = instance(&dir2)?;
+    let b = instance(&dir2)?;
     let on = [Event::note_on(0, 57, 1.0)];
     let (mut la, mut ra, mut lb, mut rb) = (vec![0.0; BLOCK], vec![0.0; BLOCK], vec![0.0; BLOCK], vec![0.0; BLOCK]);
     a.process(&mut [&mut la, &mut ra], &on);
@@ -167,10 +167,10 @@ fn identical_runs_are_bit_identical() -> Result<()> {
         .collect::<Vec<_>>();
     let mut sorted = events.clone();
     sorted.sort_by_key(|e| e.time);
-    let mut first = instance(&dir)?;
-    let mut second = instance(&dir)?;
-    let (l1, r1) = render(&mut first, 2.0, &sorted);
-    let (l2, r2) = render(&mut second, 2.0, &sorted);
+    let first = instance(&dir)?;
+    let second = instance(&dir)?;
+    let (l1, r1) = render(&first, 2.0, &sorted);
+    let (l2, r2) = render(&second, 2.0, &sorted);
     assert!(rms(&l1) > 0.01);
     assert!(l1.iter().zip(&l2).all(|(a, b)| a.to_bits() == b.to_bits()));
     assert!(r1.iter().zip(&r2).all(|(a, b)| a.to_bits() == b.to_bits()));
@@ -180,12 +180,12 @@ fn identical_runs_are_bit_identical() -> Result<()> {
 #[test]
 fn the_audio_path_allocates_nothing() -> Result<()> {
     let dir = ModuleDir::new(Build::Normal)?;
-    let mut inst = instance(&dir)?;
+    let inst = instance(&dir)?;
     let events: Vec<Event> = (0..64u8)
         .map(|n| Event::note_on(u64::from(n) * 300, 36 + n, 0.7))
         .chain([Event::param(100, id::CUTOFF, 0.3)])
         .collect();
-    render(&mut inst, 2.0, &events);
+    render(&inst, 2.0, &events);
     let stats = &inst.block().stats;
     assert!(stats.blocks_processed.load(Ordering::Relaxed) > 180);
     assert_eq!(stats.alloc_violations.load(Ordering::Relaxed), 0);
@@ -195,8 +195,8 @@ fn the_audio_path_allocates_nothing() -> Result<()> {
 #[test]
 fn an_allocating_engine_is_caught_by_the_allocation_check() -> Result<()> {
     let dir = ModuleDir::new(Build::Probes)?;
-    let mut inst = instance(&dir)?;
-    render(&mut inst, 0.1, &[Event::note_on(0, 60, 1.0)]);
+    let inst = instance(&dir)?;
+    render(&inst, 0.1, &[Event::note_on(0, 60, 1.0)]);
     let violations = inst.block().stats.alloc_violations.load(Ordering::Relaxed);
     // The probe allocates (and frees) once per block: at least one violation per block.
     assert!(violations >= 9, "only {violations} allocation violations caught");
@@ -297,7 +297,7 @@ fn a_panicking_control_export_returns_an_error_and_nothing_else_breaks() -> Resu
     const LOAD_STATE: u32 = 2;
     const PANIC: u32 = 1;
     let dir = ModuleDir::new(Build::Probes)?;
-    let mut inst = instance(&dir)?;
+    let inst = instance(&dir)?;
     let saved = inst.save_state()?;
     let _lib = arm_fault(&dir, LOAD_STATE, PANIC)?;
     let err = inst.load_state(&saved).expect_err("the armed panic did not happen");
@@ -306,7 +306,7 @@ fn a_panicking_control_export_returns_an_error_and_nothing_else_breaks() -> Resu
     assert_eq!(inst.block().stats.control_errors.load(Ordering::Relaxed), 1);
     // The module keeps serving, and audio is unaffected.
     inst.load_state(&saved)?;
-    let (left, _) = render(&mut inst, 0.2, &[Event::note_on(0, 60, 1.0)]);
+    let (left, _) = render(&inst, 0.2, &[Event::note_on(0, 60, 1.0)]);
     assert!(rms(&left) > 0.01);
     Ok(())
 }
@@ -317,13 +317,13 @@ fn a_hanging_control_export_times_out_and_audio_goes_on() -> Result<()> {
     const HANG: u32 = 2;
     let dir = ModuleDir::new(Build::Probes)?;
     let modules = Modules::load(&dir.paths())?;
-    let mut inst = Instance::new(&modules, setup())?;
+    let inst = Instance::new(&modules, setup())?;
     modules.control.set_call_timeout(std::time::Duration::from_millis(200));
     let _lib = arm_fault(&dir, SAVE_STATE, HANG)?;
     let err = inst.save_state().expect_err("the armed hang did not happen");
     assert!(matches!(err, ControlError::Timeout { function: "control_save_state", millis: 200 }), "{err}");
     assert!(matches!(inst.format_value(id::GAIN, 0.5), Err(ControlError::WorkerGone)));
-    let (left, _) = render(&mut inst, 0.2, &[Event::note_on(0, 60, 1.0)]);
+    let (left, _) = render(&inst, 0.2, &[Event::note_on(0, 60, 1.0)]);
     assert!(rms(&left) > 0.01);
     Ok(())
 }
@@ -435,7 +435,7 @@ fn invalid_setup_is_refused_with_the_value() -> Result<()> {
         Err(e) => e,
     };
     assert!(err.to_string().contains("sample rate 0"), "{err}");
-    let mut inst = Instance::new(&modules, setup())?;
+    let inst = Instance::new(&modules, setup())?;
     let mut big = vec![0.0f32; BLOCK * 2];
     assert_eq!(inst.process(&mut [&mut big], &[]), status::INVALID_ARGUMENT);
     assert!(big.iter().all(|&s| s == 0.0));
