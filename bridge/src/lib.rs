@@ -15,6 +15,7 @@ mod elf;
 mod error;
 mod instance;
 mod modules;
+pub mod vst3;
 mod worker;
 
 use std::path::PathBuf;

@@ -1,0 +1,128 @@
+//! The plugin factory: `IPluginFactory`, `IPluginFactory2`, `IPluginFactory3`.
+
+use std::ffi::c_void;
+
+use vst3::Steinberg::*;
+use vst3::{Class, ComWrapper};
+
+use super::util::{copy_cstr, copy_wstr, guard};
+use super::{TrioPlugin, bundle, modules};
+
+/// The factory. Stateless: everything comes from the lazily loaded [`super::Bundle`].
+pub(crate) struct Factory;
+
+impl Class for Factory {
+    type Interfaces = (IPluginFactory, IPluginFactory2, IPluginFactory3);
+}
+
+fn class(index: i32) -> Option<&'static super::info::ClassInfo> {
+    let info = bundle().info.as_ref().ok()?;
+    info.classes.get(usize::try_from(index).ok()?)
+}
+
+impl IPluginFactoryTrait for Factory {
+    unsafe fn getFactoryInfo(&self, info: *mut PFactoryInfo) -> tresult {
+        guard(|| {
+            // SAFETY: the host passes a valid `PFactoryInfo` or null.
+            let Some(out) = (unsafe { info.as_mut() }) else { return kInvalidArgument };
+            let Ok(plugin) = &bundle().info else { return kResultFalse };
+            copy_cstr(&plugin.vendor, &mut out.vendor);
+            copy_cstr(&plugin.url, &mut out.url);
+            copy_cstr(&plugin.email, &mut out.email);
+            out.flags = PFactoryInfo_::FactoryFlags_::kUnicode as int32;
+            kResultOk
+        })
+    }
+
+    unsafe fn countClasses(&self) -> int32 {
+        super::util::guard_value(0, || bundle().info.as_ref().map_or(0, |i| i.classes.len() as int32))
+    }
+
+    unsafe fn getClassInfo(&self, index: int32, info: *mut PClassInfo) -> tresult {
+        guard(|| {
+            // SAFETY: the host passes a valid `PClassInfo` or null.
+            let Some(out) = (unsafe { info.as_mut() }) else { return kInvalidArgument };
+            let Some(class) = class(index) else { return kInvalidArgument };
+            out.cid = class.cid.map(|b| b as _);
+            out.cardinality = class.cardinality;
+            copy_cstr(&class.category, &mut out.category);
+            copy_cstr(&class.name, &mut out.name);
+            kResultOk
+        })
+    }
+
+    unsafe fn createInstance(&self, cid: FIDString, iid: FIDString, obj: *mut *mut c_void) -> tresult {
+        guard(|| {
+            if cid.is_null() || iid.is_null() || obj.is_null() {
+                return kInvalidArgument;
+            }
+            // SAFETY: `obj` is non-null and points to the host's out pointer.
+            unsafe { *obj = std::ptr::null_mut() };
+            // SAFETY: `cid` points to a 16-byte TUID (VST3 contract).
+            let wanted = unsafe { *(cid as *const [u8; 16]) };
+            if !bundle().info.as_ref().is_ok_and(|i| i.classes.iter().any(|c| c.cid == wanted)) {
+                return kNoInterface;
+            }
+            let modules = match modules() {
+                Ok(m) => m,
+                Err(_) => return kResultFalse,
+            };
+            let plugin = match TrioPlugin::new(&modules) {
+                Ok(p) => p,
+                Err(e) => {
+                    log::error!("could not create an instance: {e}");
+                    return kResultFalse;
+                }
+            };
+            let Some(unknown) = ComWrapper::new(plugin).to_com_ptr::<FUnknown>() else { return kResultFalse };
+            let ptr = unknown.as_ptr();
+            // SAFETY: `ptr` is a live object we own a reference to (released when
+            // `unknown` drops); `iid` points to a TUID; `obj` is the host's out pointer.
+            unsafe { ((*(*ptr).vtbl).queryInterface)(ptr, iid as *mut TUID, obj) }
+        })
+    }
+}
+
+impl IPluginFactory2Trait for Factory {
+    unsafe fn getClassInfo2(&self, index: int32, info: *mut PClassInfo2) -> tresult {
+        guard(|| {
+            // SAFETY: the host passes a valid `PClassInfo2` or null.
+            let Some(out) = (unsafe { info.as_mut() }) else { return kInvalidArgument };
+            let Some(class) = class(index) else { return kInvalidArgument };
+            out.cid = class.cid.map(|b| b as _);
+            out.cardinality = class.cardinality;
+            copy_cstr(&class.category, &mut out.category);
+            copy_cstr(&class.name, &mut out.name);
+            out.classFlags = class.class_flags;
+            copy_cstr(&class.sub_categories, &mut out.subCategories);
+            copy_cstr(&class.vendor, &mut out.vendor);
+            copy_cstr(&class.version, &mut out.version);
+            copy_cstr(&class.sdk_version, &mut out.sdkVersion);
+            kResultOk
+        })
+    }
+}
+
+impl IPluginFactory3Trait for Factory {
+    unsafe fn getClassInfoUnicode(&self, index: int32, info: *mut PClassInfoW) -> tresult {
+        guard(|| {
+            // SAFETY: the host passes a valid `PClassInfoW` or null.
+            let Some(out) = (unsafe { info.as_mut() }) else { return kInvalidArgument };
+            let Some(class) = class(index) else { return kInvalidArgument };
+            out.cid = class.cid.map(|b| b as _);
+            out.cardinality = class.cardinality;
+            copy_cstr(&class.category, &mut out.category);
+            copy_wstr(&class.name, &mut out.name);
+            out.classFlags = class.class_flags;
+            copy_cstr(&class.sub_categories, &mut out.subCategories);
+            copy_wstr(&class.vendor, &mut out.vendor);
+            copy_wstr(&class.version, &mut out.version);
+            copy_wstr(&class.sdk_version, &mut out.sdkVersion);
+            kResultOk
+        })
+    }
+
+    unsafe fn setHostContext(&self, _context: *mut FUnknown) -> tresult {
+        kResultOk
+    }
+}
