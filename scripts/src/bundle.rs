@@ -52,6 +52,8 @@ pub struct BundledModule {
     pub role: Role,
     /// File name in `Contents/x86_64-linux/`.
     pub file_name: String,
+    /// The built library it is a copy of.
+    pub source: PathBuf,
     /// Size in bytes.
     pub size: u64,
     /// Number of exported symbols.
@@ -256,11 +258,12 @@ fn check_descriptor(
     }
     if d.kind != kind {
         problems.push(format!(
-            "{}: {lib} is a {} module (descriptor kind {}), but modules.{key} needs kind {kind} ({}): point \
-             modules.{key}.crate at the right crate",
+            "{}: {lib}'s descriptor says module kind {} ({}), but modules.{key} needs kind {kind} ({}): point \
+             modules.{key}.crate at the {} crate",
             manifest.at(module.crate_pos),
-            kind_name(d.kind),
             d.kind,
+            kind_name(d.kind),
+            kind_name(kind),
             kind_name(kind)
         ));
     }
@@ -312,6 +315,7 @@ fn write_bundle(manifest: &Manifest, libraries: &[Library], root: &Path, release
         modules.push(BundledModule {
             role: module.role,
             file_name,
+            source: library.path.clone(),
             size: library.size(),
             export_count: module.exports.len(),
             allocation: module.allocation,

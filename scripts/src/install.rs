@@ -54,7 +54,7 @@ pub fn install(options: &InstallOptions) -> Result<PathBuf> {
     let bundle = bundle_path(&out_dir, &manifest.plugin.name);
     let flag = if options.release { " --release" } else { "" };
     if !bundle.is_dir() {
-        bail!("there is no bundle at {}: build it first with `cargo xtask bundle{flag}`", bundle.display());
+        bail!("there is no bundle at {}: run `cargo xtask bundle{flag}` first", bundle.display());
     }
     let info_path = bundle.join(RESOURCES_DIR).join("build.json");
     let info: BuildInfo =

@@ -355,7 +355,7 @@ impl Manifest {
 /// Adds what to do to the parser's messages that need it.
 fn explain_parse_error(message: String) -> String {
     if message.starts_with("unknown field") {
-        format!("{message} (check the spelling; the valid names are listed)")
+        format!("{message} (only the names listed are valid here)")
     } else if message.starts_with("missing field") {
         format!("{message} in the section that ends here: add it (the schema is in the example build.yaml)")
     } else {

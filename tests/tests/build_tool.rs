@@ -1,0 +1,717 @@
+//! The build tool (`cargo xtask bundle | install | new`) on the real workspace: a good
+//! `build.yaml` gives a complete bundle, and every bad input a user can give gets a clear
+//! message and never costs the bundle built before it.
+//!
+//! Build the workspace first (`cargo xtask test` does): the bundle tests call the tool's
+//! library, whose `cargo build` then finds the normal `target/` build fresh. Each test
+//! writes its bundle into a folder of its own.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use integration::{patch_symbol_u32, patch_symbol_u64, scratch_dir, target_dir};
+use scripts::bundle::{BundleOptions, BundleReport, bundle, check_library};
+use scripts::elf::Library;
+use scripts::install::{InstallOptions, install};
+use scripts::manifest::{ClassId, Manifest};
+use scripts::scaffold::{NewOptions, new_project};
+use serde_json::Value;
+use shared::abi::{DESCRIPTOR_SYMBOL, ModuleDescriptor};
+
+/// A scratch folder, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Self {
+        Self(scratch_dir(tag).expect("creating a scratch folder"))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn workspace() -> PathBuf {
+    scripts::workspace_root()
+}
+
+fn real_yaml() -> String {
+    std::fs::read_to_string(workspace().join("build.yaml")).expect("reading build.yaml")
+}
+
+/// The debug build of one crate's library, as the workspace build left it.
+fn built_library(crate_name: &str) -> PathBuf {
+    let path = target_dir().join("debug").join(format!("lib{crate_name}.so"));
+    path.canonicalize().unwrap_or(path)
+}
+
+/// What the built bridge exports, read the way the tool reads it.
+fn bridge_exports() -> Vec<String> {
+    let path = built_library("bridge");
+    let library =
+        Library::read(&path).unwrap_or_else(|e| panic!("{e:#}: build the workspace first (`cargo xtask test` does)"));
+    library.exports().expect("reading the bridge's exports").into_iter().collect()
+}
+
+/// `yaml` with `modules.bridge.exports` replaced by `exports`.
+fn with_bridge_exports(yaml: &str, exports: &[String]) -> String {
+    let mut out = String::new();
+    let (mut in_bridge, mut in_list, mut done) = (false, false, false);
+    for line in yaml.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if indent == 4 && !line.trim_start().starts_with('-') {
+            in_list = false;
+        }
+        if indent == 2 && !line.trim().is_empty() {
+            in_bridge = line.trim() == "bridge:";
+            in_list = false;
+        }
+        if in_list && line.trim_start().starts_with('-') {
+            continue;
+        }
+        if in_bridge && !done && line.trim_start().starts_with("exports:") {
+            out.push_str(&format!("    exports: [{}]\n", exports.join(", ")));
+            (done, in_list) = (true, true);
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    assert!(done, "build.yaml has no modules.bridge.exports");
+    out
+}
+
+/// A `build.yaml` that bundles: the real one, with the bridge's exports set to what the
+/// built bridge exports (the same list once the bridge has its VST3 entry points). While
+/// the bridge exports nothing at all, no bridge entry can be valid, so the bridge entry
+/// points at a stand-in crate copied into `scratch` that exports the three entry points.
+fn good_yaml(scratch: &Path) -> String {
+    let exports = bridge_exports();
+    if !exports.is_empty() {
+        return with_bridge_exports(&real_yaml(), &exports);
+    }
+    let stub = scratch.join("stub_bridge");
+    if !stub.exists() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/build_tool/stub_bridge");
+        scripts::fsutil::copy_dir(&fixture, &stub, &["target"]).expect("copying the stand-in bridge");
+    }
+    edit(&real_yaml(), "    crate: bridge\n", &format!("    crate: {}\n", stub.display()))
+}
+
+/// `text` with `from` replaced by `to`, once; `from` must be there.
+fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "the manifest has no {from:?}");
+    text.replacen(from, to, 1)
+}
+
+fn bundle_with(manifest: &Path, out: &Path) -> Result<BundleReport> {
+    bundle(&BundleOptions {
+        manifest: manifest.to_owned(),
+        workspace: workspace(),
+        release: false,
+        out_dir: Some(out.to_owned()),
+    })
+}
+
+/// Every entry under `dir` with its size, modification time and inode.
+type Snapshot = BTreeMap<PathBuf, (u64, SystemTime, u64)>;
+
+fn snapshot(dir: &Path) -> Snapshot {
+    fn walk(root: &Path, dir: &Path, into: &mut Snapshot) {
+        for entry in std::fs::read_dir(dir).expect("reading a folder").flatten() {
+            let meta = entry.metadata().expect("stat");
+            let path = entry.path();
+            into.insert(
+                path.strip_prefix(root).unwrap().to_owned(),
+                (meta.len(), meta.modified().unwrap(), meta.ino()),
+            );
+            if meta.is_dir() {
+                walk(root, &path, into);
+            }
+        }
+    }
+    let mut snap = Snapshot::new();
+    walk(dir, dir, &mut snap);
+    snap
+}
+
+/// A scratch folder with a good bundle already built in `out/`.
+struct Previous {
+    scratch: Scratch,
+    out: PathBuf,
+    before: Snapshot,
+}
+
+impl Previous {
+    fn build() -> Self {
+        let scratch = Scratch::new("bundle");
+        let out = scratch.path().join("out");
+        let manifest = scratch.path().join("good.yaml");
+        std::fs::write(&manifest, good_yaml(scratch.path())).unwrap();
+        let report = bundle_with(&manifest, &out).unwrap_or_else(|e| panic!("the good manifest must bundle: {e:#}"));
+        assert!(report.path.join("Contents/x86_64-linux/TrioSynth.so").is_file());
+        let before = snapshot(&out);
+        Self { scratch, out, before }
+    }
+
+    /// Bundles `yaml` into the same folder; it must fail, and the previous bundle must be
+    /// exactly as it was. Returns the error message.
+    fn bundle_fails(&self, yaml: &str) -> String {
+        let manifest = self.scratch.path().join("build.yaml");
+        std::fs::write(&manifest, yaml).unwrap();
+        let error = match bundle_with(&manifest, &self.out) {
+            Ok(report) => panic!("bundling must fail, but made {}", report.path.display()),
+            Err(e) => format!("{e:#}"),
+        };
+        assert_eq!(snapshot(&self.out), self.before, "the previous bundle changed after: {error}");
+        error
+    }
+
+    /// A manifest that bundles (see [`good_yaml`]).
+    fn good_yaml(&self) -> String {
+        good_yaml(self.scratch.path())
+    }
+
+    fn manifest(&self) -> String {
+        self.scratch.path().join("build.yaml").display().to_string()
+    }
+}
+
+fn assert_contains(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(text.contains(part), "expected {part:?} in:\n{text}");
+    }
+}
+
+/// The 1-based line of `build.yaml` text that contains `needle`.
+fn line_of(yaml: &str, needle: &str) -> usize {
+    yaml.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no {needle:?}")) + 1
+}
+
+// ---- Bad input: one test per case ----------------------------------------------------
+
+#[test]
+fn malformed_yaml_is_reported_at_its_line() {
+    let previous = Previous::build();
+    let yaml = edit(&previous.good_yaml(), "  vendor: Trio Audio", "  vendor: \"Trio Audio");
+    let error = previous.bundle_fails(&yaml);
+    assert_contains(&error, &[&previous.manifest(), ":"]);
+    let first = error.lines().next().unwrap();
+    let line = first.split(':').nth(1).unwrap_or("");
+    assert!(line.parse::<usize>().is_ok(), "no line number in: {error}");
+}
+
+#[test]
+fn a_missing_field_is_named() {
+    let previous = Previous::build();
+    let yaml = previous.good_yaml();
+    let yaml = edit(&yaml, "  vendor: Trio Audio\n", "");
+    let error = previous.bundle_fails(&yaml);
+    assert_contains(&error, &[&previous.manifest(), "missing field `vendor`"]);
+}
+
+#[test]
+fn a_mistyped_field_name_lists_the_valid_names() {
+    let previous = Previous::build();
+    let yaml = previous.good_yaml();
+    let line = line_of(&yaml, "  rt_engine:") + 3;
+    let yaml = edit(
+        &yaml,
+        "  rt_engine:\n    crate: rt_engine\n    allocation: forbid\n    exports:",
+        "  rt_engine:\n    crate: rt_engine\n    allocation: forbid\n    exprots:",
+    );
+    let error = previous.bundle_fails(&yaml);
+    assert_contains(
+        &error,
+        &[
+            &format!("{}:{line}:5: unknown field `exprots`", previous.manifest()),
+            "expected one of crate, allocation, exports",
+        ],
+    );
+}
+
+#[test]
+fn an_invalid_class_id_is_refused_with_its_position() {
+    let previous = Previous::build();
+    let yaml = previous.good_yaml();
+    let line = line_of(&yaml, "class_id:");
+    let yaml = edit(&yaml, "6A3F1C2E9B7D4E6F8A0B1C2D3E4F5061", "6A3F1C2E9B7D4E6F8A0B1C2D3E4F50");
+    let error = previous.bundle_fails(&yaml);
+    assert_contains(
+        &error,
+        &[
+            &format!("{}:{line}:13: plugin.class_id", previous.manifest()),
+            "\"6A3F1C2E9B7D4E6F8A0B1C2D3E4F50\"",
+            "30 hex digits",
+            "exactly 32 hex digits",
+        ],
+    );
+}
+
+#[test]
+fn a_duplicate_export_is_refused_with_both_lines() {
+    let previous = Previous::build();
+    let yaml = previous.good_yaml();
+    let first = line_of(&yaml, "- rt_reset");
+    let yaml = edit(&yaml, "      - rt_reset\n", "      - rt_reset\n      - rt_reset\n");
+    let error = previous.bundle_fails(&yaml);
+    assert_contains(
+        &error,
+        &[
+            &format!("{}:{}:9: modules.rt_engine.exports lists `rt_reset` twice", previous.manifest(), first + 1),
+            &format!("(first at line {first})"),
+        ],
+    );
+}
+
+#[test]
+fn a_module_crate_path_that_does_not_exist_is_named() {
+    let previous = Previous::build();
+    let yaml = edit(&previous.good_yaml(), "crate: control", "crate: controls/missing");
+    let error = previous.bundle_fails(&yaml);
+    assert_contains(
+        &error,
+        &[
+            "modules.control.crate: the folder \"controls/missing\" does not exist",
+            &workspace().join("controls/missing").display().to_string(),
+        ],
+    );
+}
+
+#[test]
+fn an_export_declared_but_not_in_the_library_names_symbol_and_library() {
+    let previous = Previous::build();
+    let yaml = edit(&previous.good_yaml(), "      - rt_reset\n", "      - rt_reset\n      - rt_flush\n");
+    let error = previous.bundle_fails(&yaml);
+    assert_contains(
+        &error,
+        &[
+            "`rt_flush` is declared in modules.rt_engine.exports but not exported by",
+            &built_library("rt_engine").display().to_string(),
+            "#[unsafe(no_mangle)]",
+        ],
+    );
+}
+
+#[test]
+fn an_export_the_manifest_does_not_declare_is_refused() {
+    let previous = Previous::build();
+    let yaml = edit(&previous.good_yaml(), "      - control_tick\n", "");
+    let error = previous.bundle_fails(&yaml);
+    assert_contains(
+        &error,
+        &[
+            &built_library("control").display().to_string(),
+            "exports `control_tick`, which modules.control.exports does not declare",
+        ],
+    );
+}
+
+#[test]
+fn a_shared_memory_size_below_the_block_names_both_sizes() {
+    let previous = Previous::build();
+    let yaml = edit(&previous.good_yaml(), "size: 65536", "size: 4096");
+    let error = previous.bundle_fails(&yaml);
+    let block = size_of::<shared::block::SharedBlock>();
+    assert_contains(
+        &error,
+        &[
+            "shared_memory.size is 4096 bytes",
+            &format!("shared::block::SharedBlock is {block} bytes"),
+            &format!("at least {block}"),
+        ],
+    );
+}
+
+#[test]
+fn a_failing_cargo_build_is_reported_with_the_compiler_error() {
+    let previous = Previous::build();
+    // A scratch module crate with a syntax error (its own workspace, so the real one is
+    // not touched).
+    let broken = previous.scratch.path().join("broken_control");
+    std::fs::create_dir_all(broken.join("src")).unwrap();
+    std::fs::write(
+        broken.join("Cargo.toml"),
+        "[package]\nname = \"broken_control\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[lib]\n\
+         crate-type = [\"cdylib\"]\n\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(broken.join("src/lib.rs"), "#[no_mangle]\npub extern \"C\" fn control_tick( -> i32 { 0 }\n")
+        .unwrap();
+    let yaml = edit(&previous.good_yaml(), "crate: control", &format!("crate: {}", broken.display()));
+    let error = previous.bundle_fails(&yaml);
+    assert_contains(
+        &error,
+        &[
+            "no bundle was written; the previous one, if any, is unchanged",
+            "building the modules failed: `cargo build -p broken_control --lib`",
+            "src/lib.rs:2",
+        ],
+    );
+}
+
+#[test]
+fn an_engine_that_may_allocate_is_refused() {
+    let previous = Previous::build();
+    let yaml = edit(
+        &previous.good_yaml(),
+        "    crate: rt_engine\n    allocation: forbid",
+        "    crate: rt_engine\n    allocation: allow",
+    );
+    let error = previous.bundle_fails(&yaml);
+    assert_contains(&error, &["modules.rt_engine.allocation must be `forbid`"]);
+}
+
+#[test]
+fn an_allocation_policy_the_descriptor_contradicts_is_refused() {
+    let previous = Previous::build();
+    let yaml = edit(
+        &previous.good_yaml(),
+        "    crate: control\n    allocation: allow",
+        "    crate: control\n    allocation: forbid",
+    );
+    let error = previous.bundle_fails(&yaml);
+    assert_contains(
+        &error,
+        &[
+            "modules.control.allocation is `forbid`",
+            &format!("{}'s descriptor declares alloc_policy 2 (ALLOW)", built_library("control").display()),
+        ],
+    );
+}
+
+#[test]
+fn a_plugin_name_that_is_no_file_name_is_refused() {
+    let previous = Previous::build();
+    let yaml = edit(&previous.good_yaml(), "  name: TrioSynth", "  name: Trio/Synth");
+    let error = previous.bundle_fails(&yaml);
+    assert_contains(&error, &["plugin.name \"Trio/Synth\" cannot be used as the bundle's file name", "'/'"]);
+}
+
+#[test]
+fn swapped_module_crates_are_refused_by_descriptor_kind() {
+    let previous = Previous::build();
+    let yaml = previous.good_yaml();
+    let yaml = edit(&yaml, "crate: rt_engine", "crate: SWAP");
+    let yaml = edit(&yaml, "crate: control", "crate: rt_engine");
+    let yaml = edit(&yaml, "crate: SWAP", "crate: control");
+    let error = previous.bundle_fails(&yaml);
+    assert_contains(
+        &error,
+        &[
+            &format!(
+                "{}'s descriptor says module kind 2 (control), but modules.rt_engine needs kind 1 (engine)",
+                built_library("control").display()
+            ),
+            &format!(
+                "{}'s descriptor says module kind 1 (engine), but modules.control needs kind 2 (control)",
+                built_library("rt_engine").display()
+            ),
+        ],
+    );
+}
+
+// ---- Descriptor checks on patched copies of the real libraries ----------------------
+
+fn patched_engine(scratch: &Scratch, patch: impl FnOnce(&Path) -> Result<()>) -> Vec<String> {
+    let copy = scratch.path().join("librt_engine.so");
+    std::fs::copy(built_library("rt_engine"), &copy).unwrap();
+    patch(&copy).unwrap();
+    let manifest = Manifest::parse(&good_yaml(scratch.path()), Path::new("build.yaml"), &workspace()).unwrap();
+    check_library(&manifest, &manifest.rt_engine, &Library::read(&copy).unwrap()).unwrap()
+}
+
+#[test]
+fn a_module_built_with_another_layout_is_refused_with_both_hashes() {
+    let scratch = Scratch::new("descriptor");
+    let offset = core::mem::offset_of!(ModuleDescriptor, layout_hash);
+    let problems = patched_engine(&scratch, |p| patch_symbol_u64(p, DESCRIPTOR_SYMBOL, offset, 0x1234_5678_9ABC_DEF0));
+    let text = problems.join("\n");
+    assert_contains(
+        &text,
+        &["layout hash is 0x123456789abcdef0", &format!("this build tool's is {:#018x}", shared::layout::LAYOUT_HASH)],
+    );
+}
+
+#[test]
+fn a_module_built_for_another_abi_version_is_refused() {
+    let scratch = Scratch::new("descriptor");
+    let offset = core::mem::offset_of!(ModuleDescriptor, abi_version);
+    let problems = patched_engine(&scratch, |p| patch_symbol_u32(p, DESCRIPTOR_SYMBOL, offset, 99));
+    assert_contains(
+        &problems.join("\n"),
+        &[&format!("built for ABI version 99, but this build tool for version {}", shared::abi::ABI_VERSION)],
+    );
+}
+
+#[test]
+fn a_descriptor_without_its_magic_is_refused() {
+    let scratch = Scratch::new("descriptor");
+    let problems = patched_engine(&scratch, |p| patch_symbol_u32(p, DESCRIPTOR_SYMBOL, 0, 0));
+    assert_contains(&problems.join("\n"), &["does not start with the magic \"TRIOMOD\\0\""]);
+}
+
+#[test]
+fn the_unpatched_engine_passes_every_check() {
+    let scratch = Scratch::new("descriptor");
+    assert_eq!(patched_engine(&scratch, |_| Ok(())), Vec::<String>::new());
+}
+
+// ---- A good bundle --------------------------------------------------------------------
+
+#[test]
+fn a_good_manifest_gives_a_complete_bundle() -> Result<()> {
+    let scratch = Scratch::new("bundle");
+    let out = scratch.path().join("out");
+    let manifest_path = scratch.path().join("build.yaml");
+    std::fs::write(&manifest_path, good_yaml(scratch.path()))?;
+    let report = bundle_with(&manifest_path, &out)?;
+    let manifest = Manifest::load(&manifest_path, &workspace())?;
+
+    assert_eq!(report.path, out.join("TrioSynth.vst3"));
+    let binaries = report.path.join("Contents/x86_64-linux");
+    let files: Vec<&str> = report.modules.iter().map(|m| m.file_name.as_str()).collect();
+    assert_eq!(files, ["TrioSynth.so", bridge::ENGINE_FILE, bridge::CONTROL_FILE]);
+    // The normal `target/` build is the one bundled.
+    assert_eq!(report.modules[1].source, built_library("rt_engine"));
+    assert_eq!(report.modules[2].source, built_library("control"));
+    for module in &report.modules {
+        let bundled = std::fs::read(binaries.join(&module.file_name))?;
+        assert!(bundled == std::fs::read(&module.source)?, "{} is not a copy of {:?}", module.file_name, module.source);
+        assert_eq!(module.size, bundled.len() as u64);
+    }
+    let shown = report.to_string();
+    assert_contains(&shown, &[&report.path.display().to_string(), "rt_engine.so", "exports  allocation forbid"]);
+    assert_eq!(report.modules[2].export_count, manifest.control.exports.len());
+
+    let info: Value = serde_json::from_slice(&std::fs::read(report.path.join("Contents/Resources/moduleinfo.json"))?)?;
+    assert_eq!(info["Name"], "TrioSynth");
+    assert_eq!(info["Version"], "0.1.0");
+    assert_eq!(info["Factory Info"]["Vendor"], "Trio Audio");
+    assert_eq!(info["Factory Info"]["E-Mail"], "support@example.com");
+    assert_eq!(info["Factory Info"]["Flags"]["Unicode"], true);
+    let processor = &info["Classes"][0];
+    assert_eq!(processor["CID"], "6A3F1C2E9B7D4E6F8A0B1C2D3E4F5061");
+    assert_eq!(processor["Category"], "Audio Module Class");
+    assert_eq!(processor["Sub Categories"], serde_json::json!(["Instrument", "Synth"]));
+    assert_eq!(processor["Class Flags"], 1);
+    assert_eq!(processor["Cardinality"], 2147483647);
+    assert_eq!(processor["SDKVersion"], "VST 3.7.9");
+    let controller = &info["Classes"][1];
+    let controller_id = ClassId::parse("6A3F1C2E9B7D4E6F8A0B1C2D3E4F5061").unwrap().controller_id().to_string();
+    assert_eq!(controller["CID"], controller_id.as_str());
+    assert_ne!(controller["CID"], processor["CID"]);
+    assert_eq!(controller["Category"], "Component Controller Class");
+    assert_eq!(controller["Sub Categories"], serde_json::json!([]));
+
+    let build: Value = serde_json::from_slice(&std::fs::read(report.path.join("Contents/Resources/build.json"))?)?;
+    assert_eq!(build["format"], 1);
+    assert_eq!(build["profile"], "debug");
+    assert_eq!(build["plugin"]["processor_cid"], processor["CID"]);
+    assert_eq!(build["plugin"]["controller_cid"], controller["CID"]);
+    assert_eq!(build["abi"]["layout_hash"], shared::layout::LAYOUT_HASH);
+    assert_eq!(build["modules"]["bridge"]["file"], "TrioSynth.so");
+    assert_eq!(build["modules"]["rt_engine"]["file"], bridge::ENGINE_FILE);
+    assert_eq!(build["modules"]["rt_engine"]["kind"], 1);
+    assert_eq!(build["modules"]["control"]["hot_reload"], true);
+    assert_eq!(build["modules"]["control"]["allocation"], "allow");
+    assert_eq!(build["modules"]["control"]["exports"], serde_json::json!(manifest.control.exports));
+    assert_eq!(build["shared_memory_size"], 65536);
+
+    // Bundling again replaces the bundle and leaves nothing else behind.
+    std::fs::write(&manifest_path, edit(&good_yaml(scratch.path()), "version: 0.1.0", "version: 0.2.0"))?;
+    let again = bundle_with(&manifest_path, &out)?;
+    assert_eq!(again.path, report.path);
+    let info: Value = serde_json::from_slice(&std::fs::read(again.path.join("Contents/Resources/moduleinfo.json"))?)?;
+    assert_eq!(info["Version"], "0.2.0");
+    let entries: Vec<_> = std::fs::read_dir(&out)?.map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(entries, ["TrioSynth.vst3"]);
+    Ok(())
+}
+
+/// The real `build.yaml` must match the real libraries: until the bridge exports the VST3
+/// entry points it declares, bundling fails and names each of them; from then on it
+/// succeeds.
+#[test]
+fn the_real_build_yaml_matches_the_built_libraries() -> Result<()> {
+    let scratch = Scratch::new("bundle");
+    let manifest = Manifest::load(&workspace().join("build.yaml"), &workspace())?;
+    let exported = bridge_exports();
+    let missing: Vec<&String> = manifest.bridge.exports.iter().filter(|e| !exported.contains(e)).collect();
+    let result = bundle_with(&workspace().join("build.yaml"), scratch.path());
+    if missing.is_empty() {
+        let report = result?;
+        assert!(report.path.join("Contents/x86_64-linux/TrioSynth.so").is_file());
+    } else {
+        let error = format!("{:#}", result.err().context("bundling must fail while the bridge lacks exports")?);
+        for symbol in missing {
+            assert_contains(&error, &[&format!("`{symbol}` is declared in modules.bridge.exports but not exported")]);
+        }
+        assert!(!scratch.path().join("TrioSynth.vst3").exists());
+    }
+    Ok(())
+}
+
+// ---- install -------------------------------------------------------------------------
+
+fn install_options(scratch: &Scratch, manifest: &Path, out: &Path, release: bool) -> InstallOptions {
+    InstallOptions {
+        manifest: manifest.to_owned(),
+        workspace: workspace(),
+        out_dir: Some(out.to_owned()),
+        dest: Some(scratch.path().join("vst3")),
+        release,
+    }
+}
+
+#[test]
+fn install_without_a_bundle_says_to_bundle_first() {
+    let scratch = Scratch::new("install");
+    let manifest = scratch.path().join("build.yaml");
+    std::fs::write(&manifest, good_yaml(scratch.path())).unwrap();
+    let error = install(&install_options(&scratch, &manifest, &scratch.path().join("out"), false)).unwrap_err();
+    assert_contains(&format!("{error:#}"), &["there is no bundle at", "TrioSynth.vst3", "run `cargo xtask bundle`"]);
+    assert!(!scratch.path().join("vst3/TrioSynth.vst3").exists());
+}
+
+#[test]
+fn install_copies_the_bundle_and_replaces_an_older_copy() -> Result<()> {
+    let previous = Previous::build();
+    let scratch = &previous.scratch;
+    let manifest = scratch.path().join("good.yaml");
+    let installed = install(&install_options(scratch, &manifest, &previous.out, false))?;
+    assert_eq!(installed, scratch.path().join("vst3/TrioSynth.vst3"));
+    let bundled = previous.out.join("TrioSynth.vst3");
+    let relative = |snap: Snapshot| snap.into_iter().map(|(path, (len, ..))| (path, len)).collect::<Vec<_>>();
+    assert_eq!(relative(snapshot(&installed)), relative(snapshot(&bundled)));
+
+    // A newer bundle replaces the installed one, and nothing else is left in the folder.
+    std::fs::write(&manifest, edit(&previous.good_yaml(), "version: 0.1.0", "version: 0.3.0"))?;
+    bundle_with(&manifest, &previous.out)?;
+    install(&install_options(scratch, &manifest, &previous.out, false))?;
+    let info: Value = serde_json::from_slice(&std::fs::read(installed.join("Contents/Resources/moduleinfo.json"))?)?;
+    assert_eq!(info["Version"], "0.3.0");
+    let entries: Vec<_> = std::fs::read_dir(scratch.path().join("vst3"))?.map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(entries, ["TrioSynth.vst3"]);
+
+    // --release refuses a debug bundle.
+    let error = install(&install_options(scratch, &manifest, &previous.out, true)).unwrap_err();
+    assert_contains(&format!("{error:#}"), &["is a debug build", "cargo xtask bundle --release"]);
+    Ok(())
+}
+
+// ---- new -------------------------------------------------------------------------------
+
+#[test]
+fn new_refuses_a_name_that_is_no_file_name() {
+    let scratch = Scratch::new("new");
+    for (name, why) in [("My/Synth", "'/'"), ("", "empty"), ("Synth.vst3", "'.'")] {
+        let options = NewOptions { name: name.into(), parent: scratch.path().to_owned(), source: workspace() };
+        let error = format!("{:#}", new_project(&options).unwrap_err());
+        assert_contains(&error, &["cannot be a plugin name", why]);
+    }
+    assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 0, "nothing may be left behind");
+}
+
+#[test]
+fn new_refuses_an_existing_destination() {
+    let scratch = Scratch::new("new");
+    std::fs::create_dir(scratch.path().join("MySynth")).unwrap();
+    std::fs::write(scratch.path().join("MySynth/keep.txt"), "mine").unwrap();
+    let options = NewOptions { name: "MySynth".into(), parent: scratch.path().to_owned(), source: workspace() };
+    let error = format!("{:#}", new_project(&options).unwrap_err());
+    assert_contains(&error, &["MySynth already exists"]);
+    assert_eq!(std::fs::read_to_string(scratch.path().join("MySynth/keep.txt")).unwrap(), "mine");
+}
+
+/// The slow one: a new project builds and bundles out of the box, in a target folder of
+/// its own.
+#[test]
+fn a_new_project_builds_and_bundles_out_of_the_box() -> Result<()> {
+    let scratch = Scratch::new("new");
+    let options = NewOptions { name: "Scaffold Synth".into(), parent: scratch.path().to_owned(), source: workspace() };
+    let project = new_project(&options)?;
+    assert_eq!(project, scratch.path().join("Scaffold Synth"));
+    for kept in ["shared", "rt_engine", "control", "bridge", "scripts", ".cargo/config.toml", "Cargo.lock", "README.md"]
+    {
+        assert!(project.join(kept).exists(), "{kept} is missing");
+    }
+    for left_out in ["tests", "target", ".git", ".ci"] {
+        assert!(!project.join(left_out).exists(), "{left_out} was copied");
+    }
+    let cargo_toml = std::fs::read_to_string(project.join("Cargo.toml"))?;
+    assert!(!cargo_toml.contains("\"tests\""), "tests is still a member:\n{cargo_toml}");
+    let manifest = Manifest::load(&project.join("build.yaml"), &project)?;
+    assert_eq!(manifest.plugin.name, "Scaffold Synth");
+    assert_eq!(manifest.plugin.vendor, scripts::scaffold::VENDOR_PLACEHOLDER);
+    assert_ne!(manifest.plugin.class_id.to_string(), "6A3F1C2E9B7D4E6F8A0B1C2D3E4F5061");
+
+    // The project's bridge is a copy of ours: make its build.yaml bundle the way ours does
+    // (see `good_yaml`).
+    let yaml = std::fs::read_to_string(project.join("build.yaml"))?;
+    let exports = bridge_exports();
+    let yaml = if exports.is_empty() {
+        let stub = good_yaml(scratch.path());
+        let stub_line = stub.lines().find(|l| l.contains("stub_bridge")).context("no stand-in bridge")?;
+        edit(&yaml, "    crate: bridge", stub_line)
+    } else {
+        with_bridge_exports(&yaml, &exports)
+    };
+    std::fs::write(project.join("build.yaml"), yaml)?;
+
+    let target = scratch.path().join("target");
+    let started = Instant::now();
+    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["xtask", "bundle"])
+        .current_dir(&project)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "cargo xtask bundle failed in the new project:\n{stdout}\n{stderr}");
+    eprintln!("the new project built and bundled in {:.0?}", started.elapsed());
+    let bundle = target.join("bundle/Scaffold Synth.vst3");
+    assert_contains(&stdout, &[&bundle.display().to_string(), "rt_engine.so", "control.so"]);
+    assert!(bundle.join("Contents/x86_64-linux/Scaffold Synth.so").is_file());
+    let info: Value = serde_json::from_slice(&std::fs::read(bundle.join("Contents/Resources/moduleinfo.json"))?)?;
+    assert_eq!(info["Classes"][0]["CID"], manifest.plugin.class_id.to_string().as_str());
+    Ok(())
+}
+
+// ---- The command line -----------------------------------------------------------------
+
+#[test]
+fn the_command_line_exits_non_zero_with_the_message() {
+    let scratch = Scratch::new("cli");
+    let manifest = scratch.path().join("build.yaml");
+    std::fs::write(&manifest, edit(&real_yaml(), "class_id: 6A3F1C2E9B7D4E6F8A0B1C2D3E4F5061", "class_id: 12"))
+        .unwrap();
+    let xtask = |args: &[&str]| {
+        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .arg("xtask")
+            .args(args)
+            .current_dir(workspace())
+            .output()
+            .expect("running cargo xtask")
+    };
+    let out_dir = scratch.path().join("out");
+    let output = xtask(&["bundle", "--manifest", manifest.to_str().unwrap(), "--out", out_dir.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_contains(&stderr, &["error: ", &format!("{}:", manifest.display()), "plugin.class_id \"12\""]);
+    assert!(!out_dir.exists());
+
+    let output = xtask(&["bundle", "--relase"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_contains(&String::from_utf8_lossy(&output.stderr), &["`bundle` has no option `--relase`", "usage:"]);
+}
