@@ -115,7 +115,7 @@ impl ControlInstance {
             .map(|def| {
                 let slot = &self.block.params[def.id as usize];
                 // Relaxed: parameter values are independent atomics.
-                (def.id, def.mapping.to_plain(slot.value.load(Ordering::Relaxed)))
+                (def.id, exact_plain(&def.mapping, slot.value.load(Ordering::Relaxed)))
             })
             .collect();
         StateData { values, preset: self.preset.clone(), cc_map: self.cc_map.clone() }
@@ -186,5 +186,49 @@ impl ControlInstance {
     /// Control-rate work. The example instrument has none yet.
     pub(crate) fn tick(&mut self) -> i32 {
         status::OK
+    }
+}
+
+/// The plain value for `normalized`, nudged by a few ulps where that makes it map back to
+/// exactly the same normalized value: saved state then restores every value bit for bit,
+/// not just to within rounding of the mapping's `exp`/`ln`.
+fn exact_plain(mapping: &shared::params::ParamMapping, normalized: f64) -> f64 {
+    let plain = mapping.to_plain(normalized);
+    if mapping.to_normalized(plain) == normalized {
+        return plain;
+    }
+    let (mut up, mut down) = (plain, plain);
+    for _ in 0..8 {
+        up = up.next_up();
+        down = down.next_down();
+        for candidate in [up, down] {
+            if mapping.to_normalized(candidate) == normalized {
+                return candidate;
+            }
+        }
+    }
+    plain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exact_plain;
+    use crate::params;
+
+    #[test]
+    fn plain_values_map_back_to_the_same_normalized_value() {
+        let mut exact = 0;
+        let mut total = 0;
+        for def in params::definitions() {
+            for i in 0..=1000 {
+                let n = f64::from(i) / 1000.0 + 1e-7 * f64::from(i % 7);
+                let n = def.mapping.to_normalized(def.mapping.to_plain(n.min(1.0)));
+                total += 1;
+                if def.mapping.to_normalized(exact_plain(&def.mapping, n)) == n {
+                    exact += 1;
+                }
+            }
+        }
+        assert_eq!(exact, total, "{exact} of {total} values restore exactly");
     }
 }
