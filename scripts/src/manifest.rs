@@ -35,8 +35,9 @@
 //! [`Spanned`] wrapper keeps the line and column of every field we check, so a bad class
 //! id or a duplicated export is reported at its own line, not at the top of the file. It
 //! also rejects duplicate keys with their position (yaml_serde reports them at line 1,
-//! column 1). Version 1.1 is used because 2.x needs Rust 1.89 and the workspace promises
-//! 1.85; the API we use (`from_str`, `Spanned`, `Error::location`) is the same in both.
+//! column 1). Version 1.1 is the newest that builds with the workspace's Rust 1.85 (1.3
+//! and 2.x need 1.89); the API used here (`from_str`, `Spanned`, `Error::location`) is the
+//! same in the later versions.
 
 use std::collections::HashMap;
 use std::fmt;
