@@ -488,6 +488,25 @@ impl RawManifest {
         let control = RawModule { krate: control.krate, allocation: control.allocation, exports: control.exports };
         let control = check_module(Role::Control, control, hot_reload, workspace, problems);
 
+        // Each library comes from its own crate.
+        let modules = [&bridge, &rt_engine, &control];
+        for (i, later) in modules.iter().enumerate() {
+            let same = modules[..i].iter().find(|earlier| {
+                let (a, b) = (earlier.crate_dir.canonicalize(), later.crate_dir.canonicalize());
+                a.is_ok() && a.ok() == b.ok()
+            });
+            if let Some(earlier) = same {
+                problems.push(Problem {
+                    pos: later.crate_pos,
+                    message: format!(
+                        "modules.{}.crate is the same crate as modules.{}.crate ({:?}): each library is built from \
+                         a crate of its own",
+                        later.role, earlier.role, later.crate_path
+                    ),
+                });
+            }
+        }
+
         if rt_engine.allocation != Allocation::Forbid {
             problems.push(Problem {
                 pos: rt_engine.allocation_pos,
@@ -735,6 +754,42 @@ mod tests {
             ClassId::parse("6A3F1C2E-9B7D-4E6F-8A0B-1C2D3E4F5061").unwrap_err().contains("without dashes or braces")
         );
         assert!(ClassId::parse("00000000000000000000000000000000").unwrap_err().contains("all zeros"));
+    }
+
+    fn parse_example(edit: impl FnOnce(String) -> String) -> Result<Manifest, ManifestError> {
+        let root = crate::workspace_root();
+        let text = std::fs::read_to_string(root.join(FILE_NAME)).unwrap();
+        Manifest::parse(&edit(text), Path::new(FILE_NAME), &root)
+    }
+
+    #[test]
+    fn the_example_parses() {
+        let manifest = parse_example(|t| t).unwrap();
+        assert_eq!(manifest.plugin.name, "TrioSynth");
+        assert_eq!(manifest.rt_engine.allocation, Allocation::Forbid);
+        assert!(manifest.control.hot_reload && !manifest.bridge.hot_reload);
+        assert_eq!(manifest.control.exports[0], shared::abi::DESCRIPTOR_SYMBOL);
+        assert_eq!(manifest.control.exports.len(), manifest.control.export_pos.len());
+    }
+
+    #[test]
+    fn two_modules_from_one_crate_are_refused() {
+        let error = parse_example(|t| t.replace("crate: rt_engine", "crate: control")).unwrap_err();
+        assert_eq!(error.problems.len(), 1, "{error}");
+        assert!(
+            error.to_string().contains("modules.control.crate is the same crate as modules.rt_engine.crate"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_in_file_order() {
+        let error =
+            parse_example(|t| t.replace("size: 65536", "size: 1").replace("name: TrioSynth", "name: a.b")).unwrap_err();
+        let lines: Vec<u64> = error.problems.iter().map(|p| p.pos.line).collect();
+        assert_eq!(lines.len(), 2, "{error}");
+        assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{error}");
+        assert!(error.to_string().starts_with("2 problems in build.yaml:\n"), "{error}");
     }
 
     #[test]
