@@ -203,36 +203,6 @@ impl ClassId {
         }
         Ok(Self(bytes))
     }
-
-    /// The controller class id derived from this (processor) class id.
-    ///
-    /// Rule: the 128-bit FNV-1a hash of the processor id written as 32 uppercase hex
-    /// digits followed by `":controller"`. In the (astronomically unlikely) case that this
-    /// equals the processor id, every bit is inverted. The rule is stable: the id of a
-    /// released plugin never changes as long as its `class_id` does not.
-    ///
-    /// # Examples
-    /// ```
-    /// use scripts::manifest::ClassId;
-    /// let processor = ClassId::parse("6A3F1C2E9B7D4E6F8A0B1C2D3E4F5061").unwrap();
-    /// assert_ne!(processor.controller_id(), processor);
-    /// assert_eq!(processor.controller_id(), processor.controller_id());
-    /// ```
-    pub fn controller_id(&self) -> ClassId {
-        let hash = fnv1a_128(format!("{self}:controller").as_bytes());
-        let mut id = ClassId(hash.to_be_bytes());
-        if id == *self {
-            id = ClassId((!hash).to_be_bytes());
-        }
-        id
-    }
-}
-
-/// The 128-bit FNV-1a hash of `bytes`.
-fn fnv1a_128(bytes: &[u8]) -> u128 {
-    const OFFSET_BASIS: u128 = 0x6c62272e07bb014262b821756295c58d;
-    const PRIME: u128 = 0x0000000001000000000000000000013B;
-    bytes.iter().fold(OFFSET_BASIS, |hash, &byte| (hash ^ u128::from(byte)).wrapping_mul(PRIME))
 }
 
 impl fmt::Display for ClassId {
@@ -730,21 +700,6 @@ fn check_module(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fnv1a_128_matches_the_reference_vectors() {
-        assert_eq!(fnv1a_128(b""), 0x6c62272e07bb014262b821756295c58d);
-        assert_eq!(fnv1a_128(b"a"), 0xd228cb696f1a8caf78912b704e4a8964);
-    }
-
-    #[test]
-    fn controller_id_is_pinned() {
-        // Changing this value changes the controller id of every released plugin.
-        let processor = ClassId::parse("6A3F1C2E9B7D4E6F8A0B1C2D3E4F5061").unwrap();
-        assert_eq!(processor.controller_id().to_string(), CONTROLLER_OF_EXAMPLE);
-    }
-
-    const CONTROLLER_OF_EXAMPLE: &str = "6EA7ACDF8EAE65278DE27A45C9733BF0";
 
     #[test]
     fn class_id_errors_say_why() {

@@ -4,17 +4,12 @@
 //! # `moduleinfo.json`
 //!
 //! VST 3.7.5+ hosts read it to list the plugin without loading it. It holds the plugin's
-//! two classes, as a VST3 instrument with a separate controller has them:
-//!
-//! - the processor: `CID` = `plugin.class_id`, `Category` `"Audio Module Class"`,
-//!   `Class Flags` 1 (`kDistributable`), the sub-categories of `build.yaml`;
-//! - the controller: `CID` = [`ClassId::controller_id`], `Category`
-//!   `"Component Controller Class"`, `Class Flags` 0 (as the VST3 SDK's own examples
-//!   have it: `kDistributable` only means something for a processor), no sub-categories.
-//!
-//! Both have `Cardinality` 2147483647 (`kManyInstances`), `SDKVersion` [`SDK_VERSION`]
-//! and no snapshots. What the bridge's factory reports must agree with it; the bridge
-//! reads the same values from `build.json`.
+//! one class: the bridge's plugin object is both the audio processor and its own edit
+//! controller (a "single component" plugin), so there is no separate controller class.
+//! `CID` = `plugin.class_id`, `Category` `"Audio Module Class"`, `Class Flags` 1
+//! (`kDistributable`), the sub-categories of `build.yaml`, `Cardinality` 2147483647
+//! (`kManyInstances`), `SDKVersion` [`SDK_VERSION`], no snapshots. The bridge's factory
+//! reads this file and reports exactly what it says.
 //!
 //! # `build.json`
 //!
@@ -29,8 +24,7 @@
 //!     "name": "TrioSynth", "vendor": "Trio Audio", "url": "https://example.com/triosynth",
 //!     "email": "support@example.com", "version": "0.1.0", "category": "Instrument",
 //!     "sub_categories": ["Instrument", "Synth"],
-//!     "processor_cid": "6A3F1C2E9B7D4E6F8A0B1C2D3E4F5061",
-//!     "controller_cid": "..."
+//!     "processor_cid": "6A3F1C2E9B7D4E6F8A0B1C2D3E4F5061"
 //!   },
 //!   "abi": { "version": 1, "layout_hash": 1234567890123456789 },
 //!   "shared_memory_size": 65536,
@@ -52,14 +46,11 @@ use crate::manifest::{Allocation, ClassId, Manifest, ModuleSpec, Role};
 /// The VST3 SDK version written into `moduleinfo.json`.
 pub const SDK_VERSION: &str = "VST 3.7.9";
 
-/// `Cardinality` of both classes: `kManyInstances`.
+/// `Cardinality` of the class: `kManyInstances`.
 pub const MANY_INSTANCES: i32 = 0x7FFF_FFFF;
 
 /// Processor `Class Flags`: `Vst::kDistributable`.
 pub const PROCESSOR_CLASS_FLAGS: u32 = 1;
-
-/// Controller `Class Flags`: none.
-pub const CONTROLLER_CLASS_FLAGS: u32 = 0;
 
 /// The version of the `build.json` format written by this tool.
 pub const BUILD_INFO_FORMAT: u32 = 1;
@@ -149,8 +140,6 @@ pub struct ClassInfo {
 
 /// The VST3 category of the processor class.
 pub const PROCESSOR_CATEGORY: &str = "Audio Module Class";
-/// The VST3 category of the controller class.
-pub const CONTROLLER_CATEGORY: &str = "Component Controller Class";
 
 impl ModuleInfo {
     /// `moduleinfo.json` for `manifest`.
@@ -177,10 +166,7 @@ impl ModuleInfo {
                 email: p.email.clone(),
                 flags: FactoryFlags { unicode: true, classes_discardable: false, component_non_discardable: false },
             },
-            classes: vec![
-                class(p.class_id, PROCESSOR_CATEGORY, p.sub_categories.clone(), PROCESSOR_CLASS_FLAGS),
-                class(p.class_id.controller_id(), CONTROLLER_CATEGORY, Vec::new(), CONTROLLER_CLASS_FLAGS),
-            ],
+            classes: vec![class(p.class_id, PROCESSOR_CATEGORY, p.sub_categories.clone(), PROCESSOR_CLASS_FLAGS)],
         }
     }
 }
@@ -219,10 +205,8 @@ pub struct PluginBuildInfo {
     pub category: String,
     /// VST3 sub-categories of the processor class.
     pub sub_categories: Vec<String>,
-    /// The processor's class id, 32 uppercase hex digits.
+    /// The plugin's class id, 32 uppercase hex digits.
     pub processor_cid: String,
-    /// The controller's class id ([`ClassId::controller_id`]).
-    pub controller_cid: String,
 }
 
 /// `build.json` → `abi`: the values the modules' descriptors were checked against.
@@ -290,7 +274,6 @@ impl BuildInfo {
                 category: p.category.clone(),
                 sub_categories: p.sub_categories.clone(),
                 processor_cid: p.class_id.to_string(),
-                controller_cid: p.class_id.controller_id().to_string(),
             },
             abi: AbiInfo { version: shared::abi::ABI_VERSION, layout_hash: shared::layout::LAYOUT_HASH },
             shared_memory_size: manifest.shared_memory_size,

@@ -17,7 +17,7 @@ use integration::{patch_symbol_u32, patch_symbol_u64, scratch_dir, target_dir};
 use scripts::bundle::{BundleOptions, BundleReport, bundle, check_library};
 use scripts::elf::Library;
 use scripts::install::{InstallOptions, install};
-use scripts::manifest::{ClassId, Manifest};
+use scripts::manifest::Manifest;
 use scripts::scaffold::{NewOptions, new_project};
 use serde_json::Value;
 use shared::abi::{DESCRIPTOR_SYMBOL, ModuleDescriptor};
@@ -462,18 +462,13 @@ fn a_good_manifest_gives_a_complete_bundle() -> Result<()> {
     assert_eq!(processor["Class Flags"], 1);
     assert_eq!(processor["Cardinality"], 2147483647);
     assert_eq!(processor["SDKVersion"], "VST 3.7.9");
-    let controller = &info["Classes"][1];
-    let controller_id = ClassId::parse("6A3F1C2E9B7D4E6F8A0B1C2D3E4F5061").unwrap().controller_id().to_string();
-    assert_eq!(controller["CID"], controller_id.as_str());
-    assert_ne!(controller["CID"], processor["CID"]);
-    assert_eq!(controller["Category"], "Component Controller Class");
-    assert_eq!(controller["Sub Categories"], serde_json::json!([]));
+    // One class: the plugin object is its own controller.
+    assert_eq!(info["Classes"].as_array().map(Vec::len), Some(1));
 
     let build: Value = serde_json::from_slice(&std::fs::read(report.path.join("Contents/Resources/build.json"))?)?;
     assert_eq!(build["format"], 1);
     assert_eq!(build["profile"], "debug");
     assert_eq!(build["plugin"]["processor_cid"], processor["CID"]);
-    assert_eq!(build["plugin"]["controller_cid"], controller["CID"]);
     assert_eq!(build["abi"]["layout_hash"], shared::layout::LAYOUT_HASH);
     assert_eq!(build["modules"]["bridge"]["file"], "TrioSynth.so");
     assert_eq!(build["modules"]["rt_engine"]["file"], bridge::ENGINE_FILE);

@@ -4,53 +4,62 @@
 
 use std::ffi::c_void;
 use std::path::{Path, PathBuf};
+
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
-use integration::{Build, artifact_dir, scratch_dir};
+use integration::scratch_dir;
 use vst3::Steinberg::Vst::*;
 use vst3::Steinberg::*;
 use vst3::{Class, ComPtr, ComWrapper};
 
-const CID: &str = "6A3F1C2E9B7D4E6F8A0B1C2D3E4F5061";
-
-/// A bundle-shaped folder: `Test.vst3/Contents/{x86_64-linux,Resources}`.
+/// A bundle made by the build tool from the real `build.yaml`, in a scratch folder.
 struct TestBundle {
     root: PathBuf,
+    scratch: PathBuf,
+    moduleinfo: serde_json::Value,
 }
 
 impl TestBundle {
     fn new() -> Result<Self> {
-        let root = scratch_dir("bundle")?.join("Test.vst3");
-        let bin = root.join("Contents/x86_64-linux");
-        let res = root.join("Contents/Resources");
-        std::fs::create_dir_all(&bin)?;
-        std::fs::create_dir_all(&res)?;
-        let src = artifact_dir(Build::Normal);
-        for (from, to) in
-            [("libbridge.so", "Test.so"), ("librt_engine.so", "rt_engine.so"), ("libcontrol.so", "control.so")]
-        {
-            std::fs::copy(src.join(from), bin.join(to)).with_context(|| format!("copying {from}"))?;
-        }
-        std::fs::write(
-            res.join("moduleinfo.json"),
-            format!(
-                r#"{{"Name": "Test", "Version": "0.1.0",
-                "Factory Info": {{"Vendor": "Trio Audio", "URL": "https://example.com", "E-Mail": "a@example.com", "Flags": {{"Unicode": true}}}},
-                "Classes": [{{"CID": "{CID}", "Category": "Audio Module Class", "Name": "Test", "Vendor": "Trio Audio",
-                  "Version": "0.1.0", "SDKVersion": "VST 3.7.9", "Sub Categories": ["Instrument", "Synth"],
-                  "Class Flags": 1, "Cardinality": 2147483647, "Snapshots": []}}]}}"#
-            ),
-        )?;
-        Ok(Self { root })
+        let scratch = scratch_dir("bundle")?;
+        let workspace = scripts::workspace_root();
+        let report = scripts::bundle::bundle(&scripts::bundle::BundleOptions {
+            manifest: workspace.join("build.yaml"),
+            workspace,
+            release: false,
+            out_dir: Some(scratch.clone()),
+        })?;
+        let moduleinfo =
+            serde_json::from_slice(&std::fs::read(report.path.join("Contents/Resources/moduleinfo.json"))?)?;
+        Ok(Self { root: report.path, scratch, moduleinfo })
+    }
+
+    fn name(&self) -> String {
+        self.moduleinfo["Name"].as_str().unwrap_or_default().to_owned()
     }
 
     fn bridge(&self) -> PathBuf {
-        self.root.join("Contents/x86_64-linux/Test.so")
+        self.bin(&format!("{}.so", self.name()))
     }
 
     fn bin(&self, file: &str) -> PathBuf {
         self.root.join("Contents/x86_64-linux").join(file)
+    }
+
+    fn cid(&self) -> TUID {
+        let text = self.moduleinfo["Classes"][0]["CID"].as_str().unwrap_or_default();
+        let mut cid = [0 as _; 16];
+        for (i, b) in cid.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap_or(0) as _;
+        }
+        cid
+    }
+}
+
+impl Drop for TestBundle {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.scratch);
     }
 }
 
@@ -74,16 +83,8 @@ fn load(bridge: &Path) -> Result<Loaded> {
     }
 }
 
-fn cid_bytes() -> TUID {
-    let mut cid = [0 as _; 16];
-    for (i, b) in cid.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&CID[2 * i..2 * i + 2], 16).unwrap() as _;
-    }
-    cid
-}
-
-fn create<I: vst3::Interface>(factory: &ComPtr<IPluginFactory>) -> Option<ComPtr<I>> {
-    let cid = cid_bytes();
+fn create<I: vst3::Interface>(bundle: &TestBundle, factory: &ComPtr<IPluginFactory>) -> Option<ComPtr<I>> {
+    let cid = bundle.cid();
     let mut obj: *mut c_void = std::ptr::null_mut();
     // SAFETY: valid TUIDs and out pointer; a returned object carries a reference we own.
     let result = unsafe { factory.createInstance(cid.as_ptr(), I::IID.as_ptr() as FIDString, &mut obj) };
@@ -104,25 +105,38 @@ fn w_str(chars: &[TChar]) -> String {
 }
 
 #[test]
-fn the_factory_describes_the_class_from_moduleinfo() -> Result<()> {
+fn the_factory_reports_what_moduleinfo_json_says() -> Result<()> {
     let bundle = TestBundle::new()?;
     let loaded = load(&bundle.bridge())?;
+    let info_json = &bundle.moduleinfo;
+    let class_json = &info_json["Classes"][0];
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
     // SAFETY: valid out structs.
     unsafe {
         let mut info: PFactoryInfo = std::mem::zeroed();
         assert_eq!(loaded.factory.getFactoryInfo(&mut info), kResultOk);
-        assert_eq!(c_str(&info.vendor), "Trio Audio");
-        assert_eq!(loaded.factory.countClasses(), 1);
+        assert_eq!(c_str(&info.vendor), text(&info_json["Factory Info"]["Vendor"]));
+        assert_eq!(c_str(&info.url), text(&info_json["Factory Info"]["URL"]));
+        assert_eq!(c_str(&info.email), text(&info_json["Factory Info"]["E-Mail"]));
+        assert_eq!(loaded.factory.countClasses() as usize, info_json["Classes"].as_array().map_or(0, Vec::len));
         let f2 = loaded.factory.cast::<IPluginFactory2>().context("no IPluginFactory2")?;
         let mut c2: PClassInfo2 = std::mem::zeroed();
         assert_eq!(f2.getClassInfo2(0, &mut c2), kResultOk);
-        assert_eq!(c2.cid, cid_bytes());
-        assert_eq!(c_str(&c2.category), "Audio Module Class");
-        assert_eq!(c_str(&c2.subCategories), "Instrument|Synth");
+        assert_eq!(c2.cid, bundle.cid());
+        assert_eq!(c_str(&c2.category), text(&class_json["Category"]));
+        assert_eq!(c_str(&c2.name), text(&class_json["Name"]));
+        assert_eq!(c_str(&c2.vendor), text(&class_json["Vendor"]));
+        assert_eq!(c_str(&c2.version), text(&class_json["Version"]));
+        assert_eq!(c_str(&c2.sdkVersion), text(&class_json["SDKVersion"]));
+        let subs: Vec<String> = class_json["Sub Categories"].as_array().into_iter().flatten().map(text).collect();
+        assert_eq!(c_str(&c2.subCategories), subs.join("|"));
+        assert_eq!(u64::from(c2.classFlags), class_json["Class Flags"].as_u64().unwrap_or(u64::MAX));
+        assert_eq!(i64::from(c2.cardinality), class_json["Cardinality"].as_i64().unwrap_or(-1));
         let f3 = loaded.factory.cast::<IPluginFactory3>().context("no IPluginFactory3")?;
         let mut cw: PClassInfoW = std::mem::zeroed();
         assert_eq!(f3.getClassInfoUnicode(0, &mut cw), kResultOk);
-        assert_eq!(w_str(&cw.name), "Test");
+        assert_eq!(w_str(&cw.name), text(&class_json["Name"]));
+        assert_eq!(w_str(&cw.vendor), text(&class_json["Vendor"]));
         assert_eq!(loaded.factory.getClassInfo(1, &mut std::mem::zeroed()), kInvalidArgument);
     }
     Ok(())
@@ -208,7 +222,7 @@ impl IBStreamTrait for Stream {
 fn an_instance_plays_a_note_through_process_and_round_trips_state() -> Result<()> {
     let bundle = TestBundle::new()?;
     let loaded = load(&bundle.bridge())?;
-    let processor = create::<IAudioProcessor>(&loaded.factory).context("createInstance refused")?;
+    let processor = create::<IAudioProcessor>(&bundle, &loaded.factory).context("createInstance refused")?;
     let component = processor.cast::<IComponent>().context("no IComponent")?;
     let controller = processor.cast::<IEditController>().context("the component is not its own controller")?;
     let sr = 48_000.0;
@@ -296,7 +310,7 @@ fn a_bundle_with_a_broken_module_refuses_instances_without_crashing() -> Result<
     let loaded = load(&bundle.bridge())?;
     // SAFETY: a valid factory.
     assert_eq!(unsafe { loaded.factory.countClasses() }, 1, "the class is still described");
-    assert!(create::<IAudioProcessor>(&loaded.factory).is_none());
+    assert!(create::<IAudioProcessor>(&bundle, &loaded.factory).is_none());
     Ok(())
 }
 
@@ -307,6 +321,6 @@ fn a_bundle_without_moduleinfo_reports_no_classes() -> Result<()> {
     let loaded = load(&bundle.bridge())?;
     // SAFETY: a valid factory.
     assert_eq!(unsafe { loaded.factory.countClasses() }, 0);
-    assert!(create::<IAudioProcessor>(&loaded.factory).is_none());
+    assert!(create::<IAudioProcessor>(&bundle, &loaded.factory).is_none());
     Ok(())
 }
