@@ -42,8 +42,10 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  test [args...]   build the modules (and their test-only probe build), then run every test;
-                   extra args go to the test runner
+  test [--no-hosts] [args...]
+                   build the modules (and their test-only probe build), run every test, then
+                   the real-host tests (release bundle in pedalboard; --no-hosts leaves them
+                   out); extra args go to the test runner
   bundle [--release] [--manifest <build.yaml>] [--out <folder>]
                    build the three libraries, check their exports and descriptors against
                    build.yaml, and assemble <folder>/<Name>.vst3 (default folder: target/bundle)
@@ -166,6 +168,9 @@ fn has_nextest() -> bool {
 }
 
 fn test(extra: &[String]) -> Result<()> {
+    // `--no-hosts` leaves out the real-host tests (they need Python and a release build).
+    let real_hosts = !extra.iter().any(|a| a == "--no-hosts");
+    let extra: Vec<String> = extra.iter().filter(|a| *a != "--no-hosts").cloned().collect();
     cargo(&["build", "--workspace", "--all-targets"])?;
     let probes = workspace_root().join("target/probes");
     let probes = probes.to_str().context("target path is not UTF-8")?;
@@ -189,10 +194,28 @@ fn test(extra: &[String]) -> Result<()> {
         args.extend(&extra);
         cargo(&args)?;
         // nextest does not run doctests.
-        cargo(&["test", "--workspace", "--doc"])
+        cargo(&["test", "--workspace", "--doc"])?;
     } else {
         let mut args = vec!["test", "--workspace", "--no-fail-fast"];
         args.extend(&extra);
-        cargo(&args)
+        cargo(&args)?;
     }
+    if real_hosts {
+        real_host_tests()?;
+    }
+    Ok(())
+}
+
+/// The real-host tests (`scripts/real_hosts.sh`): the release bundle in pedalboard.
+fn real_host_tests() -> Result<()> {
+    let script = workspace_root().join("scripts/real_hosts.sh");
+    let status = Command::new("bash")
+        .arg(&script)
+        .current_dir(workspace_root())
+        .status()
+        .with_context(|| format!("could not run {}", script.display()))?;
+    if !status.success() {
+        bail!("the real-host tests failed ({status}); rerun them alone with `bash scripts/real_hosts.sh`");
+    }
+    Ok(())
 }

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Real-host tests: builds the release bundle and drives it in third-party hosts.
+# Installs what it needs into .venv/ (PyPI packages pinned in tests/hosts/requirements.txt).
+# Run from anywhere: bash scripts/real_hosts.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/hosts/requirements.txt
+
+bundle_line=$(cargo xtask bundle --release | tee /dev/stderr | grep '^bundle: ')
+bundle=${bundle_line#bundle: }
+cargo build --quiet -p integration --bin param-dump
+target=$(cargo metadata --format-version 1 --no-deps | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+
+TRIO_BUNDLE="$bundle" TRIO_PARAM_DUMP="$target/debug/param-dump" \
+  .venv/bin/python -m pytest -q -s tests/hosts "$@"
