@@ -10,7 +10,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/hosts/requirements.txt
 
-bundle_line=$(cargo xtask bundle --release | tee /dev/stderr | grep '^bundle: ')
+bundle_report=$(cargo xtask bundle --release)
+printf '%s\n' "$bundle_report"
+bundle_line=$(printf '%s\n' "$bundle_report" | grep '^bundle: ')
 bundle=${bundle_line#bundle: }
 cargo build --quiet -p integration --bin param-dump
 target=$(cargo metadata --format-version 1 --no-deps | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
