@@ -78,21 +78,11 @@ impl EngineModule {
         // while `library` is loaded: it is stored beside them and dropped last.
         let fns = unsafe {
             EngineFns {
-                create: *library
-                    .get::<engine::CreateFn>(b"rt_create\0")
-                    .map_err(|e| missing(MODULE, path, "rt_create", e))?,
-                destroy: *library
-                    .get::<engine::DestroyFn>(b"rt_destroy\0")
-                    .map_err(|e| missing(MODULE, path, "rt_destroy", e))?,
-                activate: *library
-                    .get::<engine::ActivateFn>(b"rt_activate\0")
-                    .map_err(|e| missing(MODULE, path, "rt_activate", e))?,
-                reset: *library
-                    .get::<engine::ResetFn>(b"rt_reset\0")
-                    .map_err(|e| missing(MODULE, path, "rt_reset", e))?,
-                process: *library
-                    .get::<engine::ProcessFn>(b"rt_process\0")
-                    .map_err(|e| missing(MODULE, path, "rt_process", e))?,
+                create: symbol(&library, MODULE, path, "rt_create")?,
+                destroy: symbol(&library, MODULE, path, "rt_destroy")?,
+                activate: symbol(&library, MODULE, path, "rt_activate")?,
+                reset: symbol(&library, MODULE, path, "rt_reset")?,
+                process: symbol(&library, MODULE, path, "rt_process")?,
             }
         };
         Ok(Self { fns, descriptor, path: path.to_owned(), _library: library })
@@ -243,4 +233,20 @@ pub(crate) fn check_exports(
 
 fn missing(module: &'static str, path: &Path, symbol: &str, _error: libloading::Error) -> LoadError {
     LoadError::MissingSymbol { module, path: path.to_owned(), symbol: symbol.to_owned() }
+}
+
+/// Looks up export `name` as a value of type `T` (a function pointer).
+///
+/// # Safety
+/// `T` must be the export's real type, and the value must not be used after `library`
+/// is unloaded.
+pub(crate) unsafe fn symbol<T: Copy>(
+    library: &Library,
+    module: &'static str,
+    path: &Path,
+    name: &str,
+) -> Result<T, LoadError> {
+    let c_name = format!("{name}\0");
+    // SAFETY: the caller guarantees `T` is the symbol's type.
+    unsafe { library.get::<T>(c_name.as_bytes()) }.map(|s| *s).map_err(|e| missing(module, path, name, e))
 }

@@ -15,7 +15,7 @@ use libloading::Library;
 use shared::abi::{ModuleDescriptor, control, module_kind};
 
 use crate::error::{ControlError, LoadError};
-use crate::modules::{check_descriptor, check_exports, open_library};
+use crate::modules::{check_descriptor, check_exports, open_library, symbol};
 
 /// How long a call into the control module may take before it is treated as hung.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -225,11 +225,7 @@ fn resolve(library: &Library, path: &std::path::Path) -> Result<ControlFns, Load
             // SAFETY: the export was checked to exist and the descriptor's ABI version and
             // layout hash match this bridge, so it has this signature. The pointer is used
             // only while the library is loaded (the worker owns both).
-            *unsafe { library.get::<$ty>(concat!($name, "\0").as_bytes()) }.map_err(|_| LoadError::MissingSymbol {
-                module: "control",
-                path: path.to_owned(),
-                symbol: $name.to_owned(),
-            })?
+            unsafe { symbol::<$ty>(library, "control", path, $name)? }
         };
     }
     Ok(ControlFns {
