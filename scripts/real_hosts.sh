@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Real-host tests: builds the release bundle and drives it in third-party hosts.
-# Installs what it needs into .venv/ (PyPI packages pinned in tests/hosts/requirements.txt).
+# Real-host tests: builds the release bundle and drives it in third-party hosts
+# (pedalboard, DawDreamer, Ardour's VST3 scanner).
+# Installs what it needs: PyPI packages pinned in tests/hosts/requirements.txt into .venv/,
+# and Debian's ardour package for its VST3 scanner.
 # Run from anywhere: bash scripts/real_hosts.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +11,13 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/hosts/requirements.txt
+
+# Ardour's VST3 scanner, from Debian's ardour package (needs root for apt-get).
+if [ ! -x /usr/lib/ardour7/ardour-vst3-scanner ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends ardour >/dev/null
+fi
 
 bundle_report=$(cargo xtask bundle --release)
 printf '%s\n' "$bundle_report"
