@@ -9,7 +9,7 @@ use std::time::Instant;
 use integration::{Build, ModuleDir};
 
 fn main() -> anyhow::Result<()> {
-    let dir = ModuleDir::new(Build::Normal)?;
+    let dir = ModuleDir::new(Build::Release)?;
     let modules = bridge::Modules::load(&dir.paths())?;
     let inst = bridge::Instance::new(&modules, bridge::ProcessSetup::default())?;
     let n = 20_000u32;

@@ -19,6 +19,9 @@ pub enum Build {
     /// The test-only release build: the engine allocates in `rt_process`, the control
     /// module has fault injection.
     Probes,
+    /// The normal release build (`cargo build --release -p rt_engine -p control`), for
+    /// benchmarks.
+    Release,
 }
 
 /// The workspace's target folder.
@@ -34,6 +37,7 @@ pub fn artifact_dir(build: Build) -> PathBuf {
     match build {
         Build::Normal => target_dir().join("debug"),
         Build::Probes => target_dir().join("probes/release"),
+        Build::Release => target_dir().join("release"),
     }
 }
 
@@ -53,7 +57,11 @@ impl ModuleDir {
         for (from, to) in [("librt_engine.so", bridge::ENGINE_FILE), ("libcontrol.so", bridge::CONTROL_FILE)] {
             let from = src.join(from);
             if !from.is_file() {
-                bail!("{} is missing: build the modules first with `cargo xtask test`", from.display());
+                let how = match build {
+                    Build::Release => "cargo build --release -p rt_engine -p control",
+                    _ => "cargo xtask test",
+                };
+                bail!("{} is missing: build the modules first with `{how}`", from.display());
             }
             std::fs::copy(&from, path.join(to)).with_context(|| format!("copying {}", from.display()))?;
         }
