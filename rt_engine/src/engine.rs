@@ -32,6 +32,9 @@ pub(crate) struct Engine {
     /// Engine sample clock: sample time of the start of the next block.
     clock: u64,
     faulted: bool,
+    /// Whether each voice slot in the block was last published as sounding; idle slots
+    /// that are already published idle are not rewritten every block.
+    published_active: [bool; shared::block::MAX_VOICES],
 }
 
 impl Engine {
@@ -50,6 +53,7 @@ impl Engine {
             // old block continues its clock.
             clock: block.header.sample_clock.load(Ordering::Acquire),
             faulted: false,
+            published_active: [true; shared::block::MAX_VOICES],
         };
         engine.refresh_from_block();
         engine
@@ -281,6 +285,10 @@ impl Engine {
 
         for (i, slot) in self.block.voices.iter().enumerate() {
             let v = self.synth.voice(i);
+            let was_active = core::mem::replace(&mut self.published_active[i], v.active);
+            if !v.active && !was_active {
+                continue;
+            }
             // Relaxed: voice states are telemetry.
             slot.active.store(
                 if !v.active {
