@@ -83,21 +83,30 @@ impl IPluginFactoryTrait for Factory {
     }
 }
 
+/// Fills the fields `PClassInfo2` and `PClassInfoW` share; `$text` copies the name,
+/// vendor and version strings (8-bit for the former, UTF-16 for the latter).
+macro_rules! fill_class_info {
+    ($out:expr, $class:expr, $text:ident) => {{
+        let (out, class) = ($out, $class);
+        out.cid = class.cid.map(|b| b as _);
+        out.cardinality = class.cardinality;
+        copy_cstr(&class.category, &mut out.category);
+        $text(&class.name, &mut out.name);
+        out.classFlags = class.class_flags;
+        copy_cstr(&class.sub_categories, &mut out.subCategories);
+        $text(&class.vendor, &mut out.vendor);
+        $text(&class.version, &mut out.version);
+        $text(&class.sdk_version, &mut out.sdkVersion);
+    }};
+}
+
 impl IPluginFactory2Trait for Factory {
     unsafe fn getClassInfo2(&self, index: int32, info: *mut PClassInfo2) -> tresult {
         guard(|| {
             // SAFETY: the host passes a valid `PClassInfo2` or null.
             let Some(out) = (unsafe { info.as_mut() }) else { return kInvalidArgument };
             let Some(class) = class(index) else { return kInvalidArgument };
-            out.cid = class.cid.map(|b| b as _);
-            out.cardinality = class.cardinality;
-            copy_cstr(&class.category, &mut out.category);
-            copy_cstr(&class.name, &mut out.name);
-            out.classFlags = class.class_flags;
-            copy_cstr(&class.sub_categories, &mut out.subCategories);
-            copy_cstr(&class.vendor, &mut out.vendor);
-            copy_cstr(&class.version, &mut out.version);
-            copy_cstr(&class.sdk_version, &mut out.sdkVersion);
+            fill_class_info!(out, class, copy_cstr);
             kResultOk
         })
     }
@@ -109,15 +118,7 @@ impl IPluginFactory3Trait for Factory {
             // SAFETY: the host passes a valid `PClassInfoW` or null.
             let Some(out) = (unsafe { info.as_mut() }) else { return kInvalidArgument };
             let Some(class) = class(index) else { return kInvalidArgument };
-            out.cid = class.cid.map(|b| b as _);
-            out.cardinality = class.cardinality;
-            copy_cstr(&class.category, &mut out.category);
-            copy_wstr(&class.name, &mut out.name);
-            out.classFlags = class.class_flags;
-            copy_cstr(&class.sub_categories, &mut out.subCategories);
-            copy_wstr(&class.vendor, &mut out.vendor);
-            copy_wstr(&class.version, &mut out.version);
-            copy_wstr(&class.sdk_version, &mut out.sdkVersion);
+            fill_class_info!(out, class, copy_wstr);
             kResultOk
         })
     }
