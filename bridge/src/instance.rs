@@ -1,7 +1,7 @@
 //! One plugin instance: a shared block, an engine instance and a control instance.
 
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use shared::abi::{Event, ParamInfo, ProcessData, control, status};
@@ -56,6 +56,10 @@ pub struct Instance {
     /// Sample rate (f64 bits) and max block size of the current setup.
     setup_rate: AtomicU64,
     setup_block: AtomicU32,
+    /// VST3 `RestartFlags` bits a reload asks the host for, not yet delivered.
+    restart_request: AtomicI32,
+    /// Bumped each time a different control module starts serving this instance.
+    control_generation: AtomicU64,
     // Dropped last (after `Drop::drop` destroyed both module instances that point into it).
     segment: BlockSegment,
 }
@@ -139,6 +143,8 @@ impl Instance {
             engine_busy: AtomicBool::new(false),
             setup_rate: AtomicU64::new(setup.sample_rate.to_bits()),
             setup_block: AtomicU32::new(setup.max_block_size),
+            restart_request: AtomicI32::new(0),
+            control_generation: AtomicU64::new(0),
             segment,
         };
         if code != status::OK || instance.engine_ptr.is_null() {
@@ -409,6 +415,28 @@ impl Instance {
     pub fn tick(&self) -> Result<(), ControlError> {
         // SAFETY: a live control instance, on the worker.
         self.control_call("control_tick", |fns, inst| check(unsafe { (fns.tick)(inst) }))
+    }
+
+    /// Takes the VST3 `RestartFlags` bits that reloads have asked for since the last call
+    /// (0 if none). The plugin delivers them to the host's `restartComponent` on a thread
+    /// the host accepts; the reload itself runs on a background thread.
+    pub fn take_restart_request(&self) -> i32 {
+        // AcqRel: pairs with the Release in `request_restart`, so a caller that sees the
+        // flags also sees the new module's parameter definitions.
+        self.restart_request.swap(0, Ordering::AcqRel)
+    }
+
+    /// Adds VST3 `RestartFlags` bits for the plugin to deliver to the host.
+    pub fn request_restart(&self, flags: i32) {
+        // Release: see `take_restart_request`.
+        self.restart_request.fetch_or(flags, Ordering::Release);
+    }
+
+    /// How many times a new control module has started serving this instance (0 for the
+    /// one it was created with). Parameter tables cached from an older generation are stale.
+    pub fn control_generation(&self) -> u64 {
+        // Acquire: pairs with the Release bump after a swap.
+        self.control_generation.load(Ordering::Acquire)
     }
 
     /// The control module serving this instance.
