@@ -2,7 +2,7 @@
 
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use shared::abi::{Event, ParamInfo, ProcessData, control, status};
 use shared::block::{SharedBlock, Statistics};
@@ -33,13 +33,66 @@ impl Default for ProcessSetup {
 }
 
 /// A control instance pointer, moved to the worker thread and back.
-#[derive(Clone, Copy)]
-struct ControlPtr(usize);
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ControlPtr(pub(crate) usize);
 
 impl ControlPtr {
-    fn get(self) -> *mut c_void {
+    pub(crate) fn get(self) -> *mut c_void {
         self.0 as *mut c_void
     }
+}
+
+/// The control module serving an instance, and the control instance it made for it.
+pub(crate) struct ControlBinding {
+    pub(crate) module: Arc<ControlModule>,
+    pub(crate) ptr: ControlPtr,
+}
+
+/// The part of an instance that a reload reaches: its block and its control binding.
+/// The hub keeps a weak reference to every live one, so a reload can move all instances
+/// to the new module at once.
+pub(crate) struct Core {
+    /// `None` once the instance has been dropped. Every control call holds the read lock
+    /// for its whole duration; a reload holds the write lock while it swaps, so no call
+    /// ever reaches a control instance that is being replaced.
+    pub(crate) control: RwLock<Option<ControlBinding>>,
+    /// VST3 `RestartFlags` bits a reload asks the host for, not yet delivered.
+    restart_request: AtomicI32,
+    /// Bumped each time a different control module starts serving this instance.
+    control_generation: AtomicU64,
+    segment: BlockSegment,
+}
+
+impl Core {
+    pub(crate) fn block(&self) -> &SharedBlock {
+        self.segment.block()
+    }
+
+    pub(crate) fn instance_id(&self) -> u64 {
+        // Relaxed: written once before the core is shared.
+        self.block().header.instance_id.load(Ordering::Relaxed)
+    }
+
+    /// Adds VST3 `RestartFlags` bits and bumps the generation: a new module serves.
+    pub(crate) fn new_generation(&self, restart_flags: i32) {
+        if restart_flags != 0 {
+            // Release: see `Instance::take_restart_request`.
+            self.restart_request.fetch_or(restart_flags, Ordering::Release);
+        }
+        // Release: see `Instance::control_generation`.
+        self.control_generation.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// Reads a lock, ignoring poisoning: nothing panics while holding these locks, and a
+/// plugin must keep working rather than propagate a panic into the host.
+pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Writes a lock, ignoring poisoning (see [`read`]).
+pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// One plugin instance.
@@ -50,18 +103,12 @@ impl ControlPtr {
 pub struct Instance {
     engine: Arc<EngineModule>,
     engine_ptr: *mut c_void,
-    control: Arc<ControlModule>,
-    control_ptr: ControlPtr,
     engine_busy: AtomicBool,
     /// Sample rate (f64 bits) and max block size of the current setup.
     setup_rate: AtomicU64,
     setup_block: AtomicU32,
-    /// VST3 `RestartFlags` bits a reload asks the host for, not yet delivered.
-    restart_request: AtomicI32,
-    /// Bumped each time a different control module starts serving this instance.
-    control_generation: AtomicU64,
     // Dropped last (after `Drop::drop` destroyed both module instances that point into it).
-    segment: BlockSegment,
+    core: Arc<Core>,
 }
 
 // SAFETY: `engine_ptr` is only dereferenced by the engine while `engine_busy` is held
@@ -107,45 +154,37 @@ impl Instance {
         segment.block().init_header(instance_id, setup.sample_rate, setup.max_block_size);
 
         // Control first: it writes the mappings and defaults the engine reads at creation.
+        // Holding the hub's reload lock: a reload cannot start between choosing the module
+        // and registering the instance with the hub.
+        let hub = &modules.control;
+        let reloads = hub.lock_reloads();
+        let control = hub.current();
         let block_addr = segment.as_ptr() as usize;
-        let control_ptr = modules
-            .control
-            .worker
-            .call("control_create", move |fns| {
-                let mut out: *mut c_void = core::ptr::null_mut();
-                // SAFETY: the block is initialised and outlives the control instance (it is
-                // destroyed in `Instance::drop` before the segment); `out` is a local.
-                let code = unsafe { (fns.create)(block_addr as *const SharedBlock, control::CREATE_FRESH, &mut out) };
-                (code, out as usize)
-            })
-            .map_err(InstanceError::Control)
-            .and_then(|(code, ptr)| {
-                if code == status::OK && ptr != 0 {
-                    Ok(ControlPtr(ptr))
-                } else {
-                    Err(InstanceError::Control(ControlError::Failed {
-                        function: "control_create",
-                        code,
-                        message: status::describe(code).to_owned(),
-                    }))
-                }
-            })?;
+        let control_ptr = create_control(&control, block_addr, control::CREATE_FRESH)?;
+        if let Err(e) = control.worker.start_ticking(control_ptr.0) {
+            destroy_control(&control, control_ptr);
+            return Err(InstanceError::Control(e));
+        }
+        let core = Arc::new(Core {
+            control: RwLock::new(Some(ControlBinding { module: control, ptr: control_ptr })),
+            restart_request: AtomicI32::new(0),
+            control_generation: AtomicU64::new(0),
+            segment,
+        });
+        hub.register(&core);
+        drop(reloads);
 
         let mut engine_ptr: *mut c_void = core::ptr::null_mut();
         let engine = Arc::clone(&modules.engine);
         // SAFETY: as above for the block; `engine_ptr` is a local.
-        let code = unsafe { (engine.fns.create)(segment.as_ptr(), &mut engine_ptr) };
+        let code = unsafe { (engine.fns.create)(core.block(), &mut engine_ptr) };
         let mut instance = Self {
             engine,
             engine_ptr,
-            control: Arc::clone(&modules.control),
-            control_ptr,
             engine_busy: AtomicBool::new(false),
             setup_rate: AtomicU64::new(setup.sample_rate.to_bits()),
             setup_block: AtomicU32::new(setup.max_block_size),
-            restart_request: AtomicI32::new(0),
-            control_generation: AtomicU64::new(0),
-            segment,
+            core,
         };
         if code != status::OK || instance.engine_ptr.is_null() {
             instance.engine_ptr = core::ptr::null_mut();
@@ -157,12 +196,12 @@ impl Instance {
 
     /// The shared block.
     pub fn block(&self) -> &SharedBlock {
-        self.segment.block()
+        self.core.block()
     }
 
     /// The OS name of the shared-memory segment.
     pub fn segment_name(&self) -> &str {
-        self.segment.os_id()
+        self.core.segment.os_id()
     }
 
     /// The current setup.
@@ -282,15 +321,12 @@ impl Instance {
         function: &'static str,
         f: impl FnOnce(&ControlFns, *mut c_void) -> Result<R, i32> + Send + 'static,
     ) -> Result<R, ControlError> {
-        let ptr = self.control_ptr;
-        let result = self
-            .control
-            .worker
-            .call(function, move |fns| {
-                let instance = ptr.get();
-                f(fns, instance).map_err(|code| (code, last_error(fns, instance, code)))
-            })
-            .and_then(|r| r.map_err(|(code, message)| ControlError::Failed { function, code, message }));
+        let binding = read(&self.core.control);
+        let result = match binding.as_ref() {
+            None => Err(ControlError::WorkerGone),
+            Some(b) => b.call(function, f),
+        };
+        drop(binding);
         if result.is_err() {
             Statistics::bump(&self.block().stats.control_errors);
         }
@@ -302,18 +338,7 @@ impl Instance {
     /// # Errors
     /// [`ControlError`] if the control module fails.
     pub fn param_infos(&self) -> Result<Vec<ParamInfo>, ControlError> {
-        self.control_call("control_param_info", |fns, inst| {
-            // SAFETY: a live control instance, on the worker thread.
-            let count = unsafe { (fns.param_count)(inst) };
-            let mut infos = Vec::with_capacity(count as usize);
-            for index in 0..count {
-                let mut info = ParamInfo::default();
-                // SAFETY: as above; `info` is a local.
-                check(unsafe { (fns.param_info)(inst, index, &mut info) })?;
-                infos.push(info);
-            }
-            Ok(infos)
-        })
+        self.control_call("control_param_info", param_infos_of)
     }
 
     /// Display text for a normalized value of parameter `id` ("440 Hz").
@@ -347,13 +372,7 @@ impl Instance {
     /// # Errors
     /// [`ControlError`] if the control module fails.
     pub fn save_state(&self) -> Result<Vec<u8>, ControlError> {
-        self.control_call("control_save_state", |fns, inst| {
-            let mut bytes: Vec<u8> = Vec::new();
-            // SAFETY: a live control instance, on the worker; `append` matches `WriteFn`
-            // and `ctx` is `&mut bytes`, alive for the call.
-            check(unsafe { (fns.save_state)(inst, append, (&mut bytes as *mut Vec<u8>).cast()) })?;
-            Ok(bytes)
-        })
+        self.control_call("control_save_state", save_state_of)
     }
 
     /// Loads a state. All or nothing: a rejected state changes nothing.
@@ -362,10 +381,7 @@ impl Instance {
     /// [`ControlError::Failed`] with the module's reason.
     pub fn load_state(&self, bytes: &[u8]) -> Result<(), ControlError> {
         let bytes = bytes.to_vec();
-        self.control_call("control_load_state", move |fns, inst| {
-            // SAFETY: a live control instance, on the worker; `bytes` is a local.
-            check(unsafe { (fns.load_state)(inst, bytes.as_ptr(), bytes.len()) })
-        })
+        self.control_call("control_load_state", move |fns, inst| load_state_of(fns, inst, &bytes))
     }
 
     /// Names of the factory presets.
@@ -423,25 +439,25 @@ impl Instance {
     pub fn take_restart_request(&self) -> i32 {
         // AcqRel: pairs with the Release in `request_restart`, so a caller that sees the
         // flags also sees the new module's parameter definitions.
-        self.restart_request.swap(0, Ordering::AcqRel)
+        self.core.restart_request.swap(0, Ordering::AcqRel)
     }
 
     /// Adds VST3 `RestartFlags` bits for the plugin to deliver to the host.
     pub fn request_restart(&self, flags: i32) {
         // Release: see `take_restart_request`.
-        self.restart_request.fetch_or(flags, Ordering::Release);
+        self.core.restart_request.fetch_or(flags, Ordering::Release);
     }
 
     /// How many times a new control module has started serving this instance (0 for the
     /// one it was created with). Parameter tables cached from an older generation are stale.
     pub fn control_generation(&self) -> u64 {
         // Acquire: pairs with the Release bump after a swap.
-        self.control_generation.load(Ordering::Acquire)
+        self.core.control_generation.load(Ordering::Acquire)
     }
 
-    /// The control module serving this instance.
-    pub fn control_module(&self) -> &ControlModule {
-        &self.control
+    /// The control module serving this instance now (`None` only while it is dropped).
+    pub fn control_module(&self) -> Option<Arc<ControlModule>> {
+        read(&self.core.control).as_ref().map(|b| Arc::clone(&b.module))
     }
 }
 
@@ -451,15 +467,100 @@ impl Drop for Instance {
             // SAFETY: a live engine, destroyed once; `&mut self` excludes other calls.
             unsafe { (self.engine.fns.destroy)(self.engine_ptr) };
         }
-        let ptr = self.control_ptr;
-        let destroyed = self.control.worker.call("control_destroy", move |fns| {
-            // SAFETY: a live control instance, destroyed once, on the worker.
-            unsafe { (fns.destroy)(ptr.get()) }
-        });
-        if let Err(e) = destroyed {
-            log::error!("could not destroy the control instance: {e}");
+        // Waits for a reload in progress; afterwards no reload can reach this instance.
+        let binding = write(&self.core.control).take();
+        if let Some(b) = binding {
+            if let Err(e) = b.module.worker.stop_ticking(b.ptr.0) {
+                log::error!("could not stop ticking the control instance: {e}");
+            }
+            destroy_control(&b.module, b.ptr);
         }
-        // `segment` drops after this, unlinking the shared memory.
+        // The core (and with it the segment) drops after this, unlinking the shared memory.
+    }
+}
+
+impl ControlBinding {
+    /// Runs `f` with this binding's control instance on its module's worker; a failing
+    /// status becomes [`ControlError::Failed`] with the module's own message.
+    pub(crate) fn call<R: Send + 'static>(
+        &self,
+        function: &'static str,
+        f: impl FnOnce(&ControlFns, *mut c_void) -> Result<R, i32> + Send + 'static,
+    ) -> Result<R, ControlError> {
+        let ptr = self.ptr;
+        self.module
+            .worker
+            .call(function, move |fns| {
+                let instance = ptr.get();
+                f(fns, instance).map_err(|code| (code, last_error(fns, instance, code)))
+            })
+            .and_then(|r| r.map_err(|(code, message)| ControlError::Failed { function, code, message }))
+    }
+}
+
+/// Every parameter's description. Runs on the worker.
+pub(crate) fn param_infos_of(fns: &ControlFns, inst: *mut c_void) -> Result<Vec<ParamInfo>, i32> {
+    // SAFETY: a live control instance, on the worker thread.
+    let count = unsafe { (fns.param_count)(inst) };
+    let mut infos = Vec::with_capacity(count as usize);
+    for index in 0..count {
+        let mut info = ParamInfo::default();
+        // SAFETY: as above; `info` is a local.
+        check(unsafe { (fns.param_info)(inst, index, &mut info) })?;
+        infos.push(info);
+    }
+    Ok(infos)
+}
+
+/// The state as JSON. Runs on the worker.
+pub(crate) fn save_state_of(fns: &ControlFns, inst: *mut c_void) -> Result<Vec<u8>, i32> {
+    let mut bytes: Vec<u8> = Vec::new();
+    // SAFETY: a live control instance, on the worker; `append` matches `WriteFn` and
+    // `ctx` is `&mut bytes`, alive for the call.
+    check(unsafe { (fns.save_state)(inst, append, (&mut bytes as *mut Vec<u8>).cast()) })?;
+    Ok(bytes)
+}
+
+/// Loads a state. Runs on the worker.
+pub(crate) fn load_state_of(fns: &ControlFns, inst: *mut c_void, bytes: &[u8]) -> Result<(), i32> {
+    // SAFETY: a live control instance, on the worker; `bytes` is valid for the call.
+    check(unsafe { (fns.load_state)(inst, bytes.as_ptr(), bytes.len()) })
+}
+
+/// Creates a control instance on `module`'s worker for the block at `block_addr`.
+pub(crate) fn create_control(
+    module: &ControlModule,
+    block_addr: usize,
+    mode: u32,
+) -> Result<ControlPtr, InstanceError> {
+    module
+        .worker
+        .call("control_create", move |fns| {
+            let mut out: *mut c_void = core::ptr::null_mut();
+            // SAFETY: the block is initialised and outlives the control instance (it is
+            // destroyed before its core drops the segment); `out` is a local.
+            let code = unsafe { (fns.create)(block_addr as *const SharedBlock, mode, &mut out) };
+            let message = if code == status::OK { String::new() } else { last_error(fns, core::ptr::null_mut(), code) };
+            (code, out as usize, message)
+        })
+        .map_err(InstanceError::Control)
+        .and_then(|(code, ptr, message)| {
+            if code == status::OK && ptr != 0 {
+                Ok(ControlPtr(ptr))
+            } else {
+                Err(InstanceError::Control(ControlError::Failed { function: "control_create", code, message }))
+            }
+        })
+}
+
+/// Destroys a control instance on its module's worker, logging a failure.
+pub(crate) fn destroy_control(module: &ControlModule, ptr: ControlPtr) {
+    let destroyed = module.worker.call("control_destroy", move |fns| {
+        // SAFETY: a live control instance, destroyed once, on the worker.
+        unsafe { (fns.destroy)(ptr.get()) }
+    });
+    if let Err(e) = destroyed {
+        log::error!("could not destroy the control instance: {e}");
     }
 }
 
@@ -477,19 +578,19 @@ fn validate_setup(setup: ProcessSetup) -> Result<(), InstanceError> {
     Ok(())
 }
 
-fn check(code: i32) -> Result<(), i32> {
+pub(crate) fn check(code: i32) -> Result<(), i32> {
     if code == status::OK { Ok(()) } else { Err(code) }
 }
 
 /// The control module's message for a failed call, or the status description.
-fn last_error(fns: &ControlFns, instance: *mut c_void, code: i32) -> String {
+pub(crate) fn last_error(fns: &ControlFns, instance: *mut c_void, code: i32) -> String {
     // SAFETY: a live control instance (or null, which the export handles), on the worker.
     let text = read_text(|buf, cap, len| unsafe { (fns.last_error)(instance, buf, cap, len) }).unwrap_or_default();
     if text.is_empty() || code == status::PANIC { status::describe(code).to_owned() } else { text }
 }
 
 /// Calls a `(buf, cap, out_len)` export, growing the buffer once if it was too small.
-fn read_text(mut f: impl FnMut(*mut u8, usize, *mut usize) -> i32) -> Result<String, i32> {
+pub(crate) fn read_text(mut f: impl FnMut(*mut u8, usize, *mut usize) -> i32) -> Result<String, i32> {
     let mut buf = vec![0u8; 256];
     let mut len = 0usize;
     let mut code = f(buf.as_mut_ptr(), buf.len(), &mut len);
@@ -503,7 +604,7 @@ fn read_text(mut f: impl FnMut(*mut u8, usize, *mut usize) -> i32) -> Result<Str
 }
 
 /// `WriteFn` that appends to the `Vec<u8>` behind `ctx`.
-unsafe extern "C" fn append(ctx: *mut c_void, data: *const u8, len: usize) {
+pub(crate) unsafe extern "C" fn append(ctx: *mut c_void, data: *const u8, len: usize) {
     if ctx.is_null() || (data.is_null() && len > 0) {
         return;
     }

@@ -15,6 +15,7 @@ mod elf;
 mod error;
 mod instance;
 mod modules;
+pub mod reload;
 pub mod vst3;
 mod worker;
 
@@ -22,8 +23,9 @@ use std::path::PathBuf;
 
 pub use error::{ControlError, InstanceError, LoadError};
 pub use instance::{Instance, MAX_CHANNELS, ProcessSetup};
-pub use modules::{CONTROL_FILE, ControlModule, ENGINE_FILE, EngineModule, ModulePaths, Modules};
-pub use worker::DEFAULT_CALL_TIMEOUT;
+pub use modules::{CONTROL_FILE, ControlHub, ControlModule, ENGINE_FILE, EngineModule, ModulePaths, Modules};
+pub use reload::{ReloadError, ReloadReport, ReloadStats};
+pub use worker::{DEFAULT_CALL_TIMEOUT, TICK_INTERVAL};
 
 #[global_allocator]
 static ALLOCATOR: assert_no_alloc::AllocDisabler = assert_no_alloc::AllocDisabler;

@@ -1,13 +1,15 @@
 //! Loading the engine and control libraries and checking them against this bridge.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 use libloading::Library;
 use shared::abi::{self, ABI_VERSION, DESCRIPTOR_MAGIC, ModuleDescriptor, engine, module_kind};
 use shared::layout::LAYOUT_HASH;
 
 use crate::error::LoadError;
+use crate::instance::Core;
 use crate::worker::ControlWorker;
 
 /// File name of the engine inside a bundle's binary folder.
@@ -101,9 +103,12 @@ impl EngineModule {
 
 /// The loaded control library, with the worker thread that runs every call into it.
 pub struct ControlModule {
+    // Dropped first: joins the worker and unloads the library.
     pub(crate) worker: ControlWorker,
     descriptor: ModuleDescriptor,
     path: PathBuf,
+    /// A reload's private copy of the library, deleted once it is unloaded.
+    _staged: Option<crate::reload::StagedFile>,
 }
 
 impl ControlModule {
@@ -113,7 +118,15 @@ impl ControlModule {
     /// [`LoadError`] naming the file and what is wrong with it; the worker is stopped.
     pub fn load(path: &Path) -> Result<Self, LoadError> {
         let (worker, descriptor) = ControlWorker::start(path.to_owned())?;
-        Ok(Self { worker, descriptor, path: path.to_owned() })
+        Ok(Self { worker, descriptor, path: path.to_owned(), _staged: None })
+    }
+
+    /// As [`Self::load`], for a reload's private copy: the file is deleted when the module
+    /// is unloaded (or now, if it does not load).
+    pub(crate) fn load_staged(staged: crate::reload::StagedFile) -> Result<Self, LoadError> {
+        let path = staged.path().to_owned();
+        let (worker, descriptor) = ControlWorker::start(path.clone())?;
+        Ok(Self { worker, descriptor, path, _staged: Some(staged) })
     }
 
     /// The control module's descriptor.
@@ -137,19 +150,120 @@ impl ControlModule {
 pub struct Modules {
     /// The engine.
     pub engine: Arc<EngineModule>,
-    /// The control module.
-    pub control: Arc<ControlModule>,
+    /// The control module serving now, and every instance it serves (for reloads).
+    pub control: ControlHub,
+    /// The development watcher, when the bundle's `build.json` asks for one.
+    watcher: std::sync::Mutex<Option<crate::reload::Watcher>>,
 }
 
 impl Modules {
-    /// Loads and checks both modules.
+    /// Loads and checks both modules. When the folder is a bundle's binary folder whose
+    /// `../Resources/build.json` names a development path to watch (written by
+    /// `cargo xtask bundle` for debug builds of a `hot_reload` control module), also
+    /// starts watching it; release bundles never watch.
     ///
     /// # Errors
     /// The first [`LoadError`] met; nothing stays loaded.
     pub fn load(paths: &ModulePaths) -> Result<Arc<Self>, LoadError> {
         let engine = EngineModule::load(&paths.engine)?;
         let control = ControlModule::load(&paths.control)?;
-        Ok(Arc::new(Self { engine: Arc::new(engine), control: Arc::new(control) }))
+        let modules = Arc::new(Self {
+            engine: Arc::new(engine),
+            control: ControlHub::new(control),
+            watcher: std::sync::Mutex::new(None),
+        });
+        if let Some(watch) = crate::reload::watch_spec_for(&paths.control)
+            && let Err(e) = modules.watch_control(&watch)
+        {
+            log::error!("hot reload is off: {e}");
+        }
+        Ok(modules)
+    }
+
+    /// Watches `file` (a control library a build rewrites) and reloads the control module
+    /// each time a new one lands there, on a background thread. Replaces an earlier watch.
+    ///
+    /// # Errors
+    /// A sentence naming the folder if it cannot be watched.
+    pub fn watch_control(self: &Arc<Self>, file: &Path) -> Result<(), String> {
+        let watcher = crate::reload::Watcher::start(Arc::downgrade(self), file)?;
+        let mut slot = self.watcher.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *slot = Some(watcher);
+        Ok(())
+    }
+
+    /// Stops watching (no-op when not watching).
+    pub fn stop_watching(&self) {
+        let watcher = self.watcher.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        drop(watcher);
+    }
+
+    /// The file being watched for new control libraries, if any.
+    pub fn watched_file(&self) -> Option<PathBuf> {
+        self.watcher.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map(|w| w.file().to_owned())
+    }
+}
+
+/// The current control module and the instances it serves.
+pub struct ControlHub {
+    current: RwLock<Arc<ControlModule>>,
+    cores: Mutex<Vec<Weak<Core>>>,
+    /// Serialises reloads and instance creation (see [`Instance::new`](crate::Instance::new)).
+    reloads: Mutex<()>,
+    /// Per-call time limit for the current and every later module, milliseconds.
+    timeout_ms: AtomicU64,
+    pub(crate) history: Mutex<crate::reload::ReloadStats>,
+}
+
+impl ControlHub {
+    fn new(module: ControlModule) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(module)),
+            cores: Mutex::new(Vec::new()),
+            reloads: Mutex::new(()),
+            timeout_ms: AtomicU64::new(crate::DEFAULT_CALL_TIMEOUT.as_millis() as u64),
+            history: Mutex::new(crate::reload::ReloadStats::default()),
+        }
+    }
+
+    /// The control module serving now.
+    pub fn current(&self) -> Arc<ControlModule> {
+        Arc::clone(&crate::instance::read(&self.current))
+    }
+
+    pub(crate) fn set_current(&self, module: Arc<ControlModule>) -> Arc<ControlModule> {
+        core::mem::replace(&mut *crate::instance::write(&self.current), module)
+    }
+
+    /// Sets how long each call into the control module may take before it is treated as
+    /// hung (default [`crate::DEFAULT_CALL_TIMEOUT`]), for the current module and every
+    /// module a reload brings later.
+    pub fn set_call_timeout(&self, timeout: std::time::Duration) {
+        // Relaxed: a setting; reloads read it under the reload lock.
+        self.timeout_ms.store(timeout.as_millis() as u64, Ordering::Relaxed);
+        self.current().set_call_timeout(timeout);
+    }
+
+    pub(crate) fn call_timeout(&self) -> std::time::Duration {
+        // Relaxed: see `set_call_timeout`.
+        std::time::Duration::from_millis(self.timeout_ms.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn lock_reloads(&self) -> MutexGuard<'_, ()> {
+        self.reloads.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn register(&self, core: &Arc<Core>) {
+        let mut cores = self.cores.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        cores.retain(|c| c.strong_count() > 0);
+        cores.push(Arc::downgrade(core));
+    }
+
+    /// Every live instance core.
+    pub(crate) fn live_cores(&self) -> Vec<Arc<Core>> {
+        let mut cores = self.cores.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        cores.retain(|c| c.strong_count() > 0);
+        cores.iter().filter_map(Weak::upgrade).collect()
     }
 }
 

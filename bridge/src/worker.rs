@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libloading::Library;
 use shared::abi::{ModuleDescriptor, control, module_kind};
@@ -60,7 +60,18 @@ pub struct ControlFns {
     pub(crate) module_shutdown: control::ModuleShutdownFn,
 }
 
-type Job = Box<dyn FnOnce(&ControlFns) + Send>;
+/// What a job running on the worker can reach.
+pub(crate) struct WorkerContext {
+    pub(crate) fns: ControlFns,
+    /// Control instances whose `control_tick` the worker runs every [`TICK_INTERVAL`].
+    ticking: Vec<usize>,
+}
+
+type Job = Box<dyn FnOnce(&mut WorkerContext) + Send>;
+
+/// How often the worker runs `control_tick` for each registered instance, between calls.
+/// Control-rate logic (the arpeggiator) schedules its events this far ahead and more.
+pub const TICK_INTERVAL: Duration = Duration::from_millis(2);
 
 /// The worker thread and the queue of calls it serves.
 pub struct ControlWorker {
@@ -131,13 +142,41 @@ impl ControlWorker {
         function: &'static str,
         f: impl FnOnce(&ControlFns) -> R + Send + 'static,
     ) -> Result<R, ControlError> {
+        self.call_in(function, move |ctx| f(&ctx.fns))
+    }
+
+    /// Starts running `control_tick` for `instance` every [`TICK_INTERVAL`] on the worker.
+    ///
+    /// # Errors
+    /// As [`Self::call`].
+    pub(crate) fn start_ticking(&self, instance: usize) -> Result<(), ControlError> {
+        self.call_in("control_tick", move |ctx| {
+            if !ctx.ticking.contains(&instance) {
+                ctx.ticking.push(instance);
+            }
+        })
+    }
+
+    /// Stops ticking `instance`. When this returns, no tick of it is running or will run.
+    ///
+    /// # Errors
+    /// As [`Self::call`].
+    pub(crate) fn stop_ticking(&self, instance: usize) -> Result<(), ControlError> {
+        self.call_in("control_tick", move |ctx| ctx.ticking.retain(|&i| i != instance))
+    }
+
+    fn call_in<R: Send + 'static>(
+        &self,
+        function: &'static str,
+        f: impl FnOnce(&mut WorkerContext) -> R + Send + 'static,
+    ) -> Result<R, ControlError> {
         if self.is_hung() {
             return Err(ControlError::WorkerGone);
         }
         let jobs = self.jobs.as_ref().ok_or(ControlError::WorkerGone)?;
         let (reply_tx, reply_rx) = mpsc::sync_channel::<R>(1);
-        let job: Job = Box::new(move |fns| {
-            let _ = reply_tx.send(f(fns));
+        let job: Job = Box::new(move |ctx| {
+            let _ = reply_tx.send(f(ctx));
         });
         jobs.send(job).map_err(|_| ControlError::WorkerGone)?;
         let timeout = self.timeout();
@@ -200,16 +239,39 @@ fn serve(
         }
     };
     drop(ready);
+    let mut ctx = WorkerContext { fns, ticking: Vec::new() };
+    let mut next_tick = Instant::now() + TICK_INTERVAL;
+    // Spin for the next job only right after a job: calls come in bursts, ticks do not.
+    let mut after_job = false;
     loop {
-        let job = match spin_for(SPIN, || jobs.try_recv().ok()) {
-            Some(job) => job,
-            None => match jobs.recv() {
-                Ok(job) => job,
-                Err(_) => break,
-            },
+        let spun = if after_job { spin_for(SPIN, || jobs.try_recv().ok()) } else { None };
+        let next = match spun {
+            Some(job) => Ok(job),
+            None if ctx.ticking.is_empty() => jobs.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            None => jobs.recv_timeout(next_tick.saturating_duration_since(Instant::now())),
         };
-        job(&fns);
+        match next {
+            Ok(job) => {
+                job(&mut ctx);
+                after_job = true;
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                tick_all(&ctx);
+                let now = Instant::now();
+                next_tick += TICK_INTERVAL;
+                if next_tick < now {
+                    // Fell behind (a long call): skip the missed ticks instead of bursting.
+                    next_tick = now + TICK_INTERVAL;
+                }
+                after_job = false;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if ctx.ticking.is_empty() {
+            next_tick = Instant::now() + TICK_INTERVAL;
+        }
     }
+    let fns = ctx.fns;
     // SAFETY: the module's own shutdown entry, resolved with its checked signature;
     // called once, on this thread, after the last call and before the library is dropped.
     let code = unsafe { (fns.module_shutdown)() };
@@ -217,6 +279,18 @@ fn serve(
         log::warn!("control_module_shutdown returned {code}");
     }
     Some(library)
+}
+
+/// Runs `control_tick` once for every registered instance.
+fn tick_all(ctx: &WorkerContext) {
+    for &instance in &ctx.ticking {
+        // SAFETY: a live control instance: registered by its owner after creation and
+        // removed (on this thread, by a job) before it is destroyed.
+        let code = unsafe { (ctx.fns.tick)(instance as *mut core::ffi::c_void) };
+        if code != shared::abi::status::OK {
+            log::debug!("control_tick returned {code}");
+        }
+    }
 }
 
 fn resolve(library: &Library, path: &std::path::Path) -> Result<ControlFns, LoadError> {

@@ -1,0 +1,691 @@
+//! Hot reload of the control module: a development feature.
+//!
+//! [`ControlHub::reload`] replaces the control module serving every instance by a new
+//! build, following the protocol of the design (all of it off the audio thread, which never
+//! waits for any of it):
+//!
+//! 1. copy the new library to a unique private path (loading the same path twice can return
+//!    the old code), load it on a fresh control worker and check it (ELF structure,
+//!    descriptor, ABI version, layout hash, exports);
+//! 2. for each instance, with its control calls held off: stop the old module's ticks, save
+//!    its state as JSON, create the new module's instance with `CREATE_ADOPT` on the same
+//!    block and load the state into it;
+//! 3. swap every instance at once, start the new module's ticks, destroy the old instances,
+//!    join the old worker, unload the old library and check that it is gone from
+//!    `/proc/self/maps`;
+//! 4. when parameter definitions or the MIDI CC map changed, ask the plugin to tell the host
+//!    (`restartComponent`, delivered on the host's main thread).
+//!
+//! Any failure before the swap keeps the old module serving with everything it had: the
+//! parameter definitions in the block are restored, the failure is logged and counted in
+//! each block's `reload_failures`. [`Watcher`] runs this whenever a build lands a new
+//! library in the watched folder.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use shared::abi::{ParamInfo, control, status};
+use shared::block::{SharedBlock, Statistics};
+use shared::params::ParamMapping;
+use vst3::Steinberg::Vst::RestartFlags_;
+
+use crate::error::LoadError;
+use crate::instance::{
+    ControlBinding, ControlPtr, Core, create_control, destroy_control, load_state_of, param_infos_of, save_state_of,
+    write,
+};
+use crate::modules::{ControlHub, ControlModule, Modules};
+
+/// Environment variable that turns watching off when set to `0`.
+pub const HOT_RELOAD_ENV: &str = "TRIO_HOT_RELOAD";
+
+/// How long the watcher waits after the last event of a burst before it reloads: a build
+/// that lands a library produces several events (create, close-after-write).
+const QUIET: Duration = Duration::from_millis(5);
+
+/// What one successful reload did.
+#[derive(Clone, Debug)]
+pub struct ReloadReport {
+    /// The version string of the module that served before.
+    pub old_version: String,
+    /// The version string of the module serving now.
+    pub new_version: String,
+    /// The file the new module came from (the watched or given path, not the private copy).
+    pub source: PathBuf,
+    /// Instances moved to the new module.
+    pub instances: usize,
+    /// Bytes of state JSON handed over, all instances together.
+    pub state_bytes: usize,
+    /// Whether parameter definitions or the MIDI CC map changed (the host was told).
+    pub definitions_changed: bool,
+    /// From the new library landing (the watcher's event, or the call) to the new module
+    /// serving every instance.
+    pub landed_to_serving: Duration,
+    /// From landing until the old module was unloaded too.
+    pub landed_to_done: Duration,
+    /// Deadline misses the engines counted while the reload ran, all instances together.
+    pub deadline_misses: u64,
+    /// Whether the old library is gone from `/proc/self/maps`.
+    pub old_unmapped: bool,
+}
+
+impl std::fmt::Display for ReloadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "control {} -> {}: serving after {:.1} ms, {} deadline miss{} during the reload, state carried over for {} \
+             instance{} ({} bytes), parameters {}, old library {}",
+            self.old_version,
+            self.new_version,
+            self.landed_to_serving.as_secs_f64() * 1e3,
+            self.deadline_misses,
+            if self.deadline_misses == 1 { "" } else { "es" },
+            self.instances,
+            if self.instances == 1 { "" } else { "s" },
+            self.state_bytes,
+            if self.definitions_changed { "changed (host notified)" } else { "unchanged" },
+            if self.old_unmapped { "unloaded" } else { "still mapped" },
+        )
+    }
+}
+
+/// Why a reload did not happen. The old module keeps serving.
+#[derive(Debug, Clone)]
+pub enum ReloadError {
+    /// The new library could not be copied to its private path.
+    Stage {
+        /// The new library.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The new library did not load or failed its checks.
+    Load(LoadError),
+    /// An instance could not be handed over to the new module.
+    Handover {
+        /// The instance (its block's instance id).
+        instance: u64,
+        /// Which step failed.
+        step: &'static str,
+        /// What the module or the worker said.
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Stage { path, reason } => {
+                write!(f, "could not copy the new control library {}: {reason}", path.display())
+            }
+            Self::Load(e) => write!(f, "the new control library was refused: {e}"),
+            Self::Handover { instance, step, reason } => {
+                write!(f, "instance {instance}: could not {step}: {reason}")
+            }
+        }?;
+        write!(f, "; the old control module keeps serving")
+    }
+}
+
+impl std::error::Error for ReloadError {}
+
+/// Counts and the latest outcome of the reloads of one hub.
+#[derive(Clone, Debug, Default)]
+pub struct ReloadStats {
+    /// Successful reloads.
+    pub reloads: u64,
+    /// Refused or failed reloads.
+    pub failures: u64,
+    /// The latest successful reload.
+    pub last: Option<ReloadReport>,
+    /// The latest failure.
+    pub last_error: Option<ReloadError>,
+}
+
+/// A reload's private copy of a library; deleted when dropped.
+pub(crate) struct StagedFile(PathBuf);
+
+impl StagedFile {
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.0)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            log::warn!("could not delete {}: {e}", self.0.display());
+        }
+    }
+}
+
+/// The folder for private copies: `$XDG_RUNTIME_DIR/trio-reload` or `<tmp>/trio-reload-<uid>`,
+/// mode 0700.
+fn staging_dir() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        Some(runtime) if runtime.is_absolute() && runtime.is_dir() => runtime.join("trio-reload"),
+        // SAFETY: `getuid` has no preconditions and cannot fail.
+        _ => std::env::temp_dir().join(format!("trio-reload-{}", unsafe { libc::getuid() })),
+    };
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+    let meta = std::fs::metadata(&dir)?;
+    // SAFETY: as above.
+    if meta.uid() != unsafe { libc::getuid() } {
+        return Err(std::io::Error::other(format!("{} belongs to another user", dir.display())));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    dir.canonicalize()
+}
+
+/// Copies `source` to a unique private path.
+pub(crate) fn stage(source: &Path) -> Result<StagedFile, ReloadError> {
+    static SERIAL: AtomicU64 = AtomicU64::new(0);
+    let fail = |reason: String| ReloadError::Stage { path: source.to_owned(), reason };
+    let dir = staging_dir().map_err(|e| fail(format!("no private folder for copies: {e}")))?;
+    let stem = source.file_stem().map_or_else(|| "control".into(), |s| s.to_string_lossy());
+    // Relaxed: only uniqueness matters.
+    let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
+    let dest = dir.join(format!("{stem}-{}-{serial}.so", std::process::id()));
+    let staged = StagedFile(dest);
+    std::fs::copy(source, staged.path()).map_err(|e| fail(e.to_string()))?;
+    Ok(staged)
+}
+
+/// Whether `path` appears in this process's memory map.
+pub fn is_mapped(path: &Path) -> bool {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return false };
+    let needle = path.to_string_lossy();
+    maps.lines().any(|line| line.trim_end().ends_with(needle.as_ref()))
+}
+
+/// A block's parameter definitions (and optionally values) before a handover, to put back
+/// when it fails.
+struct Snapshot {
+    slots: Vec<(Option<ParamMapping>, u32, u32, f64)>,
+    param_count: u32,
+}
+
+impl Snapshot {
+    fn take(block: &SharedBlock) -> Self {
+        // Relaxed: the control side of this block is quiescent (its calls are held off and
+        // its ticks stopped); values are independent atomics.
+        let slots = block
+            .params
+            .iter()
+            .map(|p| {
+                (
+                    p.mapping(),
+                    p.flags.load(Ordering::Relaxed),
+                    p.defined.load(Ordering::Relaxed),
+                    p.value.load(Ordering::Relaxed),
+                )
+            })
+            .collect();
+        Self { slots, param_count: block.header.param_count.load(Ordering::Relaxed) }
+    }
+
+    fn values(&self) -> impl Iterator<Item = f64> + '_ {
+        self.slots.iter().map(|s| s.3)
+    }
+
+    /// Puts the definitions back, and the values too if `values`.
+    fn restore(&self, block: &SharedBlock, values: bool) {
+        for (slot, (mapping, flags, defined, value)) in block.params.iter().zip(&self.slots) {
+            if let Some(m) = mapping {
+                // SAFETY: the only writer now: both modules' control calls for this block
+                // are held off by the handover.
+                unsafe { slot.set_mapping(m) };
+            }
+            // Relaxed: as in `take`.
+            slot.flags.store(*flags, Ordering::Relaxed);
+            slot.defined.store(*defined, Ordering::Relaxed);
+            if values {
+                slot.value.store(*value, Ordering::Relaxed);
+            }
+        }
+        // Relaxed: informational.
+        block.header.param_count.store(self.param_count, Ordering::Relaxed);
+    }
+}
+
+/// A new control instance, created and loaded, waiting for the swap.
+struct Prepared {
+    ptr: ControlPtr,
+    snapshot: Snapshot,
+    state_bytes: usize,
+    restart_flags: i32,
+}
+
+/// What the host sees of a module: its parameter definitions and its MIDI CC map.
+#[derive(PartialEq)]
+struct Definitions {
+    params: Vec<ParamKey>,
+    cc_map: Vec<Option<u32>>,
+}
+
+/// The fields of a [`ParamInfo`], comparable.
+#[derive(PartialEq)]
+struct ParamKey {
+    numbers: [u32; 4],
+    values: [u64; 4],
+    texts: Vec<u8>,
+}
+
+impl From<&ParamInfo> for ParamKey {
+    fn from(p: &ParamInfo) -> Self {
+        let texts = [&p.name[..], &p.short_name[..], &p.unit[..], &p.group[..]].concat();
+        Self {
+            numbers: [p.id, p.flags, p.step_count, p.mapping_kind],
+            values: [p.min.to_bits(), p.max.to_bits(), p.skew.to_bits(), p.default_normalized.to_bits()],
+            texts,
+        }
+    }
+}
+
+fn definitions(binding: &ControlBinding) -> Result<Definitions, crate::ControlError> {
+    let params = binding.call("control_param_info", param_infos_of)?.iter().map(ParamKey::from).collect();
+    let cc_map = binding.call("control_midi_cc_param", |fns, inst| {
+        (0..128u32)
+            .map(|cc| {
+                let mut id = 0;
+                // SAFETY: a live control instance, on the worker; `id` is a local.
+                match unsafe { (fns.midi_cc_param)(inst, cc, &mut id) } {
+                    status::OK => Ok(Some(id)),
+                    status::NOT_FOUND => Ok(None),
+                    code => Err(code),
+                }
+            })
+            .collect::<Result<Vec<_>, i32>>()
+    })?;
+    Ok(Definitions { params, cc_map })
+}
+
+/// The `RestartFlags` a change of definitions asks the host for.
+fn restart_flags(old: &Definitions, new: &Definitions) -> i32 {
+    let mut flags = 0;
+    if old.params != new.params {
+        flags |= RestartFlags_::kParamTitlesChanged | RestartFlags_::kParamValuesChanged;
+    }
+    if old.cc_map != new.cc_map {
+        flags |= RestartFlags_::kMidiCCAssignmentChanged;
+    }
+    flags
+}
+
+impl ControlHub {
+    /// Reloads the control module from `source` now (see the [module](self) docs).
+    ///
+    /// # Errors
+    /// [`ReloadError`] saying what was refused; the old module keeps serving.
+    pub fn reload(&self, source: &Path) -> Result<ReloadReport, ReloadError> {
+        self.reload_landed(source, Instant::now())
+    }
+
+    /// As [`Self::reload`], measuring latency from `landed` (when the new library appeared).
+    ///
+    /// # Errors
+    /// As [`Self::reload`].
+    pub fn reload_landed(&self, source: &Path, landed: Instant) -> Result<ReloadReport, ReloadError> {
+        let result = self.reload_inner(source, landed);
+        let mut history = self.history.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &result {
+            Ok(report) => {
+                log::info!("reloaded {report}");
+                history.reloads += 1;
+                history.last = Some(report.clone());
+            }
+            Err(e) => {
+                log::error!("reload of {} failed: {e}", source.display());
+                for core in self.live_cores() {
+                    Statistics::bump(&core.block().stats.reload_failures);
+                }
+                history.failures += 1;
+                history.last_error = Some(e.clone());
+            }
+        }
+        result
+    }
+
+    /// Counts and latest outcomes of this hub's reloads.
+    pub fn reload_stats(&self) -> ReloadStats {
+        self.history.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn reload_inner(&self, source: &Path, landed: Instant) -> Result<ReloadReport, ReloadError> {
+        let _serial = self.lock_reloads();
+        let cores = self.live_cores();
+        let misses = || -> u64 {
+            // Relaxed: telemetry counters.
+            cores.iter().map(|c| c.block().stats.deadline_misses.load(Ordering::Relaxed)).sum()
+        };
+        let misses_before = misses();
+        let staged = stage(source)?;
+        let new = Arc::new(ControlModule::load_staged(staged).map_err(ReloadError::Load)?);
+        new.set_call_timeout(self.call_timeout());
+        let old_module = self.current();
+
+        // Hold off every control call of every instance until the swap is done.
+        let mut guards: Vec<_> = cores.iter().map(|c| write(&c.control)).collect();
+        let mut prepared: Vec<Option<Prepared>> = Vec::with_capacity(cores.len());
+        for (core, guard) in cores.iter().zip(&guards) {
+            let Some(old) = guard.as_ref() else {
+                prepared.push(None);
+                continue;
+            };
+            match prepare(core, old, &new) {
+                Ok(p) => prepared.push(Some(p)),
+                Err(e) => {
+                    for ((core, guard), p) in cores.iter().zip(&guards).zip(prepared) {
+                        if let (Some(p), Some(old)) = (p, guard.as_ref()) {
+                            abort(core, old, &new, p);
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+        }
+
+        // Swap.
+        let mut retired = Vec::with_capacity(cores.len());
+        let (mut state_bytes, mut changed) = (0, false);
+        for ((core, guard), p) in cores.iter().zip(guards.iter_mut()).zip(prepared) {
+            let Some(p) = p else { continue };
+            let binding = ControlBinding { module: Arc::clone(&new), ptr: p.ptr };
+            if let Err(e) = new.worker.start_ticking(p.ptr.0) {
+                log::error!("instance {}: the new control module does not tick: {e}", core.instance_id());
+            }
+            if let Some(old) = guard.replace(binding) {
+                retired.push(old);
+            }
+            core.new_generation(p.restart_flags);
+            Statistics::bump(&core.block().stats.reloads);
+            state_bytes += p.state_bytes;
+            changed |= p.restart_flags != 0;
+        }
+        drop(guards);
+        let landed_to_serving = landed.elapsed();
+        let replaced = self.set_current(Arc::clone(&new));
+        drop(replaced);
+
+        // Retire the old module: its instances (ticks already stopped), its worker, its library.
+        let instances = retired.len();
+        for old in retired {
+            destroy_control(&old.module, old.ptr);
+        }
+        let old_version = old_module.descriptor().version_str().to_owned();
+        let old_path = old_module.path().to_owned();
+        let old_unmapped = match Arc::try_unwrap(old_module) {
+            Ok(module) => {
+                drop(module);
+                !is_mapped(&old_path)
+            }
+            Err(_) => {
+                log::warn!("the old control module is still referenced; it unloads when released");
+                false
+            }
+        };
+        if !old_unmapped {
+            log::warn!("the old control library {} is still mapped", old_path.display());
+        }
+        Ok(ReloadReport {
+            old_version,
+            new_version: new.descriptor().version_str().to_owned(),
+            source: source.to_owned(),
+            instances,
+            state_bytes,
+            definitions_changed: changed,
+            landed_to_serving,
+            landed_to_done: landed.elapsed(),
+            deadline_misses: misses().saturating_sub(misses_before),
+            old_unmapped,
+        })
+    }
+}
+
+/// Moves one instance's state to a new control instance of `new`. On failure, the block is
+/// as it was and the old instance ticks again.
+fn prepare(core: &Core, old: &ControlBinding, new: &Arc<ControlModule>) -> Result<Prepared, ReloadError> {
+    let instance = core.instance_id();
+    let fail = |step: &'static str, reason: String| ReloadError::Handover { instance, step, reason };
+    old.module.worker.stop_ticking(old.ptr.0).map_err(|e| fail("stop the old module's ticks", e.to_string()))?;
+    let result = (|| {
+        let block = core.block();
+        let snapshot = Snapshot::take(block);
+        let state = old
+            .call("control_save_state", save_state_of)
+            .map_err(|e| fail("save the old module's state", e.to_string()))?;
+        let old_defs = definitions(old).map_err(|e| fail("read the old module's definitions", e.to_string()))?;
+        let block_addr = block as *const SharedBlock as usize;
+        let ptr = match create_control(new, block_addr, control::CREATE_ADOPT) {
+            Ok(ptr) => ptr,
+            Err(e) => {
+                snapshot.restore(block, false);
+                return Err(fail("create the new module's instance", e.to_string()));
+            }
+        };
+        let binding = ControlBinding { module: Arc::clone(new), ptr };
+        let undo = |step: &'static str, reason: String| {
+            destroy_control(new, ptr);
+            snapshot.restore(block, true);
+            fail(step, reason)
+        };
+        // Values the host set while the state was being saved win over the saved ones.
+        // Relaxed: values are independent atomics.
+        let before_load: Vec<f64> = block.params.iter().map(|p| p.value.load(Ordering::Relaxed)).collect();
+        let state_bytes = state.len();
+        if let Err(e) = binding.call("control_load_state", move |fns, inst| load_state_of(fns, inst, &state)) {
+            return Err(undo("hand the state to the new module", e.to_string()));
+        }
+        for ((slot, saved), &now) in block.params.iter().zip(snapshot.values()).zip(&before_load) {
+            if saved.to_bits() != now.to_bits() {
+                // Relaxed: as above.
+                slot.value.store(now, Ordering::Relaxed);
+            }
+        }
+        let new_defs = match definitions(&binding) {
+            Ok(d) => d,
+            Err(e) => return Err(undo("read the new module's definitions", e.to_string())),
+        };
+        Ok(Prepared { ptr, snapshot, state_bytes, restart_flags: restart_flags(&old_defs, &new_defs) })
+    })();
+    if result.is_err() {
+        restart_ticking(core, old);
+    }
+    result
+}
+
+/// Undoes a [`prepare`] when another instance failed.
+fn abort(core: &Core, old: &ControlBinding, new: &Arc<ControlModule>, p: Prepared) {
+    destroy_control(new, p.ptr);
+    p.snapshot.restore(core.block(), true);
+    restart_ticking(core, old);
+}
+
+fn restart_ticking(core: &Core, old: &ControlBinding) {
+    if let Err(e) = old.module.worker.start_ticking(old.ptr.0) {
+        log::error!("instance {}: the old control module does not tick again: {e}", core.instance_id());
+    }
+}
+
+/// The development path `build.json` asks the bridge beside `control` to watch, if any.
+/// `control` is the control library inside a bundle (`Contents/x86_64-linux/control.so`);
+/// `build.json` is `Contents/Resources/build.json`, whose `modules.control.watch` the build
+/// tool writes only for development (debug) bundles of a `hot_reload` module.
+pub(crate) fn watch_spec_for(control: &Path) -> Option<PathBuf> {
+    if std::env::var_os(HOT_RELOAD_ENV).is_some_and(|v| v == "0") {
+        return None;
+    }
+    let build = control.parent()?.parent()?.join("Resources").join("build.json");
+    let text = std::fs::read_to_string(&build).ok()?;
+    let json: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(json) => json,
+        Err(e) => {
+            log::error!("{}: not valid JSON ({e}); hot reload is off", build.display());
+            return None;
+        }
+    };
+    let watch = json.get("modules")?.get("control")?.get("watch")?;
+    match watch.as_str().map(PathBuf::from) {
+        Some(path) if path.is_absolute() => Some(path),
+        _ => {
+            log::error!("{}: modules.control.watch must be an absolute path; hot reload is off", build.display());
+            None
+        }
+    }
+}
+
+enum Signal {
+    Landed(Instant),
+    Stop,
+}
+
+/// Watches one library file (through its folder: watching the file itself loses events
+/// after the first rebuild replaces it) and reloads the control module when it changes.
+pub struct Watcher {
+    file: PathBuf,
+    signals: Sender<Signal>,
+    notifier: Option<notify::RecommendedWatcher>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watcher {
+    /// Starts watching `file`'s folder for `file` being created, renamed into place or
+    /// closed after writing, and reloading `modules`' control module from it.
+    ///
+    /// # Errors
+    /// A sentence naming the folder when it cannot be watched.
+    pub(crate) fn start(modules: Weak<Modules>, file: &Path) -> Result<Self, String> {
+        use notify::Watcher as _;
+        let (dir, name) = match (file.parent(), file.file_name()) {
+            (Some(dir), Some(name)) if dir.is_dir() => (dir.to_owned(), name.to_owned()),
+            _ => return Err(format!("cannot watch {}: its folder does not exist", file.display())),
+        };
+        let (signals, received) = mpsc::channel();
+        let events = signals.clone();
+        let wanted = name.clone();
+        let mut notifier = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if let Ok(event) = event
+                && lands(&event, &wanted)
+            {
+                let _ = events.send(Signal::Landed(Instant::now()));
+            }
+        })
+        .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+        notifier
+            .watch(&dir, notify::RecursiveMode::NonRecursive)
+            .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+        let path = file.to_owned();
+        let thread = std::thread::Builder::new()
+            .name("trio-reload".to_owned())
+            .spawn(move || watch_loop(&modules, &path, &received))
+            .map_err(|e| format!("cannot start the reload thread: {e}"))?;
+        log::info!("hot reload: watching {}", file.display());
+        Ok(Self { file: file.to_owned(), signals, notifier: Some(notifier), thread: Some(thread) })
+    }
+
+    /// The watched file.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        drop(self.notifier.take());
+        let _ = self.signals.send(Signal::Stop);
+        if let Some(thread) = self.thread.take() {
+            // The last reference to the modules may be dropped on the reload thread itself.
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// Whether `event` says a new `name` is complete in the watched folder.
+fn lands(event: &notify::Event, name: &OsString) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+    let kind = matches!(
+        event.kind,
+        EventKind::Create(_)
+            | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both | RenameMode::Any))
+            | EventKind::Access(AccessKind::Close(AccessMode::Write))
+    );
+    kind && event.paths.iter().any(|p| p.file_name() == Some(name.as_os_str()))
+}
+
+/// The file's identity, to skip events that did not bring a new library.
+fn identity(path: &Path) -> Option<(u64, u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+}
+
+fn watch_loop(modules: &Weak<Modules>, file: &Path, signals: &Receiver<Signal>) {
+    let mut last = identity(file);
+    loop {
+        let mut landed = match signals.recv() {
+            Ok(Signal::Landed(at)) => at,
+            Ok(Signal::Stop) | Err(_) => return,
+        };
+        // Let the burst of events of one build settle; the latency counts from the last.
+        loop {
+            match signals.recv_timeout(QUIET) {
+                Ok(Signal::Landed(at)) => landed = at,
+                Ok(Signal::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => break,
+            }
+        }
+        let now = identity(file);
+        if now.is_none() || now == last {
+            continue;
+        }
+        last = now;
+        let Some(modules) = modules.upgrade() else { return };
+        // The outcome is logged and counted by the hub.
+        let _ = modules.control.reload_landed(file, landed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_of_unrelated_events_does_not_count() {
+        let mut event = notify::Event::new(notify::EventKind::Create(notify::event::CreateKind::File));
+        event.paths.push(PathBuf::from("/x/libcontrol.so"));
+        assert!(lands(&event, &OsString::from("libcontrol.so")));
+        assert!(!lands(&event, &OsString::from("libother.so")));
+        let mut data = notify::Event::new(notify::EventKind::Modify(notify::event::ModifyKind::Data(
+            notify::event::DataChange::Content,
+        )));
+        data.paths.push(PathBuf::from("/x/libcontrol.so"));
+        assert!(!lands(&data, &OsString::from("libcontrol.so")), "a write in progress is not a landing");
+    }
+
+    #[test]
+    fn restart_flags_follow_what_changed() {
+        let defs = |unit: u8, cc: Option<u32>| Definitions {
+            params: vec![ParamKey { numbers: [1, 0, 0, 0], values: [0; 4], texts: vec![unit] }],
+            cc_map: vec![cc],
+        };
+        assert_eq!(restart_flags(&defs(1, None), &defs(1, None)), 0);
+        assert_eq!(
+            restart_flags(&defs(1, None), &defs(2, None)),
+            RestartFlags_::kParamTitlesChanged | RestartFlags_::kParamValuesChanged
+        );
+        assert_eq!(restart_flags(&defs(1, None), &defs(1, Some(3))), RestartFlags_::kMidiCCAssignmentChanged);
+    }
+}
