@@ -105,7 +105,12 @@ pub enum ReloadError {
         reason: String,
     },
     /// The new library did not load or failed its checks.
-    Load(LoadError),
+    Load {
+        /// The new library.
+        source: PathBuf,
+        /// Why (naming the private copy it was loaded from).
+        error: LoadError,
+    },
     /// An instance could not be handed over to the new module.
     Handover {
         /// The instance (its block's instance id).
@@ -123,7 +128,9 @@ impl std::fmt::Display for ReloadError {
             Self::Stage { path, reason } => {
                 write!(f, "could not copy the new control library {}: {reason}", path.display())
             }
-            Self::Load(e) => write!(f, "the new control library was refused: {e}"),
+            Self::Load { source, error } => {
+                write!(f, "the new control library {} was refused: {error}", source.display())
+            }
             Self::Handover { instance, step, reason } => {
                 write!(f, "instance {instance}: could not {step}: {reason}")
             }
@@ -370,7 +377,10 @@ impl ControlHub {
         };
         let misses_before = misses();
         let staged = stage(source)?;
-        let new = Arc::new(ControlModule::load_staged(staged).map_err(ReloadError::Load)?);
+        let new = Arc::new(
+            ControlModule::load_staged(staged)
+                .map_err(|error| ReloadError::Load { source: source.to_owned(), error })?,
+        );
         new.set_call_timeout(self.call_timeout());
         let old_module = self.current();
 

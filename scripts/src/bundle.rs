@@ -322,7 +322,14 @@ fn write_bundle(manifest: &Manifest, libraries: &[Library], root: &Path, release
         });
     }
     write_json(&resources.join("moduleinfo.json"), &ModuleInfo::new(manifest))?;
-    write_json(&resources.join("build.json"), &BuildInfo::new(manifest, release))?;
+    let mut build_info = BuildInfo::new(manifest, release);
+    if !release && build_info.modules.control.hot_reload {
+        let control = modules.iter().find(|m| m.role == Role::Control).map(|m| &m.source);
+        let control = control.context("the control module was not built")?;
+        let watched = control.canonicalize().with_context(|| format!("cannot resolve {}", control.display()))?;
+        build_info.modules.control.watch = Some(watched.to_string_lossy().into_owned());
+    }
+    write_json(&resources.join("build.json"), &build_info)?;
     Ok(modules)
 }
 

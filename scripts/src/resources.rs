@@ -31,7 +31,8 @@
 //!   "modules": {
 //!     "bridge":    { "file": "TrioSynth.so", "allocation": "forbid", "exports": ["GetPluginFactory", "..."] },
 //!     "rt_engine": { "file": "rt_engine.so", "kind": 1, "allocation": "forbid", "exports": ["..."] },
-//!     "control":   { "file": "control.so", "kind": 2, "allocation": "allow", "hot_reload": true, "exports": ["..."] }
+//!     "control":   { "file": "control.so", "kind": 2, "allocation": "allow", "hot_reload": true, "exports": ["..."],
+//!                    "watch": "/path/to/project/target/debug/libcontrol.so" }
 //!   }
 //! }
 //! ```
@@ -244,6 +245,12 @@ pub struct ModuleBuildInfo {
     pub hot_reload: bool,
     /// Every symbol it exports (checked at build time; the bridge checks them with `dlsym`).
     pub exports: Vec<String>,
+    /// Development bundles of a `hot_reload` control module only: the absolute path of the
+    /// library cargo writes (`target/debug/libcontrol.so`). The bridge watches it and reloads
+    /// the control module each time a build replaces it. Release bundles never have it, so
+    /// they never watch anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<String>,
 }
 
 impl ModuleBuildInfo {
@@ -254,6 +261,7 @@ impl ModuleBuildInfo {
             allocation: module.allocation,
             hot_reload: module.role == Role::Control && module.hot_reload,
             exports: module.exports.clone(),
+            watch: None,
         }
     }
 }

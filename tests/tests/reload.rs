@@ -1,0 +1,313 @@
+//! Hot reload of the control module through the bridge's Rust API, on the real built
+//! libraries: continuity of the audio, what is carried over, bad new modules, leaks.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bridge::{Instance, Modules, ProcessSetup, ReloadError};
+use integration::{Build, ModuleDir, rms};
+use shared::abi::Event;
+use shared::params::id;
+
+const RATE: f64 = 48_000.0;
+const FRAMES: usize = 256;
+
+fn setup() -> ProcessSetup {
+    ProcessSetup { sample_rate: RATE, max_block_size: FRAMES as u32 }
+}
+
+/// The host events of block `index` of the test performance: a note every 0.25 s, released
+/// 0.2 s later, and a cutoff sweep automated sample-accurately in the middle of each block.
+fn performance(index: usize) -> Vec<Event> {
+    let start = (index * FRAMES) as u64;
+    let mut events = Vec::new();
+    for offset in 0..FRAMES as u64 {
+        let t = start + offset;
+        let beat = (RATE * 0.25) as u64;
+        if t.is_multiple_of(beat) {
+            events.push(Event::note_on(offset, 48 + ((t / beat) % 24) as u8, 0.8));
+        }
+        if t % beat == (RATE * 0.2) as u64 {
+            events.push(Event::note_off(offset, 48 + ((t / beat) % 24) as u8));
+        }
+        if offset == FRAMES as u64 / 2 {
+            let phase = (t as f64 / RATE * 0.5).fract();
+            events.push(Event::param(offset, id::CUTOFF, 0.3 + 0.6 * phase));
+        }
+    }
+    events
+}
+
+/// Renders `blocks` blocks of [`performance`] paced in real time (a block per block
+/// duration, as a host's audio thread does), while `meanwhile` runs on this thread.
+/// Returns the stereo output and what `meanwhile` returned.
+fn render_paced<R: Send>(inst: &Instance, blocks: usize, meanwhile: impl FnOnce(&AtomicBool) -> R) -> (Vec<f32>, R) {
+    let audio_done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let audio = scope.spawn(|| {
+            let mut out = vec![0.0f32; blocks * FRAMES * 2];
+            let (mut left, mut right) = (vec![0.0f32; FRAMES], vec![0.0f32; FRAMES]);
+            let period = Duration::from_secs_f64(FRAMES as f64 / RATE);
+            let start = Instant::now();
+            for b in 0..blocks {
+                let events = performance(b);
+                let code = inst.process(&mut [&mut left[..], &mut right[..]], &events);
+                assert_eq!(code, shared::abi::status::OK, "block {b}");
+                out[b * FRAMES * 2..][..FRAMES].copy_from_slice(&left);
+                out[b * FRAMES * 2 + FRAMES..][..FRAMES].copy_from_slice(&right);
+                let next = start + period * (b as u32 + 1);
+                if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            audio_done.store(true, Ordering::Release);
+            out
+        });
+        let result = meanwhile(&audio_done);
+        (audio.join().expect("audio thread"), result)
+    })
+}
+
+fn counter(inst: &Instance, pick: impl Fn(&shared::block::Statistics) -> &std::sync::atomic::AtomicU64) -> u64 {
+    pick(&inst.block().stats).load(Ordering::Relaxed)
+}
+
+/// Every parameter's normalized value, bit for bit.
+fn values(inst: &Instance) -> Vec<u64> {
+    inst.block().params.iter().map(|p| p.value.load(Ordering::Relaxed).to_bits()).collect()
+}
+
+fn source(dir: &ModuleDir) -> PathBuf {
+    dir.control()
+}
+
+/// A copy of the control library at a fresh path, for a test to break.
+fn copy_of(dir: &ModuleDir, name: &str) -> Result<PathBuf> {
+    let path = dir.path.join(name);
+    std::fs::copy(dir.control(), &path).with_context(|| format!("copying to {}", path.display()))?;
+    Ok(path)
+}
+
+#[test]
+fn a_reload_moves_every_instance_and_keeps_every_setting() -> Result<()> {
+    let dir = ModuleDir::new(Build::Normal)?;
+    let modules = Modules::load(&dir.paths())?;
+    let a = Instance::new(&modules, setup())?;
+    let b = Instance::new(&modules, setup())?;
+    a.load_preset(2)?;
+    a.set_param_normalized(id::CUTOFF, 0.123_456_789);
+    b.set_param_normalized(id::GAIN, 0.987_654_321);
+    b.load_state(&b.save_state()?)?;
+    let before = [(values(&a), a.save_state()?), (values(&b), b.save_state()?)];
+    let presets = a.preset_names()?;
+    let old_path = a.control_module().context("serving")?.path().to_owned();
+
+    let report = modules.control.reload(&source(&dir))?;
+    assert_eq!(report.instances, 2);
+    assert!(report.state_bytes > 100, "{report}");
+    assert!(!report.definitions_changed, "{report}");
+    assert!(report.old_unmapped, "{report}");
+    assert!(!bridge::reload::is_mapped(&old_path), "{} is still mapped", old_path.display());
+    for (inst, (vals, state)) in [&a, &b].into_iter().zip(before) {
+        assert_eq!(values(inst), vals, "a parameter value changed");
+        assert_eq!(inst.save_state()?, state, "the state changed");
+        assert_eq!(inst.control_generation(), 1);
+        assert_eq!(inst.take_restart_request(), 0, "nothing changed that the host must know");
+        assert_eq!(counter(inst, |s| &s.reloads), 1);
+        assert_ne!(inst.control_module().context("serving")?.path(), old_path);
+    }
+    // The new module serves: formatting, presets, state.
+    assert_eq!(a.format_value(id::GAIN, 1.0)?, a.format_value(id::GAIN, 1.0)?);
+    assert_eq!(a.preset_names()?, presets);
+    // An instance created after the reload gets the new module too.
+    let c = Instance::new(&modules, setup())?;
+    assert_eq!(c.control_module().map(|m| m.path().to_owned()), a.control_module().map(|m| m.path().to_owned()));
+    Ok(())
+}
+
+#[test]
+fn audio_is_bit_identical_through_a_hundred_reloads() -> Result<()> {
+    const BLOCKS: usize = 48_000 * 6 / FRAMES;
+    let dir = ModuleDir::new(Build::Normal)?;
+    let modules = Modules::load(&dir.paths())?;
+    let reference = {
+        let inst = Instance::new(&modules, setup())?;
+        render_paced(&inst, BLOCKS, |_| ()).0
+    };
+    let inst = Instance::new(&modules, setup())?;
+    let (out, reloads) = render_paced(&inst, BLOCKS, |audio_done| {
+        let mut times = Vec::new();
+        while times.len() < 100 && !audio_done.load(Ordering::Acquire) {
+            match modules.control.reload(&source(&dir)) {
+                Ok(report) => times.push(report.landed_to_serving),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        times
+    });
+    assert_eq!(reloads.len(), 100, "only {} reloads happened while the audio played", reloads.len());
+    assert!(rms(&out) > 0.01, "the performance is silent");
+    let first_difference = out.iter().zip(&reference).position(|(a, b)| a.to_bits() != b.to_bits());
+    assert_eq!(first_difference, None, "output differs from the render without reloads");
+    assert_eq!(counter(&inst, |s| &s.reloads), 100);
+    assert_eq!(counter(&inst, |s| &s.deadline_misses), 0, "deadline misses");
+    assert_eq!(counter(&inst, |s| &s.alloc_violations), 0, "allocations on the audio path");
+    let mut ms: Vec<f64> = reloads.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    ms.sort_by(f64::total_cmp);
+    println!("reload to serving over 100 reloads: median {:.2} ms, max {:.2} ms", ms[50], ms[99]);
+    Ok(())
+}
+
+/// Runs `reload` attempts of broken libraries while the audio plays, and checks that each
+/// is refused with `expect` in its message, that nothing changed, and that the audio is the
+/// same as without them.
+#[test]
+fn broken_new_modules_are_refused_and_the_old_one_keeps_serving() -> Result<()> {
+    let dir = ModuleDir::new(Build::Normal)?;
+    let modules = Modules::load(&dir.paths())?;
+    let truncated = copy_of(&dir, "truncated.so")?;
+    let len = std::fs::metadata(&truncated)?.len();
+    std::fs::OpenOptions::new().write(true).open(&truncated)?.set_len(len / 2)?;
+    let not_elf = dir.path.join("not-elf.so");
+    std::fs::write(&not_elf, "this is not an ELF file\n".repeat(100))?;
+    let abi = copy_of(&dir, "abi.so")?;
+    integration::patch_symbol_u32(&abi, shared::abi::DESCRIPTOR_SYMBOL, 8, 99)?;
+    let hash = copy_of(&dir, "hash.so")?;
+    integration::patch_symbol_u64(&hash, shared::abi::DESCRIPTOR_SYMBOL, 16, 0x1234_5678)?;
+    let missing = copy_of(&dir, "missing.so")?;
+    integration::rename_export(&missing, "control_load_state", "control_load_stat_")?;
+    let nowhere = dir.path.join("does-not-exist.so");
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (truncated, "truncated"),
+        (not_elf, "not an ELF file"),
+        (abi, "ABI version 99"),
+        (hash, "layout"),
+        (missing, "`control_load_state`"),
+        (nowhere, "does-not-exist.so"),
+    ];
+
+    let (reference, reference_state) = {
+        let inst = Instance::new(&modules, setup())?;
+        inst.set_param_normalized(id::RESONANCE, 0.42);
+        (render_paced(&inst, 400, |_| ()).0, inst.save_state()?)
+    };
+    let inst = Instance::new(&modules, setup())?;
+    inst.set_param_normalized(id::RESONANCE, 0.42);
+    let serving = inst.control_module().context("serving")?.path().to_owned();
+    let (out, errors) = render_paced(&inst, 400, |_| {
+        cases
+            .iter()
+            .map(|(path, _)| modules.control.reload(path).expect_err("a broken module was accepted"))
+            .collect::<Vec<_>>()
+    });
+    for ((path, expect), err) in cases.iter().zip(&errors) {
+        let text = err.to_string();
+        assert!(text.contains(expect), "{}: {text}", path.display());
+        assert!(text.contains(&path.display().to_string()), "the message does not name the file: {text}");
+        assert!(text.ends_with("the old control module keeps serving"), "{text}");
+        assert!(matches!(err, ReloadError::Load { .. } | ReloadError::Stage { .. }), "{err:?}");
+    }
+    assert_eq!(counter(&inst, |s| &s.reload_failures), cases.len() as u64);
+    assert_eq!(counter(&inst, |s| &s.reloads), 0);
+    assert_eq!(modules.control.reload_stats().failures, cases.len() as u64);
+    assert_eq!(inst.control_module().context("serving")?.path(), serving);
+    assert_eq!(inst.save_state()?, reference_state, "the state differs from the render without reloads");
+    assert!(!inst.format_value(id::GAIN, 1.0)?.is_empty());
+    let first_difference = out.iter().zip(&reference).position(|(a, b)| a.to_bits() != b.to_bits());
+    assert_eq!(first_difference, None, "the failed reloads changed the audio");
+    Ok(())
+}
+
+/// Resident set size of this process, bytes.
+fn rss() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .context("no VmRSS in /proc/self/status")?;
+    Ok(kb * 1024)
+}
+
+/// Lines of `/proc/self/maps` that belong to a control library other than `serving`.
+fn stale_mappings(serving: &Path) -> Result<Vec<String>> {
+    let serving = serving.to_string_lossy().into_owned();
+    Ok(std::fs::read_to_string("/proc/self/maps")?
+        .lines()
+        .filter(|l| l.contains("trio-reload") && !l.ends_with(&serving))
+        .map(str::to_owned)
+        .collect())
+}
+
+#[test]
+fn two_hundred_reloads_leave_no_stale_library_and_little_memory() -> Result<()> {
+    let dir = ModuleDir::new(Build::Normal)?;
+    let modules = Modules::load(&dir.paths())?;
+    let inst = Instance::new(&modules, setup())?;
+    // Warm up: the first reloads create the staging folder and the allocator's arenas.
+    for _ in 0..5 {
+        modules.control.reload(&source(&dir))?;
+    }
+    let before = rss()?;
+    for i in 0..200 {
+        let report = modules.control.reload(&source(&dir))?;
+        assert!(report.old_unmapped, "reload {i}: {report}");
+    }
+    let after = rss()?;
+    let serving = inst.control_module().context("serving")?.path().to_owned();
+    let stale = stale_mappings(&serving)?;
+    assert!(stale.is_empty(), "stale control libraries are mapped:\n{}", stale.join("\n"));
+    let growth = after.saturating_sub(before);
+    println!(
+        "resident memory: {:.1} MiB before, {:.1} MiB after 200 reloads",
+        before as f64 / 1048576.0,
+        after as f64 / 1048576.0
+    );
+    assert!(growth < 5 * 1024 * 1024, "resident memory grew by {growth} bytes over 200 reloads");
+    // The staged copies of unloaded modules are deleted.
+    let staged_dir = serving.parent().context("staging folder")?;
+    let copies = std::fs::read_dir(staged_dir)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(&format!("-{}-", std::process::id())))
+        .count();
+    assert_eq!(copies, 1, "only the serving copy stays on disk");
+    Ok(())
+}
+
+#[test]
+fn the_watcher_reloads_when_a_build_lands_a_new_library() -> Result<()> {
+    let dir = ModuleDir::new(Build::Normal)?;
+    let modules = Modules::load(&dir.paths())?;
+    let inst = Instance::new(&modules, setup())?;
+    let build_dir = integration::scratch_dir("watched")?;
+    let watched = build_dir.join("libcontrol.so");
+    std::fs::copy(dir.control(), &watched)?;
+    modules.watch_control(&watched).map_err(anyhow::Error::msg)?;
+    assert_eq!(modules.watched_file().as_deref(), Some(watched.as_path()));
+    let mut latencies = Vec::new();
+    for round in 1..=3u64 {
+        // As cargo does: write the new library elsewhere, then link it into place.
+        let fresh = build_dir.join(format!("deps-libcontrol-{round}.so"));
+        std::fs::copy(dir.control(), &fresh)?;
+        std::fs::remove_file(&watched)?;
+        std::fs::hard_link(&fresh, &watched)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while counter(&inst, |s| &s.reloads) < round {
+            assert!(Instant::now() < deadline, "no reload {round} within 10 s: {:?}", modules.control.reload_stats());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let stats = modules.control.reload_stats();
+        let report = stats.last.context("a report")?;
+        assert_eq!(report.source, watched);
+        latencies.push(report.landed_to_serving);
+    }
+    // Touching another file in the folder does nothing.
+    std::fs::write(build_dir.join("libother.so"), b"x")?;
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(counter(&inst, |s| &s.reloads), 3);
+    modules.stop_watching();
+    println!("watched reloads, landing to serving: {latencies:?}");
+    Ok(())
+}
