@@ -259,3 +259,57 @@ fn library_path(bundle: &Path) -> Result<PathBuf, HostError> {
     }
     Ok(expected)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("trio-host-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn error(path: &Path) -> HostError {
+        match Module::load(path) {
+            Err(e) => e,
+            Ok(_) => panic!("{} loaded", path.display()),
+        }
+    }
+
+    #[test]
+    fn a_missing_bundle_is_named() {
+        let e = error(Path::new("/nonexistent/Synth.vst3"));
+        assert!(matches!(e, HostError::BundleMissing { .. }));
+        assert!(e.to_string().contains("/nonexistent/Synth.vst3 does not exist"), "{e}");
+    }
+
+    #[test]
+    fn a_wrong_layout_says_what_a_bundle_is() {
+        let dir = scratch("layout");
+        let file = dir.join("Synth.vst3");
+        std::fs::write(&file, "x").unwrap();
+        assert!(error(&file).to_string().contains("is a file, not a folder"));
+        std::fs::remove_file(&file).unwrap();
+        let plain = dir.join("Synth");
+        std::fs::create_dir_all(&plain).unwrap();
+        assert!(error(&plain).to_string().contains("does not end in .vst3"));
+        std::fs::create_dir_all(&file).unwrap();
+        let msg = error(&file).to_string();
+        assert!(msg.contains("no Contents/x86_64-linux folder") && msg.contains("<Name>.so"), "{msg}");
+        let bin = file.join("Contents/x86_64-linux");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(bin.join("Other.so"), "x").unwrap();
+        let e = error(&file);
+        let msg = e.to_string();
+        assert!(matches!(e, HostError::LibraryMissing { .. }));
+        assert!(msg.contains("Synth.so") && msg.contains("Other.so") && msg.contains("rename"), "{msg}");
+        // A library that is not one.
+        std::fs::write(bin.join("Synth.so"), "not a library").unwrap();
+        let e = error(&file);
+        assert!(matches!(e, HostError::LoadFailed { .. }), "{e}");
+        assert!(e.to_string().contains("Synth.so"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -156,7 +156,8 @@ pub fn read_midi_file(path: &Path) -> Result<Vec<Note>, HostError> {
 /// use trio_host::{Note, NoteSchedule};
 /// let mut schedule = NoteSchedule::new(&[Note { pitch: 60, velocity: 1.0, start: 0.001, length: 0.001, channel: 0 }], 48_000.0);
 /// let mut events = Vec::new();
-/// schedule.block(0, 64, &mut events);
+/// schedule.block(0, 64, &mut events); // samples 0..64: the note-on at 48
+/// schedule.block(64, 64, &mut events); // samples 64..128: the note-off at 96
 /// assert_eq!(events.len(), 2);
 /// assert_eq!((events[0].offset, events[0].on, events[1].offset, events[1].on), (48, true, 96 - 64, false));
 /// ```
@@ -252,4 +253,128 @@ pub fn write_wav(path: &Path, channels: &[Vec<f32>], sample_rate: f64) -> Result
         }
     }
     writer.finalize().map_err(|e| bad(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn syntax_error(text: &str) -> String {
+        match parse_notes(text) {
+            Err(e @ HostError::NoteSyntax { .. }) => e.to_string(),
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_notes_with_and_without_velocity() {
+        let notes = parse_notes("60@0.0+1.0, 64@0.5+1:0.25,").unwrap();
+        assert_eq!(notes.len(), 2);
+        assert_eq!(notes[0], Note { pitch: 60, velocity: DEFAULT_VELOCITY, start: 0.0, length: 1.0, channel: 0 });
+        assert_eq!((notes[1].pitch, notes[1].start, notes[1].velocity), (64, 0.5, 0.25));
+    }
+
+    #[test]
+    fn every_bad_note_names_itself_and_the_syntax() {
+        for (text, needle) in [
+            ("", "no notes"),
+            ("60", "no '@'"),
+            ("60@1", "no '+'"),
+            ("128@0+1", "pitch \"128\""),
+            ("C4@0+1", "pitch \"C4\""),
+            ("60@-1+1", "start \"-1\""),
+            ("60@0+long", "length \"long\""),
+            ("60@0+1:2", "velocity \"2\""),
+            ("60@0+1:0", "velocity \"0\""),
+            ("60@0+1,61@x+1", "start \"x\""),
+        ] {
+            let msg = syntax_error(text);
+            assert!(msg.contains(needle), "{text:?}: {msg}");
+            assert!(msg.contains("PITCH@START+LENGTH"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn schedules_events_into_the_right_blocks_with_offs_first() {
+        let notes = parse_notes("60@0+0.5,62@0.5+0.5").unwrap();
+        let mut schedule = NoteSchedule::new(&notes, 1000.0);
+        let mut events = Vec::new();
+        schedule.block(0, 400, &mut events);
+        assert_eq!(events.len(), 1);
+        events.clear();
+        schedule.block(400, 400, &mut events);
+        // At sample 500 the first note ends and the second starts: off before on.
+        assert_eq!(
+            events.iter().map(|e| (e.offset, e.pitch, e.on)).collect::<Vec<_>>(),
+            [(100, 60, false), (100, 62, true)]
+        );
+        assert_eq!(schedule.end_sample(), 1000);
+    }
+
+    fn write_midi(path: &Path) {
+        use midly::num::{u4, u7, u15, u24, u28};
+        use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
+        let ev = |delta: u32, kind| TrackEvent { delta: u28::new(delta), kind };
+        let note = |on: bool, key: u8, vel: u8| TrackEventKind::Midi {
+            channel: u4::new(0),
+            message: if on {
+                MidiMessage::NoteOn { key: u7::new(key), vel: u7::new(vel) }
+            } else {
+                MidiMessage::NoteOff { key: u7::new(key), vel: u7::new(0) }
+            },
+        };
+        let track = vec![
+            // 120 bpm, 480 ticks per beat: 1 beat = 0.5 s.
+            ev(0, TrackEventKind::Meta(MetaMessage::Tempo(u24::new(500_000)))),
+            ev(0, note(true, 69, 127)),
+            ev(480, note(false, 69, 0)),
+            // Tempo halves: a beat is now 1 s.
+            ev(0, TrackEventKind::Meta(MetaMessage::Tempo(u24::new(1_000_000)))),
+            ev(0, note(true, 72, 64)),
+            // A note-on of velocity 0 ends the note.
+            ev(480, note(true, 72, 0)),
+            ev(0, note(true, 76, 100)),
+            ev(240, TrackEventKind::Meta(MetaMessage::EndOfTrack)),
+        ];
+        let smf =
+            Smf { header: Header::new(Format::SingleTrack, Timing::Metrical(u15::new(480))), tracks: vec![track] };
+        smf.save(path).unwrap();
+    }
+
+    #[test]
+    fn reads_a_midi_file_with_tempo_changes() {
+        let path = std::env::temp_dir().join(format!("trio-host-test-{}.mid", std::process::id()));
+        write_midi(&path);
+        let notes = read_midi_file(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let summary: Vec<(u8, f64, f64)> = notes.iter().map(|n| (n.pitch, n.start, n.length)).collect();
+        assert_eq!(summary, [(69, 0.0, 0.5), (72, 0.5, 1.0), (76, 1.5, 0.5)]);
+        assert_eq!(notes[0].velocity, 1.0);
+    }
+
+    #[test]
+    fn a_bad_midi_file_is_named_in_the_error() {
+        let path = std::env::temp_dir().join(format!("trio-host-bad-{}.mid", std::process::id()));
+        std::fs::write(&path, b"MThd but not really").unwrap();
+        let msg = read_midi_file(&path).unwrap_err().to_string();
+        let _ = std::fs::remove_file(&path);
+        assert!(msg.contains(&path.display().to_string()) && msg.contains("not a valid MIDI file"), "{msg}");
+        let missing = read_midi_file(Path::new("/nonexistent/song.mid")).unwrap_err().to_string();
+        assert!(missing.contains("/nonexistent/song.mid") && missing.contains(".mid"), "{missing}");
+    }
+
+    #[test]
+    fn writes_a_float_wav_that_reads_back() {
+        let path = std::env::temp_dir().join(format!("trio-host-test-{}.wav", std::process::id()));
+        let channels = vec![vec![0.0, 0.5, -0.25], vec![1.0, -1.0, 0.125]];
+        write_wav(&path, &channels, 44_100.0).unwrap();
+        let mut reader = hound::WavReader::open(&path).unwrap();
+        assert_eq!(reader.spec().channels, 2);
+        assert_eq!(reader.spec().sample_rate, 44_100);
+        let samples: Vec<f32> = reader.samples::<f32>().map(Result::unwrap).collect();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(samples, [0.0, 1.0, 0.5, -1.0, -0.25, 0.125]);
+        let msg = write_wav(Path::new("/nonexistent/dir/out.wav"), &channels, 48_000.0).unwrap_err().to_string();
+        assert!(msg.contains("/nonexistent/dir/out.wav") && msg.contains("writable"), "{msg}");
+    }
 }

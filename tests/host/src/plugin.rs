@@ -256,8 +256,9 @@ pub struct Plugin {
     last_silence: Vec<u64>,
     /// Handler calls already seen by `idle`.
     seen_calls: usize,
-    // Dropped last: the module must outlive every object made from it.
-    module: Arc<Module>,
+    // Dropped last: the module must outlive every object made from it. `None` for a
+    // component the caller made itself ([`Plugin::from_component`]).
+    module: Option<Arc<Module>>,
 }
 
 /// Most events one block carries.
@@ -285,10 +286,40 @@ impl Plugin {
     /// [`HostError::CreateFailed`], [`HostError::MissingInterface`] or
     /// [`HostError::Refused`] saying which step failed.
     pub fn create(module: Arc<Module>, class: &ClassInfo) -> Result<Self, HostError> {
+        let component: ComPtr<IComponent> = create_instance(&module, &class.cid, &class.name)?;
+        Self::initialize(component, Some(module), class.clone())
+    }
+
+    /// Drives a component the caller created itself (for example a plugin object linked
+    /// into the same program), exactly as [`Plugin::create`] drives one from a factory.
+    /// Its controller must be the component itself: there is no factory to create a
+    /// separate one from.
+    ///
+    /// # Errors
+    /// As [`Plugin::create`].
+    pub fn from_component(component: ComPtr<IComponent>, name: &str) -> Result<Self, HostError> {
+        let class = ClassInfo {
+            cid: [0; 16],
+            category: "Audio Module Class".into(),
+            name: name.into(),
+            cardinality: 1,
+            sub_categories: String::new(),
+            vendor: String::new(),
+            version: String::new(),
+            sdk_version: String::new(),
+            class_flags: 0,
+        };
+        Self::initialize(component, None, class)
+    }
+
+    fn initialize(
+        component: ComPtr<IComponent>,
+        module: Option<Arc<Module>>,
+        class: ClassInfo,
+    ) -> Result<Self, HostError> {
         let main_thread = std::thread::current().id();
         let host = ComWrapper::new(HostApplication);
         let host_unknown = host.as_com_ref::<FUnknown>().map_or(std::ptr::null_mut(), |h| h.as_ptr());
-        let component: ComPtr<IComponent> = create_instance(&module, &class.cid, &class.name)?;
         // SAFETY: a valid component and host context.
         let code = unsafe { component.initialize(host_unknown) };
         if code != kResultOk {
@@ -309,8 +340,13 @@ impl Plugin {
                     return Err(HostError::MissingInterface { object: "component", interface: "IEditController" });
                 }
                 let cid = cid.map(|b| b as u8);
+                let Some(module) = &module else {
+                    // SAFETY: a valid, initialised component.
+                    unsafe { component.terminate() };
+                    return Err(HostError::MissingInterface { object: "component", interface: "IEditController" });
+                };
                 let controller: ComPtr<IEditController> =
-                    create_instance(&module, &cid, &format!("the controller of {}", class.name))?;
+                    create_instance(module, &cid, &format!("the controller of {}", class.name))?;
                 // SAFETY: a valid controller and host context.
                 let code = unsafe { controller.initialize(host_unknown) };
                 if code != kResultOk {
@@ -345,7 +381,7 @@ impl Plugin {
             events,
             changes,
             main_thread,
-            class: class.clone(),
+            class,
             setup: None,
             active: false,
             processing: false,
@@ -379,9 +415,9 @@ impl Plugin {
         &self.class
     }
 
-    /// The module it came from.
-    pub fn module(&self) -> &Arc<Module> {
-        &self.module
+    /// The module it came from (`None` for [`Plugin::from_component`]).
+    pub fn module(&self) -> Option<&Arc<Module>> {
+        self.module.as_ref()
     }
 
     /// The component, for calls this API does not wrap.
