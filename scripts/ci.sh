@@ -14,11 +14,18 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
+if ! dpkg -s libasound2-dev >/dev/null 2>&1; then
+  step "installing ALSA development files (the dev loop's optional sound-card output)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libasound2-dev pkg-config
+fi
+
 step "format"
 cargo fmt --all -- --check
 
 step "clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p scripts --all-targets --features audio-device -- -D warnings
 
 step "tests (the README's test command)"
 cargo xtask test

@@ -14,6 +14,7 @@
 
 pub mod bundle;
 pub mod cargo;
+pub mod dev;
 pub mod elf;
 pub mod fsutil;
 pub mod install;

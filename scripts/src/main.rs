@@ -6,6 +6,7 @@
 //!   assembles `target/bundle/<Name>.vst3`.
 //! - `install`: copies the bundle to `~/.vst3/`.
 //! - `new`: creates a new plugin project from this one.
+//! - `dev`: the hot-reload development loop (see `scripts::dev`).
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
         Some("bundle") => bundle_command(&args[1..]),
         Some("install") => install_command(&args[1..]),
         Some("new") => new_command(&args[1..]),
+        Some("dev") => dev_command(&args[1..]),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())
@@ -54,7 +56,16 @@ commands:
                    --release, refuse a bundle that is not a release build
   new <name> [--dest <folder>]
                    create a new plugin project <folder>/<name> from this one (default folder:
-                   the one this workspace is in)";
+                   the one this workspace is in)
+  dev [--seconds <s>] [--out <file.wav>] [--notes <list> | --midi <file.mid>]
+      [--param <title>=<text>]... [--sample-rate <hz>] [--block <frames>] [--null-sink]
+      [--manifest <build.yaml>]
+                   build the development bundle, play it in real time (sound card with the
+                   audio-device feature, otherwise a null sink; always recorded to --out,
+                   default target/dev/session.wav), rebuild and hot-reload the control module
+                   on every save in its crate, printing one line per reload. Notes loop; the
+                   default is a held chord. --notes \"60@0+1,64@0.5+1\" is pitch@start+length
+                   in seconds; --param Arp=On sets a parameter by its title and display text";
 
 /// Command-line options shared by the commands.
 #[derive(Default)]
@@ -91,6 +102,58 @@ fn parse_options(command: &str, args: &[String], allowed: &[&str]) -> Result<Opt
         }
     }
     Ok(options)
+}
+
+fn dev_command(args: &[String]) -> Result<()> {
+    let mut options = scripts::dev::DevOptions {
+        manifest: workspace_root().join(manifest::FILE_NAME),
+        workspace: workspace_root(),
+        seconds: None,
+        wav: workspace_root().join("target/dev/session.wav"),
+        notes: None,
+        params: Vec::new(),
+        sample_rate: 48_000.0,
+        block: 256,
+        null_sink: false,
+    };
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| iter.next().cloned())
+                .with_context(|| format!("`{flag}` needs a value\n\n{USAGE}"))
+        };
+        let number = |text: String, what: &str| -> Result<f64> {
+            text.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .with_context(|| format!("`{flag} {text}`: {what} must be a positive number"))
+        };
+        match flag {
+            "--manifest" => options.manifest = PathBuf::from(value()?),
+            "--seconds" => options.seconds = Some(number(value()?, "the duration")?),
+            "--out" => options.wav = PathBuf::from(value()?),
+            "--notes" => options.notes = Some(trio_host::parse_notes(&value()?)?),
+            "--midi" => options.notes = Some(trio_host::read_midi_file(std::path::Path::new(&value()?))?),
+            "--param" => {
+                let text = value()?;
+                let (title, setting) = text
+                    .split_once('=')
+                    .with_context(|| format!("`--param {text}`: write it as <title>=<text>, e.g. --param Arp=On"))?;
+                options.params.push((title.trim().to_owned(), setting.trim().to_owned()));
+            }
+            "--sample-rate" => options.sample_rate = number(value()?, "the sample rate")?,
+            "--block" => options.block = number(value()?, "the block size")? as usize,
+            "--null-sink" => options.null_sink = true,
+            other => bail!("`dev` has no option `{other}`\n\n{USAGE}"),
+        }
+    }
+    scripts::dev::run(&options)
 }
 
 fn manifest_path(options: &Options) -> PathBuf {
