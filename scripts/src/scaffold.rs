@@ -1,9 +1,9 @@
 //! `cargo xtask new <name>`: a new plugin project, copied from this one.
 //!
 //! The new workspace gets copies of `shared/`, `rt_engine/`, `control/`, `bridge/`,
-//! `scripts/`, `Cargo.toml`, `Cargo.lock`, `.cargo/config.toml`, `rustfmt.toml`,
+//! `scripts/`, `tests/host/` (the headless host `cargo xtask dev` plays through), `Cargo.toml`, `Cargo.lock`, `.cargo/config.toml`, `rustfmt.toml`,
 //! `.gitignore` and `build.yaml`, and a short README. Left out: `target/` and `.git/`
-//! (at any depth) and `tests/`, which is also removed from the workspace's members. In
+//! (at any depth) and the rest of `tests/`, whose crate is also removed from the workspace's members. In
 //! `build.yaml` the plugin's name becomes `<name>`, the class id a fresh random one, and
 //! the vendor, web address and e-mail placeholders to fill in. The project is written
 //! under a hidden name and renamed into place when complete.
@@ -16,7 +16,7 @@ use crate::fsutil;
 use crate::manifest::{ClassId, Manifest, check_plugin_name};
 
 /// The folders copied into a new project.
-pub const COPIED_DIRS: &[&str] = &["shared", "rt_engine", "control", "bridge", "scripts"];
+pub const COPIED_DIRS: &[&str] = &["shared", "rt_engine", "control", "bridge", "scripts", "tests/host"];
 /// The files copied into a new project (`.gitignore` only if present).
 pub const COPIED_FILES: &[&str] =
     &["Cargo.toml", "Cargo.lock", ".cargo/config.toml", "rustfmt.toml", "build.yaml", ".gitignore"];
@@ -66,6 +66,9 @@ fn write_project(options: &NewOptions, root: &Path) -> Result<()> {
     let source = &options.source;
     std::fs::create_dir(root).with_context(|| format!("cannot create {}", root.display()))?;
     for dir in COPIED_DIRS {
+        if let Some(parent) = root.join(dir).parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        }
         fsutil::copy_dir(&source.join(dir), &root.join(dir), &["target", ".git"])?;
     }
     for file in COPIED_FILES {

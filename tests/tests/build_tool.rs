@@ -579,18 +579,28 @@ fn new_refuses_an_existing_destination() {
 }
 
 /// The slow one: a new project builds and bundles out of the box, in a target folder of
-/// its own.
+/// its own, and its dev loop reloads the control module when a source changes, reports a
+/// build error without stopping, and reloads again once it is fixed.
 #[test]
-fn a_new_project_builds_and_bundles_out_of_the_box() -> Result<()> {
+fn a_new_project_builds_bundles_and_hot_reloads_out_of_the_box() -> Result<()> {
     let scratch = Scratch::new("new");
     let options = NewOptions { name: "Scaffold Synth".into(), parent: scratch.path().to_owned(), source: workspace() };
     let project = new_project(&options)?;
     assert_eq!(project, scratch.path().join("Scaffold Synth"));
-    for kept in ["shared", "rt_engine", "control", "bridge", "scripts", ".cargo/config.toml", "Cargo.lock", "README.md"]
-    {
+    for kept in [
+        "shared",
+        "rt_engine",
+        "control",
+        "bridge",
+        "scripts",
+        "tests/host",
+        ".cargo/config.toml",
+        "Cargo.lock",
+        "README.md",
+    ] {
         assert!(project.join(kept).exists(), "{kept} is missing");
     }
-    for left_out in ["tests", "target", ".git", ".ci"] {
+    for left_out in ["tests/tests", "tests/src", "target", ".git", ".ci"] {
         assert!(!project.join(left_out).exists(), "{left_out} was copied");
     }
     let cargo_toml = std::fs::read_to_string(project.join("Cargo.toml"))?;
@@ -616,6 +626,90 @@ fn a_new_project_builds_and_bundles_out_of_the_box() -> Result<()> {
     assert!(bundle.join("Contents/x86_64-linux/Scaffold Synth.so").is_file());
     let info: Value = serde_json::from_slice(&std::fs::read(bundle.join("Contents/Resources/moduleinfo.json"))?)?;
     assert_eq!(info["Classes"][0]["CID"], manifest.plugin.class_id.to_string().as_str());
+
+    dev_loop_reloads_on_save(&project, &target)
+}
+
+/// Runs `cargo xtask dev` in `project` and edits its control crate while it plays.
+fn dev_loop_reloads_on_save(project: &Path, target: &Path) -> Result<()> {
+    use std::io::BufRead;
+    use std::sync::{Arc, Mutex};
+    let wav = target.join("dev-session.wav");
+    let mut child = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["xtask", "dev", "--seconds", "240", "--out"])
+        .arg(&wav)
+        .current_dir(project)
+        .env("CARGO_TARGET_DIR", target)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let readers: Vec<_> = [
+        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().expect("stderr")),
+    ]
+    .into_iter()
+    .map(|stream| {
+        let lines = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        })
+    })
+    .collect();
+    let wait_for = |what: &str, pred: &dyn Fn(&str) -> bool, seen: usize| -> Result<usize> {
+        let deadline = Instant::now() + std::time::Duration::from_secs(150);
+        loop {
+            {
+                let lines = lines.lock().unwrap();
+                if let Some(i) = lines.iter().skip(seen).position(|l| pred(l)) {
+                    return Ok(seen + i + 1);
+                }
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("no {what} within 150 s; the dev loop printed:\n{}", lines.lock().unwrap().join("\n"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    let result = (|| -> Result<()> {
+        let seen = wait_for("`playing` line", &|l| l.starts_with("[dev] playing"), 0)?;
+        let lib = project.join("control/src/lib.rs");
+        let original = std::fs::read_to_string(&lib)?;
+        // 1. A change that builds: reloaded with a new build id.
+        std::fs::write(&lib, format!("{original}\n// an edit\n"))?;
+        let seen = wait_for("reload line", &|l| l.contains("reloaded control") && l.contains("deadline miss"), seen)?;
+        let line = lines.lock().unwrap()[seen - 1].clone();
+        let (old, new) = line.split_once(" -> ").map(|(a, b)| (a.to_owned(), b.to_owned())).unwrap_or_default();
+        let new_id = new.split(':').next().unwrap_or_default().to_owned();
+        assert!(!old.ends_with(&new_id), "the build id did not change: {line}");
+        assert!(line.contains("state carried over for 1 instance"), "{line}");
+        // 2. A change that does not build: reported, the old module keeps playing.
+        std::fs::write(&lib, format!("{original}\ncompile_error!(\"a deliberate build error\");\n"))?;
+        let seen = wait_for("build failure line", &|l| l.contains("the old control module keeps playing"), seen)?;
+        assert!(
+            lines.lock().unwrap().iter().any(|l| l.contains("a deliberate build error")),
+            "cargo's error was not shown"
+        );
+        // 3. Fixed again: reloaded.
+        std::fs::write(&lib, &original)?;
+        wait_for("reload after the fix", &|l| l.contains("reloaded control"), seen)?;
+        Ok(())
+    })();
+    // SAFETY: `kill` with a child's pid and SIGINT; the child is still ours (not waited).
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait()?;
+    for r in readers {
+        let _ = r.join();
+    }
+    let printed = lines.lock().unwrap().join("\n");
+    result.map_err(|e| e.context(printed.clone()))?;
+    assert!(status.success(), "the dev loop did not stop cleanly after Ctrl-C:\n{printed}");
+    assert!(printed.contains("[dev] stopped after"), "{printed}");
+    let wav_len = std::fs::metadata(&wav)?.len();
+    assert!(wav_len > 48_000 * 8, "the session WAV is only {wav_len} bytes");
+    eprintln!("{printed}");
     Ok(())
 }
 
