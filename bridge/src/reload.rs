@@ -241,24 +241,23 @@ impl Snapshot {
         Self { slots, param_count: block.header.param_count.load(Ordering::Relaxed) }
     }
 
-    fn values(&self) -> impl Iterator<Item = f64> + '_ {
-        self.slots.iter().map(|s| s.3)
-    }
-
-    /// Puts the definitions back, and the values too if `values`.
-    fn restore(&self, block: &SharedBlock, values: bool) {
+    /// Puts the definitions back after a failed handover. Values stay live (the host and
+    /// the engine's automation keep writing them), except where the new module changed a
+    /// parameter's mapping and converted its value: those get their old value back.
+    fn restore(&self, block: &SharedBlock) {
         for (slot, (mapping, flags, defined, value)) in block.params.iter().zip(&self.slots) {
-            if let Some(m) = mapping {
+            if let Some(m) = mapping
+                && slot.mapping().as_ref() != Some(m)
+            {
                 // SAFETY: the only writer now: both modules' control calls for this block
                 // are held off by the handover.
                 unsafe { slot.set_mapping(m) };
+                // Relaxed: values are independent atomics.
+                slot.value.store(*value, Ordering::Relaxed);
             }
             // Relaxed: as in `take`.
             slot.flags.store(*flags, Ordering::Relaxed);
             slot.defined.store(*defined, Ordering::Relaxed);
-            if values {
-                slot.value.store(*value, Ordering::Relaxed);
-            }
         }
         // Relaxed: informational.
         block.header.param_count.store(self.param_count, Ordering::Relaxed);
@@ -479,28 +478,19 @@ fn prepare(core: &Core, old: &ControlBinding, new: &Arc<ControlModule>) -> Resul
         let ptr = match create_control(new, block_addr, control::CREATE_ADOPT) {
             Ok(ptr) => ptr,
             Err(e) => {
-                snapshot.restore(block, false);
+                snapshot.restore(block);
                 return Err(fail("create the new module's instance", e.to_string()));
             }
         };
         let binding = ControlBinding { module: Arc::clone(new), ptr };
         let undo = |step: &'static str, reason: String| {
             destroy_control(new, ptr);
-            snapshot.restore(block, true);
+            snapshot.restore(block);
             fail(step, reason)
         };
-        // Values the host set while the state was being saved win over the saved ones.
-        // Relaxed: values are independent atomics.
-        let before_load: Vec<f64> = block.params.iter().map(|p| p.value.load(Ordering::Relaxed)).collect();
         let state_bytes = state.len();
         if let Err(e) = binding.call("control_load_state", move |fns, inst| load_state_of(fns, inst, &state)) {
             return Err(undo("hand the state to the new module", e.to_string()));
-        }
-        for ((slot, saved), &now) in block.params.iter().zip(snapshot.values()).zip(&before_load) {
-            if saved.to_bits() != now.to_bits() {
-                // Relaxed: as above.
-                slot.value.store(now, Ordering::Relaxed);
-            }
         }
         let new_defs = match definitions(&binding) {
             Ok(d) => d,
@@ -517,7 +507,7 @@ fn prepare(core: &Core, old: &ControlBinding, new: &Arc<ControlModule>) -> Resul
 /// Undoes a [`prepare`] when another instance failed.
 fn abort(core: &Core, old: &ControlBinding, new: &Arc<ControlModule>, p: Prepared) {
     destroy_control(new, p.ptr);
-    p.snapshot.restore(core.block(), true);
+    p.snapshot.restore(core.block());
     restart_ticking(core, old);
 }
 

@@ -3,6 +3,12 @@
 //!
 //! Tests arm a fault with the extra export `control_fault_inject(point, action)`; the
 //! next call that reaches `point` performs `action` once.
+//!
+//! A hot reload loads a private copy of the library, which a test cannot reach with that
+//! export. So a library whose file name contains `fault-<point>-<action>` (for example
+//! `libcontrol-fault-load_state-hang.so`, or a reload's copy of it, which keeps the name)
+//! also performs that fault once, the first time a call reaches the point. Points:
+//! `create`, `load_state`, `save_state`, `param_info`; actions: `panic`, `hang`.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -31,16 +37,72 @@ pub extern "C" fn control_fault_inject(point: u32, action: u32) {
     ARMED_POINT.store(point, Ordering::SeqCst);
 }
 
+static NAME_FAULT_DONE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// Performs the armed action if `here` is the armed point.
 pub(crate) fn point(here: u32) {
     // SeqCst: simplest correct choice for a test-only hook that is not on any hot path.
     if ARMED_POINT.compare_exchange(here, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
-        match ARMED_ACTION.swap(0, Ordering::SeqCst) {
-            PANIC => panic!("fault injected at point {here}"),
-            HANG => loop {
-                std::thread::sleep(std::time::Duration::from_secs(3600));
-            },
-            _ => {}
-        }
+        perform(here, ARMED_ACTION.swap(0, Ordering::SeqCst));
+    }
+    if let Some((point, action)) = armed_by_name()
+        && point == here
+        && !NAME_FAULT_DONE.swap(true, Ordering::SeqCst)
+    {
+        perform(here, action);
+    }
+}
+
+fn perform(here: u32, action: u32) {
+    match action {
+        PANIC => panic!("fault injected at point {here}"),
+        HANG => loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        },
+        _ => {}
+    }
+}
+
+/// The fault this library's file name arms, if any (read once).
+fn armed_by_name() -> Option<(u32, u32)> {
+    static ARMED: std::sync::OnceLock<Option<(u32, u32)>> = std::sync::OnceLock::new();
+    *ARMED.get_or_init(|| parse_name(&own_file_name()?))
+}
+
+/// `fault-<point>-<action>` in a file name.
+fn parse_name(name: &str) -> Option<(u32, u32)> {
+    let rest = &name[name.find("fault-")? + "fault-".len()..];
+    let point =
+        [("create", CREATE), ("load_state", LOAD_STATE), ("save_state", SAVE_STATE), ("param_info", PARAM_INFO)]
+            .into_iter()
+            .find(|(n, _)| rest.starts_with(n))?;
+    let rest = rest[point.0.len()..].strip_prefix('-')?;
+    let action = [("panic", PANIC), ("hang", HANG)].into_iter().find(|(n, _)| rest.starts_with(n))?;
+    Some((point.1, action.1))
+}
+
+/// The file this code was mapped from, found in `/proc/self/maps`.
+fn own_file_name() -> Option<String> {
+    let here = armed_by_name as *const () as usize;
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines().find_map(|line| {
+        let (range, rest) = line.split_once(' ')?;
+        let (lo, hi) = range.split_once('-')?;
+        let (lo, hi) = (usize::from_str_radix(lo, 16).ok()?, usize::from_str_radix(hi, 16).ok()?);
+        let path = rest.split_whitespace().nth(4)?;
+        (lo <= here && here < hi).then(|| path.rsplit('/').next().unwrap_or(path).to_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_arm_faults() {
+        assert_eq!(parse_name("libcontrol-fault-create-panic.so"), Some((CREATE, PANIC)));
+        assert_eq!(parse_name("libcontrol-fault-load_state-hang-123-4.so"), Some((LOAD_STATE, HANG)));
+        assert_eq!(parse_name("libcontrol.so"), None);
+        assert_eq!(parse_name("libcontrol-fault-create-explode.so"), None);
     }
 }

@@ -311,3 +311,47 @@ fn the_watcher_reloads_when_a_build_lands_a_new_library() -> Result<()> {
     println!("watched reloads, landing to serving: {latencies:?}");
     Ok(())
 }
+
+#[test]
+fn a_new_module_that_panics_or_hangs_is_refused_and_the_audio_goes_on() -> Result<()> {
+    // The probe build of the control module performs the fault its file name names (see
+    // `control/src/fault.rs`), also in the private copy a reload loads.
+    let probes = integration::artifact_dir(Build::Probes).join("libcontrol.so");
+    let dir = ModuleDir::new(Build::Normal)?;
+    let cases = [
+        ("create-panic", "create the new module's instance", "panicked"),
+        ("load_state-panic", "hand the state to the new module", "panicked"),
+        ("load_state-hang", "hand the state to the new module", "did not return within 2000 ms"),
+    ];
+    let mut files = Vec::new();
+    for (fault, _, _) in &cases {
+        let file = dir.path.join(format!("libcontrol-fault-{fault}.so"));
+        std::fs::copy(&probes, &file)
+            .with_context(|| format!("{} (run `cargo xtask test` first)", probes.display()))?;
+        files.push(file);
+    }
+    let modules = Modules::load(&dir.paths())?;
+    modules.control.set_call_timeout(Duration::from_millis(2000));
+    let (reference, reference_state) = {
+        let inst = Instance::new(&modules, setup())?;
+        (render_paced(&inst, 400, |_| ()).0, inst.save_state()?)
+    };
+    let inst = Instance::new(&modules, setup())?;
+    let serving = inst.control_module().context("serving")?.path().to_owned();
+    let (out, errors) = render_paced(&inst, 400, |_| {
+        files.iter().map(|f| modules.control.reload(f).expect_err("a failing module was accepted")).collect::<Vec<_>>()
+    });
+    for ((fault, step, why), err) in cases.iter().zip(&errors) {
+        let text = err.to_string();
+        assert!(matches!(err, ReloadError::Handover { .. }), "{fault}: {err:?}");
+        assert!(text.contains(step) && text.contains(why), "{fault}: {text}");
+    }
+    assert_eq!(counter(&inst, |s| &s.reload_failures), cases.len() as u64);
+    assert_eq!(inst.control_module().context("serving")?.path(), serving);
+    assert_eq!(inst.save_state()?, reference_state, "the state differs from the render without reloads");
+    let infos = inst.param_infos()?;
+    assert!(infos.iter().all(|p| inst.block().param(p.id).and_then(|s| s.mapping()).is_some()));
+    let first_difference = out.iter().zip(&reference).position(|(a, b)| a.to_bits() != b.to_bits());
+    assert_eq!(first_difference, None, "the failed reloads changed the audio");
+    Ok(())
+}
