@@ -19,9 +19,12 @@
 //! | `stats` | engine and bridge (counters are atomic adds) | all |
 //! | `to_engine` ring | producer: control worker | consumer: engine |
 //! | `from_engine` ring | producer: engine | consumer: control worker |
+//! | `arp.held` | engine (seqlock, once per block when it changed) | control worker |
+//! | `arp.cursor` | control worker (the control instance ticking the block) | control worker, tests |
+//! | `header.control_lookahead_samples` | bridge or a test, before ticking | control worker |
 
 use atomic_float::{AtomicF32, AtomicF64};
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 use crate::abi::{ABI_VERSION, Event};
 use crate::params::{MappingKind, ParamMapping};
@@ -38,6 +41,10 @@ pub const MAX_VOICES: usize = 128;
 pub const TO_ENGINE_CAPACITY: usize = 1024;
 /// Capacity of the engine → control event ring.
 pub const FROM_ENGINE_CAPACITY: usize = 256;
+/// Most keys the arpeggiator's held-key record keeps; further keys are ignored.
+pub const MAX_HELD_KEYS: usize = 32;
+/// Most arpeggiator note-offs the control module keeps waiting to be scheduled.
+pub const MAX_ARP_PENDING_OFFS: usize = 16;
 
 /// Identity and processing setup of the instance.
 #[repr(C)]
@@ -64,6 +71,12 @@ pub struct BlockHeader {
     /// the next block. Control schedules timed events against it. Written by the engine
     /// with Release after each block.
     pub sample_clock: AtomicU64,
+    /// How far ahead of `sample_clock` the control module schedules timed events, in
+    /// samples; 0 (the initial value) means the default, `max_block_size` plus 20 ms.
+    /// Written by the bridge or a test; read by the control module on each tick.
+    pub control_lookahead_samples: AtomicU32,
+    /// Reserved, zero.
+    pub reserved: AtomicU32,
 }
 
 /// Host transport as of the last block, published by the bridge through a seqlock so the
@@ -226,6 +239,172 @@ impl Statistics {
     }
 }
 
+/// One key the engine recorded as held for the arpeggiator.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct HeldKey {
+    /// MIDI note number.
+    pub note: u8,
+    /// Note-on velocity `0..=1`.
+    pub velocity: f32,
+}
+
+/// A consistent snapshot of the keys held for the arpeggiator (see [`HeldKeysCell`]).
+///
+/// A *phrase* is the time from the moment the first key goes down (no key was held
+/// before) to the moment the last key comes up. Times are absolute engine sample times
+/// ([`BlockHeader::sample_clock`]), exact to the sample of the host's note event.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct HeldKeys {
+    /// Phrases started since the block was created (0: none yet). Bumped when a key goes
+    /// down while none was held.
+    pub phrase: u32,
+    /// Keys held, in the order they went down (`keys[..count]`).
+    pub count: u32,
+    /// Sample time at which the current (or last) phrase started.
+    pub phrase_start: u64,
+    /// Sample time at which the last phrase ended (the last key came up, or the arp was
+    /// switched off); meaningful when `count == 0`.
+    pub released_at: u64,
+    /// The held keys in press order; entries from `count` on are unused.
+    pub keys: [HeldKey; MAX_HELD_KEYS],
+}
+
+impl HeldKeys {
+    /// The held keys, in press order.
+    pub fn held(&self) -> &[HeldKey] {
+        &self.keys[..(self.count as usize).min(MAX_HELD_KEYS)]
+    }
+}
+
+/// Words of the held-key seqlock: phrase and count, phrase start, release time, then
+/// one word per key.
+const HELD_WORDS: usize = 3 + MAX_HELD_KEYS;
+
+/// The keys the engine holds for the arpeggiator, published through a seqlock so the
+/// control module reads a consistent set. All-zero memory is "no phrase yet, no key".
+#[repr(C)]
+pub struct HeldKeysCell {
+    lock: SeqLock<HELD_WORDS>,
+}
+
+impl HeldKeysCell {
+    /// Publishes a snapshot.
+    ///
+    /// # Safety
+    /// Only one thread publishes at a time (the engine, from the audio thread).
+    pub unsafe fn publish(&self, k: &HeldKeys) {
+        let mut words = [0u64; HELD_WORDS];
+        words[0] = u64::from(k.phrase) | (u64::from(k.count) << 32);
+        words[1] = k.phrase_start;
+        words[2] = k.released_at;
+        for (w, key) in words[3..].iter_mut().zip(&k.keys) {
+            *w = u64::from(key.note) | (u64::from(key.velocity.to_bits()) << 32);
+        }
+        // SAFETY: the caller guarantees a single writer.
+        unsafe { self.lock.write(words) };
+    }
+
+    /// The last published snapshot, or `None` if a write kept overlapping the read (try
+    /// again later). A count above [`MAX_HELD_KEYS`] is clamped.
+    pub fn read(&self) -> Option<HeldKeys> {
+        let w = self.lock.read()?;
+        let mut k = HeldKeys {
+            phrase: w[0] as u32,
+            count: ((w[0] >> 32) as u32).min(MAX_HELD_KEYS as u32),
+            phrase_start: w[1],
+            released_at: w[2],
+            keys: [HeldKey::default(); MAX_HELD_KEYS],
+        };
+        for (key, &word) in k.keys.iter_mut().zip(&w[3..]) {
+            *key = HeldKey { note: (word & 0x7f) as u8, velocity: f32::from_bits((word >> 32) as u32) };
+        }
+        Some(k)
+    }
+}
+
+/// Bit that marks a note id as the arpeggiator's ([`arp_note_id`]).
+pub const ARP_NOTE_ID_FLAG: i32 = 0x4000_0000;
+
+/// The note id the arpeggiator gives the notes of step `step` of phrase `phrase`: bit 30
+/// set, the phrase's low 8 bits in bits 22..30, the step's low 22 bits below. Always
+/// positive. The engine plays an arpeggiator note-on only while the arp is on, a key is
+/// held and the id's phrase is the current one, so notes scheduled ahead for a phrase that
+/// has ended never sound; note-offs with the id release exactly that note's voice.
+///
+/// # Examples
+/// ```
+/// use shared::block::{arp_note_id, arp_note_phrase};
+/// let id = arp_note_id(3, 17);
+/// assert!(id > 0);
+/// assert_eq!(arp_note_phrase(id), Some(3));
+/// assert_eq!(arp_note_phrase(-1), None);
+/// assert_eq!(arp_note_phrase(42), None);
+/// ```
+pub const fn arp_note_id(phrase: u32, step: u64) -> i32 {
+    ARP_NOTE_ID_FLAG | (((phrase & 0xff) as i32) << 22) | ((step & 0x3f_ffff) as i32)
+}
+
+/// The phrase bits (low 8 bits of the phrase number) of an arpeggiator note id, or
+/// `None` if `note_id` is not one ([`arp_note_id`]).
+pub const fn arp_note_phrase(note_id: i32) -> Option<u8> {
+    if note_id >= 0 && note_id & ARP_NOTE_ID_FLAG != 0 { Some(((note_id >> 22) & 0xff) as u8) } else { None }
+}
+
+/// An arpeggiator note-off that is due but not yet in the `to_engine` ring.
+#[repr(C)]
+pub struct ArpPendingOff {
+    /// Absolute sample time of the note-off.
+    pub time: AtomicU64,
+    /// MIDI note number.
+    pub note: AtomicU32,
+    /// The note's id ([`arp_note_id`]).
+    pub note_id: AtomicI32,
+}
+
+/// The arpeggiator's runtime state, owned by the control module. It lives in the block,
+/// not in the control instance, so a control module loaded in place of another (a hot
+/// reload, `CREATE_ADOPT`) continues the sequence exactly where the old one stopped.
+///
+/// All-zero memory is "idle, nothing scheduled". Only the control instance serving the
+/// block writes it, from the control worker; at most one instance ticks a block at a
+/// time, and a handover to a new instance is ordered by the bridge. Each tick reads
+/// `seq` first (Acquire) and bumps it last (Release), so even a handover across threads
+/// sees the cursor as the last completed tick left it.
+#[repr(C)]
+pub struct ArpCursor {
+    /// Completed ticks that changed the cursor.
+    pub seq: AtomicU64,
+    /// The phrase ([`HeldKeys::phrase`]) being played.
+    pub phrase: AtomicU32,
+    /// Nonzero while a phrase is being played.
+    pub running: AtomicU32,
+    /// Steps of the current phrase already scheduled; the next step has this index.
+    pub step: AtomicU64,
+    /// Exact (fractional) sample position of the last scheduled step.
+    pub last_step_pos: AtomicF64,
+    /// Time of the last event pushed into `to_engine`; later events are never earlier, so
+    /// the ring stays in time order.
+    pub last_pushed: AtomicU64,
+    /// Every arp event before this sample time has been scheduled.
+    pub scheduled_until: AtomicU64,
+    /// Entries of `pending` in use.
+    pub pending_count: AtomicU32,
+    /// Reserved, zero.
+    pub reserved: AtomicU32,
+    /// Note-offs of sounding arp notes not yet pushed (the first `pending_count`).
+    pub pending: [ArpPendingOff; MAX_ARP_PENDING_OFFS],
+}
+
+/// The arpeggiator's area of the block: the keys the engine records (engine-written) and
+/// the sequence cursor (control-owned). See [`HeldKeysCell`] and [`ArpCursor`].
+#[repr(C)]
+pub struct ArpArea {
+    /// Keys held, written by the engine while the arp is on.
+    pub held: HeldKeysCell,
+    /// The sequence cursor, written by the control module.
+    pub cursor: ArpCursor,
+}
+
 /// The whole block. See the module docs for who writes which field.
 #[repr(C, align(64))]
 pub struct SharedBlock {
@@ -245,6 +424,8 @@ pub struct SharedBlock {
     pub to_engine: SpscRing<Event, TO_ENGINE_CAPACITY>,
     /// Engine → control: telemetry and MIDI-learn captures.
     pub from_engine: SpscRing<Event, FROM_ENGINE_CAPACITY>,
+    /// Arpeggiator: held keys (engine) and sequence cursor (control).
+    pub arp: ArpArea,
 }
 
 /// Why a block failed [`SharedBlock::check_header`].
@@ -343,5 +524,47 @@ impl SharedBlock {
         // are a valid `SharedBlock` (every field is an atomic, a ring or a seqlock, each
         // documented as valid when zeroed).
         unsafe { Box::from_raw(ptr) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zeroed_block_has_no_held_keys_and_an_idle_arp() {
+        let block = SharedBlock::new_boxed();
+        let held = block.arp.held.read().unwrap();
+        assert_eq!(held, HeldKeys::default());
+        assert!(held.held().is_empty());
+        assert_eq!(block.arp.cursor.running.load(Ordering::Relaxed), 0);
+        assert_eq!(block.header.control_lookahead_samples.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn held_keys_round_trip() {
+        let block = SharedBlock::new_boxed();
+        let mut k = HeldKeys { phrase: 7, count: 3, phrase_start: 12_345, released_at: 99, ..HeldKeys::default() };
+        k.keys[0] = HeldKey { note: 64, velocity: 0.5 };
+        k.keys[1] = HeldKey { note: 60, velocity: 1.0 };
+        k.keys[2] = HeldKey { note: 127, velocity: 0.25 };
+        // SAFETY: this test is the only writer.
+        unsafe { block.arp.held.publish(&k) };
+        let back = block.arp.held.read().unwrap();
+        assert_eq!(back, k);
+        assert_eq!(back.held().iter().map(|k| k.note).collect::<Vec<_>>(), [64, 60, 127]);
+    }
+
+    #[test]
+    fn arp_note_ids_carry_the_phrase() {
+        for phrase in [0u32, 1, 255, 256, 1000] {
+            for step in [0u64, 1, 0x3f_ffff, 0x40_0000, u64::MAX] {
+                let id = arp_note_id(phrase, step);
+                assert!(id > 0);
+                assert_eq!(arp_note_phrase(id), Some(phrase as u8));
+            }
+        }
+        assert_eq!(arp_note_phrase(0), None);
+        assert_eq!(arp_note_phrase(i32::MIN), None);
     }
 }

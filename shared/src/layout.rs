@@ -10,8 +10,8 @@ use core::mem::{align_of, offset_of, size_of};
 
 use crate::abi::{Event, ModuleDescriptor, ParamInfo, ProcessData};
 use crate::block::{
-    BlockHeader, FROM_ENGINE_CAPACITY, Meters, ParamSlot, SharedBlock, Statistics, TO_ENGINE_CAPACITY, TransportCell,
-    VoiceState,
+    ArpArea, ArpCursor, ArpPendingOff, BlockHeader, FROM_ENGINE_CAPACITY, HeldKeysCell, MAX_ARP_PENDING_OFFS,
+    MAX_HELD_KEYS, Meters, ParamSlot, SharedBlock, Statistics, TO_ENGINE_CAPACITY, TransportCell, VoiceState,
 };
 use crate::ring::SpscRing;
 
@@ -69,7 +69,9 @@ pub const LAYOUT_HASH: u64 = {
         sample_rate,
         max_block_size,
         state_flags,
-        sample_clock
+        sample_clock,
+        control_lookahead_samples,
+        reserved
     );
     h = fold_type!(h, TransportCell);
     h = fold_type!(h, ParamSlot, value, flags, defined);
@@ -93,7 +95,26 @@ pub const LAYOUT_HASH: u64 = {
     );
     h = fold_type!(h, SpscRing<Event, TO_ENGINE_CAPACITY>);
     h = fold_type!(h, SpscRing<Event, FROM_ENGINE_CAPACITY>);
-    h = fold_type!(h, SharedBlock, header, transport, stats, meters, params, voices, to_engine, from_engine);
+    h = fold(h, MAX_HELD_KEYS as u64);
+    h = fold(h, MAX_ARP_PENDING_OFFS as u64);
+    h = fold_type!(h, HeldKeysCell);
+    h = fold_type!(h, ArpPendingOff, time, note, note_id);
+    h = fold_type!(
+        h,
+        ArpCursor,
+        seq,
+        phrase,
+        running,
+        step,
+        last_step_pos,
+        last_pushed,
+        scheduled_until,
+        pending_count,
+        reserved,
+        pending
+    );
+    h = fold_type!(h, ArpArea, held, cursor);
+    h = fold_type!(h, SharedBlock, header, transport, stats, meters, params, voices, to_engine, from_engine, arp);
     h = fold_type!(h, Event, time, kind, index, value, note_id, channel);
     h = fold_type!(
         h,
@@ -130,8 +151,9 @@ pub const LAYOUT_HASH: u64 = {
 // Compile-time layout assertions: a change to any of these types must be deliberate
 // (update the figure here, bump `ABI_VERSION`, note it in the changelog).
 const _: () = {
-    assert!(size_of::<BlockHeader>() == 64);
+    assert!(size_of::<BlockHeader>() == 72);
     assert!(offset_of!(BlockHeader, sample_clock) == 56);
+    assert!(offset_of!(BlockHeader, control_lookahead_samples) == 64);
     assert!(size_of::<TransportCell>() == 56);
     assert!(size_of::<ParamSlot>() == 56);
     assert!(offset_of!(ParamSlot, flags) == 8);
@@ -146,8 +168,20 @@ const _: () = {
     assert!(size_of::<ParamInfo>() == 192);
     assert!(size_of::<ModuleDescriptor>() == 96);
     assert!(align_of::<SharedBlock>() == 64);
-    assert!(offset_of!(SharedBlock, transport) == 64);
-    assert!(offset_of!(SharedBlock, params) == 240);
+    assert!(offset_of!(SharedBlock, transport) == 72);
+    assert!(offset_of!(SharedBlock, params) == 248);
+    assert!(size_of::<HeldKeysCell>() == 8 + 8 * (3 + MAX_HELD_KEYS));
+    assert!(size_of::<ArpPendingOff>() == 16);
+    assert!(offset_of!(ArpPendingOff, note_id) == 12);
+    assert!(size_of::<ArpCursor>() == 56 + 16 * MAX_ARP_PENDING_OFFS);
+    assert!(offset_of!(ArpCursor, last_step_pos) == 24);
+    assert!(offset_of!(ArpCursor, pending) == 56);
+    assert!(size_of::<ArpArea>() == size_of::<HeldKeysCell>() + size_of::<ArpCursor>());
+    assert!(offset_of!(ArpArea, cursor) == size_of::<HeldKeysCell>());
+    // The arp area comes last, so adding it moved nothing before it.
+    assert!(offset_of!(SharedBlock, arp) > offset_of!(SharedBlock, from_engine));
+    // `build.yaml` gives the segment 65536 bytes; the build tool refuses less than this.
+    assert!(size_of::<SharedBlock>() <= 65536);
 };
 
 #[cfg(test)]
