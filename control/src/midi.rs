@@ -270,7 +270,7 @@ mod tests {
         let msg = MidiMapError::CcOutOfRange { cc: 200 }.to_string();
         assert!(msg.contains("200") && msg.contains("0 to 127"), "{msg}");
         let msg = MidiMapError::UnknownParamId { id: 99 }.to_string();
-        assert!(msg.contains("99") && msg.contains("0 to 10"), "{msg}");
+        assert!(msg.contains("99") && msg.contains(&format!("0 to {}", id::COUNT - 1)), "{msg}");
     }
 
     #[test]

@@ -29,10 +29,10 @@ pub struct ParamDef {
     pub name: &'static str,
     /// Short name for narrow displays, at most 8 characters.
     pub short_name: &'static str,
-    /// Unit of the displayed value: `"Hz"`, `"dB"`, `"s"`, `"%"`, `"oct"` or `""`.
+    /// Unit of the displayed value: `"Hz"`, `"dB"`, `"s"`, `"%"`, `"oct"`, `"BPM"` or `""`.
     pub unit: &'static str,
-    /// The group the parameter belongs to: `"Oscillator"`, `"Envelope"`, `"Filter"` or
-    /// `"Output"`.
+    /// The group the parameter belongs to: `"Oscillator"`, `"Envelope"`, `"Filter"`,
+    /// `"Output"` or `"Arp"` (hosts show each group as a unit).
     pub group: &'static str,
     /// Normalized ↔ plain mapping.
     pub mapping: ParamMapping,
@@ -47,6 +47,22 @@ pub struct ParamDef {
 
 const AUTO: u32 = FLAG_AUTOMATABLE;
 const AUTO_LIST: u32 = FLAG_AUTOMATABLE | FLAG_LIST;
+
+/// Unit text of the filter cutoff. The `reload-variant` build (test-only) shows another
+/// text, so a test can see that a reloaded module's parameter descriptions reach the host.
+#[cfg(not(feature = "reload-variant"))]
+pub const CUTOFF_UNIT: &str = "Hz";
+/// Unit text of the filter cutoff (the `reload-variant` build's).
+#[cfg(feature = "reload-variant")]
+pub const CUTOFF_UNIT: &str = "Hertz";
+
+/// Mapping of the filter cutoff. The `reload-variant` build (test-only) uses a narrower
+/// range, so a test can hear a mapping change after a reload.
+#[cfg(not(feature = "reload-variant"))]
+pub const CUTOFF_MAPPING: ParamMapping = ParamMapping::logarithmic(20.0, 20_000.0);
+/// Mapping of the filter cutoff (the `reload-variant` build's).
+#[cfg(feature = "reload-variant")]
+pub const CUTOFF_MAPPING: ParamMapping = ParamMapping::logarithmic(40.0, 16_000.0);
 
 /// Skew of the envelope-time mappings: a cube law, so that the lower half of a control
 /// covers roughly the first eighth of the range, where short times need fine steps.
@@ -130,9 +146,9 @@ static DEFINITIONS: [ParamDef; id::COUNT as usize] = [
         key: "cutoff",
         name: "Filter Cutoff",
         short_name: "Cutoff",
-        unit: "Hz",
+        unit: CUTOFF_UNIT,
         group: "Filter",
-        mapping: ParamMapping::logarithmic(20.0, 20_000.0),
+        mapping: CUTOFF_MAPPING,
         default_plain: 8000.0,
         flags: AUTO,
         value_names: &[],
@@ -185,6 +201,78 @@ static DEFINITIONS: [ParamDef; id::COUNT as usize] = [
         flags: FLAG_AUTOMATABLE | FLAG_BYPASS | FLAG_LIST,
         value_names: &["Off", "On"],
     },
+    ParamDef {
+        id: id::ARP_ON,
+        key: "arp_on",
+        name: "Arpeggiator",
+        short_name: "Arp",
+        unit: "",
+        group: "Arp",
+        mapping: ParamMapping::stepped(0.0, 1.0),
+        default_plain: 0.0,
+        flags: AUTO_LIST,
+        value_names: &["Off", "On"],
+    },
+    ParamDef {
+        id: id::ARP_RATE,
+        key: "arp_rate",
+        name: "Arp Rate",
+        short_name: "Rate",
+        unit: "",
+        group: "Arp",
+        mapping: ParamMapping::stepped(0.0, 3.0),
+        default_plain: 2.0,
+        flags: AUTO_LIST,
+        value_names: &["1/4", "1/8", "1/16", "1/32"],
+    },
+    ParamDef {
+        id: id::ARP_PATTERN,
+        key: "arp_pattern",
+        name: "Arp Pattern",
+        short_name: "Pattern",
+        unit: "",
+        group: "Arp",
+        mapping: ParamMapping::stepped(0.0, 3.0),
+        default_plain: 0.0,
+        flags: AUTO_LIST,
+        value_names: &["Up", "Down", "Up-Down", "As Played"],
+    },
+    ParamDef {
+        id: id::ARP_OCTAVES,
+        key: "arp_octaves",
+        name: "Arp Octaves",
+        short_name: "Octaves",
+        unit: "",
+        group: "Arp",
+        mapping: ParamMapping::stepped(1.0, 4.0),
+        default_plain: 1.0,
+        flags: AUTO_LIST,
+        value_names: &["1", "2", "3", "4"],
+    },
+    ParamDef {
+        id: id::ARP_GATE,
+        key: "arp_gate",
+        name: "Arp Gate",
+        short_name: "Gate",
+        unit: "%",
+        group: "Arp",
+        mapping: ParamMapping::linear(0.05, 0.95),
+        default_plain: 0.5,
+        flags: AUTO,
+        value_names: &[],
+    },
+    ParamDef {
+        id: id::ARP_TEMPO,
+        key: "arp_tempo",
+        name: "Arp Tempo",
+        short_name: "Tempo",
+        unit: "BPM",
+        group: "Arp",
+        mapping: ParamMapping::linear(40.0, 240.0),
+        default_plain: 120.0,
+        flags: AUTO,
+        value_names: &[],
+    },
 ];
 
 /// Every parameter of the instrument, in id order (`definitions()[i].id == i`).
@@ -211,6 +299,7 @@ enum Style {
     Seconds,
     Percent,
     Octaves,
+    Bpm,
     Number,
 }
 
@@ -220,7 +309,8 @@ impl ParamDef {
             return Style::List;
         }
         match self.unit {
-            "Hz" => Style::Hertz,
+            "Hz" | "Hertz" => Style::Hertz,
+            "BPM" => Style::Bpm,
             "dB" => Style::Decibel,
             "s" => Style::Seconds,
             "%" => Style::Percent,
@@ -287,6 +377,7 @@ impl ParamDef {
             }
             Style::Percent => format!("{} %", fixed(v * 100.0, 0)),
             Style::Octaves => format!("{} oct", signed(v, 1)),
+            Style::Bpm => format!("{} BPM", fixed(v, 1)),
             Style::Number if self.unit.is_empty() => fixed(v, 2),
             Style::Number => format!("{} {}", fixed(v, 2), self.unit),
         }
@@ -339,6 +430,7 @@ impl ParamDef {
             (Style::Seconds, "ms" | "msec") => 0.001,
             (Style::Percent, "" | "%") => 0.01,
             (Style::Octaves, "" | "oct" | "octave" | "octaves") => 1.0,
+            (Style::Bpm, "" | "bpm") => 1.0,
             (Style::Number, "") => 1.0,
             (Style::Number, u) if u == self.unit.to_lowercase() => 1.0,
             _ => return Err(self.parse_error(text)),
@@ -366,6 +458,7 @@ impl ParamDef {
             Style::Seconds => "type a time such as \"12 ms\", \"0.5 s\" or \"0.5\" (seconds)".to_owned(),
             Style::Percent => "type a percentage such as \"70 %\" or \"70\"".to_owned(),
             Style::Octaves => "type an amount in octaves such as \"+2 oct\", \"-1.5\" or \"0\"".to_owned(),
+            Style::Bpm => "type a tempo such as \"120 BPM\" or \"96\"".to_owned(),
             Style::Number => "type a number".to_owned(),
         }
     }
@@ -492,7 +585,7 @@ mod tests {
             );
             assert!(d.short_name.chars().count() <= 8, "{}", d.short_name);
             assert!(!d.name.is_empty());
-            assert!(["Oscillator", "Envelope", "Filter", "Output"].contains(&d.group), "{}", d.group);
+            assert!(["Oscillator", "Envelope", "Filter", "Output", "Arp"].contains(&d.group), "{}", d.group);
             assert!(d.has_flag(FLAG_AUTOMATABLE), "{}", d.key);
             assert_eq!(d.clamp(d.default_plain), d.default_plain, "{}", d.key);
             assert_eq!(d.has_flag(FLAG_BYPASS), d.id == id::BYPASS);
@@ -608,7 +701,7 @@ mod tests {
                     Style::List => 0.0,
                     Style::Hertz if plain >= 999.0 => 5.01,
                     Style::Hertz => 0.51,
-                    Style::Decibel | Style::Octaves => 0.051,
+                    Style::Decibel | Style::Octaves | Style::Bpm => 0.051,
                     Style::Seconds if plain >= 0.999 => 0.0051,
                     Style::Seconds => 0.000_051,
                     Style::Percent => 0.0051,

@@ -26,12 +26,13 @@ pub const PRESET_FORMAT: &str = "trio-synth-preset";
 pub const MAX_NAME_CHARS: usize = 64;
 
 /// The factory preset files, in bank order.
-const FACTORY_FILES: [(&str, &str); 5] = [
+const FACTORY_FILES: [(&str, &str); 6] = [
     ("init.json", include_str!("../presets/init.json")),
     ("warm_pad.json", include_str!("../presets/warm_pad.json")),
     ("acid_bass.json", include_str!("../presets/acid_bass.json")),
     ("pluck_lead.json", include_str!("../presets/pluck_lead.json")),
     ("soft_keys.json", include_str!("../presets/soft_keys.json")),
+    ("arp_pulse.json", include_str!("../presets/arp_pulse.json")),
 ];
 
 /// A named set of parameter values.
@@ -260,8 +261,15 @@ mod tests {
         assert_eq!(v(&pluck, id::SUSTAIN), 0.0);
         assert!(v(&pluck, id::FILTER_ENV) > 0.0);
 
+        let arp = preset("Arp Pulse");
+        assert_eq!(v(&arp, id::ARP_ON), 1.0);
+        assert!(v(&arp, id::ARP_GATE) < 1.0);
+
         for p in factory_bank().unwrap() {
             assert_eq!(v(&p, id::BYPASS), 0.0, "{}", p.name);
+            if p.name != "Arp Pulse" {
+                assert_eq!(v(&p, id::ARP_ON), 0.0, "{} must not switch the arpeggiator on", p.name);
+            }
             assert!(v(&p, id::GAIN) <= 0.0, "{} must leave headroom", p.name);
         }
     }

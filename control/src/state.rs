@@ -456,8 +456,18 @@ mod tests {
     use serde_json::json;
     use shared::params::id;
 
-    /// The default state as version 1 writes it.
+    /// The default state as version 1 writes it (with the arpeggiator's parameters).
     const GOLDEN_V1: &str = "{\"format\":\"trio-synth-state\",\"version\":1,\"preset\":\"Init\",\
+\"params\":{\"gain\":-6.0,\"waveform\":0,\"attack\":0.005,\"decay\":0.2,\"sustain\":0.7,\
+\"release\":0.3,\"cutoff\":8000.0,\"resonance\":0.2,\"filter_env\":2.0,\"velocity_sens\":0.7,\
+\"bypass\":0,\"arp_on\":0,\"arp_rate\":2,\"arp_pattern\":0,\"arp_octaves\":1,\"arp_gate\":0.5,\
+\"arp_tempo\":120.0},\
+\"midi_cc\":{\"1\":\"filter_env\",\"7\":\"gain\",\"71\":\"resonance\",\"72\":\"release\",\
+\"73\":\"attack\",\"74\":\"cutoff\"}}";
+
+    /// The default state as version 1 wrote it before the arpeggiator existed: it must
+    /// still load, with the arpeggiator's defaults (off).
+    const GOLDEN_V1_BEFORE_ARP: &str = "{\"format\":\"trio-synth-state\",\"version\":1,\"preset\":\"Init\",\
 \"params\":{\"gain\":-6.0,\"waveform\":0,\"attack\":0.005,\"decay\":0.2,\"sustain\":0.7,\
 \"release\":0.3,\"cutoff\":8000.0,\"resonance\":0.2,\"filter_env\":2.0,\"velocity_sens\":0.7,\
 \"bypass\":0},\
@@ -510,6 +520,28 @@ mod tests {
     #[test]
     fn reads_the_golden_version_1_document() {
         assert_eq!(load(GOLDEN_V1).unwrap(), init_state());
+    }
+
+    #[test]
+    fn reads_states_saved_before_the_arpeggiator_with_its_defaults() {
+        assert_eq!(load(GOLDEN_V1_BEFORE_ARP).unwrap(), init_state());
+        let v0 = load(CUSTOM_V0).unwrap();
+        for key in ["arp_on", "arp_rate", "arp_pattern", "arp_octaves", "arp_gate", "arp_tempo"] {
+            let d = find_by_key(key).unwrap();
+            assert_eq!(v0.value(d.id), Some(d.default_plain), "{key}");
+        }
+        assert_eq!(v0.value(id::ARP_ON), Some(0.0));
+    }
+
+    #[test]
+    fn saves_the_arpeggiator_parameters() {
+        let mut state = init_state();
+        for (id, v) in [(id::ARP_ON, 1.0), (id::ARP_PATTERN, 3.0), (id::ARP_OCTAVES, 3.0), (id::ARP_GATE, 0.25)] {
+            state.values.iter_mut().find(|(i, _)| *i == id).unwrap().1 = v;
+        }
+        let text = to_json(&state);
+        assert!(text.contains("\"arp_on\":1") && text.contains("\"arp_pattern\":3"), "{text}");
+        assert_eq!(load(&text).unwrap(), state);
     }
 
     #[test]

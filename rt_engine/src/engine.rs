@@ -1,12 +1,25 @@
 //! The engine behind the C ABI: reads parameters and events from the shared block and
 //! the host's block, drives the synth sample-accurately, and reports voices, meters and
 //! statistics back into the block.
+//!
+//! # Arpeggiator keys
+//!
+//! While the `ARP_ON` parameter is on, the host's note-ons and note-offs are not played:
+//! they are recorded, at their exact sample time, as held keys in the block's arp area
+//! (`SharedBlock::arp.held`), which the control module turns into timed notes in the
+//! `to_engine` ring. A host note-off for a key that was not recorded (a note started
+//! before the arp went on) still releases its voice. Arpeggiator note-ons from the ring
+//! (note ids made by `shared::block::arp_note_id`) play only while the arp is on, a key
+//! is held and their phrase is the current one, so notes the control module scheduled
+//! ahead never sound after the keys are released or the arp is switched off. Switching the
+//! arp off ends the phrase (the held keys are forgotten). Everything here is fixed-size:
+//! no allocation.
 
 use core::sync::atomic::Ordering;
 use std::time::Instant;
 
 use shared::abi::{Event, ProcessData, event_kind, status};
-use shared::block::{SharedBlock, Statistics};
+use shared::block::{HeldKey, HeldKeys, MAX_HELD_KEYS, SharedBlock, Statistics, arp_note_phrase};
 use shared::params::{ParamMapping, id};
 
 use crate::dsp::{Synth, SynthParams, Waveform};
@@ -35,6 +48,13 @@ pub(crate) struct Engine {
     /// Whether each voice slot in the block was last published as sounding; idle slots
     /// that are already published idle are not rewritten every block.
     published_active: [bool; shared::block::MAX_VOICES],
+    /// Whether the arpeggiator is on (host notes become held keys).
+    arp_on: bool,
+    /// The keys held for the arpeggiator; published to the block when `held_dirty`.
+    held: HeldKeys,
+    held_dirty: bool,
+    /// Absolute sample time of the event being applied.
+    now: u64,
 }
 
 impl Engine {
@@ -54,7 +74,13 @@ impl Engine {
             clock: block.header.sample_clock.load(Ordering::Acquire),
             faulted: false,
             published_active: [true; shared::block::MAX_VOICES],
+            arp_on: false,
+            // A new engine on a used block continues its held keys.
+            held: block.arp.held.read().unwrap_or_default(),
+            held_dirty: false,
+            now: 0,
         };
+        engine.now = engine.clock;
         engine.refresh_from_block();
         engine
     }
@@ -151,6 +177,92 @@ impl Engine {
             bypass: self.plain(id::BYPASS) >= 0.5,
         };
         self.synth.set_params(&self.params);
+        let arp_on = self.plain(id::ARP_ON) >= 0.5;
+        if self.arp_on && !arp_on {
+            // Switching the arp off ends the phrase; the keys are forgotten.
+            self.release_all_keys();
+        }
+        self.arp_on = arp_on;
+    }
+
+    /// Records a key going down for the arpeggiator. A key already held moves to the end
+    /// of the press order with its new velocity.
+    fn key_down(&mut self, note: u8, velocity: f32) {
+        self.remove_key(note);
+        let h = &mut self.held;
+        if h.count == 0 {
+            h.phrase = h.phrase.wrapping_add(1);
+            h.phrase_start = self.now;
+        }
+        if let Some(slot) = h.keys.get_mut(h.count as usize) {
+            *slot = HeldKey { note, velocity };
+            h.count += 1;
+        }
+        self.held_dirty = true;
+    }
+
+    /// Removes `note` from the held keys; `false` if it was not held.
+    fn remove_key(&mut self, note: u8) -> bool {
+        let h = &mut self.held;
+        let count = (h.count as usize).min(MAX_HELD_KEYS);
+        let Some(i) = h.keys[..count].iter().position(|k| k.note == note) else {
+            return false;
+        };
+        h.keys.copy_within(i + 1..count, i);
+        h.count = count as u32 - 1;
+        self.held_dirty = true;
+        true
+    }
+
+    /// Records a key coming up; `false` if it was not held (the caller plays the note-off).
+    fn key_up(&mut self, note: u8) -> bool {
+        if !self.remove_key(note) {
+            return false;
+        }
+        if self.held.count == 0 {
+            self.held.released_at = self.now;
+        }
+        true
+    }
+
+    /// Ends the current phrase: no key is held any more.
+    fn release_all_keys(&mut self) {
+        if self.held.count > 0 {
+            self.held.count = 0;
+            self.held.released_at = self.now;
+            self.held_dirty = true;
+        }
+    }
+
+    /// A note or other event from the host's event list.
+    fn apply_host(&mut self, event: &Event) {
+        if self.arp_on && event.index < 128 {
+            let note = event.index as u8;
+            match event.kind {
+                event_kind::NOTE_ON if event.value.is_finite() && event.value > 0.0 => {
+                    self.key_down(note, event.value.min(1.0) as f32);
+                    return;
+                }
+                event_kind::NOTE_ON | event_kind::NOTE_OFF if self.key_up(note) => return,
+                _ => {}
+            }
+        }
+        if self.arp_on && event.kind == event_kind::ALL_NOTES_OFF {
+            self.release_all_keys();
+        }
+        self.apply(event);
+    }
+
+    /// An event from the control module's ring.
+    fn apply_ring(&mut self, event: &Event) {
+        if event.kind == event_kind::NOTE_ON
+            && let Some(phrase) = arp_note_phrase(event.note_id)
+            && !(self.arp_on && self.held.count > 0 && phrase == self.held.phrase as u8)
+        {
+            // An arp note scheduled ahead for a phrase that has ended (or with the arp off).
+            return;
+        }
+        self.apply(event);
     }
 
     fn apply(&mut self, event: &Event) {
@@ -191,6 +303,7 @@ impl Engine {
             silence_outputs(data);
             return status::FAULTED;
         }
+        self.now = self.clock;
         self.refresh_from_block();
         #[cfg(feature = "alloc-probe")]
         std::hint::black_box(Vec::<u8>::with_capacity(64));
@@ -219,21 +332,22 @@ impl Engine {
         let mut host = host_events.iter().peekable();
         let mut pos = 0usize;
         loop {
-            // The next event: whichever of the host list and the ring comes first.
+            // The next event: whichever of the host list and the ring comes first (the
+            // host's first on a tie, so a key recorded at a sample gates a ring note there).
             let host_next = host.peek().map(|e| e.time.min(u64::from(n)));
             let ring_next = ring.peek().filter(|e| e.time < block_end).map(|e| e.time.saturating_sub(block_start));
-            let (offset, event) = match (host_next, ring_next) {
+            let (offset, event, from_ring) = match (host_next, ring_next) {
                 (None, None) => break,
                 (Some(h), Some(r)) if r < h => match ring.pop() {
-                    Ok(e) => (r, e),
+                    Ok(e) => (r, e, true),
                     Err(_) => break,
                 },
                 (Some(h), _) => match host.next() {
-                    Some(e) => (h, *e),
+                    Some(e) => (h, *e, false),
                     None => break,
                 },
                 (None, Some(r)) => match ring.pop() {
-                    Ok(e) => (r, e),
+                    Ok(e) => (r, e, true),
                     Err(_) => break,
                 },
             };
@@ -242,7 +356,12 @@ impl Engine {
                 self.synth.render(&mut left[pos..offset], &mut right[pos..offset]);
                 pos = offset;
             }
-            self.apply(&event);
+            self.now = block_start + offset as u64;
+            if from_ring {
+                self.apply_ring(&event);
+            } else {
+                self.apply_host(&event);
+            }
         }
         if pos < len {
             self.synth.render(&mut left[pos..len], &mut right[pos..len]);
@@ -304,6 +423,12 @@ impl Engine {
             slot.velocity.store(v.velocity, Ordering::Relaxed);
             slot.level.store(v.level, Ordering::Relaxed);
             slot.age.store(v.age_samples, Ordering::Relaxed);
+        }
+        if self.held_dirty {
+            self.held_dirty = false;
+            // SAFETY: the engine is the only writer of the held keys (DESIGN §4 table in
+            // `shared::block`), and one engine serves one block.
+            unsafe { self.block.arp.held.publish(&self.held) };
         }
         let stats = &self.block.stats;
         // Relaxed: telemetry.

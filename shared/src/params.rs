@@ -171,8 +171,21 @@ pub mod id {
     pub const VELOCITY_SENS: u32 = 9;
     /// Bypass: 0 off, 1 on (the output fades to silence).
     pub const BYPASS: u32 = 10;
+    /// Arpeggiator: 0 off (host notes play), 1 on (host notes are held keys the control
+    /// module arpeggiates).
+    pub const ARP_ON: u32 = 11;
+    /// Arpeggiator step length, a list index: 0 = 1/4, 1 = 1/8, 2 = 1/16, 3 = 1/32 note.
+    pub const ARP_RATE: u32 = 12;
+    /// Arpeggiator pattern, a list index: 0 up, 1 down, 2 up-down, 3 as played.
+    pub const ARP_PATTERN: u32 = 13;
+    /// Octaves the arpeggiator spans, 1..4.
+    pub const ARP_OCTAVES: u32 = 14;
+    /// Arpeggiator gate: note length as a fraction of a step, below 1.
+    pub const ARP_GATE: u32 = 15;
+    /// Arpeggiator tempo in BPM when the host gives none.
+    pub const ARP_TEMPO: u32 = 16;
     /// Number of parameters of the example instrument.
-    pub const COUNT: u32 = 11;
+    pub const COUNT: u32 = 17;
 }
 
 #[cfg(test)]
