@@ -14,10 +14,14 @@ use shared::block::SharedBlock;
 
 use crate::instance::ControlInstance;
 
-/// The control module's descriptor: ABI version, layout hash, "allocation allowed".
+/// The control module's descriptor: ABI version, layout hash, "allocation allowed", and
+/// the version with a build id (`0.1.0+1a2b3c4d`, see `build.rs`) that tells builds apart.
 #[unsafe(no_mangle)]
 pub static trio_module_descriptor: ModuleDescriptor =
-    ModuleDescriptor::new(module_kind::CONTROL, alloc_policy::ALLOW, "control", env!("CARGO_PKG_VERSION"));
+    ModuleDescriptor::new(module_kind::CONTROL, alloc_policy::ALLOW, "control", env!("TRIO_CONTROL_VERSION"));
+
+// The version with its build id must fit the descriptor's field with its NUL.
+const _: () = assert!(env!("TRIO_CONTROL_VERSION").len() < 32);
 
 /// Runs `f` on the instance behind `ptr`, catching panics.
 fn with_instance(ptr: *mut c_void, f: impl FnOnce(&mut ControlInstance) -> i32) -> i32 {

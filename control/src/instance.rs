@@ -17,6 +17,9 @@ pub(crate) struct ControlInstance {
     preset: Option<String>,
     cc_map: CcMap,
     last_error: String,
+    /// Set when the instance adopted a block (a reload) until its first `load_state` or
+    /// tick: the parameters whose mapping this build changed (or newly defined).
+    handover: Option<Vec<u32>>,
 }
 
 impl ControlInstance {
@@ -24,10 +27,15 @@ impl ControlInstance {
     pub(crate) fn new(block: &'static SharedBlock, fresh: bool) -> Result<Self, String> {
         let presets = presets::factory_bank().map_err(|e| format!("factory presets: {e}"))?;
         let defs = params::definitions();
+        let mut remapped = Vec::new();
         for def in defs {
             let Some(slot) = block.param(def.id) else {
                 return Err(format!("parameter id {} of {} does not fit the block", def.id, def.name));
             };
+            // Relaxed: read together with the mapping, which only the control worker writes.
+            if !fresh && (slot.defined.load(Ordering::Relaxed) == 0 || slot.mapping() != Some(def.mapping)) {
+                remapped.push(def.id);
+            }
             // SAFETY: only the control worker writes mappings, and it runs one call at a time.
             unsafe { slot.set_mapping(&def.mapping) };
             // Relaxed: flags and the defined mark are read together with the mapping,
@@ -47,6 +55,7 @@ impl ControlInstance {
             preset: if fresh { Some("Init".to_owned()) } else { None },
             cc_map: CcMap::default_map(),
             last_error: String::new(),
+            handover: if fresh { None } else { Some(remapped) },
         })
     }
 
@@ -126,10 +135,23 @@ impl ControlInstance {
     }
 
     /// Loads a state: all or nothing.
+    ///
+    /// The first state loaded into an instance that adopted a block is a reload's
+    /// handover: the block already holds the live parameter values (the host and the
+    /// engine's automation may be writing them right now), so only parameters whose
+    /// mapping this build changed, or that it newly defines, take their value from the
+    /// state (converted to the new mapping); the others are left exactly as they are.
     pub(crate) fn load_state(&mut self, bytes: &[u8]) -> i32 {
         match state::from_json(bytes) {
             Ok(data) => {
-                self.apply_values(&data.values);
+                match self.handover.take() {
+                    Some(remapped) => {
+                        let values: Vec<(u32, f64)> =
+                            data.values.iter().copied().filter(|(id, _)| remapped.contains(id)).collect();
+                        self.apply_values(&values);
+                    }
+                    None => self.apply_values(&data.values),
+                }
                 self.preset = data.preset;
                 self.cc_map = data.cc_map;
                 status::OK
@@ -142,6 +164,15 @@ impl ControlInstance {
         for &(id, plain) in values {
             if let (Some(def), Some(slot)) = (self.def(id), self.block.param(id)) {
                 // Relaxed: parameter values are independent atomics.
+                let current = slot.value.load(Ordering::Relaxed);
+                // A value that saves as exactly this plain value is kept bit for bit. Not
+                // every normalized value has a plain value that maps back to it exactly
+                // (a logarithmic mapping skips some), so without this a reload, which
+                // saves the old instance's state and loads it into the new one on the same
+                // block, could move an automated value by an ulp and change the audio.
+                if exact_plain(&def.mapping, current) == plain {
+                    continue;
+                }
                 slot.value.store(def.mapping.to_normalized(plain), Ordering::Relaxed);
             }
         }
@@ -183,8 +214,12 @@ impl ControlInstance {
         u8::try_from(cc).ok().and_then(|cc| self.cc_map.param_for_cc(cc))
     }
 
-    /// Control-rate work. The example instrument has none yet.
+    /// Control-rate work: the arpeggiator schedules its next notes. All its state lives
+    /// in the block, so an instance that adopted the block continues the sequence.
     pub(crate) fn tick(&mut self) -> i32 {
+        // A reload's handover is over once the new instance serves.
+        self.handover = None;
+        crate::arp::tick(self.block);
         status::OK
     }
 }
@@ -212,8 +247,51 @@ fn exact_plain(mapping: &shared::params::ParamMapping, normalized: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::exact_plain;
+    use super::{ControlInstance, exact_plain};
     use crate::params;
+    use core::sync::atomic::Ordering;
+    use shared::abi::status;
+    use shared::block::SharedBlock;
+    use shared::params::id;
+
+    #[test]
+    fn loading_the_state_just_saved_changes_no_value_by_a_single_bit() {
+        let block: &'static SharedBlock = Box::leak(SharedBlock::new_boxed());
+        block.init_header(1, 48_000.0, 256);
+        let mut instance = ControlInstance::new(block, true).unwrap();
+        // Normalized cutoffs that no plain value maps back to exactly (automation can set
+        // them).
+        for n in [0.3096, 0.316, 0.322_399_999_999_999_96] {
+            block.params[id::CUTOFF as usize].value.store(n, Ordering::Relaxed);
+            let before: Vec<u64> = block.params.iter().map(|p| p.value.load(Ordering::Relaxed).to_bits()).collect();
+            let saved = instance.save_state();
+            let mut adopted = ControlInstance::new(block, false).unwrap();
+            assert_eq!(adopted.load_state(saved.as_bytes()), status::OK);
+            let after: Vec<u64> = block.params.iter().map(|p| p.value.load(Ordering::Relaxed).to_bits()).collect();
+            assert_eq!(before, after, "cutoff {n}");
+            instance = adopted;
+        }
+        // A reload's handover leaves live values alone: the value moved after the save.
+        block.params[id::CUTOFF as usize].value.store(0.25, Ordering::Relaxed);
+        let saved = instance.save_state();
+        block.params[id::CUTOFF as usize].value.store(0.75, Ordering::Relaxed);
+        let mut adopted = ControlInstance::new(block, false).unwrap();
+        assert_eq!(adopted.load_state(saved.as_bytes()), status::OK);
+        assert_eq!(block.params[id::CUTOFF as usize].value.load(Ordering::Relaxed), 0.75);
+        // Later states (the host's) set every value.
+        assert_eq!(adopted.load_state(saved.as_bytes()), status::OK);
+        assert_eq!(block.params[id::CUTOFF as usize].value.load(Ordering::Relaxed), 0.25);
+        let mut instance = adopted;
+
+        // A state with another value sets it.
+        let text = crate::state::to_json(&crate::state::StateData {
+            values: vec![(id::CUTOFF, 440.0)],
+            ..crate::state::StateData::defaults()
+        });
+        assert_eq!(instance.load_state(text.as_bytes()), status::OK);
+        let cutoff = block.params[id::CUTOFF as usize].value.load(Ordering::Relaxed);
+        assert!((params::definition(id::CUTOFF).unwrap().mapping.to_plain(cutoff) - 440.0).abs() < 1e-9);
+    }
 
     #[test]
     fn plain_values_map_back_to_the_same_normalized_value() {

@@ -2,7 +2,8 @@
 //!
 //! A `cdylib` the bridge loads and calls only from its control worker thread. It owns
 //! everything that may allocate: parameter definitions and their display, presets, the
-//! MIDI CC map and the state as JSON. It writes parameter mappings and values into the
+//! MIDI CC map, the state as JSON and the arpeggiator ([`arp`]), control-rate logic that
+//! schedules timed notes for the engine. It writes parameter mappings and values into the
 //! shared block; the engine picks them up at its next block. Because the audio thread
 //! never calls it, it can be rebuilt and reloaded while audio keeps playing.
 //!
@@ -12,6 +13,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod arp;
 pub mod midi;
 pub mod params;
 pub mod presets;
