@@ -251,6 +251,10 @@ fn test(extra: &[String]) -> Result<()> {
         "--target-dir",
         probes,
     ])?;
+    // The control module with changed logic that the reload tests swap in.
+    let variant = workspace_root().join("target/variant");
+    let variant = variant.to_str().context("target path is not UTF-8")?;
+    cargo(&["build", "-p", "control", "--lib", "--features", "reload-variant", "--target-dir", variant])?;
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     if has_nextest() {
         let mut args = vec!["nextest", "run", "--workspace", "--no-fail-fast"];

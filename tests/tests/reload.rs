@@ -294,7 +294,8 @@ fn the_watcher_reloads_when_a_build_lands_a_new_library() -> Result<()> {
         std::fs::remove_file(&watched)?;
         std::fs::hard_link(&fresh, &watched)?;
         let deadline = Instant::now() + Duration::from_secs(10);
-        while counter(&inst, |s| &s.reloads) < round {
+        // The hub's history is written after the swap, so wait on it rather than the block.
+        while modules.control.reload_stats().reloads < round {
             assert!(Instant::now() < deadline, "no reload {round} within 10 s: {:?}", modules.control.reload_stats());
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -353,5 +354,44 @@ fn a_new_module_that_panics_or_hangs_is_refused_and_the_audio_goes_on() -> Resul
     assert!(infos.iter().all(|p| inst.block().param(p.id).and_then(|s| s.mapping()).is_some()));
     let first_difference = out.iter().zip(&reference).position(|(a, b)| a.to_bits() != b.to_bits());
     assert_eq!(first_difference, None, "the failed reloads changed the audio");
+    Ok(())
+}
+
+#[test]
+fn a_reload_with_changed_definitions_tells_the_host_and_takes_effect_at_once() -> Result<()> {
+    // Built by `cargo xtask test`: cutoff shown in "Hertz" over another range, "up"
+    // reversed.
+    let variant = integration::target_dir().join("variant/debug/libcontrol.so");
+    anyhow::ensure!(variant.is_file(), "{} is missing: run `cargo xtask test`", variant.display());
+    let dir = ModuleDir::new(Build::Normal)?;
+    let modules = Modules::load(&dir.paths())?;
+    let inst = Instance::new(&modules, setup())?;
+    inst.set_param_normalized(id::CUTOFF, 0.5);
+    let unit = |inst: &Instance| -> Result<String> {
+        let infos = inst.param_infos()?;
+        let cutoff = infos.iter().find(|p| p.id == id::CUTOFF).context("no cutoff parameter")?;
+        Ok(shared::abi::str_from_fixed(&cutoff.unit).to_owned())
+    };
+    let before = (unit(&inst)?, inst.format_value(id::CUTOFF, 0.5)?);
+    let gain = values(&inst)[id::GAIN as usize];
+
+    let report = modules.control.reload(&variant)?;
+    assert!(report.definitions_changed, "{report}");
+    assert_ne!(report.old_version, report.new_version, "the build id does not tell the builds apart");
+    let flags = inst.take_restart_request();
+    assert_ne!(flags & vst3::Steinberg::Vst::RestartFlags_::kParamTitlesChanged, 0, "flags {flags:#x}");
+    assert_eq!(inst.control_generation(), 1);
+    // The very next call sees the new display, and the next block the new mapping.
+    let after = (unit(&inst)?, inst.format_value(id::CUTOFF, 0.5)?);
+    assert!(after.0 == "Hertz" && before.0 != "Hertz", "{before:?} -> {after:?}");
+    assert_ne!(after.1, before.1, "the same normalized value shows the same text under another range");
+    let mapping = inst.block().param(id::CUTOFF).and_then(|s| s.mapping()).context("cutoff mapping")?;
+    assert!((mapping.max - 16_000.0).abs() < 1e-9, "{mapping:?}");
+    assert_eq!(values(&inst)[id::GAIN as usize], gain, "an unchanged parameter moved");
+
+    // And back: the host is told again, the original display returns.
+    let report = modules.control.reload(&source(&dir))?;
+    assert!(report.definitions_changed, "{report}");
+    assert_eq!((unit(&inst)?, inst.format_value(id::CUTOFF, 0.5)?), before);
     Ok(())
 }
