@@ -65,7 +65,7 @@ commands:
                    default target/dev/session.wav), rebuild and hot-reload the control module
                    on every save in its crate, printing one line per reload. Notes loop; the
                    default is a held chord. --notes \"60@0+1,64@0.5+1\" is pitch@start+length
-                   in seconds; --param Arp=On sets a parameter by its title and display text";
+                   in seconds; --param Arpeggiator=On sets a parameter by its title and display text";
 
 /// Command-line options shared by the commands.
 #[derive(Default)]
@@ -144,7 +144,7 @@ fn dev_command(args: &[String]) -> Result<()> {
                 let text = value()?;
                 let (title, setting) = text
                     .split_once('=')
-                    .with_context(|| format!("`--param {text}`: write it as <title>=<text>, e.g. --param Arp=On"))?;
+                    .with_context(|| format!("`--param {text}`: write it as <title>=<text>, e.g. --param Arpeggiator=On"))?;
                 options.params.push((title.trim().to_owned(), setting.trim().to_owned()));
             }
             "--sample-rate" => options.sample_rate = number(value()?, "the sample rate")?,
