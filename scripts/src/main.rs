@@ -142,9 +142,9 @@ fn dev_command(args: &[String]) -> Result<()> {
             "--midi" => options.notes = Some(trio_host::read_midi_file(std::path::Path::new(&value()?))?),
             "--param" => {
                 let text = value()?;
-                let (title, setting) = text
-                    .split_once('=')
-                    .with_context(|| format!("`--param {text}`: write it as <title>=<text>, e.g. --param Arpeggiator=On"))?;
+                let (title, setting) = text.split_once('=').with_context(|| {
+                    format!("`--param {text}`: write it as <title>=<text>, e.g. --param Arpeggiator=On")
+                })?;
                 options.params.push((title.trim().to_owned(), setting.trim().to_owned()));
             }
             "--sample-rate" => options.sample_rate = number(value()?, "the sample rate")?,

@@ -113,6 +113,8 @@ fn main() -> Result<()> {
         inst.block().stats.deadline_misses.load(Ordering::Relaxed),
         stats.failures
     );
-    println!("goal: median <= 20 ms ({median:.2}), p99 <= 50 ms ({p99:.2}); hot-lib-reloader debounce 500 ms, Cmajor poll 1500 ms");
+    println!(
+        "goal: median <= 20 ms ({median:.2}), p99 <= 50 ms ({p99:.2}); hot-lib-reloader debounce 500 ms, Cmajor poll 1500 ms"
+    );
     Ok(())
 }
