@@ -69,6 +69,17 @@ pub enum LoadError {
         /// The bridge's hash.
         expected: u64,
     },
+    /// The engine and the control module were built with different plugin areas.
+    AreaMismatch {
+        /// The engine's file.
+        engine: PathBuf,
+        /// The control module's file.
+        control: PathBuf,
+        /// The engine's area.
+        engine_area: trio::abi::AreaLayout,
+        /// The control module's area.
+        control_area: trio::abi::AreaLayout,
+    },
     /// The control worker thread could not be started or died while loading.
     Worker {
         /// What happened.
@@ -92,14 +103,14 @@ impl fmt::Display for LoadError {
             }
             Self::MissingSymbol { module, path, symbol } => write!(
                 f,
-                "module {module} at {} does not export `{symbol}`: check that the module defines it with #[unsafe(no_mangle)] and that build.yaml lists it",
+                "module {module} at {} does not export `{symbol}`: build it with the Trio SDK's export macro \
+                 (trio::export_engine! or trio::export_control!) from the same version of the SDK as the bridge",
                 path.display()
             ),
             Self::BadDescriptor { module, path } => write!(
                 f,
-                "module {module} at {} has no valid `{}` record: it was not built with this framework",
+                "module {module} at {} has no valid module descriptor: it was not built with this framework",
                 path.display(),
-                shared::abi::DESCRIPTOR_SYMBOL
             ),
             Self::WrongKind { module, path, found } => write!(
                 f,
@@ -115,6 +126,17 @@ impl fmt::Display for LoadError {
                 f,
                 "module {module} at {} was built with shared-block layout hash {found:#018x}, but this bridge has layout hash {expected:#018x}: {REBUILD}",
                 path.display()
+            ),
+            Self::AreaMismatch { engine, control, engine_area, control_area } => write!(
+                f,
+                "the engine at {} was built with a plugin area of hash {:#018x} ({} bytes) but the control module at {} \
+                 with {:#018x} ({} bytes): both must use the same area type from the same shared crate; {REBUILD}",
+                engine.display(),
+                engine_area.hash,
+                engine_area.size,
+                control.display(),
+                control_area.hash,
+                control_area.size
             ),
             Self::Worker { reason } => write!(f, "the control worker thread failed: {reason}"),
         }
@@ -166,10 +188,10 @@ impl std::error::Error for ControlError {}
 #[derive(Debug)]
 pub enum InstanceError {
     /// The shared block could not be created.
-    Segment(shared::segment::SegmentError),
+    Segment(trio::segment::SegmentError),
     /// The engine refused to create an instance.
     Engine {
-        /// Status code of `rt_create` or `rt_activate`.
+        /// Status code of the engine's create or activate.
         code: i32,
     },
     /// The control module refused to create an instance.
@@ -186,7 +208,7 @@ impl fmt::Display for InstanceError {
         match self {
             Self::Segment(e) => write!(f, "{e}"),
             Self::Engine { code } => {
-                write!(f, "the engine refused to start ({code}: {})", shared::abi::status::describe(*code))
+                write!(f, "the engine refused to start ({code}: {})", trio::abi::status::describe(*code))
             }
             Self::Control(e) => write!(f, "the control module refused to start: {e}"),
             Self::Setup { reason } => write!(f, "invalid processing setup: {reason}"),

@@ -4,31 +4,34 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use shared::abi::{Event, ParamInfo, ProcessData, control, status};
-use shared::block::{SharedBlock, Statistics};
-use shared::segment::BlockSegment;
+use trio::abi::{Event, ProcessData, TransportInfo, control, process_mode, status};
+use trio::block::{Definitions, INFINITE_TAIL, SharedBlock, Statistics};
+use trio::params::{DisplayKind, ParamInfo};
+use trio::segment::BlockSegment;
 
 use crate::error::{ControlError, InstanceError};
 use crate::modules::{ControlModule, EngineModule, Modules};
-use crate::worker::ControlFns;
+use crate::worker::{ControlFns, TickFeedback};
 
-/// Most output channels [`Instance::process`] passes to the engine.
-pub const MAX_CHANNELS: usize = 8;
+/// Most channels per bus [`Instance::process`] passes to the engine.
+pub const MAX_CHANNELS: usize = trio::engine::MAX_CHANNELS;
 
 static NEXT_INSTANCE_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Processing setup, as a host gives it in `setupProcessing`.
+/// Processing setup, as a host gives it in `setupProcessing` (and the bus arrangement).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ProcessSetup {
     /// Sample rate in Hz.
     pub sample_rate: f64,
     /// Largest block the host will send.
     pub max_block_size: u32,
+    /// Whether the host renders offline (faster than real time, no deadline).
+    pub offline: bool,
 }
 
 impl Default for ProcessSetup {
     fn default() -> Self {
-        Self { sample_rate: 48_000.0, max_block_size: 1024 }
+        Self { sample_rate: 48_000.0, max_block_size: 1024, offline: false }
     }
 }
 
@@ -54,18 +57,26 @@ pub(crate) struct ControlBinding {
 pub(crate) struct Core {
     /// `None` once the instance has been dropped. Every control call holds the read lock
     /// for its whole duration; a reload holds the write lock while it swaps, so no call
-    /// ever reaches a control instance that is being replaced.
+    /// ever reaches a control instance that is being replaced, and none runs after the
+    /// instance is gone.
     pub(crate) control: RwLock<Option<ControlBinding>>,
     /// VST3 `RestartFlags` bits a reload asks the host for, not yet delivered.
     restart_request: AtomicI32,
     /// Bumped each time a different control module starts serving this instance.
     control_generation: AtomicU64,
+    /// What the control logic's last tick asked for (written by the worker).
+    pub(crate) tick_feedback: Arc<TickFeedback>,
     segment: BlockSegment,
 }
 
 impl Core {
     pub(crate) fn block(&self) -> &SharedBlock {
         self.segment.block()
+    }
+
+    /// The segment's start, with provenance over block and area, for modules.
+    pub(crate) fn block_addr(&self) -> usize {
+        self.segment.as_ptr() as usize
     }
 
     pub(crate) fn instance_id(&self) -> u64 {
@@ -97,16 +108,25 @@ pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 
 /// One plugin instance.
 ///
-/// `process` is for the audio thread; parameter reads and writes are atomics and safe
-/// from any thread; everything that calls the control module runs on the control worker
-/// and waits for it.
+/// `process` is for the audio thread; parameter reads and writes, definitions and value
+/// texts are block reads, safe from any thread without waiting; state, presets and
+/// custom texts run on the control worker and wait for it.
 pub struct Instance {
     engine: Arc<EngineModule>,
     engine_ptr: *mut c_void,
     engine_busy: AtomicBool,
-    /// Sample rate (f64 bits) and max block size of the current setup.
+    /// Sample rate (f64 bits), max block size and mode of the current setup.
     setup_rate: AtomicU64,
     setup_block: AtomicU32,
+    setup_offline: AtomicBool,
+    /// Set by `process` when a block carried parameter changes, so an offline render ticks
+    /// the control logic before the next block even if it said it was idle.
+    params_moved: AtomicBool,
+    /// The block's `values_epoch` at the last offline tick: a value set since (by the host
+    /// or a preset) also wakes idle control logic.
+    ticked_epoch: AtomicU64,
+    /// The parameter definitions as last read from the block (any non-audio thread).
+    definitions: RwLock<Arc<Definitions>>,
     // Dropped last (after `Drop::drop` destroyed both module instances that point into it).
     core: Arc<Core>,
 }
@@ -141,27 +161,48 @@ impl Drop for EngineGuard<'_> {
     }
 }
 
+/// The channels of the main bus and the sidechain for [`Instance::set_buses`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Buses {
+    /// Channels of the main bus.
+    pub main: u32,
+    /// Channels of the sidechain input (0: none or inactive).
+    pub sidechain: u32,
+}
+
 impl Instance {
-    /// Creates the shared block, the engine instance (activated for `setup`) and the
-    /// control instance (which writes parameter mappings and defaults into the block).
+    /// Creates the shared block (sized for the modules' plugin area), the control instance
+    /// (which publishes the parameters into the block) and the engine instance, activated
+    /// for `setup` with a stereo main bus.
     ///
     /// # Errors
     /// [`InstanceError`] saying which part refused; nothing is left behind.
     pub fn new(modules: &Modules, setup: ProcessSetup) -> Result<Self, InstanceError> {
-        validate_setup(setup)?;
-        let segment = BlockSegment::create().map_err(InstanceError::Segment)?;
-        let instance_id = NEXT_INSTANCE_ID.fetch_add(1, Ordering::Relaxed);
-        segment.block().init_header(instance_id, setup.sample_rate, setup.max_block_size);
+        Self::with_buses(modules, setup, Buses { main: 2, sidechain: 0 })
+    }
 
-        // Control first: it writes the mappings and defaults the engine reads at creation.
-        // Holding the hub's reload lock: a reload cannot start between choosing the module
-        // and registering the instance with the hub.
+    /// As [`Instance::new`], with the given bus channels.
+    ///
+    /// # Errors
+    /// As [`Instance::new`].
+    pub fn with_buses(modules: &Modules, setup: ProcessSetup, buses: Buses) -> Result<Self, InstanceError> {
+        validate_setup(setup)?;
+        let area = modules.engine.descriptor().area;
+        let segment = BlockSegment::create(&area).map_err(InstanceError::Segment)?;
+        let instance_id = NEXT_INSTANCE_ID.fetch_add(1, Ordering::Relaxed);
+        let block = segment.block();
+        block.init_header(instance_id, setup.sample_rate, setup.max_block_size, &area);
+        write_setup(block, setup, buses);
+
+        // Control first: it publishes the definitions and defaults the engine reads at
+        // creation. Holding the hub's reload lock: a reload cannot start between choosing
+        // the module and registering the instance with the hub.
         let hub = &modules.control;
         let reloads = hub.lock_reloads();
         let control = hub.current();
-        let block_addr = segment.as_ptr() as usize;
-        let control_ptr = create_control(&control, block_addr, control::CREATE_FRESH)?;
-        if let Err(e) = control.worker.start_ticking(control_ptr.0) {
+        let feedback = Arc::new(TickFeedback::default());
+        let control_ptr = create_control(&control, segment.as_ptr() as usize, control::CREATE_FRESH)?;
+        if let Err(e) = control.worker.start_ticking(control_ptr.0, Arc::clone(&feedback)) {
             destroy_control(&control, control_ptr);
             return Err(InstanceError::Control(e));
         }
@@ -169,21 +210,29 @@ impl Instance {
             control: RwLock::new(Some(ControlBinding { module: control, ptr: control_ptr })),
             restart_request: AtomicI32::new(0),
             control_generation: AtomicU64::new(0),
+            tick_feedback: feedback,
             segment,
         });
         hub.register(&core);
         drop(reloads);
 
+        let definitions = core.block().params.read_definitions().unwrap_or_default();
         let mut engine_ptr: *mut c_void = core::ptr::null_mut();
         let engine = Arc::clone(&modules.engine);
-        // SAFETY: as above for the block; `engine_ptr` is a local.
-        let code = unsafe { (engine.fns.create)(core.block(), &mut engine_ptr) };
+        // SAFETY: the segment is initialised and outlives the engine (destroyed in `drop`
+        // before the core); the pointer has provenance over block and area; `engine_ptr`
+        // is a local.
+        let code = unsafe { (engine.fns.create)(core.block_addr() as *const SharedBlock, &mut engine_ptr) };
         let mut instance = Self {
             engine,
             engine_ptr,
             engine_busy: AtomicBool::new(false),
             setup_rate: AtomicU64::new(setup.sample_rate.to_bits()),
             setup_block: AtomicU32::new(setup.max_block_size),
+            setup_offline: AtomicBool::new(setup.offline),
+            params_moved: AtomicBool::new(false),
+            ticked_epoch: AtomicU64::new(u64::MAX),
+            definitions: RwLock::new(Arc::new(definitions)),
             core,
         };
         if code != status::OK || instance.engine_ptr.is_null() {
@@ -199,6 +248,17 @@ impl Instance {
         self.core.block()
     }
 
+    /// The plugin area, typed as `A`; `None` unless the block's area was built from `A`
+    /// (its layout hash and size). For tests and tools that watch a plugin's own data.
+    pub fn area<A: trio::area::Area>(&self) -> Option<&A> {
+        let layout = trio::abi::AreaLayout::of::<A>();
+        self.block().check_header(&layout).ok()?;
+        // SAFETY: the header check passed for `A`'s layout: the segment holds a zero-filled
+        // (then atomics-only) `A` at the area offset, page-aligned; the pointer has
+        // provenance over the whole segment, which lives as long as `self`.
+        Some(unsafe { &*(self.core.block_addr() as *const u8).add(trio::block::AREA_OFFSET).cast::<A>() })
+    }
+
     /// The OS name of the shared-memory segment.
     pub fn segment_name(&self) -> &str {
         self.core.segment.os_id()
@@ -210,11 +270,12 @@ impl Instance {
         ProcessSetup {
             sample_rate: f64::from_bits(self.setup_rate.load(Ordering::Relaxed)),
             max_block_size: self.setup_block.load(Ordering::Relaxed),
+            offline: self.setup_offline.load(Ordering::Relaxed),
         }
     }
 
-    /// Changes sample rate and block size (the host's `setupProcessing`). Not on the
-    /// audio thread: the engine allocates its buffers here.
+    /// Changes sample rate, block size and mode (the host's `setupProcessing`), and
+    /// activates the engine for them. Not on the audio thread: the engine allocates here.
     ///
     /// # Errors
     /// [`InstanceError::Setup`] for invalid values, [`InstanceError::Engine`] if the engine refuses.
@@ -223,19 +284,35 @@ impl Instance {
         let Some(_guard) = EngineGuard::try_take(&self.engine_busy) else {
             return Err(InstanceError::Engine { code: status::BUSY });
         };
+        let header = &self.block().header;
+        // Relaxed: setup values the engine reads in activate, on this thread.
+        header.sample_rate.store(setup.sample_rate, Ordering::Relaxed);
+        header.max_block_size.store(setup.max_block_size, Ordering::Relaxed);
+        let mode = if setup.offline { process_mode::OFFLINE } else { process_mode::REALTIME };
+        header.process_mode.store(mode, Ordering::Relaxed);
         // SAFETY: a live engine; the guard excludes any concurrent engine call.
         let code = unsafe { (self.engine.fns.activate)(self.engine_ptr, setup.sample_rate, setup.max_block_size) };
         if code != status::OK {
             return Err(InstanceError::Engine { code });
         }
-        let header = &self.block().header;
-        // Relaxed: informational copies for other readers of the block.
-        header.sample_rate.store(setup.sample_rate, Ordering::Relaxed);
-        header.max_block_size.store(setup.max_block_size, Ordering::Relaxed);
         // Relaxed: informational copies, read by `setup()`.
         self.setup_rate.store(setup.sample_rate.to_bits(), Ordering::Relaxed);
         self.setup_block.store(setup.max_block_size, Ordering::Relaxed);
+        self.setup_offline.store(setup.offline, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Records the bus channels (the host's `setBusArrangements`, `activateBus`); the
+    /// engine sees them at its next activation.
+    pub fn set_buses(&self, buses: Buses) {
+        write_setup(self.block(), self.setup(), buses);
+    }
+
+    /// The bus channels as last set.
+    pub fn buses(&self) -> Buses {
+        let h = &self.block().header;
+        // Relaxed: setup values.
+        Buses { main: h.main_channels.load(Ordering::Relaxed), sidechain: h.sidechain_channels.load(Ordering::Relaxed) }
     }
 
     /// Silences every voice and clears an engine fault. Not on the audio thread.
@@ -247,47 +324,92 @@ impl Instance {
         unsafe { (self.engine.fns.reset)(self.engine_ptr) }
     }
 
-    /// Renders one block into `outputs` (every channel the same length, at most
-    /// `max_block_size`), with `events` timed by sample offset and sorted. Real-time safe.
-    /// Returns the engine's status code.
+    /// Renders one block of an instrument into `outputs` (every channel the same length,
+    /// at most `max_block_size`; zeroed first), with `events` timed by sample offset and
+    /// sorted. Real-time safe. Returns the engine's status code.
     pub fn process(&self, outputs: &mut [&mut [f32]], events: &[Event]) -> i32 {
-        let num_samples = outputs.first().map_or(0, |c| c.len());
-        if outputs.len() > MAX_CHANNELS || outputs.iter().any(|c| c.len() != num_samples) {
+        for channel in outputs.iter_mut() {
+            channel.fill(0.0);
+        }
+        self.process_in_place(outputs, &[], events, &TransportInfo::default())
+    }
+
+    /// Renders one block in place: `main` holds the main input (an effect's; zeros for an
+    /// instrument) and receives the output; `sidechain` is read-only. Real-time safe.
+    pub fn process_in_place(
+        &self,
+        main: &mut [&mut [f32]],
+        sidechain: &[&[f32]],
+        events: &[Event],
+        transport: &TransportInfo,
+    ) -> i32 {
+        let num_samples = main.first().map_or(0, |c| c.len());
+        if main.len() > MAX_CHANNELS
+            || sidechain.len() > MAX_CHANNELS
+            || main.iter().any(|c| c.len() != num_samples)
+            || sidechain.iter().any(|c| c.len() != num_samples)
+        {
             return status::INVALID_ARGUMENT;
         }
-        let mut channels = [core::ptr::null_mut::<f32>(); MAX_CHANNELS];
-        for (slot, channel) in channels.iter_mut().zip(outputs.iter_mut()) {
+        let mut main_ptrs = [core::ptr::null_mut::<f32>(); MAX_CHANNELS];
+        for (slot, channel) in main_ptrs.iter_mut().zip(main.iter_mut()) {
             *slot = channel.as_mut_ptr();
+        }
+        let mut side_ptrs = [core::ptr::null::<f32>(); MAX_CHANNELS];
+        for (slot, channel) in side_ptrs.iter_mut().zip(sidechain) {
+            *slot = channel.as_ptr();
         }
         let mut data = ProcessData {
             num_samples: num_samples as u32,
-            num_outputs: outputs.len() as u32,
-            outputs: channels.as_ptr(),
-            num_inputs: 0,
+            num_main: main.len() as u32,
+            main: main_ptrs.as_ptr(),
+            num_sidechain: sidechain.len() as u32,
             num_events: events.len() as u32,
-            inputs: core::ptr::null(),
+            sidechain: if sidechain.is_empty() { core::ptr::null() } else { side_ptrs.as_ptr() },
             events: if events.is_empty() { core::ptr::null() } else { events.as_ptr() },
+            transport: *transport,
+            process_mode: 0,
+            reserved: 0,
             silence_flags: 0,
         };
         self.process_raw(&mut data)
     }
 
     /// The bridge's audio path, wrapped in exactly this one place: flush-to-zero, the
-    /// allocation check (violations are counted in the block), and panic capture.
-    /// Never waits: if another thread is inside the engine (a host calling `process` and
-    /// `setupProcessing` at once), returns [`status::BUSY`] with the outputs untouched.
+    /// allocation check (violations are counted in the block), and panic capture. Sets
+    /// `data.process_mode` from the setup. Never waits in real time: if another thread is
+    /// inside the engine (a host calling `process` and `setupProcessing` at once), returns
+    /// [`status::BUSY`] with the outputs untouched. Offline, it first lets the control
+    /// logic schedule up to the end of the block (the one wait allowed, DESIGN §6).
     pub fn process_raw(&self, data: &mut ProcessData) -> i32 {
         let Some(_guard) = EngineGuard::try_take(&self.engine_busy) else {
             return status::BUSY;
         };
-        let _ftz = shared::realtime::DenormalGuard::new();
+        let _ftz = trio::realtime::DenormalGuard::new();
+        // Relaxed: written by `setup_processing`, which the host never runs during process.
+        let offline = self.setup_offline.load(Ordering::Relaxed);
+        data.process_mode = if offline { process_mode::OFFLINE } else { process_mode::REALTIME };
         let before = assert_no_alloc::violation_count();
+        if offline {
+            // Offline there is no deadline: allocating and waiting for the worker is fine.
+            assert_no_alloc::permit_alloc(|| self.catch_up_control(data));
+        }
         let engine = self.engine_ptr;
         let process = self.engine.fns.process;
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            // SAFETY: a live engine; the guard excludes any concurrent engine call;
-            // `data`'s pointers are valid for this call (the caller built it).
-            assert_no_alloc::assert_no_alloc(|| unsafe { process(engine, data) })
+            assert_no_alloc::assert_no_alloc(|| {
+                if data.num_events > 0 && !data.events.is_null() {
+                    // SAFETY: the caller's `ProcessData` holds `num_events` valid events.
+                    let events = unsafe { core::slice::from_raw_parts(data.events, data.num_events as usize) };
+                    if events.iter().any(|e| e.kind == trio::abi::event_kind::PARAM) {
+                        // Relaxed: a hint for the next offline block.
+                        self.params_moved.store(true, Ordering::Relaxed);
+                    }
+                }
+                // SAFETY: a live engine; the guard excludes any concurrent engine call;
+                // `data`'s pointers are valid for this call (the caller built it).
+                unsafe { process(engine, data) }
+            })
         }));
         let violations = assert_no_alloc::violation_count().wrapping_sub(before);
         if violations > 0 {
@@ -297,22 +419,78 @@ impl Instance {
         result.unwrap_or(status::PANIC)
     }
 
-    /// A parameter's normalized value (any thread).
-    pub fn param_normalized(&self, id: u32) -> Option<f64> {
-        // Relaxed: parameter values are independent atomics.
-        self.block().param(id).map(|p| p.value.load(Ordering::Relaxed))
+    /// Offline: ticks the control logic up to the end of this block and waits for it, when
+    /// it asked for ticks or something changed since its last one.
+    fn catch_up_control(&self, data: &ProcessData) {
+        let block = self.block();
+        // Acquire: pairs with the engine's Release store of its clock.
+        let end = block.header.sample_clock.load(Ordering::Acquire) + u64::from(data.num_samples);
+        // Acquire: pairs with the control module's Release store after its tick.
+        if block.header.scheduled_until.load(Ordering::Acquire) >= end {
+            return;
+        }
+        // Relaxed: hints; a missed one is caught by the next block or the idle poll.
+        let epoch = block.params.values_epoch.load(Ordering::Relaxed);
+        let moved = self.params_moved.swap(false, Ordering::Relaxed)
+            | (self.ticked_epoch.swap(epoch, Ordering::Relaxed) != epoch);
+        if !(self.core.tick_feedback.wants_ticks() || moved || !block.from_engine.is_empty()) {
+            return;
+        }
+        let binding = read(&self.core.control);
+        if let Some(b) = binding.as_ref()
+            && let Err(e) = b.module.worker.tick_now(b.ptr.0, end)
+        {
+            log::debug!("offline tick failed: {e}");
+        }
     }
 
-    /// Sets a parameter's normalized value (any thread). The engine applies it at the start
-    /// of its next block; for sample-accurate changes pass [`Event::param`] to `process`.
+    /// A parameter's normalized value (any thread; wait-free).
+    pub fn param_normalized(&self, id: u32) -> Option<f64> {
+        self.block().params.value(id)
+    }
+
+    /// Sets a parameter's normalized value (any thread, the audio thread included). The
+    /// engine applies it at the start of its next block; for sample-accurate changes pass
+    /// [`Event::param`] to `process`. `false` for an undefined id or a non-finite value.
     pub fn set_param_normalized(&self, id: u32, value: f64) -> bool {
-        match self.block().param(id) {
-            Some(slot) if value.is_finite() => {
-                // Relaxed: parameter values are independent atomics.
-                slot.value.store(value.clamp(0.0, 1.0), Ordering::Relaxed);
-                true
+        self.block().params.set_value(id, value)
+    }
+
+    /// The parameter definitions, read from the block (re-read only when the control
+    /// module changed them). Any thread but the audio thread.
+    pub fn definitions(&self) -> Arc<Definitions> {
+        let params = &self.block().params;
+        let cached = Arc::clone(&read(&self.definitions));
+        if cached.version == params.version() {
+            return cached;
+        }
+        match params.read_definitions() {
+            Some(fresh) => {
+                let fresh = Arc::new(fresh);
+                *write(&self.definitions) = Arc::clone(&fresh);
+                fresh
             }
-            _ => false,
+            None => cached,
+        }
+    }
+
+    /// The definition of parameter `id`.
+    pub fn param_info(&self, id: u32) -> Option<ParamInfo> {
+        self.definitions().params.iter().find(|p| p.id == id).cloned()
+    }
+
+    /// The latency the engine reports, in samples.
+    pub fn latency_samples(&self) -> u32 {
+        // Relaxed: a setting the engine updates; the host re-reads it when told.
+        self.block().header.latency_samples.load(Ordering::Relaxed)
+    }
+
+    /// The tail the engine reports: `Some(samples)`, or `None` for an infinite tail.
+    pub fn tail_samples(&self) -> Option<u32> {
+        // Relaxed: as above.
+        match self.block().header.tail_samples.load(Ordering::Relaxed) {
+            INFINITE_TAIL => None,
+            n => Some(n),
         }
     }
 
@@ -333,33 +511,45 @@ impl Instance {
         result
     }
 
-    /// Every parameter's description, from the control module.
+    /// Display text for a normalized value of parameter `id` ("440 Hz"), from its display
+    /// rule in the block, on the calling thread; only a parameter with custom formatting
+    /// asks the control module.
     ///
     /// # Errors
-    /// [`ControlError`] if the control module fails.
-    pub fn param_infos(&self) -> Result<Vec<ParamInfo>, ControlError> {
-        self.control_call("control_param_info", param_infos_of)
-    }
-
-    /// Display text for a normalized value of parameter `id` ("440 Hz").
-    ///
-    /// # Errors
-    /// [`ControlError`] for an unknown id or a failing module.
+    /// [`ControlError::Failed`] for an unknown id; [`ControlError`] if custom formatting
+    /// fails.
     pub fn format_value(&self, id: u32, normalized: f64) -> Result<String, ControlError> {
-        self.control_call("control_format_value", move |fns, inst| {
+        let Some(info) = self.param_info(id) else {
+            return Err(unknown_param("trio_control_format_value", id));
+        };
+        if info.display.kind != DisplayKind::Custom {
+            return Ok(info.format_normalized(normalized));
+        }
+        self.control_call("trio_control_format_value", move |fns, inst| {
             // SAFETY: a live control instance, on the worker; the closure writes only into
             // the buffer it is given.
             read_text(|buf, cap, len| unsafe { (fns.format_value)(inst, id, normalized, buf, cap, len) })
         })
     }
 
-    /// Parses display text for parameter `id` into a normalized value.
+    /// Parses display text for parameter `id` into a normalized value, like
+    /// [`Instance::format_value`].
     ///
     /// # Errors
-    /// [`ControlError::Failed`] with the module's message when the text is not a value.
+    /// [`ControlError::Failed`] with the reason when the text is not a value.
     pub fn parse_value(&self, id: u32, text: &str) -> Result<f64, ControlError> {
+        let Some(info) = self.param_info(id) else {
+            return Err(unknown_param("trio_control_parse_value", id));
+        };
+        if info.display.kind != DisplayKind::Custom {
+            return info.parse(text).map(|plain| info.mapping.to_normalized(plain)).map_err(|e| ControlError::Failed {
+                function: "trio_control_parse_value",
+                code: status::REJECTED,
+                message: e.to_string(),
+            });
+        }
         let text = text.to_owned();
-        self.control_call("control_parse_value", move |fns, inst| {
+        self.control_call("trio_control_parse_value", move |fns, inst| {
             let mut out = 0.0;
             // SAFETY: a live control instance, on the worker; `text` and `out` are locals.
             check(unsafe { (fns.parse_value)(inst, id, text.as_ptr(), text.len(), &mut out) })?;
@@ -372,7 +562,7 @@ impl Instance {
     /// # Errors
     /// [`ControlError`] if the control module fails.
     pub fn save_state(&self) -> Result<Vec<u8>, ControlError> {
-        self.control_call("control_save_state", save_state_of)
+        self.control_call("trio_control_save_state", save_state_of)
     }
 
     /// Loads a state. All or nothing: a rejected state changes nothing.
@@ -381,7 +571,7 @@ impl Instance {
     /// [`ControlError::Failed`] with the module's reason.
     pub fn load_state(&self, bytes: &[u8]) -> Result<(), ControlError> {
         let bytes = bytes.to_vec();
-        self.control_call("control_load_state", move |fns, inst| load_state_of(fns, inst, &bytes))
+        self.control_call("trio_control_load_state", move |fns, inst| load_state_of(fns, inst, &bytes))
     }
 
     /// Names of the factory presets.
@@ -389,7 +579,7 @@ impl Instance {
     /// # Errors
     /// [`ControlError`] if the control module fails.
     pub fn preset_names(&self) -> Result<Vec<String>, ControlError> {
-        self.control_call("control_preset_name", |fns, inst| {
+        self.control_call("trio_control_preset_name", |fns, inst| {
             // SAFETY: a live control instance, on the worker.
             let count = unsafe { (fns.preset_count)(inst) };
             (0..count)
@@ -404,33 +594,38 @@ impl Instance {
     /// # Errors
     /// [`ControlError`] for a bad index or a failing module.
     pub fn load_preset(&self, index: u32) -> Result<(), ControlError> {
-        // SAFETY: a live control instance, on the worker.
-        self.control_call("control_load_preset", move |fns, inst| check(unsafe { (fns.load_preset)(inst, index) }))
-    }
-
-    /// The parameter MIDI CC `cc` controls, if any.
-    ///
-    /// # Errors
-    /// [`ControlError`] if the control module fails.
-    pub fn midi_cc_param(&self, cc: u32) -> Result<Option<u32>, ControlError> {
-        self.control_call("control_midi_cc_param", move |fns, inst| {
-            let mut id = 0;
-            // SAFETY: a live control instance, on the worker; `id` is a local.
-            match unsafe { (fns.midi_cc_param)(inst, cc, &mut id) } {
-                status::OK => Ok(Some(id)),
-                status::NOT_FOUND => Ok(None),
-                code => Err(code),
-            }
+        self.control_call("trio_control_load_preset", move |fns, inst| {
+            // SAFETY: a live control instance, on the worker.
+            check(unsafe { (fns.load_preset)(inst, index) })
         })
     }
 
-    /// Runs the control module's control-rate work once.
+    /// The parameter MIDI CC `cc` controls, if any (from the block).
+    pub fn midi_cc_param(&self, cc: u32) -> Option<u32> {
+        self.definitions().cc_map.get(cc as usize).copied().flatten()
+    }
+
+    /// Runs the control module's control-rate work once, now, scheduling up to `until`
+    /// (0: the real-time lookahead), and waits for it.
     ///
     /// # Errors
     /// [`ControlError`] if the control module fails.
-    pub fn tick(&self) -> Result<(), ControlError> {
-        // SAFETY: a live control instance, on the worker.
-        self.control_call("control_tick", |fns, inst| check(unsafe { (fns.tick)(inst) }))
+    pub fn tick(&self, until: u64) -> Result<trio::abi::TickResult, ControlError> {
+        let binding = read(&self.core.control);
+        let Some(b) = binding.as_ref() else { return Err(ControlError::WorkerGone) };
+        match b.module.worker.tick_now(b.ptr.0, until)? {
+            Ok(result) => Ok(result),
+            Err(code) => Err(ControlError::Failed {
+                function: "trio_control_tick",
+                code,
+                message: status::describe(code).to_owned(),
+            }),
+        }
+    }
+
+    /// Whether the control logic asked to be ticked at its last tick (it is not idle).
+    pub fn control_wants_ticks(&self) -> bool {
+        self.core.tick_feedback.wants_ticks()
     }
 
     /// Takes the VST3 `RestartFlags` bits that reloads have asked for since the last call
@@ -449,7 +644,7 @@ impl Instance {
     }
 
     /// How many times a new control module has started serving this instance (0 for the
-    /// one it was created with). Parameter tables cached from an older generation are stale.
+    /// one it was created with).
     pub fn control_generation(&self) -> u64 {
         // Acquire: pairs with the Release bump after a swap.
         self.core.control_generation.load(Ordering::Acquire)
@@ -461,13 +656,28 @@ impl Instance {
     }
 }
 
+fn unknown_param(function: &'static str, id: u32) -> ControlError {
+    ControlError::Failed { function, code: status::INVALID_ARGUMENT, message: format!("no parameter has id {id}") }
+}
+
+/// Writes setup values and bus channels into the block's header.
+fn write_setup(block: &SharedBlock, setup: ProcessSetup, buses: Buses) {
+    let h = &block.header;
+    // Relaxed: setup values, read by the modules at their next activation.
+    h.main_channels.store(buses.main.min(MAX_CHANNELS as u32), Ordering::Relaxed);
+    h.sidechain_channels.store(buses.sidechain.min(MAX_CHANNELS as u32), Ordering::Relaxed);
+    let mode = if setup.offline { process_mode::OFFLINE } else { process_mode::REALTIME };
+    h.process_mode.store(mode, Ordering::Relaxed);
+}
+
 impl Drop for Instance {
     fn drop(&mut self) {
         if !self.engine_ptr.is_null() {
             // SAFETY: a live engine, destroyed once; `&mut self` excludes other calls.
             unsafe { (self.engine.fns.destroy)(self.engine_ptr) };
         }
-        // Waits for a reload in progress; afterwards no reload can reach this instance.
+        // Waits for a control call or a reload in progress; afterwards no control code can
+        // reach this instance's block.
         let binding = write(&self.core.control).take();
         if let Some(b) = binding {
             if let Err(e) = b.module.worker.stop_ticking(b.ptr.0) {
@@ -498,20 +708,6 @@ impl ControlBinding {
     }
 }
 
-/// Every parameter's description. Runs on the worker.
-pub(crate) fn param_infos_of(fns: &ControlFns, inst: *mut c_void) -> Result<Vec<ParamInfo>, i32> {
-    // SAFETY: a live control instance, on the worker thread.
-    let count = unsafe { (fns.param_count)(inst) };
-    let mut infos = Vec::with_capacity(count as usize);
-    for index in 0..count {
-        let mut info = ParamInfo::default();
-        // SAFETY: as above; `info` is a local.
-        check(unsafe { (fns.param_info)(inst, index, &mut info) })?;
-        infos.push(info);
-    }
-    Ok(infos)
-}
-
 /// The state as JSON. Runs on the worker.
 pub(crate) fn save_state_of(fns: &ControlFns, inst: *mut c_void) -> Result<Vec<u8>, i32> {
     let mut bytes: Vec<u8> = Vec::new();
@@ -527,7 +723,7 @@ pub(crate) fn load_state_of(fns: &ControlFns, inst: *mut c_void, bytes: &[u8]) -
     check(unsafe { (fns.load_state)(inst, bytes.as_ptr(), bytes.len()) })
 }
 
-/// Creates a control instance on `module`'s worker for the block at `block_addr`.
+/// Creates a control instance on `module`'s worker for the segment at `block_addr`.
 pub(crate) fn create_control(
     module: &ControlModule,
     block_addr: usize,
@@ -535,9 +731,9 @@ pub(crate) fn create_control(
 ) -> Result<ControlPtr, InstanceError> {
     module
         .worker
-        .call("control_create", move |fns| {
+        .call("trio_control_create", move |fns| {
             let mut out: *mut c_void = core::ptr::null_mut();
-            // SAFETY: the block is initialised and outlives the control instance (it is
+            // SAFETY: the segment is initialised and outlives the control instance (it is
             // destroyed before its core drops the segment); `out` is a local.
             let code = unsafe { (fns.create)(block_addr as *const SharedBlock, mode, &mut out) };
             let message = if code == status::OK { String::new() } else { last_error(fns, core::ptr::null_mut(), code) };
@@ -548,14 +744,14 @@ pub(crate) fn create_control(
             if code == status::OK && ptr != 0 {
                 Ok(ControlPtr(ptr))
             } else {
-                Err(InstanceError::Control(ControlError::Failed { function: "control_create", code, message }))
+                Err(InstanceError::Control(ControlError::Failed { function: "trio_control_create", code, message }))
             }
         })
 }
 
 /// Destroys a control instance on its module's worker, logging a failure.
 pub(crate) fn destroy_control(module: &ControlModule, ptr: ControlPtr) {
-    let destroyed = module.worker.call("control_destroy", move |fns| {
+    let destroyed = module.worker.call("trio_control_destroy", move |fns| {
         // SAFETY: a live control instance, destroyed once, on the worker.
         unsafe { (fns.destroy)(ptr.get()) }
     });
@@ -609,8 +805,8 @@ pub(crate) unsafe extern "C" fn append(ctx: *mut c_void, data: *const u8, len: u
         return;
     }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: `ctx` is the `&mut Vec<u8>` passed to `control_save_state` for this
-        // call, and `data` is valid for `len` bytes (the module's guarantee).
+        // SAFETY: `ctx` is the `&mut Vec<u8>` passed to `save_state` for this call, and
+        // `data` is valid for `len` bytes (the module's guarantee).
         unsafe {
             let bytes = &mut *ctx.cast::<Vec<u8>>();
             if len > 0 {

@@ -1,16 +1,22 @@
-//! The bridge: the library the host loads.
+//! The bridge: the library the host loads, the same for every plugin.
 //!
-//! It loads the real-time engine and the control module from its own folder, checks them
-//! (descriptor, ABI version, layout hash, exports), creates each instance's shared block
-//! in OS shared memory, and owns the control worker thread that runs every call into the
-//! control module. This crate is also an `rlib` offering the same as a plain Rust API
-//! ([`Modules`], [`Instance`]), which the tests and the test host drive.
+//! It loads the plugin's real-time engine and control module from its own folder, checks
+//! them (descriptor, ABI version, layout hash, plugin area, exports), creates each
+//! instance's shared block in OS shared memory, owns the control worker thread that runs
+//! every call into the control module, and reloads the control module while audio plays.
+//! Nothing in it knows any plugin: what differs per plugin (identity, buses) is compiled
+//! in from `build.yaml` by the build tool, which generates a small library per plugin
+//! whose only code is [`export_vst3!`] with the plugin's [`PluginConfig`]. What the
+//! plugin does comes from its modules (parameters, latency, tail).
 //!
-//! The audio path ([`Instance::process_raw`]) runs inside `assert_no_alloc`: this
-//! library's global allocator is `assert_no_alloc`'s, active in release builds too.
+//! The same code is a plain Rust API ([`Modules`], [`Instance`]), which the tests and the
+//! test host drive. The audio path ([`Instance::process_raw`]) runs inside
+//! `assert_no_alloc`: this library's global allocator is `assert_no_alloc`'s, active in
+//! release builds too.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod config;
 mod elf;
 mod error;
 mod instance;
@@ -21,11 +27,48 @@ mod worker;
 
 use std::path::PathBuf;
 
+pub use config::{Layout, PluginConfig, PluginKind};
 pub use error::{ControlError, InstanceError, LoadError};
-pub use instance::{Instance, MAX_CHANNELS, ProcessSetup};
+pub use instance::{Buses, Instance, MAX_CHANNELS, ProcessSetup};
 pub use modules::{CONTROL_FILE, ControlHub, ControlModule, ENGINE_FILE, EngineModule, ModulePaths, Modules};
 pub use reload::{ReloadError, ReloadReport, ReloadStats};
-pub use worker::{DEFAULT_CALL_TIMEOUT, TICK_INTERVAL};
+pub use worker::{DEFAULT_CALL_TIMEOUT, IDLE_TICK_INTERVAL};
+
+/// Exports the three VST3 entry points (`ModuleEntry`, `ModuleExit`, `GetPluginFactory`)
+/// of a plugin's bridge library, serving `$config` (a [`PluginConfig`] expression that can
+/// be a `static`). The build tool generates the one crate that calls it, per plugin;
+/// plugin developers never write it.
+#[macro_export]
+macro_rules! export_vst3 {
+    ($config:expr) => {
+        static TRIO_PLUGIN_CONFIG: $crate::PluginConfig = $config;
+
+        /// Linux entry point; optional for hosts.
+        ///
+        /// # Safety
+        /// Called by the host with its library handle (unused).
+        #[unsafe(no_mangle)]
+        pub unsafe extern "system" fn ModuleEntry(library_handle: *mut ::core::ffi::c_void) -> bool {
+            $crate::vst3::module_entry(&TRIO_PLUGIN_CONFIG, library_handle)
+        }
+
+        /// Linux exit point: releases the modules if no instance uses them any more.
+        #[unsafe(no_mangle)]
+        pub extern "system" fn ModuleExit() -> bool {
+            $crate::vst3::module_exit()
+        }
+
+        /// Returns a new reference to the plugin factory.
+        #[unsafe(no_mangle)]
+        pub extern "system" fn GetPluginFactory() -> *mut $crate::__vst3::Steinberg::IPluginFactory {
+            $crate::vst3::get_plugin_factory(&TRIO_PLUGIN_CONFIG)
+        }
+    };
+}
+
+/// The `vst3` crate, for [`export_vst3!`].
+#[doc(hidden)]
+pub use ::vst3 as __vst3;
 
 #[global_allocator]
 static ALLOCATOR: assert_no_alloc::AllocDisabler = assert_no_alloc::AllocDisabler;

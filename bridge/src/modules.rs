@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 use libloading::Library;
-use shared::abi::{self, ABI_VERSION, DESCRIPTOR_MAGIC, ModuleDescriptor, engine, module_kind};
-use shared::layout::LAYOUT_HASH;
+use trio::abi::{ABI_VERSION, DESCRIPTOR_MAGIC, ModuleDescriptor, engine, module_kind};
+use trio::layout::LAYOUT_HASH;
 
 use crate::error::LoadError;
 use crate::instance::Core;
@@ -70,21 +70,21 @@ impl EngineModule {
     /// # Errors
     /// [`LoadError`] naming the file and what is wrong with it.
     pub fn load(path: &Path) -> Result<Self, LoadError> {
-        const MODULE: &str = "rt_engine";
+        const MODULE: &str = "engine";
         let library = open_library(MODULE, path)?;
-        let descriptor = check_descriptor(&library, MODULE, path, module_kind::ENGINE)?;
+        let descriptor = check_descriptor(&library, MODULE, path, module_kind::ENGINE, engine::DESCRIPTOR)?;
         check_exports(&library, MODULE, path, engine::EXPORTS)?;
         // SAFETY: every symbol below was checked to exist, and the descriptor says this
         // library was built against this ABI version and layout, where these names have
-        // exactly these signatures (shared::abi::engine). The pointers are used only
+        // exactly these signatures (trio::abi::engine). The pointers are used only
         // while `library` is loaded: it is stored beside them and dropped last.
         let fns = unsafe {
             EngineFns {
-                create: symbol(&library, MODULE, path, "rt_create")?,
-                destroy: symbol(&library, MODULE, path, "rt_destroy")?,
-                activate: symbol(&library, MODULE, path, "rt_activate")?,
-                reset: symbol(&library, MODULE, path, "rt_reset")?,
-                process: symbol(&library, MODULE, path, "rt_process")?,
+                create: symbol(&library, MODULE, path, "trio_engine_create")?,
+                destroy: symbol(&library, MODULE, path, "trio_engine_destroy")?,
+                activate: symbol(&library, MODULE, path, "trio_engine_activate")?,
+                reset: symbol(&library, MODULE, path, "trio_engine_reset")?,
+                process: symbol(&library, MODULE, path, "trio_engine_process")?,
             }
         };
         Ok(Self { fns, descriptor, path: path.to_owned(), _library: library })
@@ -107,6 +107,7 @@ pub struct ControlModule {
     pub(crate) worker: ControlWorker,
     descriptor: ModuleDescriptor,
     path: PathBuf,
+    build_id: std::sync::OnceLock<u32>,
     /// A reload's private copy of the library, deleted once it is unloaded.
     _staged: Option<crate::reload::StagedFile>,
 }
@@ -118,7 +119,7 @@ impl ControlModule {
     /// [`LoadError`] naming the file and what is wrong with it; the worker is stopped.
     pub fn load(path: &Path) -> Result<Self, LoadError> {
         let (worker, descriptor) = ControlWorker::start(path.to_owned())?;
-        Ok(Self { worker, descriptor, path: path.to_owned(), _staged: None })
+        Ok(Self { worker, descriptor, path: path.to_owned(), build_id: std::sync::OnceLock::new(), _staged: None })
     }
 
     /// As [`Self::load`], for a reload's private copy: the file is deleted when the module
@@ -126,7 +127,18 @@ impl ControlModule {
     pub(crate) fn load_staged(staged: crate::reload::StagedFile) -> Result<Self, LoadError> {
         let path = staged.path().to_owned();
         let (worker, descriptor) = ControlWorker::start(path.clone())?;
-        Ok(Self { worker, descriptor, path, _staged: Some(staged) })
+        Ok(Self { worker, descriptor, path, build_id: std::sync::OnceLock::new(), _staged: Some(staged) })
+    }
+
+    /// A hash of the library file (8 hex digits in logs), computed on first use: tells two
+    /// builds of the same version apart.
+    pub fn build_id(&self) -> u32 {
+        *self.build_id.get_or_init(|| build_id(&self.path))
+    }
+
+    /// `<version>+<build id>`, e.g. `0.1.0+1a2b3c4d`.
+    pub fn version_label(&self) -> String {
+        format!("{}+{:08x}", self.descriptor.version_str(), self.build_id())
     }
 
     /// The control module's descriptor.
@@ -157,23 +169,33 @@ pub struct Modules {
 }
 
 impl Modules {
-    /// Loads and checks both modules. When the folder is a bundle's binary folder whose
-    /// `../Resources/build.json` names a development path to watch (written by
-    /// `cargo xtask bundle` for debug builds of a `hot_reload` control module), also
-    /// starts watching it; release bundles never watch.
+    /// Loads and checks both modules, and that they were built with the same plugin area.
+    /// When `watch` names a control library a build rewrites (a development bundle's), also
+    /// starts watching it and reloads the control module whenever a new build lands there;
+    /// release bundles never watch. `TRIO_HOT_RELOAD=0` turns watching off.
     ///
     /// # Errors
     /// The first [`LoadError`] met; nothing stays loaded.
-    pub fn load(paths: &ModulePaths) -> Result<Arc<Self>, LoadError> {
+    pub fn load(paths: &ModulePaths, watch: Option<&Path>) -> Result<Arc<Self>, LoadError> {
         let engine = EngineModule::load(&paths.engine)?;
         let control = ControlModule::load(&paths.control)?;
+        if engine.descriptor().area != control.descriptor().area {
+            return Err(LoadError::AreaMismatch {
+                engine: paths.engine.clone(),
+                control: paths.control.clone(),
+                engine_area: engine.descriptor().area,
+                control_area: control.descriptor().area,
+            });
+        }
+        let area = engine.descriptor().area;
         let modules = Arc::new(Self {
             engine: Arc::new(engine),
-            control: ControlHub::new(control),
+            control: ControlHub::new(control, area),
             watcher: std::sync::Mutex::new(None),
         });
-        if let Some(watch) = crate::reload::watch_spec_for(&paths.control)
-            && let Err(e) = modules.watch_control(&watch)
+        let watching = std::env::var_os(crate::reload::HOT_RELOAD_ENV).is_none_or(|v| v != "0");
+        if let Some(file) = watch.filter(|_| watching)
+            && let Err(e) = modules.watch_control(file)
         {
             log::error!("hot reload is off: {e}");
         }
@@ -207,6 +229,8 @@ impl Modules {
 /// The current control module and the instances it serves.
 pub struct ControlHub {
     current: RwLock<Arc<ControlModule>>,
+    /// The engine's plugin area: a reloaded control module must have the same.
+    area: trio::abi::AreaLayout,
     cores: Mutex<Vec<Weak<Core>>>,
     /// Serialises reloads and instance creation (see [`Instance::new`](crate::Instance::new)).
     reloads: Mutex<()>,
@@ -216,14 +240,20 @@ pub struct ControlHub {
 }
 
 impl ControlHub {
-    fn new(module: ControlModule) -> Self {
+    fn new(module: ControlModule, area: trio::abi::AreaLayout) -> Self {
         Self {
             current: RwLock::new(Arc::new(module)),
+            area,
             cores: Mutex::new(Vec::new()),
             reloads: Mutex::new(()),
             timeout_ms: AtomicU64::new(crate::DEFAULT_CALL_TIMEOUT.as_millis() as u64),
             history: Mutex::new(crate::reload::ReloadStats::default()),
         }
+    }
+
+    /// The plugin area every control module must have (the engine's).
+    pub fn area(&self) -> trio::abi::AreaLayout {
+        self.area
     }
 
     /// The control module serving now.
@@ -283,22 +313,31 @@ pub(crate) fn open_library(module: &'static str, path: &Path) -> Result<Library,
     unsafe { Library::new(path) }.map_err(|e| LoadError::Open { module, path: path.to_owned(), reason: e.to_string() })
 }
 
-/// Reads and checks the descriptor: magic, kind, ABI version, layout hash.
+/// Reads and checks the descriptor exported as `name`: magic, kind, ABI version, layout hash.
 pub(crate) fn check_descriptor(
     library: &Library,
     module: &'static str,
     path: &Path,
     kind: u32,
+    name: &str,
 ) -> Result<ModuleDescriptor, LoadError> {
-    let symbol = format!("{}\0", abi::DESCRIPTOR_SYMBOL);
+    let symbol = format!("{name}\0");
+    let other = if kind == module_kind::ENGINE { trio::abi::control::DESCRIPTOR } else { engine::DESCRIPTOR };
+    // SAFETY: only the symbols' addresses are looked up; nothing is read or called.
+    let has_other = unsafe { library.get::<*const ()>(format!("{other}\0").as_bytes()) }.is_ok();
+    // SAFETY: as above.
+    let has_own = unsafe { library.get::<*const ()>(symbol.as_bytes()) }.is_ok();
+    if has_other && !has_own {
+        let found = if kind == module_kind::ENGINE { module_kind::CONTROL } else { module_kind::ENGINE };
+        return Err(LoadError::WrongKind { module, path: path.to_owned(), found });
+    }
     // SAFETY: the symbol is a static `ModuleDescriptor` in modules of this framework. Its
     // first 8 bytes are checked against the magic before any other field is trusted; all
     // fields are plain integers and byte arrays, valid for any bit pattern. The copy is
     // made while the library is loaded.
     let descriptor = unsafe {
-        let symbol = library
-            .get::<*const ModuleDescriptor>(symbol.as_bytes())
-            .map_err(|e| missing(module, path, abi::DESCRIPTOR_SYMBOL, e))?;
+        let symbol =
+            library.get::<*const ModuleDescriptor>(symbol.as_bytes()).map_err(|e| missing(module, path, name, e))?;
         let ptr: *const ModuleDescriptor = *symbol;
         if ptr.is_null() {
             return Err(LoadError::BadDescriptor { module, path: path.to_owned() });
@@ -363,4 +402,29 @@ pub(crate) unsafe fn symbol<T: Copy>(
     let c_name = format!("{name}\0");
     // SAFETY: the caller guarantees `T` is the symbol's type.
     unsafe { library.get::<T>(c_name.as_bytes()) }.map(|s| *s).map_err(|e| missing(module, path, name, e))
+}
+
+/// A library's build id, folded to 32 bits: its GNU build-id note (the linker's hash of
+/// the build, near the start of the file) when it has one, else a hash of the file's size
+/// and first 64 KiB. 0 if the file cannot be read.
+fn build_id(path: &Path) -> u32 {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(64 * 1024);
+    let Ok(file) = std::fs::File::open(path) else { return 0 };
+    let size = file.metadata().map_or(0, |m| m.len());
+    if file.take(64 * 1024).read_to_end(&mut head).is_err() {
+        return 0;
+    }
+    // An ELF note: name size 4, descriptor size 20, type NT_GNU_BUILD_ID (3), "GNU\0".
+    const NOTE: [u8; 16] = [4, 0, 0, 0, 20, 0, 0, 0, 3, 0, 0, 0, b'G', b'N', b'U', 0];
+    let bytes: &[u8] = match head.windows(NOTE.len()).position(|w| w == NOTE) {
+        Some(at) if head.len() >= at + NOTE.len() + 20 => &head[at + NOTE.len()..at + NOTE.len() + 20],
+        _ => &head,
+    };
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ size;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h ^ (h >> 32)) as u32
 }

@@ -29,15 +29,13 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use shared::abi::{ParamInfo, control, status};
-use shared::block::{SharedBlock, Statistics};
-use shared::params::ParamMapping;
+use trio::abi::control;
+use trio::block::{Definitions, DefinitionsSnapshot, Statistics};
 use vst3::Steinberg::Vst::RestartFlags_;
 
 use crate::error::LoadError;
 use crate::instance::{
-    ControlBinding, ControlPtr, Core, create_control, destroy_control, load_state_of, param_infos_of, save_state_of,
-    write,
+    ControlBinding, ControlPtr, Core, create_control, destroy_control, load_state_of, save_state_of, write,
 };
 use crate::modules::{ControlHub, ControlModule, Modules};
 
@@ -111,6 +109,15 @@ pub enum ReloadError {
         /// Why (naming the private copy it was loaded from).
         error: LoadError,
     },
+    /// The new library was built with another plugin area than the engine.
+    Area {
+        /// The new library.
+        source: PathBuf,
+        /// The engine's area.
+        engine: trio::abi::AreaLayout,
+        /// The new library's area.
+        found: trio::abi::AreaLayout,
+    },
     /// An instance could not be handed over to the new module.
     Handover {
         /// The instance (its block's instance id).
@@ -131,6 +138,17 @@ impl std::fmt::Display for ReloadError {
             Self::Load { source, error } => {
                 write!(f, "the new control library {} was refused: {error}", source.display())
             }
+            Self::Area { source, engine, found } => write!(
+                f,
+                "the new control library {} was built with a plugin area of hash {:#018x} ({} bytes) but the running \
+                 engine has {:#018x} ({} bytes): an area change needs the engine rebuilt too, so restart the host \
+                 with a new bundle",
+                source.display(),
+                found.hash,
+                found.size,
+                engine.hash,
+                engine.size
+            ),
             Self::Handover { instance, step, reason } => {
                 write!(f, "instance {instance}: could not {step}: {reason}")
             }
@@ -208,112 +226,24 @@ pub(crate) fn stage(source: &Path) -> Result<StagedFile, ReloadError> {
     Ok(staged)
 }
 
-/// Whether `path` appears in this process's memory map.
+/// Whether `path` appears in this process's memory map, under its own name or, once the
+/// file was deleted or replaced, as `<path> (deleted)`.
 pub fn is_mapped(path: &Path) -> bool {
     let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return false };
     let needle = path.to_string_lossy();
-    maps.lines().any(|line| line.trim_end().ends_with(needle.as_ref()))
-}
-
-/// A block's parameter definitions (and optionally values) before a handover, to put back
-/// when it fails.
-struct Snapshot {
-    slots: Vec<(Option<ParamMapping>, u32, u32, f64)>,
-    param_count: u32,
-}
-
-impl Snapshot {
-    fn take(block: &SharedBlock) -> Self {
-        // Relaxed: the control side of this block is quiescent (its calls are held off and
-        // its ticks stopped); values are independent atomics.
-        let slots = block
-            .params
-            .iter()
-            .map(|p| {
-                (
-                    p.mapping(),
-                    p.flags.load(Ordering::Relaxed),
-                    p.defined.load(Ordering::Relaxed),
-                    p.value.load(Ordering::Relaxed),
-                )
-            })
-            .collect();
-        Self { slots, param_count: block.header.param_count.load(Ordering::Relaxed) }
-    }
-
-    /// Puts the definitions back after a failed handover. Values stay live (the host and
-    /// the engine's automation keep writing them), except where the new module changed a
-    /// parameter's mapping and converted its value: those get their old value back.
-    fn restore(&self, block: &SharedBlock) {
-        for (slot, (mapping, flags, defined, value)) in block.params.iter().zip(&self.slots) {
-            if let Some(m) = mapping
-                && slot.mapping().as_ref() != Some(m)
-            {
-                // SAFETY: the only writer now: both modules' control calls for this block
-                // are held off by the handover.
-                unsafe { slot.set_mapping(m) };
-                // Relaxed: values are independent atomics.
-                slot.value.store(*value, Ordering::Relaxed);
-            }
-            // Relaxed: as in `take`.
-            slot.flags.store(*flags, Ordering::Relaxed);
-            slot.defined.store(*defined, Ordering::Relaxed);
-        }
-        // Relaxed: informational.
-        block.header.param_count.store(self.param_count, Ordering::Relaxed);
-    }
+    maps.lines().any(|line| {
+        let line = line.trim_end();
+        let line = line.strip_suffix(" (deleted)").unwrap_or(line);
+        line.ends_with(needle.as_ref())
+    })
 }
 
 /// A new control instance, created and loaded, waiting for the swap.
 struct Prepared {
     ptr: ControlPtr,
-    snapshot: Snapshot,
+    snapshot: DefinitionsSnapshot,
     state_bytes: usize,
     restart_flags: i32,
-}
-
-/// What the host sees of a module: its parameter definitions and its MIDI CC map.
-#[derive(PartialEq)]
-struct Definitions {
-    params: Vec<ParamKey>,
-    cc_map: Vec<Option<u32>>,
-}
-
-/// The fields of a [`ParamInfo`], comparable.
-#[derive(PartialEq)]
-struct ParamKey {
-    numbers: [u32; 4],
-    values: [u64; 4],
-    texts: Vec<u8>,
-}
-
-impl From<&ParamInfo> for ParamKey {
-    fn from(p: &ParamInfo) -> Self {
-        let texts = [&p.name[..], &p.short_name[..], &p.unit[..], &p.group[..]].concat();
-        Self {
-            numbers: [p.id, p.flags, p.step_count, p.mapping_kind],
-            values: [p.min.to_bits(), p.max.to_bits(), p.skew.to_bits(), p.default_normalized.to_bits()],
-            texts,
-        }
-    }
-}
-
-fn definitions(binding: &ControlBinding) -> Result<Definitions, crate::ControlError> {
-    let params = binding.call("control_param_info", param_infos_of)?.iter().map(ParamKey::from).collect();
-    let cc_map = binding.call("control_midi_cc_param", |fns, inst| {
-        (0..128u32)
-            .map(|cc| {
-                let mut id = 0;
-                // SAFETY: a live control instance, on the worker; `id` is a local.
-                match unsafe { (fns.midi_cc_param)(inst, cc, &mut id) } {
-                    status::OK => Ok(Some(id)),
-                    status::NOT_FOUND => Ok(None),
-                    code => Err(code),
-                }
-            })
-            .collect::<Result<Vec<_>, i32>>()
-    })?;
-    Ok(Definitions { params, cc_map })
 }
 
 /// The `RestartFlags` a change of definitions asks the host for.
@@ -380,6 +310,14 @@ impl ControlHub {
             ControlModule::load_staged(staged)
                 .map_err(|error| ReloadError::Load { source: source.to_owned(), error })?,
         );
+        let engine_area = self.area();
+        if new.descriptor().area != engine_area {
+            return Err(ReloadError::Area {
+                source: source.to_owned(),
+                engine: engine_area,
+                found: new.descriptor().area,
+            });
+        }
         new.set_call_timeout(self.call_timeout());
         let old_module = self.current();
 
@@ -410,7 +348,7 @@ impl ControlHub {
         for ((core, guard), p) in cores.iter().zip(guards.iter_mut()).zip(prepared) {
             let Some(p) = p else { continue };
             let binding = ControlBinding { module: Arc::clone(&new), ptr: p.ptr };
-            if let Err(e) = new.worker.start_ticking(p.ptr.0) {
+            if let Err(e) = new.worker.start_ticking(p.ptr.0, Arc::clone(&core.tick_feedback)) {
                 log::error!("instance {}: the new control module does not tick: {e}", core.instance_id());
             }
             if let Some(old) = guard.replace(binding) {
@@ -431,7 +369,7 @@ impl ControlHub {
         for old in retired {
             destroy_control(&old.module, old.ptr);
         }
-        let old_version = old_module.descriptor().version_str().to_owned();
+        let old_version = old_module.version_label();
         let old_path = old_module.path().to_owned();
         let old_unmapped = match Arc::try_unwrap(old_module) {
             Ok(module) => {
@@ -448,7 +386,7 @@ impl ControlHub {
         }
         Ok(ReloadReport {
             old_version,
-            new_version: new.descriptor().version_str().to_owned(),
+            new_version: new.version_label(),
             source: source.to_owned(),
             instances,
             state_bytes,
@@ -469,32 +407,33 @@ fn prepare(core: &Core, old: &ControlBinding, new: &Arc<ControlModule>) -> Resul
     old.module.worker.stop_ticking(old.ptr.0).map_err(|e| fail("stop the old module's ticks", e.to_string()))?;
     let result = (|| {
         let block = core.block();
-        let snapshot = Snapshot::take(block);
+        let snapshot = block.params.snapshot();
         let state = old
-            .call("control_save_state", save_state_of)
+            .call("trio_control_save_state", save_state_of)
             .map_err(|e| fail("save the old module's state", e.to_string()))?;
-        let old_defs = definitions(old).map_err(|e| fail("read the old module's definitions", e.to_string()))?;
-        let block_addr = block as *const SharedBlock as usize;
-        let ptr = match create_control(new, block_addr, control::CREATE_ADOPT) {
+        let old_defs = block
+            .params
+            .read_definitions()
+            .ok_or_else(|| fail("read the old module's definitions", "they kept changing".to_owned()))?;
+        let ptr = match create_control(new, core.block_addr(), control::CREATE_ADOPT) {
             Ok(ptr) => ptr,
             Err(e) => {
-                snapshot.restore(block);
+                block.params.restore(&snapshot);
                 return Err(fail("create the new module's instance", e.to_string()));
             }
         };
         let binding = ControlBinding { module: Arc::clone(new), ptr };
         let undo = |step: &'static str, reason: String| {
             destroy_control(new, ptr);
-            snapshot.restore(block);
+            block.params.restore(&snapshot);
             fail(step, reason)
         };
         let state_bytes = state.len();
-        if let Err(e) = binding.call("control_load_state", move |fns, inst| load_state_of(fns, inst, &state)) {
+        if let Err(e) = binding.call("trio_control_load_state", move |fns, inst| load_state_of(fns, inst, &state)) {
             return Err(undo("hand the state to the new module", e.to_string()));
         }
-        let new_defs = match definitions(&binding) {
-            Ok(d) => d,
-            Err(e) => return Err(undo("read the new module's definitions", e.to_string())),
+        let Some(new_defs) = block.params.read_definitions() else {
+            return Err(undo("read the new module's definitions", "they kept changing".to_owned()));
         };
         Ok(Prepared { ptr, snapshot, state_bytes, restart_flags: restart_flags(&old_defs, &new_defs) })
     })();
@@ -507,40 +446,13 @@ fn prepare(core: &Core, old: &ControlBinding, new: &Arc<ControlModule>) -> Resul
 /// Undoes a [`prepare`] when another instance failed.
 fn abort(core: &Core, old: &ControlBinding, new: &Arc<ControlModule>, p: Prepared) {
     destroy_control(new, p.ptr);
-    p.snapshot.restore(core.block());
+    core.block().params.restore(&p.snapshot);
     restart_ticking(core, old);
 }
 
 fn restart_ticking(core: &Core, old: &ControlBinding) {
-    if let Err(e) = old.module.worker.start_ticking(old.ptr.0) {
+    if let Err(e) = old.module.worker.start_ticking(old.ptr.0, Arc::clone(&core.tick_feedback)) {
         log::error!("instance {}: the old control module does not tick again: {e}", core.instance_id());
-    }
-}
-
-/// The development path `build.json` asks the bridge beside `control` to watch, if any.
-/// `control` is the control library inside a bundle (`Contents/x86_64-linux/control.so`);
-/// `build.json` is `Contents/Resources/build.json`, whose `modules.control.watch` the build
-/// tool writes only for development (debug) bundles of a `hot_reload` module.
-pub(crate) fn watch_spec_for(control: &Path) -> Option<PathBuf> {
-    if std::env::var_os(HOT_RELOAD_ENV).is_some_and(|v| v == "0") {
-        return None;
-    }
-    let build = control.parent()?.parent()?.join("Resources").join("build.json");
-    let text = std::fs::read_to_string(&build).ok()?;
-    let json: serde_json::Value = match serde_json::from_str(&text) {
-        Ok(json) => json,
-        Err(e) => {
-            log::error!("{}: not valid JSON ({e}); hot reload is off", build.display());
-            return None;
-        }
-    };
-    let watch = json.get("modules")?.get("control")?.get("watch")?;
-    match watch.as_str().map(PathBuf::from) {
-        Some(path) if path.is_absolute() => Some(path),
-        _ => {
-            log::error!("{}: modules.control.watch must be an absolute path; hot reload is off", build.display());
-            None
-        }
     }
 }
 
@@ -677,15 +589,19 @@ mod tests {
 
     #[test]
     fn restart_flags_follow_what_changed() {
-        let defs = |unit: u8, cc: Option<u32>| Definitions {
-            params: vec![ParamKey { numbers: [1, 0, 0, 0], values: [0; 4], texts: vec![unit] }],
-            cc_map: vec![cc],
+        let defs = |unit: &str, cc: Option<u32>| {
+            let param = trio::params::ParamDef::float(1, "x", "X", trio::params::ParamMapping::linear(0.0, 1.0), 0.5)
+                .unit(unit)
+                .info;
+            let mut cc_map = [None; trio::block::CC_COUNT];
+            cc_map[7] = cc;
+            Definitions { version: 0, params: vec![param], slots: vec![0], cc_map }
         };
-        assert_eq!(restart_flags(&defs(1, None), &defs(1, None)), 0);
+        assert_eq!(restart_flags(&defs("Hz", None), &defs("Hz", None)), 0);
         assert_eq!(
-            restart_flags(&defs(1, None), &defs(2, None)),
+            restart_flags(&defs("Hz", None), &defs("Hertz", None)),
             RestartFlags_::kParamTitlesChanged | RestartFlags_::kParamValuesChanged
         );
-        assert_eq!(restart_flags(&defs(1, None), &defs(1, Some(3))), RestartFlags_::kMidiCCAssignmentChanged);
+        assert_eq!(restart_flags(&defs("Hz", None), &defs("Hz", Some(3))), RestartFlags_::kMidiCCAssignmentChanged);
     }
 }

@@ -7,12 +7,14 @@
 //! whose thread has exited unloads cleanly. That is why no other thread calls it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use libloading::Library;
-use shared::abi::{ModuleDescriptor, control, module_kind};
+use trio::abi::{ModuleDescriptor, TickResult, control, module_kind};
 
 use crate::error::{ControlError, LoadError};
 use crate::modules::{check_descriptor, check_exports, open_library, symbol};
@@ -45,8 +47,6 @@ fn spin_for<T>(budget: Duration, mut try_once: impl FnMut() -> Option<T>) -> Opt
 pub struct ControlFns {
     pub(crate) create: control::CreateFn,
     pub(crate) destroy: control::DestroyFn,
-    pub(crate) param_count: control::ParamCountFn,
-    pub(crate) param_info: control::ParamInfoFn,
     pub(crate) format_value: control::FormatValueFn,
     pub(crate) parse_value: control::ParseValueFn,
     pub(crate) save_state: control::SaveStateFn,
@@ -54,24 +54,52 @@ pub struct ControlFns {
     pub(crate) preset_count: control::PresetCountFn,
     pub(crate) preset_name: control::PresetNameFn,
     pub(crate) load_preset: control::LoadPresetFn,
-    pub(crate) midi_cc_param: control::MidiCcParamFn,
     pub(crate) tick: control::TickFn,
     pub(crate) last_error: control::LastErrorFn,
     pub(crate) module_shutdown: control::ModuleShutdownFn,
 }
 
+/// A control instance the worker ticks on its own schedule.
+struct Ticking {
+    instance: usize,
+    /// When to tick it next.
+    due: Instant,
+    /// Where the worker reports what the last tick asked for ([`TickFeedback`]).
+    feedback: Arc<TickFeedback>,
+}
+
+/// What the last tick of an instance asked for, shared with the bridge's audio path.
+#[derive(Default)]
+pub struct TickFeedback {
+    /// Microseconds until the logic wants its next tick; 0 while it is idle.
+    pub next_tick_us: AtomicU64,
+}
+
+impl TickFeedback {
+    /// Whether the control logic asked to be ticked (it is not idle).
+    pub fn wants_ticks(&self) -> bool {
+        // Relaxed: a hint; the audio path ticks offline when in doubt.
+        self.next_tick_us.load(Ordering::Relaxed) != 0
+    }
+
+    pub(crate) fn record(&self, result: &TickResult) {
+        // Relaxed: see `wants_ticks`.
+        self.next_tick_us.store(result.next_tick_us, Ordering::Relaxed);
+    }
+}
+
 /// What a job running on the worker can reach.
 pub(crate) struct WorkerContext {
     pub(crate) fns: ControlFns,
-    /// Control instances whose `control_tick` the worker runs every [`TICK_INTERVAL`].
-    ticking: Vec<usize>,
+    /// Control instances the worker ticks, each on the schedule its last tick asked for.
+    ticking: Vec<Ticking>,
 }
 
 type Job = Box<dyn FnOnce(&mut WorkerContext) + Send>;
 
-/// How often the worker runs `control_tick` for each registered instance, between calls.
-/// Control-rate logic (the arpeggiator) schedules its events this far ahead and more.
-pub const TICK_INTERVAL: Duration = Duration::from_millis(2);
+/// How often an idle control module is ticked (it said it has nothing to do): slowly, so
+/// it still notices changes; an instance that does nothing costs a wake-up every 50 ms.
+pub const IDLE_TICK_INTERVAL: Duration = trio::control::IDLE_TICK;
 
 /// The worker thread and the queue of calls it serves.
 pub struct ControlWorker {
@@ -145,14 +173,15 @@ impl ControlWorker {
         self.call_in(function, move |ctx| f(&ctx.fns))
     }
 
-    /// Starts running `control_tick` for `instance` every [`TICK_INTERVAL`] on the worker.
+    /// Starts ticking `instance` on the worker: at once, then on the schedule each tick
+    /// asks for (idle instances every [`IDLE_TICK_INTERVAL`]).
     ///
     /// # Errors
     /// As [`Self::call`].
-    pub(crate) fn start_ticking(&self, instance: usize) -> Result<(), ControlError> {
-        self.call_in("control_tick", move |ctx| {
-            if !ctx.ticking.contains(&instance) {
-                ctx.ticking.push(instance);
+    pub(crate) fn start_ticking(&self, instance: usize, feedback: Arc<TickFeedback>) -> Result<(), ControlError> {
+        self.call_in("trio_control_tick", move |ctx| {
+            if !ctx.ticking.iter().any(|t| t.instance == instance) {
+                ctx.ticking.push(Ticking { instance, due: Instant::now(), feedback });
             }
         })
     }
@@ -162,7 +191,24 @@ impl ControlWorker {
     /// # Errors
     /// As [`Self::call`].
     pub(crate) fn stop_ticking(&self, instance: usize) -> Result<(), ControlError> {
-        self.call_in("control_tick", move |ctx| ctx.ticking.retain(|&i| i != instance))
+        self.call_in("trio_control_tick", move |ctx| ctx.ticking.retain(|t| t.instance != instance))
+    }
+
+    /// Ticks `instance` now with horizon `until` (0: the real-time lookahead) and waits for
+    /// it, recording the result in its feedback. For offline rendering, where the audio
+    /// thread may wait, and for tests.
+    ///
+    /// # Errors
+    /// As [`Self::call`]; a failing tick gives its status code.
+    pub(crate) fn tick_now(&self, instance: usize, until: u64) -> Result<Result<TickResult, i32>, ControlError> {
+        self.call_in("trio_control_tick", move |ctx| {
+            let result = tick_one(&ctx.fns, instance, until);
+            if let (Ok(r), Some(t)) = (&result, ctx.ticking.iter_mut().find(|t| t.instance == instance)) {
+                t.feedback.record(r);
+                t.due = next_due(r);
+            }
+            result
+        })
     }
 
     fn call_in<R: Send + 'static>(
@@ -223,7 +269,7 @@ fn serve(
 ) -> Option<Library> {
     const MODULE: &str = "control";
     let loaded = open_library(MODULE, &path).and_then(|library| {
-        let descriptor = check_descriptor(&library, MODULE, &path, module_kind::CONTROL)?;
+        let descriptor = check_descriptor(&library, MODULE, &path, module_kind::CONTROL, control::DESCRIPTOR)?;
         check_exports(&library, MODULE, &path, control::EXPORTS)?;
         let fns = resolve(&library, &path)?;
         Ok((library, descriptor, fns))
@@ -240,15 +286,15 @@ fn serve(
     };
     drop(ready);
     let mut ctx = WorkerContext { fns, ticking: Vec::new() };
-    let mut next_tick = Instant::now() + TICK_INTERVAL;
     // Spin for the next job only right after a job: calls come in bursts, ticks do not.
     let mut after_job = false;
     loop {
         let spun = if after_job { spin_for(SPIN, || jobs.try_recv().ok()) } else { None };
-        let next = match spun {
-            Some(job) => Ok(job),
-            None if ctx.ticking.is_empty() => jobs.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            None => jobs.recv_timeout(next_tick.saturating_duration_since(Instant::now())),
+        let next_due = ctx.ticking.iter().map(|t| t.due).min();
+        let next = match (spun, next_due) {
+            (Some(job), _) => Ok(job),
+            (None, None) => jobs.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            (None, Some(due)) => jobs.recv_timeout(due.saturating_duration_since(Instant::now())),
         };
         match next {
             Ok(job) => {
@@ -256,39 +302,54 @@ fn serve(
                 after_job = true;
             }
             Err(RecvTimeoutError::Timeout) => {
-                tick_all(&ctx);
-                let now = Instant::now();
-                next_tick += TICK_INTERVAL;
-                if next_tick < now {
-                    // Fell behind (a long call): skip the missed ticks instead of bursting.
-                    next_tick = now + TICK_INTERVAL;
-                }
+                tick_due(&mut ctx);
                 after_job = false;
             }
             Err(RecvTimeoutError::Disconnected) => break,
-        }
-        if ctx.ticking.is_empty() {
-            next_tick = Instant::now() + TICK_INTERVAL;
         }
     }
     let fns = ctx.fns;
     // SAFETY: the module's own shutdown entry, resolved with its checked signature;
     // called once, on this thread, after the last call and before the library is dropped.
     let code = unsafe { (fns.module_shutdown)() };
-    if code != shared::abi::status::OK {
-        log::warn!("control_module_shutdown returned {code}");
+    if code != trio::abi::status::OK {
+        log::warn!("trio_control_module_shutdown returned {code}");
     }
     Some(library)
 }
 
-/// Runs `control_tick` once for every registered instance.
-fn tick_all(ctx: &WorkerContext) {
-    for &instance in &ctx.ticking {
-        // SAFETY: a live control instance: registered by its owner after creation and
-        // removed (on this thread, by a job) before it is destroyed.
-        let code = unsafe { (ctx.fns.tick)(instance as *mut core::ffi::c_void) };
-        if code != shared::abi::status::OK {
-            log::debug!("control_tick returned {code}");
+/// When an instance is due next after a tick that returned `result`.
+fn next_due(result: &TickResult) -> Instant {
+    let wait = match result.next_tick_us {
+        0 => IDLE_TICK_INTERVAL,
+        us => Duration::from_micros(us).min(IDLE_TICK_INTERVAL),
+    };
+    Instant::now() + wait
+}
+
+/// Runs one tick of `instance`.
+fn tick_one(fns: &ControlFns, instance: usize, until: u64) -> Result<TickResult, i32> {
+    let mut result = TickResult::default();
+    // SAFETY: a live control instance: registered by its owner after creation and removed
+    // (on this thread, by a job) before it is destroyed; `result` is a local.
+    let code = unsafe { (fns.tick)(instance as *mut core::ffi::c_void, until, &mut result) };
+    if code == trio::abi::status::OK { Ok(result) } else { Err(code) }
+}
+
+/// Ticks every registered instance that is due, and schedules its next tick.
+fn tick_due(ctx: &mut WorkerContext) {
+    let now = Instant::now();
+    let fns = ctx.fns;
+    for t in ctx.ticking.iter_mut().filter(|t| t.due <= now) {
+        match tick_one(&fns, t.instance, 0) {
+            Ok(result) => {
+                t.feedback.record(&result);
+                t.due = next_due(&result);
+            }
+            Err(code) => {
+                log::debug!("trio_control_tick returned {code}");
+                t.due = now + IDLE_TICK_INTERVAL;
+            }
         }
     }
 }
@@ -303,20 +364,17 @@ fn resolve(library: &Library, path: &std::path::Path) -> Result<ControlFns, Load
         };
     }
     Ok(ControlFns {
-        create: sym!("control_create", control::CreateFn),
-        destroy: sym!("control_destroy", control::DestroyFn),
-        param_count: sym!("control_param_count", control::ParamCountFn),
-        param_info: sym!("control_param_info", control::ParamInfoFn),
-        format_value: sym!("control_format_value", control::FormatValueFn),
-        parse_value: sym!("control_parse_value", control::ParseValueFn),
-        save_state: sym!("control_save_state", control::SaveStateFn),
-        load_state: sym!("control_load_state", control::LoadStateFn),
-        preset_count: sym!("control_preset_count", control::PresetCountFn),
-        preset_name: sym!("control_preset_name", control::PresetNameFn),
-        load_preset: sym!("control_load_preset", control::LoadPresetFn),
-        midi_cc_param: sym!("control_midi_cc_param", control::MidiCcParamFn),
-        tick: sym!("control_tick", control::TickFn),
-        last_error: sym!("control_last_error", control::LastErrorFn),
-        module_shutdown: sym!("control_module_shutdown", control::ModuleShutdownFn),
+        create: sym!("trio_control_create", control::CreateFn),
+        destroy: sym!("trio_control_destroy", control::DestroyFn),
+        format_value: sym!("trio_control_format_value", control::FormatValueFn),
+        parse_value: sym!("trio_control_parse_value", control::ParseValueFn),
+        save_state: sym!("trio_control_save_state", control::SaveStateFn),
+        load_state: sym!("trio_control_load_state", control::LoadStateFn),
+        preset_count: sym!("trio_control_preset_count", control::PresetCountFn),
+        preset_name: sym!("trio_control_preset_name", control::PresetNameFn),
+        load_preset: sym!("trio_control_load_preset", control::LoadPresetFn),
+        tick: sym!("trio_control_tick", control::TickFn),
+        last_error: sym!("trio_control_last_error", control::LastErrorFn),
+        module_shutdown: sym!("trio_control_module_shutdown", control::ModuleShutdownFn),
     })
 }

@@ -3,19 +3,22 @@
 //!
 //! # How it runs
 //!
-//! The bridge calls `control_tick` about every 2 ms on its control worker. Each [`tick`]
-//! reads the arp parameters, the held keys the engine recorded (`SharedBlock::arp.held`),
-//! the host transport and the engine's sample clock, and pushes every arp event whose time
-//! is before `sample_clock + lookahead` and that was not pushed yet. Events carry absolute
+//! The framework ticks the control module every 2 ms while the arp is on (and before
+//! every block when the host renders offline). Each [`tick`] reads the arp parameters, the
+//! held keys the engine recorded ([`SynthArea::held`]), the host transport and the
+//! engine's sample clock, and queues every arp event whose time is before the tick's
+//! horizon ([`TickContext::horizon`]) and that was not queued yet. Events carry absolute
 //! sample times, so their timing is exact although this code runs on an ordinary thread;
-//! the lookahead (default: the host's largest block plus 20 ms, or
-//! `header.control_lookahead_samples` when nonzero) covers the time between ticks.
+//! in real time the horizon is the engine's clock plus a lookahead (the host's largest
+//! block plus 20 ms) that covers the time between ticks, offline it is the end of the
+//! block the engine is about to render, so offline renders play the same steps at the
+//! same samples.
 //!
 //! # Where the state lives
 //!
 //! Nothing of the arpeggiator's runtime state is kept in the control instance: the step
 //! index, the last step's exact position, the phrase being played, what has been pushed up
-//! to which sample and the note-offs still due all live in `SharedBlock::arp.cursor`. A
+//! to which sample and the note-offs still due all live in [`SynthArea::cursor`]. A
 //! control module loaded in place of this one (a hot reload) adopts the block and
 //! continues on the next step not yet scheduled, bit for bit, with its own [`sequence`].
 //!
@@ -41,13 +44,10 @@
 
 use core::sync::atomic::Ordering;
 
-use shared::abi::Event;
-use shared::block::{
-    ArpCursor, HeldKey, HeldKeys, MAX_ARP_PENDING_OFFS, SharedBlock, Statistics, Transport, arp_note_id,
-};
-use shared::params::id;
-
-use crate::params;
+use synth_common::{ArpCursor, HeldKey, HeldKeys, MAX_ARP_PENDING_OFFS, SynthArea, arp_note_id, id};
+use trio::block::Transport;
+use trio::control::{ControlParams, TickContext};
+use trio::engine::Event;
 
 /// The order in which the held keys are played.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,9 +77,6 @@ impl Pattern {
 /// Step length in quarter notes for each index of the `Arp Rate` list (1/4 .. 1/32).
 pub const RATE_BEATS: [f64; 4] = [1.0, 0.5, 0.25, 0.125];
 
-/// Lookahead beyond the largest block when `header.control_lookahead_samples` is 0.
-pub const DEFAULT_LOOKAHEAD_S: f64 = 0.020;
-
 /// One cycle of notes that `pattern` plays over `keys` (in press order) across `octaves`
 /// octaves. Step `n` of a phrase plays `sequence(..)[n % len]`.
 ///
@@ -89,7 +86,7 @@ pub const DEFAULT_LOOKAHEAD_S: f64 = 0.020;
 /// # Examples
 /// ```
 /// use control::arp::{Pattern, sequence};
-/// use shared::block::HeldKey;
+/// use synth_common::HeldKey;
 /// let keys = [HeldKey { note: 64, velocity: 1.0 }, HeldKey { note: 60, velocity: 0.5 }];
 /// let notes = |p| sequence(p, &keys, 2).iter().map(|k| k.note).collect::<Vec<_>>();
 /// assert_eq!(notes(Pattern::Down), [76, 72, 64, 60]);
@@ -159,27 +156,17 @@ pub struct Settings {
     pub tempo_bpm: f64,
 }
 
-/// The plain value of parameter `param` as the block holds it.
-fn plain(block: &SharedBlock, param: u32) -> f64 {
-    match (params::definition(param), block.param(param)) {
-        // Relaxed: parameter values are independent atomics.
-        (Some(def), Some(slot)) => def.mapping.to_plain(slot.value.load(Ordering::Relaxed)),
-        (Some(def), None) => def.default_plain,
-        _ => 0.0,
-    }
-}
-
 impl Settings {
-    /// Reads the arp parameters from the block.
-    pub fn read(block: &SharedBlock) -> Self {
-        let rate = plain(block, id::ARP_RATE).round().clamp(0.0, (RATE_BEATS.len() - 1) as f64) as usize;
+    /// Reads the arp parameters.
+    pub fn read(p: &ControlParams<'_>) -> Self {
+        let rate = p.index(id::ARP_RATE).min(RATE_BEATS.len() - 1);
         Self {
-            on: plain(block, id::ARP_ON) >= 0.5,
+            on: p.is_on(id::ARP_ON),
             rate_beats: RATE_BEATS[rate],
-            pattern: Pattern::from_index(plain(block, id::ARP_PATTERN).round().max(0.0) as u32),
-            octaves: plain(block, id::ARP_OCTAVES).round().clamp(1.0, 4.0) as u32,
-            gate: plain(block, id::ARP_GATE).clamp(0.01, 0.99),
-            tempo_bpm: plain(block, id::ARP_TEMPO).clamp(1.0, 999.0),
+            pattern: Pattern::from_index(p.index(id::ARP_PATTERN) as u32),
+            octaves: p.plain(id::ARP_OCTAVES).round().clamp(1.0, 4.0) as u32,
+            gate: p.plain(id::ARP_GATE).clamp(0.01, 0.99),
+            tempo_bpm: p.plain(id::ARP_TEMPO).clamp(1.0, 999.0),
         }
     }
 }
@@ -348,64 +335,47 @@ pub struct TickReport {
     pub ring_full: bool,
 }
 
-/// How far ahead of the engine's clock to schedule, in samples.
-pub fn lookahead(block: &SharedBlock) -> u64 {
-    let h = &block.header;
-    // Relaxed: a setting, read afresh each tick; nothing else is published through it.
-    let set = h.control_lookahead_samples.load(Ordering::Relaxed);
-    if set > 0 {
-        return u64::from(set);
-    }
-    // Relaxed: setup values written before processing starts.
-    let sample_rate = h.sample_rate.load(Ordering::Relaxed);
-    let max_block = u64::from(h.max_block_size.load(Ordering::Relaxed));
-    let extra =
-        if sample_rate.is_finite() && sample_rate > 0.0 { (DEFAULT_LOOKAHEAD_S * sample_rate).round() } else { 0.0 };
-    max_block + extra as u64
+/// Whether the arp has anything to do: it is on, or a phrase or note-offs are left.
+pub fn is_active(area: &SynthArea, settings: &Settings) -> bool {
+    let arp = &area.cursor;
+    // Acquire: pairs with the Release bump of `seq` at the end of the last tick.
+    let _ = arp.seq.load(Ordering::Acquire);
+    // Relaxed: ordered by the Acquire load above.
+    settings.on || arp.running.load(Ordering::Relaxed) != 0 || arp.pending_count.load(Ordering::Relaxed) != 0
 }
 
-/// One control-rate step of the arpeggiator: schedules every arp event before
-/// `sample_clock + lookahead` not scheduled yet. Cheap when the arp is off (a few atomic
-/// loads). Never blocks: when the ring is full it counts `stats.events_dropped` and leaves
-/// the rest for the next tick.
-pub fn tick(block: &SharedBlock) -> TickReport {
-    let arp = &block.arp.cursor;
-    // Acquire: pairs with the Release bump of `seq` at the end of the last tick (see
-    // `Cursor::store`), so the cursor read below is the one that tick left.
-    let _ = arp.seq.load(Ordering::Acquire);
-    let on = plain(block, id::ARP_ON) >= 0.5;
-    // Relaxed: ordered by the Acquire load above.
-    if !on && arp.running.load(Ordering::Relaxed) == 0 && arp.pending_count.load(Ordering::Relaxed) == 0 {
+/// One control-rate step of the arpeggiator: queues every arp event before the tick's
+/// horizon not queued yet. Cheap when the arp is off (a few atomic loads). Never blocks:
+/// when the engine's queue is full it leaves the rest for the next tick.
+pub fn tick(ctx: &mut TickContext<'_, SynthArea>) -> TickReport {
+    let settings = Settings::read(&ctx.params());
+    let area = ctx.area();
+    if !is_active(area, &settings) {
         return TickReport { idle: true, ..TickReport::default() };
     }
-    let Some(keys) = block.arp.held.read() else {
+    let Some(keys) = area.held.read() else {
         // The engine is publishing right now: try again next tick.
         return TickReport::default();
     };
-    let Some(transport) = block.transport.read() else {
+    let Some(transport) = ctx.transport() else {
         return TickReport::default();
     };
-    let settings = Settings::read(block);
-    let header = &block.header;
-    // Acquire: pairs with the engine's Release store after each block.
-    let clock = header.sample_clock.load(Ordering::Acquire);
-    // Relaxed: a setup value.
-    let sample_rate = header.sample_rate.load(Ordering::Relaxed);
+    let sample_rate = ctx.sample_rate();
     let timebase = Timebase::new(if sample_rate > 0.0 { sample_rate } else { 48_000.0 }, &settings, &transport);
-    let mut cursor = Cursor::load(arp);
+    let mut cursor = Cursor::load(&area.cursor);
     let horizon = if settings.on {
         follow_keys(&mut cursor, &keys);
-        clock.saturating_add(lookahead(block))
+        ctx.horizon()
     } else {
         // Switched off: the phrase ends; every note-off still due goes out now.
         cursor.running = false;
         u64::MAX
     };
-    let report = schedule(block, &mut cursor, &keys, &settings, &timebase, horizon);
+    let report = schedule(ctx, &mut cursor, &keys, &settings, &timebase, horizon);
     if !report.ring_full {
-        cursor.scheduled_until = cursor.scheduled_until.max(horizon.min(clock.saturating_add(lookahead(block))));
+        cursor.scheduled_until = cursor.scheduled_until.max(horizon.min(ctx.horizon()));
     }
-    cursor.store(arp);
+    cursor.store(&area.cursor);
     report
 }
 
@@ -421,9 +391,9 @@ fn follow_keys(cursor: &mut Cursor, keys: &HeldKeys) {
     }
 }
 
-/// Pushes note-offs and steps in time order until `horizon` (or the ring is full).
+/// Queues note-offs and steps in time order until `horizon` (or the queue is full).
 fn schedule(
-    block: &SharedBlock,
+    ctx: &mut TickContext<'_, SynthArea>,
     cursor: &mut Cursor,
     keys: &HeldKeys,
     settings: &Settings,
@@ -431,9 +401,6 @@ fn schedule(
     horizon: u64,
 ) -> TickReport {
     let mut report = TickReport::default();
-    // SAFETY: the control worker is the only producer of `to_engine` (DESIGN §4), and it
-    // runs one call at a time.
-    let mut ring = unsafe { block.to_engine.producer() };
     let mut notes: Option<Vec<HeldKey>> = None;
     loop {
         let off = cursor.earliest_off();
@@ -457,12 +424,13 @@ fn schedule(
                 break;
             }
             let p = cursor.pending[i];
-            let event = Event { note_id: p.note_id, ..Event::note_off(time.max(cursor.last_pushed), p.note) };
-            if ring.push(event).is_err() {
+            let time = time.max(cursor.last_pushed);
+            let event = Event::NoteOff { note: p.note, velocity: 0.0, channel: 0, note_id: p.note_id };
+            if ctx.schedule(time, event).is_err() {
                 report.ring_full = true;
                 break;
             }
-            cursor.last_pushed = event.time;
+            cursor.last_pushed = time;
             cursor.remove_off(i);
             report.pushed += 1;
             continue;
@@ -477,8 +445,8 @@ fn schedule(
         };
         let time = time.max(cursor.last_pushed);
         let note_id = arp_note_id(cursor.phrase, cursor.step);
-        let event = Event { note_id, ..Event::note_on(time, key.note, f64::from(key.velocity)) };
-        if ring.push(event).is_err() {
+        let event = Event::NoteOn { note: key.note, velocity: key.velocity, channel: 0, note_id };
+        if ctx.schedule(time, event).is_err() {
             report.ring_full = true;
             break;
         }
@@ -490,9 +458,6 @@ fn schedule(
         cursor.step += 1;
         cursor.last_step_pos = pos;
         report.pushed += 1;
-    }
-    if report.ring_full {
-        Statistics::bump(&block.stats.events_dropped);
     }
     report
 }

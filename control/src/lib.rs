@@ -1,27 +1,85 @@
-//! The control module of the example instrument.
+//! TrioSynth's control module: its parameters and their display, six factory presets, the
+//! MIDI CC map, its saved state (with the migration from version 0), and the
+//! arpeggiator ([`arp`]), control-rate logic that schedules timed notes for the engine.
 //!
-//! A `cdylib` the bridge loads and calls only from its control worker thread. It owns
-//! everything that may allocate: parameter definitions and their display, presets, the
-//! MIDI CC map, the state as JSON and the arpeggiator ([`arp`]), control-rate logic that
-//! schedules timed notes for the engine. It writes parameter mappings and values into the
-//! shared block; the engine picks them up at its next block. Because the audio thread
-//! never calls it, it can be rebuilt and reloaded while audio keeps playing.
-//!
-//! Every export (see `shared::abi::control`) catches panics and returns a status code;
-//! the message of the last failure on an instance is available through
-//! `control_last_error`.
-#![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
+//! Built on the Trio SDK ([`trio::control::Control`]); the framework runs every call on
+//! the bridge's control worker, so this crate may allocate, and can be rebuilt and
+//! reloaded while audio keeps playing.
+#![forbid(unsafe_code)]
 
 pub mod arp;
-pub mod midi;
 pub mod params;
-pub mod presets;
-pub mod state;
 
-mod exports;
-#[cfg(feature = "fault-injection")]
-pub mod fault;
-mod instance;
+use std::time::Duration;
 
-pub use exports::*;
+use serde_json::{Map, Value};
+use synth_common::{SynthArea, id};
+use trio::control::{Control, ControlContext, NextTick, Preset, TickContext};
+use trio::params::ParamDef;
+
+/// How often the arpeggiator ticks while it is on.
+pub const ARP_TICK: Duration = Duration::from_millis(2);
+
+/// TrioSynth's control module.
+pub struct SynthControl;
+
+trio::export_control!(SynthControl);
+
+/// The factory preset files, in bank order.
+pub const FACTORY_PRESETS: [&str; 6] = [
+    include_str!("../presets/init.json"),
+    include_str!("../presets/warm_pad.json"),
+    include_str!("../presets/acid_bass.json"),
+    include_str!("../presets/pluck_lead.json"),
+    include_str!("../presets/soft_keys.json"),
+    include_str!("../presets/arp_pulse.json"),
+];
+
+/// The factory MIDI CC map, following the General MIDI / sound-controller conventions:
+/// CC 1 (mod wheel) → filter envelope amount, CC 7 (volume) → gain, CC 71 (timbre) →
+/// resonance, CC 72 (release time) → release, CC 73 (attack time) → attack, CC 74
+/// (brightness) → cutoff.
+pub const DEFAULT_CC_MAP: [(u8, u32); 6] =
+    [(1, id::FILTER_ENV), (7, id::GAIN), (71, id::RESONANCE), (72, id::RELEASE), (73, id::ATTACK), (74, id::CUTOFF)];
+
+impl Control for SynthControl {
+    type Area = SynthArea;
+    const STATE_FORMAT: &'static str = "trio-synth-state";
+    const PRESET_FORMAT: &'static str = "trio-synth-preset";
+    const STATE_VERSION: u32 = 1;
+
+    fn params() -> Vec<ParamDef> {
+        params::definitions()
+    }
+
+    fn new(_ctx: &mut ControlContext<'_, SynthArea>) -> Self {
+        SynthControl
+    }
+
+    fn presets() -> Vec<Preset> {
+        FACTORY_PRESETS.iter().map(|text| Preset::Json(text)).collect()
+    }
+
+    fn default_midi_cc() -> Vec<(u8, u32)> {
+        DEFAULT_CC_MAP.to_vec()
+    }
+
+    /// Version history: 0, the parameter table was called `parameters`; 1, it is called
+    /// `params`.
+    fn migrate_state(from: u32, doc: &mut Map<String, Value>) -> Result<(), String> {
+        if from == 0 {
+            if doc.contains_key("params") {
+                return Err("a version 0 state names its table \"parameters\", but this one has \"params\"".to_owned());
+            }
+            if let Some(table) = doc.remove("parameters") {
+                doc.insert("params".to_owned(), table);
+            }
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self, ctx: &mut TickContext<'_, SynthArea>) -> NextTick {
+        let report = arp::tick(ctx);
+        if report.idle { NextTick::Idle } else { NextTick::After(ARP_TICK) }
+    }
+}

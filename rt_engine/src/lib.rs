@@ -1,142 +1,274 @@
-//! The real-time engine of the example instrument.
+//! TrioSynth's engine: a 128-voice subtractive synthesizer ([`dsp::Synth`]) driven by the
+//! SDK's events, and the arpeggiator's key recording.
 //!
-//! A `cdylib` loaded by the bridge. It renders audio from the parameters and events in the
-//! shared block and never allocates while processing: its global allocator is
-//! `assert_no_alloc`'s, active in release builds too, and [`rt_process`] runs inside
-//! `assert_no_alloc` with flush-to-zero set. An allocation there is counted in the block's
-//! `stats.alloc_violations` (warn mode: the host keeps running; tests and the bridge treat
-//! any nonzero count as a failure). The engine calls nothing outside itself and `shared`.
+//! # Arpeggiator keys
 //!
-//! Exports (see `shared::abi::engine`): `trio_module_descriptor`, `rt_create`,
-//! `rt_destroy`, `rt_activate`, `rt_reset`, `rt_process`. Each catches panics; a panic in
-//! `rt_process` marks the engine faulted (silence, `stats.engine_faulted`) until
-//! `rt_reset`.
-#![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
+//! While the `Arpeggiator` parameter is on, the host's note-ons and note-offs are not
+//! played: they are recorded, at their exact sample time, as held keys in the plugin area
+//! ([`SynthArea::held`]), which the control module turns into timed notes in the engine's
+//! queue. A host note-off for a key that was not recorded (a note started before the arp
+//! went on) still releases its voice. Arpeggiator note-ons from the control module (note
+//! ids made by [`synth_common::arp_note_id`]) play only while the arp is on, a key is held
+//! and their phrase is the current one, so notes the control module scheduled ahead never
+//! sound after the keys are released or the arp is switched off. Switching the arp off ends
+//! the phrase (the held keys are forgotten). Everything here is fixed-size: no allocation.
+#![forbid(unsafe_code)]
 
 pub mod dsp;
-mod engine;
 
-use core::ffi::c_void;
+use synth_common::{HeldKey, HeldKeys, MAX_HELD_KEYS, SynthArea, arp_note_phrase, id};
+use trio::engine::{Block, Engine, EngineContext, Event, Params, Tail, VoiceInfo};
 
-use assert_no_alloc::AllocDisabler;
-use shared::abi::{ModuleDescriptor, ProcessData, alloc_policy, module_kind, status};
-use shared::block::SharedBlock;
+use crate::dsp::{Synth, SynthParams, Waveform};
 
-use crate::engine::Engine;
+/// Margin added to the release time for the tail: the filter's ring-out and the bypass and
+/// steal fades, all shorter than this.
+const TAIL_MARGIN_S: f64 = 0.010;
 
-#[global_allocator]
-static ALLOCATOR: AllocDisabler = AllocDisabler;
-
-/// The engine's descriptor: ABI version, layout hash, and "allocation forbidden".
-#[unsafe(no_mangle)]
-pub static trio_module_descriptor: ModuleDescriptor =
-    ModuleDescriptor::new(module_kind::ENGINE, alloc_policy::FORBID, "rt_engine", env!("CARGO_PKG_VERSION"));
-
-/// Creates an engine bound to `block` and writes it to `out`.
-///
-/// # Safety
-/// `block` points to an initialised shared block that outlives the engine; `out` is
-/// valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rt_create(block: *const SharedBlock, out: *mut *mut c_void) -> i32 {
-    shared::abi::catch_status(|| {
-        if block.is_null() || out.is_null() {
-            return status::NULL_POINTER;
-        }
-        // SAFETY: non-null, and the caller guarantees it points to a live block that
-        // outlives the engine.
-        let block: &'static SharedBlock = unsafe { &*block };
-        if block.check_header().is_err() {
-            return status::ABI_MISMATCH;
-        }
-        let engine = Box::new(Engine::new(block));
-        // SAFETY: `out` is non-null and valid for a write (caller's guarantee).
-        unsafe { out.write(Box::into_raw(engine).cast()) };
-        status::OK
-    })
+/// The engine of one TrioSynth instance.
+pub struct SynthEngine {
+    synth: Synth,
+    /// Scratch for the right channel when a host gives a mono output.
+    scratch: Vec<f32>,
+    sample_rate: f64,
+    /// Whether the arpeggiator is on (host notes become held keys).
+    arp_on: bool,
+    /// The keys held for the arpeggiator; published to the area when `held_dirty`.
+    held: HeldKeys,
+    held_dirty: bool,
+    /// Absolute sample time of the event being applied.
+    now: u64,
 }
 
-/// Destroys an engine made by [`rt_create`]. Null is ignored.
-///
-/// # Safety
-/// `engine` came from `rt_create` and is not used afterwards, and no other call on it is
-/// running.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rt_destroy(engine: *mut c_void) {
-    let _ = shared::abi::catch_status(|| {
-        if !engine.is_null() {
-            // SAFETY: the pointer came from `Box::into_raw` in `rt_create` and is
-            // destroyed once (caller's guarantee).
-            drop(unsafe { Box::from_raw(engine.cast::<Engine>()) });
-        }
-        status::OK
-    });
-}
+trio::export_engine!(SynthEngine);
 
-/// Prepares for `sample_rate` and blocks of up to `max_block` samples. Allocates; never
-/// call it while `rt_process` may run.
-///
-/// # Safety
-/// `engine` came from `rt_create` and no other call on it is running.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rt_activate(engine: *mut c_void, sample_rate: f64, max_block: u32) -> i32 {
-    shared::abi::catch_status(|| {
-        // SAFETY: caller's guarantee: a live engine with no concurrent call.
-        let Some(engine) = (unsafe { engine.cast::<Engine>().as_mut() }) else {
-            return status::NULL_POINTER;
-        };
-        engine.activate(sample_rate, max_block)
-    })
-}
-
-/// Silences every voice and clears a fault.
-///
-/// # Safety
-/// `engine` came from `rt_create` and no other call on it is running.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rt_reset(engine: *mut c_void) -> i32 {
-    shared::abi::catch_status(|| {
-        // SAFETY: caller's guarantee: a live engine with no concurrent call.
-        let Some(engine) = (unsafe { engine.cast::<Engine>().as_mut() }) else {
-            return status::NULL_POINTER;
-        };
-        engine.reset();
-        status::OK
-    })
-}
-
-/// Renders one block. Never allocates, locks or blocks. This is the one place the
-/// engine's audio path is wrapped: flush-to-zero, the allocation check, panic capture.
-///
-/// # Safety
-/// `engine` came from `rt_create` and no other call on it is running; `data` points to a
-/// `ProcessData` whose channel pointers are valid for `num_samples` samples and whose
-/// event pointer is valid for `num_events` events.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rt_process(engine: *mut c_void, data: *mut ProcessData) -> i32 {
-    if engine.is_null() || data.is_null() {
-        return status::NULL_POINTER;
+/// The synth's parameters from the current plain values.
+fn synth_params(p: &Params) -> SynthParams {
+    let plain = |id: u32| p.plain(id) as f32;
+    SynthParams {
+        gain_db: plain(id::GAIN),
+        waveform: match p.index(id::WAVEFORM) {
+            1 => Waveform::Square,
+            2 => Waveform::Sine,
+            _ => Waveform::Saw,
+        },
+        attack_s: plain(id::ATTACK),
+        decay_s: plain(id::DECAY),
+        sustain: plain(id::SUSTAIN),
+        release_s: plain(id::RELEASE),
+        cutoff_hz: plain(id::CUTOFF),
+        resonance: plain(id::RESONANCE),
+        filter_env_octaves: plain(id::FILTER_ENV),
+        velocity_sens: plain(id::VELOCITY_SENS),
+        bypass: p.is_on(id::BYPASS),
     }
-    let _ftz = shared::realtime::DenormalGuard::new();
-    let engine_ptr = engine.cast::<Engine>();
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let violations_before = assert_no_alloc::violation_count();
-        // SAFETY: caller's guarantee: a live engine with no concurrent call, and a valid
-        // `ProcessData` (both non-null, checked above).
-        let (engine, data) = unsafe { (&mut *engine_ptr, &mut *data) };
-        let code = assert_no_alloc::assert_no_alloc(|| engine.process(data));
-        let violations = assert_no_alloc::violation_count().wrapping_sub(violations_before);
-        engine.record_violations(violations);
-        code
-    }));
-    match result {
-        Ok(code) => code,
-        Err(_) => {
-            // SAFETY: same pointers as above; the panicking borrow has ended.
-            let (engine, data) = unsafe { (&mut *engine_ptr, &mut *data) };
-            engine.fault(data);
-            status::PANIC
+}
+
+/// The tail: the release time at the current setting plus a margin (the envelope reaches
+/// exact zero in the release time; a release changed while a voice releases does not
+/// lengthen it, the time is latched when the release starts).
+fn tail(p: &Params, sample_rate: f64) -> Tail {
+    let release = p.plain(id::RELEASE);
+    let release = if release.is_finite() { release.max(0.0) } else { 0.0 };
+    Tail::Samples(((release + TAIL_MARGIN_S) * sample_rate).ceil().min(f64::from(u32::MAX - 1)) as u32)
+}
+
+impl Engine for SynthEngine {
+    type Area = SynthArea;
+
+    fn new(ctx: &mut EngineContext<'_, SynthArea>) -> Self {
+        let mut engine = Self {
+            synth: Synth::new(ctx.sample_rate() as f32, ctx.max_block()),
+            scratch: vec![0.0; ctx.max_block()],
+            sample_rate: ctx.sample_rate(),
+            arp_on: false,
+            // A new engine on a used block continues its held keys.
+            held: ctx.area().held.read().unwrap_or_default(),
+            held_dirty: false,
+            now: 0,
+        };
+        engine.apply_params(ctx.params());
+        let t = tail(ctx.params(), engine.sample_rate);
+        ctx.set_tail(t);
+        engine
+    }
+
+    fn activate(&mut self, ctx: &mut EngineContext<'_, SynthArea>) {
+        self.sample_rate = ctx.sample_rate();
+        self.synth.set_sample_rate(ctx.sample_rate() as f32, ctx.max_block());
+        self.scratch = vec![0.0; ctx.max_block()];
+        self.apply_params(ctx.params());
+        self.synth.reset();
+        ctx.set_tail(tail(ctx.params(), self.sample_rate));
+    }
+
+    fn reset(&mut self) {
+        self.synth.reset();
+    }
+
+    fn process(&mut self, block: &mut Block<'_, SynthArea>) {
+        let len = block.len();
+        let mut pos = 0;
+        while let Some(timed) = block.next_event() {
+            if timed.offset > pos {
+                self.render(block, pos, timed.offset);
+                pos = timed.offset;
+            }
+            self.now = block.clock() + timed.offset as u64;
+            match timed.event {
+                Event::Param { id: param, .. } => {
+                    self.apply_params(block.params());
+                    if param == id::RELEASE {
+                        block.set_tail(tail(block.params(), self.sample_rate));
+                    }
+                }
+                event if timed.from_control => self.apply_from_control(&event),
+                event => self.apply_from_host(&event),
+            }
+        }
+        if pos < len {
+            self.render(block, pos, len);
+        }
+        for i in 0..synth_common_voices() {
+            let v = self.synth.voice(i);
+            block.publish_voice(
+                i,
+                &VoiceInfo {
+                    active: v.active,
+                    releasing: v.releasing,
+                    note: v.note,
+                    channel: 0,
+                    note_id: v.note_id,
+                    velocity: v.velocity,
+                    level: v.level,
+                    age: v.age_samples,
+                },
+            );
+        }
+        block.set_active_voices(self.synth.active_voices());
+        if self.held_dirty {
+            self.held_dirty = false;
+            block.area().held.publish(&self.held);
+        }
+    }
+}
+
+/// Voices reported in the block (all of the synth's).
+const fn synth_common_voices() -> usize {
+    Synth::MAX_VOICES
+}
+
+impl SynthEngine {
+    fn render(&mut self, block: &mut Block<'_, SynthArea>, from: usize, to: usize) {
+        match block.main() {
+            [left, right, rest @ ..] => {
+                self.synth.render(&mut left[from..to], &mut right[from..to]);
+                // The instrument is stereo: any further channel stays silent.
+                for extra in rest {
+                    extra[from..to].fill(0.0);
+                }
+            }
+            [mono] => {
+                let to = to.min(self.scratch.len());
+                self.synth.render(&mut mono[from..to], &mut self.scratch[from..to]);
+            }
+            [] => {}
+        }
+    }
+
+    fn apply_params(&mut self, params: &Params) {
+        self.synth.set_params(&synth_params(params));
+        let arp_on = params.is_on(id::ARP_ON);
+        if self.arp_on && !arp_on {
+            // Switching the arp off ends the phrase; the keys are forgotten.
+            self.release_all_keys();
+        }
+        self.arp_on = arp_on;
+    }
+
+    /// Records a key going down for the arpeggiator. A key already held moves to the end
+    /// of the press order with its new velocity.
+    fn key_down(&mut self, note: u8, velocity: f32) {
+        self.remove_key(note);
+        let h = &mut self.held;
+        if h.count == 0 {
+            h.phrase = h.phrase.wrapping_add(1);
+            h.phrase_start = self.now;
+        }
+        if let Some(slot) = h.keys.get_mut(h.count as usize) {
+            *slot = HeldKey { note, velocity };
+            h.count += 1;
+        }
+        self.held_dirty = true;
+    }
+
+    /// Removes `note` from the held keys; `false` if it was not held.
+    fn remove_key(&mut self, note: u8) -> bool {
+        let h = &mut self.held;
+        let count = (h.count as usize).min(MAX_HELD_KEYS);
+        let Some(i) = h.keys[..count].iter().position(|k| k.note == note) else {
+            return false;
+        };
+        h.keys.copy_within(i + 1..count, i);
+        h.count = count as u32 - 1;
+        self.held_dirty = true;
+        true
+    }
+
+    /// Records a key coming up; `false` if it was not held (the caller plays the note-off).
+    fn key_up(&mut self, note: u8) -> bool {
+        if !self.remove_key(note) {
+            return false;
+        }
+        if self.held.count == 0 {
+            self.held.released_at = self.now;
+        }
+        true
+    }
+
+    /// Ends the current phrase: no key is held any more.
+    fn release_all_keys(&mut self) {
+        if self.held.count > 0 {
+            self.held.count = 0;
+            self.held.released_at = self.now;
+            self.held_dirty = true;
+        }
+    }
+
+    /// A note or other event from the host.
+    fn apply_from_host(&mut self, event: &Event) {
+        if self.arp_on {
+            match *event {
+                Event::NoteOn { note, velocity, .. } => {
+                    self.key_down(note, velocity.min(1.0));
+                    return;
+                }
+                Event::NoteOff { note, .. } if self.key_up(note) => return,
+                Event::AllNotesOff => self.release_all_keys(),
+                _ => {}
+            }
+        }
+        self.play(event);
+    }
+
+    /// An event the control module scheduled.
+    fn apply_from_control(&mut self, event: &Event) {
+        if let Event::NoteOn { note_id, .. } = *event
+            && let Some(phrase) = arp_note_phrase(note_id)
+            && !(self.arp_on && self.held.count > 0 && phrase == self.held.phrase as u8)
+        {
+            // An arp note scheduled ahead for a phrase that has ended (or with the arp off).
+            return;
+        }
+        self.play(event);
+    }
+
+    fn play(&mut self, event: &Event) {
+        match *event {
+            Event::NoteOn { note, velocity, note_id, .. } => self.synth.note_on(note, velocity, note_id),
+            Event::NoteOff { note, note_id, .. } => self.synth.note_off(note, note_id),
+            Event::AllNotesOff => self.synth.all_notes_off(),
+            _ => {}
         }
     }
 }

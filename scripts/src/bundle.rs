@@ -1,5 +1,5 @@
-//! `cargo xtask bundle`: build the three libraries, check them against `build.yaml`, and
-//! assemble `<Name>.vst3`.
+//! `cargo xtask bundle`: build the plugin's engine and control module, check them, build
+//! the plugin's bridge library with its identity compiled in, and assemble `<Name>.vst3`.
 //!
 //! ```text
 //! <out>/<Name>.vst3/Contents/x86_64-linux/<Name>.so      the bridge
@@ -10,11 +10,15 @@
 //! ```
 //!
 //! Checks, all made before anything is written, and all reported together:
-//! - each library exports exactly the symbols `build.yaml` declares (see
-//!   [`crate::elf`] for what counts as an export);
+//! - each library exports exactly the symbols `build.yaml` lists, or the SDK's when it
+//!   lists none (see [`crate::elf`] for what counts as an export);
 //! - the engine's and the control module's descriptors carry this tool's magic, ABI
-//!   version and layout hash, their own kind (engine 1, control 2), and the allocation
-//!   policy `build.yaml` declares. The bridge has no descriptor.
+//!   version and layout hash, their own kind (engine 1, control 2), the allocation policy
+//!   `build.yaml` declares, and the same plugin area. The bridge has no descriptor.
+//!
+//! The bridge library is built last, from a crate generated for the plugin
+//! ([`crate::shim`]) with the plugin's identity, buses and (for development bundles of a
+//! `hot_reload` control module) the control library to watch compiled in.
 //!
 //! The new bundle is assembled under a hidden name beside the old one and swapped in
 //! with [`crate::fsutil::replace_dir`], so a failed build or check, or a crash, leaves the
@@ -23,7 +27,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use shared::abi::{ABI_VERSION, DESCRIPTOR_MAGIC, DESCRIPTOR_SYMBOL, ModuleDescriptor, alloc_policy, module_kind};
+use trio::abi::{ABI_VERSION, DESCRIPTOR_MAGIC, ModuleDescriptor, alloc_policy, module_kind};
 
 use crate::cargo::{self, CrateInfo};
 use crate::elf::Library;
@@ -34,10 +38,8 @@ use crate::resources::{BuildInfo, ModuleInfo};
 /// What `cargo xtask bundle` was asked to do.
 #[derive(Clone, Debug)]
 pub struct BundleOptions {
-    /// The `build.yaml` to read.
+    /// The `build.yaml` to read (crate paths in it are relative to its folder).
     pub manifest: PathBuf,
-    /// The workspace that module crate paths are relative to.
-    pub workspace: PathBuf,
     /// Build with `--release`.
     pub release: bool,
     /// The folder to put `<Name>.vst3` in; `None` means `bundle/` in the bridge's target
@@ -93,13 +95,13 @@ pub const RESOURCES_DIR: &str = "Contents/Resources";
 /// The folder in the target folder that bundles go to by default.
 pub const BUNDLE_DIR: &str = "bundle";
 
-/// The default folder for bundles: `bundle/` in the target folder of the bridge's
+/// The default folder for bundles: `bundle/` in the target folder of the engine's
 /// workspace (`target/bundle`, or under `CARGO_TARGET_DIR` when that is set).
 ///
 /// # Errors
-/// `cargo metadata` fails for the bridge's crate.
+/// `cargo metadata` fails for the engine's crate.
 pub fn default_out_dir(manifest: &Manifest) -> Result<PathBuf> {
-    Ok(cargo::crate_info(&manifest.bridge.crate_dir)?.target_directory.join(BUNDLE_DIR))
+    Ok(cargo::crate_info(&manifest.rt_engine.crate_dir)?.target_directory.join(BUNDLE_DIR))
 }
 
 /// Where `cargo xtask bundle` puts the bundle of a plugin named `name`.
@@ -110,21 +112,36 @@ pub fn bundle_path(out_dir: &Path, name: &str) -> PathBuf {
 /// Builds, checks and assembles the bundle; see the [module docs](self).
 ///
 /// # Errors
-/// The manifest is invalid, the build fails, a library does not match `build.yaml`, or
-/// the bundle cannot be written. In every case the previous bundle is left untouched.
+/// The manifest is invalid, a build fails, a library does not match `build.yaml`, or the
+/// bundle cannot be written. In every case the previous bundle is left untouched.
 pub fn bundle(options: &BundleOptions) -> Result<BundleReport> {
-    let manifest = Manifest::load(&options.manifest, &options.workspace)?;
+    let manifest = Manifest::load(&options.manifest)?;
     let crates = crate_infos(&manifest)?;
     let built = cargo::build_libraries(&crates.iter().collect::<Vec<_>>(), options.release)
         .context("no bundle was written; the previous one, if any, is unchanged")?;
 
     let mut libraries = Vec::new();
     let mut problems = Vec::new();
-    for (module, info) in manifest.modules().into_iter().zip(&crates) {
+    let mut areas = Vec::new();
+    for (module, info) in [&manifest.rt_engine, &manifest.control].into_iter().zip(&crates) {
         let path = built.get(&info.manifest_path).context("cargo did not report a built library")?;
         let library = Library::read(path)?;
         problems.extend(check_library(&manifest, module, &library)?);
+        if let Some(symbol) = module.role.descriptor_symbol()
+            && library.exports()?.contains(symbol)
+        {
+            areas.push((module.role, library.descriptor(symbol)?.area));
+        }
         libraries.push(library);
+    }
+    if let [(_, engine), (_, control)] = areas.as_slice()
+        && engine != control
+    {
+        problems.push(format!(
+            "the engine was built with a plugin area of hash {:#018x} ({} bytes) and the control module with \
+             {:#018x} ({} bytes): both must name the same area type (from the crate they share) as their `type Area`",
+            engine.hash, engine.size, control.hash, control.size
+        ));
     }
     if !problems.is_empty() {
         bail!(
@@ -137,17 +154,38 @@ pub fn bundle(options: &BundleOptions) -> Result<BundleReport> {
         );
     }
 
+    let target = crates[0].target_directory.clone();
+    let watch = if !options.release && manifest.control.hot_reload {
+        let control = &libraries[1].path;
+        Some(control.canonicalize().with_context(|| format!("cannot resolve {}", control.display()))?)
+    } else {
+        None
+    };
+    let (shim, _lock) = crate::shim::write(&manifest, &target, &crates[0].workspace_root, watch.as_deref())?;
+    let bridge_path = cargo::build_shim(&shim, &target, options.release)
+        .context("no bundle was written; the previous one, if any, is unchanged")?;
+    let bridge = Library::read(&bridge_path)?;
+    let bridge_problems = check_library(&manifest, &manifest.bridge, &bridge)?;
+    if !bridge_problems.is_empty() {
+        bail!(
+            "the bridge library does not match {}; no bundle was written:\n  - {}",
+            manifest.file.display(),
+            bridge_problems.join("\n  - ")
+        );
+    }
+    libraries.insert(0, bridge);
+
     let out_dir = match &options.out_dir {
         Some(dir) => dir.clone(),
-        None => crates[0].target_directory.join(BUNDLE_DIR),
+        None => target.join(BUNDLE_DIR),
     };
-    assemble(&manifest, &libraries, &out_dir, options.release)
+    assemble(&manifest, &libraries, &out_dir, options.release, watch.as_deref())
 }
 
-/// Asks cargo about each module's crate and checks it builds a shared library.
+/// Asks cargo about the engine's and the control module's crates and checks each builds a
+/// shared library.
 fn crate_infos(manifest: &Manifest) -> Result<Vec<CrateInfo>> {
-    manifest
-        .modules()
+    [&manifest.rt_engine, &manifest.control]
         .into_iter()
         .map(|module| {
             let info = cargo::crate_info(&module.crate_dir).with_context(|| {
@@ -179,30 +217,81 @@ pub fn check_library(manifest: &Manifest, module: &ModuleSpec, library: &Library
     let lib = library.path.display();
     let mut problems = Vec::new();
     let exports = library.exports()?;
+    // The other module's descriptor instead of this one's: the crates are swapped. One
+    // message says so; the exports would all be wrong, which says nothing more.
+    let other = match module.role {
+        Role::RtEngine => Some((Role::Control, module_kind::ENGINE)),
+        Role::Control => Some((Role::RtEngine, module_kind::CONTROL)),
+        Role::Bridge => None,
+    };
+    if let Some((other_role, kind)) = other
+        && let Some(other_symbol) = other_role.descriptor_symbol()
+        && exports.contains(other_symbol)
+        && !module.role.descriptor_symbol().is_some_and(|own| exports.contains(own))
+    {
+        let found = library.descriptor(other_symbol)?;
+        problems.push(format!(
+            "{}: {lib}'s descriptor says module kind {} ({}), but modules.{key} needs kind {kind} ({}): point \
+             modules.{key}.crate at the {} crate",
+            manifest.at(module.crate_pos),
+            found.kind,
+            kind_name(found.kind),
+            kind_name(kind),
+            kind_name(kind)
+        ));
+        return Ok(problems);
+    }
+    let how = if module.role == Role::Bridge {
+        "the bridge exports them through `trio_bridge::export_vst3!`".to_owned()
+    } else if module.exports_listed {
+        format!(
+            "define it in crate `{}` (the SDK's export macro does), or remove it from modules.{key}.exports",
+            module.crate_path
+        )
+    } else {
+        let macro_name = if module.role == Role::RtEngine { "trio::export_engine!" } else { "trio::export_control!" };
+        format!(
+            "call `{macro_name}(YourType)` once in crate `{}`, built against the same Trio SDK as this tool",
+            module.crate_path
+        )
+    };
     for (name, pos) in module.exports.iter().zip(&module.export_pos) {
         if !exports.contains(name) {
             problems.push(format!(
-                "{}: `{name}` is declared in modules.{key}.exports but not exported by {lib}: define it in crate \
-                 `{}` as `#[unsafe(no_mangle)] pub extern \"C\" fn {name}` (or a `#[unsafe(no_mangle)]` static), \
-                 or remove it from the list",
-                manifest.at(*pos),
-                module.crate_path
+                "{}: `{name}` is expected in modules.{key} but not exported by {lib}: {how}",
+                manifest.at(*pos)
             ));
         }
     }
     for name in &exports {
         if !module.exports.contains(name) {
+            let fix = if module.exports_listed {
+                format!("add it to modules.{key}.exports, or stop exporting it from crate `{}`", module.crate_path)
+            } else {
+                format!(
+                    "stop exporting it from crate `{}` (only the SDK's exports belong in a module; a test-only \
+                     feature may have been left on)",
+                    module.crate_path
+                )
+            };
             problems.push(format!(
-                "{}: {lib} exports `{name}`, which modules.{key}.exports does not declare: add it to the list, or \
-                 stop exporting it from crate `{}`",
-                manifest.at(module.exports_pos),
-                module.crate_path
+                "{}: {lib} exports `{name}`, which modules.{key} does not expect: {fix}",
+                manifest.at(module.exports_pos)
             ));
         }
     }
     // A missing descriptor was reported above as a missing export.
-    if let (Some(kind), true) = (module.role.descriptor_kind(), exports.contains(DESCRIPTOR_SYMBOL)) {
-        problems.extend(check_descriptor(manifest, module, kind, &library.descriptor()?, &lib.to_string()));
+    if let (Some(kind), Some(symbol)) = (module.role.descriptor_kind(), module.role.descriptor_symbol())
+        && exports.contains(symbol)
+    {
+        problems.extend(check_descriptor(
+            manifest,
+            module,
+            kind,
+            symbol,
+            &library.descriptor(symbol)?,
+            &lib.to_string(),
+        ));
     }
     Ok(problems)
 }
@@ -227,6 +316,7 @@ fn check_descriptor(
     manifest: &Manifest,
     module: &ModuleSpec,
     kind: u32,
+    symbol: &str,
     d: &ModuleDescriptor,
     lib: &str,
 ) -> Vec<String> {
@@ -234,8 +324,8 @@ fn check_descriptor(
     let mut problems = Vec::new();
     if d.magic != DESCRIPTOR_MAGIC {
         problems.push(format!(
-            "{lib}: `{DESCRIPTOR_SYMBOL}` does not start with the magic {:?} (found {:?}): it is not a module \
-             descriptor; define it with `shared::abi::ModuleDescriptor::new`",
+            "{lib}: `{symbol}` does not start with the magic {:?} (found {:?}): it is not a module \
+             descriptor; export the module with the SDK's macro",
             String::from_utf8_lossy(&DESCRIPTOR_MAGIC),
             String::from_utf8_lossy(&d.magic)
         ));
@@ -244,16 +334,16 @@ fn check_descriptor(
     if d.abi_version != ABI_VERSION {
         problems.push(format!(
             "{lib}: the module was built for ABI version {}, but this build tool for version {ABI_VERSION}: both \
-             must be built from the same `shared` crate; run `cargo xtask bundle` again so cargo rebuilds both",
+             must be built from the same Trio SDK; run `cargo xtask bundle` again so cargo rebuilds both",
             d.abi_version
         ));
     }
-    if d.layout_hash != shared::layout::LAYOUT_HASH {
+    if d.layout_hash != trio::layout::LAYOUT_HASH {
         problems.push(format!(
             "{lib}: the module's layout hash is {:#018x}, but this build tool's is {:#018x}: they were built from \
-             different versions of `shared`; run `cargo xtask bundle` again so cargo rebuilds both",
+             different versions of the Trio SDK; run `cargo xtask bundle` again so cargo rebuilds both",
             d.layout_hash,
-            shared::layout::LAYOUT_HASH
+            trio::layout::LAYOUT_HASH
         ));
     }
     if d.kind != kind {
@@ -270,7 +360,7 @@ fn check_descriptor(
     if d.alloc_policy != module.allocation.policy() {
         problems.push(format!(
             "{}: modules.{key}.allocation is `{}`, but {lib}'s descriptor declares alloc_policy {} ({}): make them \
-             agree (change build.yaml, or the policy given to ModuleDescriptor::new in crate `{}`)",
+             agree (change build.yaml, or check that crate `{}` uses the right export macro)",
             manifest.at(module.allocation_pos),
             module.allocation,
             d.alloc_policy,
@@ -281,15 +371,22 @@ fn check_descriptor(
     problems
 }
 
-/// Writes the bundle under a hidden name in `out_dir`, then swaps it in.
-fn assemble(manifest: &Manifest, libraries: &[Library], out_dir: &Path, release: bool) -> Result<BundleReport> {
+/// Writes the bundle under a hidden name in `out_dir`, then swaps it in. `libraries` are
+/// the bridge, the engine and the control module.
+fn assemble(
+    manifest: &Manifest,
+    libraries: &[Library],
+    out_dir: &Path,
+    release: bool,
+    watch: Option<&Path>,
+) -> Result<BundleReport> {
     std::fs::create_dir_all(out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
     let name = &manifest.plugin.name;
     let final_path = bundle_path(out_dir, name);
     fsutil::sweep_stale(&final_path);
     let tmp = fsutil::scratch_path(&final_path, "tmp");
     let _ = std::fs::remove_dir_all(&tmp);
-    let result = write_bundle(manifest, libraries, &tmp, release).and_then(|modules| {
+    let result = write_bundle(manifest, libraries, &tmp, release, watch).and_then(|modules| {
         fsutil::replace_dir(&tmp, &final_path)?;
         Ok(BundleReport { path: final_path.clone(), modules })
     });
@@ -299,7 +396,13 @@ fn assemble(manifest: &Manifest, libraries: &[Library], out_dir: &Path, release:
     result
 }
 
-fn write_bundle(manifest: &Manifest, libraries: &[Library], root: &Path, release: bool) -> Result<Vec<BundledModule>> {
+fn write_bundle(
+    manifest: &Manifest,
+    libraries: &[Library],
+    root: &Path,
+    release: bool,
+    watch: Option<&Path>,
+) -> Result<Vec<BundledModule>> {
     let binaries = root.join(BINARY_DIR);
     let resources = root.join(RESOURCES_DIR);
     for dir in [&binaries, &resources] {
@@ -323,12 +426,7 @@ fn write_bundle(manifest: &Manifest, libraries: &[Library], root: &Path, release
     }
     write_json(&resources.join("moduleinfo.json"), &ModuleInfo::new(manifest))?;
     let mut build_info = BuildInfo::new(manifest, release);
-    if !release && build_info.modules.control.hot_reload {
-        let control = modules.iter().find(|m| m.role == Role::Control).map(|m| &m.source);
-        let control = control.context("the control module was not built")?;
-        let watched = control.canonicalize().with_context(|| format!("cannot resolve {}", control.display()))?;
-        build_info.modules.control.watch = Some(watched.to_string_lossy().into_owned());
-    }
+    build_info.modules.control.watch = watch.map(|w| w.to_string_lossy().into_owned());
     write_json(&resources.join("build.json"), &build_info)?;
     Ok(modules)
 }

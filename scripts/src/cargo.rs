@@ -166,6 +166,25 @@ pub fn build_libraries(crates: &[&CrateInfo], release: bool) -> Result<BTreeMap<
     Ok(built)
 }
 
+/// Builds a plugin's generated bridge crate ([`crate::shim`]) into `target_dir` and returns
+/// its shared library.
+///
+/// # Errors
+/// Cargo cannot run, the build fails, or it produced no shared library.
+pub fn build_shim(shim: &crate::shim::Shim, target_dir: &Path, release: bool) -> Result<PathBuf> {
+    let mut args: Vec<String> = vec!["build".into(), "--lib".into()];
+    if release {
+        args.push("--release".into());
+    }
+    let shown = format!("cargo {} (the bridge of this plugin, in {})", args.join(" "), shim.dir.display());
+    args.extend(["--message-format=json".into(), "--manifest-path".into()]);
+    args.push(shim.manifest_path.to_string_lossy().into_owned());
+    args.push("--target-dir".into());
+    args.push(target_dir.to_string_lossy().into_owned());
+    let artifacts = run_build(&args, &shim.dir, &shown)?;
+    artifacts.into_iter().map(|(_, file)| file).next().with_context(|| format!("`{shown}` built no shared library"))
+}
+
 /// Runs one `cargo build` with JSON messages; returns (package manifest, `.so` file) pairs.
 fn run_build(args: &[String], root: &Path, shown: &str) -> Result<Vec<(PathBuf, PathBuf)>> {
     let mut child = command()

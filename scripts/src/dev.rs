@@ -67,7 +67,7 @@ extern "C" fn on_interrupt(_signal: libc::c_int) {
 /// A bundle that does not build, a `build.yaml` whose control module has no `hot_reload`,
 /// a bundle the host cannot load, a parameter setting it does not understand.
 pub fn run(options: &DevOptions) -> Result<()> {
-    let manifest = Manifest::load(&options.manifest, &options.workspace)?;
+    let manifest = Manifest::load(&options.manifest)?;
     if !manifest.control.hot_reload {
         bail!(
             "{}: modules.control.hot_reload is false; set it to true for the dev loop to reload the control module",
@@ -79,12 +79,7 @@ pub fn run(options: &DevOptions) -> Result<()> {
     let control_crate = crate::cargo::crate_info(&control_dir)?.package;
 
     println!("[dev] building the development bundle");
-    let report = bundle(&BundleOptions {
-        manifest: options.manifest.clone(),
-        workspace: workspace.clone(),
-        release: false,
-        out_dir: None,
-    })?;
+    let report = bundle(&BundleOptions { manifest: options.manifest.clone(), release: false, out_dir: None })?;
     let build_json = report.path.join("Contents/Resources/build.json");
     let watched = std::fs::read_to_string(&build_json)
         .ok()

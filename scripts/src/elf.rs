@@ -26,16 +26,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use object::{Architecture, BinaryFormat, Object, ObjectKind, ObjectSection, ObjectSymbol, SymbolKind, SymbolScope};
-use shared::abi::{DESCRIPTOR_SYMBOL, ModuleDescriptor};
+use trio::abi::{AreaLayout, ModuleDescriptor};
 
 /// Whether `name` is one of the toolchain's own symbols that any shared object may
 /// export, rather than one of the crate's (group 3 in the [module docs](self)).
 ///
 /// # Examples
 /// ```
-/// assert!(scripts::elf::is_toolchain_symbol("_fini"));
-/// assert!(scripts::elf::is_toolchain_symbol("__rust_alloc"));
-/// assert!(!scripts::elf::is_toolchain_symbol("rt_process"));
+/// assert!(trio_xtask::elf::is_toolchain_symbol("_fini"));
+/// assert!(trio_xtask::elf::is_toolchain_symbol("__rust_alloc"));
+/// assert!(!trio_xtask::elf::is_toolchain_symbol("trio_engine_process"));
 /// ```
 pub fn is_toolchain_symbol(name: &str) -> bool {
     const EXACT: &[&str] = &["_init", "_fini", "__bss_start", "_edata", "_end", "rust_eh_personality"];
@@ -107,12 +107,15 @@ impl Library {
         Ok(names)
     }
 
-    /// The module descriptor the library exports under [`DESCRIPTOR_SYMBOL`], decoded
-    /// from the file's bytes (the library is not loaded).
+    /// The module descriptor the library exports under `symbol_name` (the engine's or the
+    /// control module's descriptor symbol), decoded from the file's bytes (the library is
+    /// not loaded).
     ///
     /// # Errors
     /// The symbol is missing, has the wrong size, or has no bytes in the file.
-    pub fn descriptor(&self) -> Result<ModuleDescriptor> {
+    pub fn descriptor(&self, symbol_name: &str) -> Result<ModuleDescriptor> {
+        #[allow(non_snake_case)]
+        let DESCRIPTOR_SYMBOL = symbol_name;
         let file = self.parse()?;
         let path = self.path.display();
         let symbol = file
@@ -123,7 +126,7 @@ impl Library {
         if symbol.size() != size as u64 {
             bail!(
                 "{path}: `{DESCRIPTOR_SYMBOL}` is {} bytes, but a ModuleDescriptor is {size}: the module was built \
-                 with another version of `shared`; rebuild it",
+                 with another version of the Trio SDK; rebuild it",
                 symbol.size()
             );
         }
@@ -152,13 +155,19 @@ fn decode_descriptor(bytes: &[u8], little_endian: bool) -> ModuleDescriptor {
         if little_endian { u64::from_le_bytes(b) } else { u64::from_be_bytes(b) }
     };
     let array = |at: usize, out: &mut [u8]| out.copy_from_slice(&bytes[at..at + out.len()]);
-    let mut d = ModuleDescriptor::new(0, 0, "", "");
+    let mut d = ModuleDescriptor::new(0, 0, AreaLayout::default(), "", "");
     array(offset_of!(ModuleDescriptor, magic), &mut d.magic);
     d.abi_version = u32_at(offset_of!(ModuleDescriptor, abi_version));
     d.kind = u32_at(offset_of!(ModuleDescriptor, kind));
     d.layout_hash = u64_at(offset_of!(ModuleDescriptor, layout_hash));
     d.alloc_policy = u32_at(offset_of!(ModuleDescriptor, alloc_policy));
     d.reserved = u32_at(offset_of!(ModuleDescriptor, reserved));
+    let area = offset_of!(ModuleDescriptor, area);
+    d.area = AreaLayout {
+        hash: u64_at(area + offset_of!(AreaLayout, hash)),
+        size: u64_at(area + offset_of!(AreaLayout, size)),
+        align: u64_at(area + offset_of!(AreaLayout, align)),
+    };
     array(offset_of!(ModuleDescriptor, name), &mut d.name);
     array(offset_of!(ModuleDescriptor, version), &mut d.version);
     d
@@ -170,9 +179,11 @@ mod tests {
 
     #[test]
     fn decodes_a_descriptor_from_its_bytes() {
-        let d = ModuleDescriptor::new(2, 1, "control", "1.2.3");
+        let area = AreaLayout { hash: 0x1234_5678_9abc_def0, size: 4096, align: 64 };
+        let d = ModuleDescriptor::new(2, 1, area, "control", "1.2.3");
         // SAFETY: `ModuleDescriptor` is `#[repr(C)]` plain data without padding (8 + 4 + 4
-        // + 8 + 4 + 4 + 32 + 32 = 96 bytes, all initialised), so viewing it as bytes is sound.
+        // + 8 + 4 + 4 + 24 + 32 + 32 = 120 bytes, all initialised), so viewing it as bytes is
+        // sound.
         let bytes = unsafe {
             core::slice::from_raw_parts((&d as *const ModuleDescriptor).cast::<u8>(), size_of::<ModuleDescriptor>())
         };
@@ -180,5 +191,6 @@ mod tests {
         assert_eq!(back.magic, d.magic);
         assert_eq!((back.abi_version, back.kind, back.layout_hash), (d.abi_version, 2, d.layout_hash));
         assert_eq!((back.alloc_policy, back.name_str(), back.version_str()), (1, "control", "1.2.3"));
+        assert_eq!(back.area, area);
     }
 }

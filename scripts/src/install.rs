@@ -20,8 +20,6 @@ use crate::resources::BuildInfo;
 pub struct InstallOptions {
     /// The `build.yaml` naming the plugin.
     pub manifest: PathBuf,
-    /// The workspace module crate paths are relative to.
-    pub workspace: PathBuf,
     /// The folder holding the bundle (`cargo xtask bundle --out`); `None`: as for
     /// `cargo xtask bundle`, [`default_out_dir`].
     pub out_dir: Option<PathBuf>,
@@ -46,7 +44,7 @@ pub fn default_dest() -> Result<PathBuf> {
 /// The manifest is invalid, the bundle is missing (or is a debug build and `release` was
 /// asked for), or copying fails (the installed copy, if any, is then unchanged).
 pub fn install(options: &InstallOptions) -> Result<PathBuf> {
-    let manifest = Manifest::load(&options.manifest, &options.workspace)?;
+    let manifest = Manifest::load(&options.manifest)?;
     let out_dir = match &options.out_dir {
         Some(dir) => dir.clone(),
         None => default_out_dir(&manifest)?,

@@ -6,13 +6,13 @@
 //!   assembles `target/bundle/<Name>.vst3`.
 //! - `install`: copies the bundle to `~/.vst3/`.
 //! - `new`: creates a new plugin project from this one.
-//! - `dev`: the hot-reload development loop (see `scripts::dev`).
+//! - `dev`: the hot-reload development loop (see `trio_xtask::dev`).
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
-use scripts::{bundle, install, manifest, scaffold, workspace_root};
+use trio_xtask::{bundle, install, manifest, scaffold, workspace_root};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -105,7 +105,7 @@ fn parse_options(command: &str, args: &[String], allowed: &[&str]) -> Result<Opt
 }
 
 fn dev_command(args: &[String]) -> Result<()> {
-    let mut options = scripts::dev::DevOptions {
+    let mut options = trio_xtask::dev::DevOptions {
         manifest: workspace_root().join(manifest::FILE_NAME),
         workspace: workspace_root(),
         seconds: None,
@@ -153,7 +153,7 @@ fn dev_command(args: &[String]) -> Result<()> {
             other => bail!("`dev` has no option `{other}`\n\n{USAGE}"),
         }
     }
-    scripts::dev::run(&options)
+    trio_xtask::dev::run(&options)
 }
 
 fn manifest_path(options: &Options) -> PathBuf {
@@ -167,7 +167,6 @@ fn bundle_command(args: &[String]) -> Result<()> {
     }
     let report = bundle::bundle(&bundle::BundleOptions {
         manifest: manifest_path(&options),
-        workspace: workspace_root(),
         release: options.release,
         out_dir: options.out,
     })?;
@@ -182,7 +181,6 @@ fn install_command(args: &[String]) -> Result<()> {
     }
     let installed = install::install(&install::InstallOptions {
         manifest: manifest_path(&options),
-        workspace: workspace_root(),
         out_dir: options.out,
         dest: options.dest,
         release: options.release,
@@ -247,7 +245,7 @@ fn test(extra: &[String]) -> Result<()> {
         // Release, so the allocation-check test proves the check is active in release builds.
         "--release",
         "--features",
-        "rt_engine/alloc-probe,control/fault-injection",
+        "trio/alloc-probe,trio/fault-injection",
         "--target-dir",
         probes,
     ])?;

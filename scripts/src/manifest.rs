@@ -1,4 +1,4 @@
-//! `build.yaml`: the plugin and its three modules, parsed and checked.
+//! `build.yaml`: the plugin and its modules, parsed and checked.
 //!
 //! # Schema
 //!
@@ -10,21 +10,25 @@
 //!   email: support@example.com
 //!   version: 0.1.0
 //!   class_id: 6A3F1C2E9B7D4E6F8A0B1C2D3E4F5061   # exactly 32 hex digits
-//!   category: Instrument
-//!   sub_categories: [Instrument, Synth]
+//!   kind: instrument           # instrument | effect
+//!   sub_categories: [Instrument, Synth]          # optional (instrument: Instrument, Synth; effect: Fx)
+//! audio:                       # optional
+//!   layouts: [stereo, mono]    # main bus layouts accepted, default first
+//!                              #   (instrument: [stereo]; effect: [stereo, mono])
+//!   sidechain: true            # effects only: a mono or stereo sidechain input (default false)
+//!   midi_input: true           # a MIDI input bus (instrument: true; effect: false)
 //! modules:
-//!   bridge:    { crate: bridge,    allocation: forbid, exports: [ModuleEntry, ModuleExit, GetPluginFactory] }
-//!   rt_engine: { crate: rt_engine, allocation: forbid, exports: [trio_module_descriptor, rt_process, ...] }
-//!   control:   { crate: control,   allocation: allow,  hot_reload: true, exports: [trio_module_descriptor, ...] }
-//! shared_memory:
-//!   size: 65536                # bytes, at least size_of::<shared::block::SharedBlock>()
+//!   rt_engine: { crate: rt_engine }
+//!   control:   { crate: control, hot_reload: true }
 //! ```
 //!
-//! `crate` is the crate's folder relative to the workspace root (the folder of the
-//! workspace's `Cargo.toml`), whatever folder `build.yaml` itself is in; an absolute path
-//! also works. `hot_reload` exists for `control` only and defaults to `false`. Unknown
-//! fields are errors. Every error names the file, the line and the column, and all the
-//! problems of a file are reported at once.
+//! `crate` is a crate's folder relative to the folder `build.yaml` is in (an absolute path
+//! also works). The SDK's export macros decide what each module exports, so `exports` and
+//! `allocation` are optional; when given they are checked against the built library.
+//! `modules.bridge` is optional too: the framework's bridge serves every plugin (give
+//! `crate:` only to build a modified bridge). `hot_reload` exists for `control` only and
+//! defaults to `false`. Unknown fields are errors. Every error names the file, the line
+//! and the column, and all the problems of a file are reported at once.
 //!
 //! # Why serde-saphyr
 //!
@@ -58,9 +62,9 @@ pub const MAX_NAME_LEN: usize = 63;
 #[serde(rename_all = "lowercase")]
 pub enum Allocation {
     /// The module must not allocate on the audio path (descriptor policy
-    /// [`shared::abi::alloc_policy::FORBID`]).
+    /// [`trio::abi::alloc_policy::FORBID`]).
     Forbid,
-    /// The module may allocate (policy [`shared::abi::alloc_policy::ALLOW`]).
+    /// The module may allocate (policy [`trio::abi::alloc_policy::ALLOW`]).
     Allow,
 }
 
@@ -76,8 +80,8 @@ impl Allocation {
     /// The descriptor's `alloc_policy` value for this allocation.
     pub fn policy(self) -> u32 {
         match self {
-            Allocation::Forbid => shared::abi::alloc_policy::FORBID,
-            Allocation::Allow => shared::abi::alloc_policy::ALLOW,
+            Allocation::Forbid => trio::abi::alloc_policy::FORBID,
+            Allocation::Allow => trio::abi::alloc_policy::ALLOW,
         }
     }
 }
@@ -112,13 +116,22 @@ impl Role {
         }
     }
 
-    /// The descriptor kind the module must declare ([`shared::abi::module_kind`]); the
+    /// The descriptor kind the module must declare ([`trio::abi::module_kind`]); the
     /// bridge has no descriptor.
     pub fn descriptor_kind(self) -> Option<u32> {
         match self {
             Role::Bridge => None,
-            Role::RtEngine => Some(shared::abi::module_kind::ENGINE),
-            Role::Control => Some(shared::abi::module_kind::CONTROL),
+            Role::RtEngine => Some(trio::abi::module_kind::ENGINE),
+            Role::Control => Some(trio::abi::module_kind::CONTROL),
+        }
+    }
+
+    /// The name of the module's descriptor symbol; the bridge has none.
+    pub fn descriptor_symbol(self) -> Option<&'static str> {
+        match self {
+            Role::Bridge => None,
+            Role::RtEngine => Some(trio::abi::engine::DESCRIPTOR),
+            Role::Control => Some(trio::abi::control::DESCRIPTOR),
         }
     }
 
@@ -173,7 +186,7 @@ impl ClassId {
     ///
     /// # Examples
     /// ```
-    /// use scripts::manifest::ClassId;
+    /// use trio_xtask::manifest::ClassId;
     /// let id = ClassId::parse("6a3f1c2e9b7d4e6f8a0b1c2d3e4f5061").unwrap();
     /// assert_eq!(id.to_string(), "6A3F1C2E9B7D4E6F8A0B1C2D3E4F5061");
     /// assert!(ClassId::parse("6A3F1C2E").is_err());
@@ -214,7 +227,37 @@ impl fmt::Display for ClassId {
     }
 }
 
-/// The `plugin:` section.
+/// What kind of plugin `build.yaml` declares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// MIDI in, audio out.
+    Instrument,
+    /// Audio in and out.
+    Effect,
+}
+
+impl Kind {
+    /// The word used in `build.yaml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Instrument => "instrument",
+            Kind::Effect => "effect",
+        }
+    }
+}
+
+/// A main-bus layout in `build.yaml`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayoutName {
+    /// One channel.
+    Mono,
+    /// Two channels.
+    Stereo,
+}
+
+/// The `plugin:` section, with defaults filled in.
 #[derive(Clone, Debug)]
 pub struct PluginInfo {
     /// Display name, also the bundle's and the bridge library's file name.
@@ -227,34 +270,48 @@ pub struct PluginInfo {
     pub email: String,
     /// Plugin version.
     pub version: String,
-    /// The processor's class id.
+    /// The plugin's class id.
     pub class_id: ClassId,
-    /// Category (`Instrument`, `Fx`).
-    pub category: String,
+    /// Instrument or effect.
+    pub kind: Kind,
     /// VST3 sub-categories.
     pub sub_categories: Vec<String>,
 }
 
-/// One `modules:` entry.
+/// The `audio:` section, with defaults filled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AudioInfo {
+    /// Main-bus layouts accepted, the default first.
+    pub layouts: Vec<LayoutName>,
+    /// Whether an effect has a sidechain input.
+    pub sidechain: bool,
+    /// Whether the plugin has a MIDI input bus.
+    pub midi_input: bool,
+}
+
+/// One `modules:` entry, with defaults filled in.
 #[derive(Clone, Debug)]
 pub struct ModuleSpec {
     /// Which library this is.
     pub role: Role,
-    /// `crate` as written in `build.yaml`.
+    /// `crate` as written in `build.yaml` (for the bridge when not written: the
+    /// framework's bridge folder).
     pub crate_path: String,
-    /// The crate's folder (the workspace root joined with `crate_path`).
+    /// The crate's folder.
     pub crate_dir: PathBuf,
     /// Whether the module may allocate.
     pub allocation: Allocation,
-    /// The exported symbols, in `build.yaml`'s order.
+    /// The exported symbols: as listed in `build.yaml`, or the SDK's list.
     pub exports: Vec<String>,
+    /// Whether `build.yaml` lists the exports (otherwise they are the SDK's).
+    pub exports_listed: bool,
     /// Whether development builds reload the module when it changes (`control` only).
     pub hot_reload: bool,
-    /// Where `crate` is written.
+    /// Where `crate` is written (the `modules:` key when it is not).
     pub crate_pos: Pos,
-    /// Where `allocation` is written.
+    /// Where `allocation` is written (the module's key when it is not).
     pub allocation_pos: Pos,
-    /// Where the `exports` list starts.
+    /// Where the `exports` list starts (the module's key when it is not written).
     pub exports_pos: Pos,
     /// Where each export is written, parallel to `exports`.
     pub export_pos: Vec<Pos>,
@@ -265,45 +322,57 @@ pub struct ModuleSpec {
 pub struct Manifest {
     /// The file it was read from.
     pub file: PathBuf,
-    /// The workspace root that module crate paths are relative to.
-    pub workspace: PathBuf,
+    /// The folder module crate paths are relative to (the file's folder).
+    pub base: PathBuf,
     /// The `plugin:` section.
     pub plugin: PluginInfo,
-    /// `modules.bridge`.
+    /// The `audio:` section.
+    pub audio: AudioInfo,
+    /// `modules.bridge` (the framework's bridge when not written).
     pub bridge: ModuleSpec,
     /// `modules.rt_engine`.
     pub rt_engine: ModuleSpec,
     /// `modules.control`.
     pub control: ModuleSpec,
-    /// `shared_memory.size`, bytes.
-    pub shared_memory_size: u64,
 }
+
+/// The bridge every plugin uses unless `build.yaml` names another: the framework's own,
+/// beside this tool's crate.
+pub fn framework_bridge_dir() -> PathBuf {
+    crate::framework_root().join("bridge")
+}
+
+/// The exports of the bridge library.
+pub const BRIDGE_EXPORTS: [&str; 3] = ["GetPluginFactory", "ModuleEntry", "ModuleExit"];
 
 impl Manifest {
     /// Reads and checks the manifest at `file`; module crate paths are resolved against
-    /// `workspace`.
+    /// the file's folder.
     ///
     /// # Errors
     /// The file cannot be read, or a [`ManifestError`] listing every problem found.
-    pub fn load(file: &Path, workspace: &Path) -> Result<Self> {
+    pub fn load(file: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(file).with_context(|| {
             format!("cannot read the build manifest {}: check the path given with --manifest", file.display())
         })?;
-        Ok(Self::parse(&text, file, workspace)?)
+        let base = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let base = base.canonicalize().unwrap_or_else(|_| base.to_owned());
+        Ok(Self::parse(&text, file, &base)?)
     }
 
-    /// Parses and checks manifest `text` that was read from `file`.
+    /// Parses and checks manifest `text` that was read from `file`, resolving crate paths
+    /// against `base`.
     ///
     /// # Errors
     /// A [`ManifestError`] listing every problem found, each with its line and column.
-    pub fn parse(text: &str, file: &Path, workspace: &Path) -> std::result::Result<Self, ManifestError> {
+    pub fn parse(text: &str, file: &Path, base: &Path) -> std::result::Result<Self, ManifestError> {
         let raw: RawManifest = serde_saphyr::from_str(text).map_err(|e| {
             let pos = e.location().map(Pos::of).unwrap_or(Pos { line: 1, column: 1 });
             let message = UserMessageFormatter.format_message(e.without_snippet()).into_owned();
             ManifestError::new(file, text, vec![Problem { pos, message: explain_parse_error(message) }])
         })?;
         let mut problems = Vec::new();
-        let manifest = raw.check(file, workspace, &mut problems);
+        let manifest = raw.check(file, base, &mut problems);
         if problems.is_empty() {
             Ok(manifest)
         } else {
@@ -391,8 +460,9 @@ impl std::error::Error for ManifestError {}
 #[serde(deny_unknown_fields)]
 struct RawManifest {
     plugin: RawPlugin,
-    modules: RawModules,
-    shared_memory: RawSharedMemory,
+    #[serde(default)]
+    audio: Option<RawAudio>,
+    modules: Spanned<RawModules>,
 }
 
 #[derive(Deserialize)]
@@ -404,16 +474,29 @@ struct RawPlugin {
     email: String,
     version: Spanned<String>,
     class_id: Spanned<String>,
-    category: Spanned<String>,
-    sub_categories: Vec<Spanned<String>>,
+    kind: Spanned<Kind>,
+    #[serde(default)]
+    sub_categories: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudio {
+    #[serde(default)]
+    layouts: Option<Spanned<Vec<LayoutName>>>,
+    #[serde(default)]
+    sidechain: Option<Spanned<bool>>,
+    #[serde(default)]
+    midi_input: Option<bool>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawModules {
-    bridge: RawModule,
-    rt_engine: RawModule,
-    control: RawControlModule,
+    #[serde(default)]
+    bridge: Option<RawModule>,
+    rt_engine: Spanned<RawModule>,
+    control: Spanned<RawControlModule>,
 }
 
 #[derive(Deserialize)]
@@ -421,27 +504,25 @@ struct RawModules {
 struct RawModule {
     #[serde(rename = "crate")]
     krate: Spanned<String>,
-    allocation: Spanned<Allocation>,
-    exports: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    allocation: Option<Spanned<Allocation>>,
+    #[serde(default)]
+    exports: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `control` is the only module with `hot_reload`; a separate type (rather than an
-/// optional field on all three) makes `hot_reload` under `bridge` an unknown field.
+/// optional field on all three) makes `hot_reload` under `rt_engine` an unknown field.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawControlModule {
     #[serde(rename = "crate")]
     krate: Spanned<String>,
-    allocation: Spanned<Allocation>,
+    #[serde(default)]
+    allocation: Option<Spanned<Allocation>>,
     #[serde(default)]
     hot_reload: bool,
-    exports: Spanned<Vec<Spanned<String>>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSharedMemory {
-    size: Spanned<u64>,
+    #[serde(default)]
+    exports: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 fn at(spanned_location: Location) -> Pos {
@@ -449,19 +530,29 @@ fn at(spanned_location: Location) -> Pos {
 }
 
 impl RawManifest {
-    fn check(self, file: &Path, workspace: &Path, problems: &mut Vec<Problem>) -> Manifest {
+    fn check(self, file: &Path, base: &Path, problems: &mut Vec<Problem>) -> Manifest {
+        let modules_pos = at(self.modules.referenced);
+        let kind = self.plugin.kind.value;
+        let kind_pos = at(self.plugin.kind.referenced);
         let plugin = self.plugin.check(problems);
-        let bridge = check_module(Role::Bridge, self.modules.bridge, false, workspace, problems);
-        let rt_engine = check_module(Role::RtEngine, self.modules.rt_engine, false, workspace, problems);
-        let control = self.modules.control;
+        let audio = check_audio(self.audio, kind, kind_pos, problems);
+        let modules = self.modules.value;
+        let bridge = match modules.bridge {
+            Some(raw) => check_module(Role::Bridge, raw, false, base, modules_pos, problems),
+            None => default_bridge(modules_pos),
+        };
+        let rt_engine_pos = at(modules.rt_engine.referenced);
+        let rt_engine = check_module(Role::RtEngine, modules.rt_engine.value, false, base, rt_engine_pos, problems);
+        let control_pos = at(modules.control.referenced);
+        let control = modules.control.value;
         let hot_reload = control.hot_reload;
         let control = RawModule { krate: control.krate, allocation: control.allocation, exports: control.exports };
-        let control = check_module(Role::Control, control, hot_reload, workspace, problems);
+        let control = check_module(Role::Control, control, hot_reload, base, control_pos, problems);
 
         // Each library comes from its own crate.
-        let modules = [&bridge, &rt_engine, &control];
-        for (i, later) in modules.iter().enumerate() {
-            let same = modules[..i].iter().find(|earlier| {
+        let all = [&bridge, &rt_engine, &control];
+        for (i, later) in all.iter().enumerate() {
+            let same = all[..i].iter().find(|earlier| {
                 let (a, b) = (earlier.crate_dir.canonicalize(), later.crate_dir.canonicalize());
                 a.is_ok() && a.ok() == b.ok()
             });
@@ -486,28 +577,72 @@ impl RawManifest {
             });
         }
 
-        let size = self.shared_memory.size.value;
-        let block = core::mem::size_of::<shared::block::SharedBlock>() as u64;
-        if size < block {
+        Manifest { file: file.to_owned(), base: base.to_owned(), plugin, audio, bridge, rt_engine, control }
+    }
+}
+
+fn default_bridge(pos: Pos) -> ModuleSpec {
+    let dir = framework_bridge_dir();
+    ModuleSpec {
+        role: Role::Bridge,
+        crate_path: dir.to_string_lossy().into_owned(),
+        crate_dir: dir,
+        allocation: Allocation::Forbid,
+        exports: BRIDGE_EXPORTS.iter().map(|s| (*s).to_owned()).collect(),
+        exports_listed: false,
+        hot_reload: false,
+        crate_pos: pos,
+        allocation_pos: pos,
+        exports_pos: pos,
+        export_pos: vec![pos; BRIDGE_EXPORTS.len()],
+    }
+}
+
+fn check_audio(raw: Option<RawAudio>, kind: Kind, kind_pos: Pos, problems: &mut Vec<Problem>) -> AudioInfo {
+    let raw = raw.unwrap_or(RawAudio { layouts: None, sidechain: None, midi_input: None });
+    let layouts = match raw.layouts {
+        Some(layouts) => {
+            let mut unique: Vec<LayoutName> = Vec::new();
+            for l in &layouts.value {
+                if !unique.contains(l) {
+                    unique.push(*l);
+                }
+            }
+            if unique.is_empty() {
+                problems.push(Problem {
+                    pos: at(layouts.referenced),
+                    message: "audio.layouts is empty: list the main bus layouts the plugin accepts, e.g. \
+                              [stereo, mono]"
+                        .to_owned(),
+                });
+            }
+            if kind == Kind::Instrument && unique != [LayoutName::Stereo] {
+                problems.push(Problem {
+                    pos: at(layouts.referenced),
+                    message: "audio.layouts of an instrument must be [stereo]: instruments have a stereo output"
+                        .to_owned(),
+                });
+            }
+            unique
+        }
+        None if kind == Kind::Instrument => vec![LayoutName::Stereo],
+        None => vec![LayoutName::Stereo, LayoutName::Mono],
+    };
+    let sidechain = match raw.sidechain {
+        Some(s) if s.value && kind == Kind::Instrument => {
             problems.push(Problem {
-                pos: at(self.shared_memory.size.referenced),
+                pos: at(s.referenced),
                 message: format!(
-                    "shared_memory.size is {size} bytes, smaller than the shared block \
-                     (shared::block::SharedBlock is {block} bytes): set it to at least {block}"
+                    "audio.sidechain is for effects; this plugin's kind (line {}) is instrument",
+                    kind_pos.line
                 ),
             });
+            false
         }
-
-        Manifest {
-            file: file.to_owned(),
-            workspace: workspace.to_owned(),
-            plugin,
-            bridge,
-            rt_engine,
-            control,
-            shared_memory_size: size,
-        }
-    }
+        Some(s) => s.value,
+        None => false,
+    };
+    AudioInfo { layouts, sidechain, midi_input: raw.midi_input.unwrap_or(kind == Kind::Instrument) }
 }
 
 impl RawPlugin {
@@ -533,7 +668,7 @@ impl RawPlugin {
                 ClassId([0; 16])
             }
         };
-        for (field, value) in [("vendor", &self.vendor), ("version", &self.version), ("category", &self.category)] {
+        for (field, value) in [("vendor", &self.vendor), ("version", &self.version)] {
             if value.value.trim().is_empty() {
                 problems.push(Problem {
                     pos: at(value.referenced),
@@ -541,20 +676,30 @@ impl RawPlugin {
                 });
             }
         }
-        let mut sub_categories = Vec::new();
-        for sub in self.sub_categories {
-            if sub.value.trim().is_empty() || sub.value.contains('|') {
-                problems.push(Problem {
-                    pos: at(sub.referenced),
-                    message: format!(
-                        "plugin.sub_categories entry {:?} is not a VST3 sub-category: it must be non-empty and \
-                         without `|` (e.g. Instrument, Synth, Fx, Delay)",
-                        sub.value
-                    ),
-                });
+        let kind = self.kind.value;
+        let sub_categories = match self.sub_categories {
+            None => match kind {
+                Kind::Instrument => vec!["Instrument".to_owned(), "Synth".to_owned()],
+                Kind::Effect => vec!["Fx".to_owned()],
+            },
+            Some(subs) => {
+                let mut out = Vec::new();
+                for sub in subs {
+                    if sub.value.trim().is_empty() || sub.value.contains('|') {
+                        problems.push(Problem {
+                            pos: at(sub.referenced),
+                            message: format!(
+                                "plugin.sub_categories entry {:?} is not a VST3 sub-category: it must be non-empty \
+                                 and without `|` (e.g. Instrument, Synth, Fx, Delay)",
+                                sub.value
+                            ),
+                        });
+                    }
+                    out.push(sub.value);
+                }
+                out
             }
-            sub_categories.push(sub.value);
-        }
+        };
         PluginInfo {
             name,
             vendor: self.vendor.value,
@@ -562,7 +707,7 @@ impl RawPlugin {
             email: self.email,
             version: self.version.value,
             class_id,
-            category: self.category.value,
+            kind,
             sub_categories,
         }
     }
@@ -575,8 +720,8 @@ impl RawPlugin {
 ///
 /// # Examples
 /// ```
-/// assert!(scripts::manifest::check_plugin_name("My Synth_2").is_ok());
-/// assert!(scripts::manifest::check_plugin_name("a/b").is_err());
+/// assert!(trio_xtask::manifest::check_plugin_name("My Synth_2").is_ok());
+/// assert!(trio_xtask::manifest::check_plugin_name("a/b").is_err());
 /// ```
 pub fn check_plugin_name(name: &str) -> std::result::Result<(), String> {
     if name.is_empty() {
@@ -604,26 +749,27 @@ fn check_module(
     role: Role,
     raw: RawModule,
     hot_reload: bool,
-    workspace: &Path,
+    base: &Path,
+    module_pos: Pos,
     problems: &mut Vec<Problem>,
 ) -> ModuleSpec {
     let key = role.key();
     let crate_path = raw.krate.value;
     let crate_pos = at(raw.krate.referenced);
-    let crate_dir = workspace.join(&crate_path);
+    let crate_dir = base.join(&crate_path);
     if crate_path.trim().is_empty() {
         problems.push(Problem {
             pos: crate_pos,
-            message: format!("modules.{key}.crate is empty: give the crate's folder relative to the workspace"),
+            message: format!("modules.{key}.crate is empty: give the crate's folder relative to build.yaml"),
         });
     } else if !crate_dir.is_dir() {
         problems.push(Problem {
             pos: crate_pos,
             message: format!(
                 "modules.{key}.crate: the folder {crate_path:?} does not exist (looked for {}): give the crate's \
-                 folder relative to the workspace root {}",
+                 folder relative to the folder of build.yaml, {}",
                 crate_dir.display(),
-                workspace.display()
+                base.display()
             ),
         });
     } else if !crate_dir.join("Cargo.toml").is_file() {
@@ -636,62 +782,83 @@ fn check_module(
         });
     }
 
-    let exports_pos = at(raw.exports.referenced);
-    let mut exports = Vec::new();
-    let mut export_pos = Vec::new();
-    let mut first_seen: HashMap<String, Pos> = HashMap::new();
-    if raw.exports.value.is_empty() {
-        problems.push(Problem {
-            pos: exports_pos,
-            message: format!("modules.{key}.exports is empty: list every symbol the library exports"),
-        });
-    }
-    for export in raw.exports.value {
-        let pos = at(export.referenced);
-        let name = export.value;
-        if !is_c_identifier(&name) {
-            problems.push(Problem {
-                pos,
-                message: format!(
-                    "modules.{key}.exports: {name:?} is not a symbol name (letters, digits and `_`, not starting \
-                     with a digit)"
-                ),
-            });
+    let default_exports: Vec<String> = match role {
+        Role::Bridge => BRIDGE_EXPORTS.iter().map(|s| (*s).to_owned()).collect(),
+        Role::RtEngine => trio::abi::engine::EXPORTS.iter().map(|s| (*s).to_owned()).collect(),
+        Role::Control => trio::abi::control::EXPORTS.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    let (exports, export_pos, exports_pos, exports_listed) = match raw.exports {
+        None => (default_exports.clone(), vec![module_pos; default_exports.len()], module_pos, false),
+        Some(listed) => {
+            let exports_pos = at(listed.referenced);
+            let mut exports = Vec::new();
+            let mut export_pos = Vec::new();
+            let mut first_seen: HashMap<String, Pos> = HashMap::new();
+            if listed.value.is_empty() {
+                problems.push(Problem {
+                    pos: exports_pos,
+                    message: format!(
+                        "modules.{key}.exports is empty: list every symbol the library exports, or leave the \
+                         list out to use the SDK's"
+                    ),
+                });
+            }
+            for export in listed.value {
+                let pos = at(export.referenced);
+                let name = export.value;
+                if !is_c_identifier(&name) {
+                    problems.push(Problem {
+                        pos,
+                        message: format!(
+                            "modules.{key}.exports: {name:?} is not a symbol name (letters, digits and `_`, not \
+                             starting with a digit)"
+                        ),
+                    });
+                }
+                if let Some(first) = first_seen.get(&name) {
+                    problems.push(Problem {
+                        pos,
+                        message: format!(
+                            "modules.{key}.exports lists `{name}` twice (first at line {}): remove one of them",
+                            first.line
+                        ),
+                    });
+                    continue;
+                }
+                first_seen.insert(name.clone(), pos);
+                exports.push(name);
+                export_pos.push(pos);
+            }
+            if let Some(descriptor) = role.descriptor_symbol()
+                && !first_seen.contains_key(descriptor)
+            {
+                problems.push(Problem {
+                    pos: exports_pos,
+                    message: format!(
+                        "modules.{key}.exports must list `{descriptor}`: the build tool and the bridge read the \
+                         module's ABI version, layout hash and allocation policy from it"
+                    ),
+                });
+            }
+            (exports, export_pos, exports_pos, true)
         }
-        if let Some(first) = first_seen.get(&name) {
-            problems.push(Problem {
-                pos,
-                message: format!(
-                    "modules.{key}.exports lists `{name}` twice (first at line {}): remove one of them",
-                    first.line
-                ),
-            });
-            continue;
-        }
-        first_seen.insert(name.clone(), pos);
-        exports.push(name);
-        export_pos.push(pos);
-    }
-    if role.descriptor_kind().is_some() && !first_seen.contains_key(shared::abi::DESCRIPTOR_SYMBOL) {
-        problems.push(Problem {
-            pos: exports_pos,
-            message: format!(
-                "modules.{key}.exports must list `{}`: the build tool and the bridge read the module's ABI \
-                 version, layout hash and allocation policy from it",
-                shared::abi::DESCRIPTOR_SYMBOL
-            ),
-        });
-    }
+    };
+    let default_allocation = if role == Role::Control { Allocation::Allow } else { Allocation::Forbid };
+    let (allocation, allocation_pos) = match raw.allocation {
+        Some(a) => (a.value, at(a.referenced)),
+        None => (default_allocation, module_pos),
+    };
 
     ModuleSpec {
         role,
         crate_path,
         crate_dir,
-        allocation: raw.allocation.value,
+        allocation,
         exports,
+        exports_listed,
         hot_reload,
         crate_pos,
-        allocation_pos: at(raw.allocation.referenced),
+        allocation_pos,
         exports_pos,
         export_pos,
     }
@@ -712,18 +879,22 @@ mod tests {
     }
 
     fn parse_example(edit: impl FnOnce(String) -> String) -> Result<Manifest, ManifestError> {
-        let root = crate::workspace_root();
+        let root = crate::framework_root();
         let text = std::fs::read_to_string(root.join(FILE_NAME)).unwrap();
         Manifest::parse(&edit(text), Path::new(FILE_NAME), &root)
     }
 
     #[test]
-    fn the_example_parses() {
+    fn the_example_parses_with_defaults() {
         let manifest = parse_example(|t| t).unwrap();
         assert_eq!(manifest.plugin.name, "TrioSynth");
+        assert_eq!(manifest.plugin.kind, Kind::Instrument);
+        assert_eq!(manifest.audio, AudioInfo { layouts: vec![LayoutName::Stereo], sidechain: false, midi_input: true });
         assert_eq!(manifest.rt_engine.allocation, Allocation::Forbid);
+        assert_eq!(manifest.control.allocation, Allocation::Allow);
         assert!(manifest.control.hot_reload && !manifest.bridge.hot_reload);
-        assert_eq!(manifest.control.exports[0], shared::abi::DESCRIPTOR_SYMBOL);
+        assert_eq!(manifest.control.exports[0], trio::abi::control::DESCRIPTOR);
+        assert_eq!(manifest.bridge.crate_dir, framework_bridge_dir());
         assert_eq!(manifest.control.exports.len(), manifest.control.export_pos.len());
     }
 
@@ -740,11 +911,22 @@ mod tests {
     #[test]
     fn every_problem_is_reported_at_once_in_file_order() {
         let error =
-            parse_example(|t| t.replace("size: 65536", "size: 1").replace("name: TrioSynth", "name: a.b")).unwrap_err();
+            parse_example(|t| t.replace("name: TrioSynth", "name: a.b").replace("crate: control", "crate: nowhere"))
+                .unwrap_err();
         let lines: Vec<u64> = error.problems.iter().map(|p| p.pos.line).collect();
         assert_eq!(lines.len(), 2, "{error}");
         assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{error}");
         assert!(error.to_string().starts_with("2 problems in build.yaml:\n"), "{error}");
+    }
+
+    #[test]
+    fn an_instrument_cannot_have_a_sidechain_or_a_mono_output() {
+        let error =
+            parse_example(|t| t.replace("\nmodules:", "\naudio:\n  sidechain: true\n  layouts: [mono]\nmodules:"))
+                .unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("audio.sidechain is for effects"), "{text}");
+        assert!(text.contains("must be [stereo]"), "{text}");
     }
 
     #[test]

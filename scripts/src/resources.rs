@@ -1,5 +1,5 @@
 //! The bundle's `Contents/Resources/` files, generated from `build.yaml`:
-//! `moduleinfo.json` for hosts and `build.json` for the bridge.
+//! `moduleinfo.json` for hosts and `build.json` for people and tools.
 //!
 //! # `moduleinfo.json`
 //!
@@ -8,26 +8,27 @@
 //! controller (a "single component" plugin), so there is no separate controller class.
 //! `CID` = `plugin.class_id`, `Category` `"Audio Module Class"`, `Class Flags` 1
 //! (`kDistributable`), the sub-categories of `build.yaml`, `Cardinality` 2147483647
-//! (`kManyInstances`), `SDKVersion` [`SDK_VERSION`], no snapshots. The bridge's factory
-//! reads this file and reports exactly what it says.
+//! (`kManyInstances`), `SDKVersion` [`SDK_VERSION`], no snapshots. The bridge never reads
+//! it: its factory reports the same values, compiled in from `build.yaml`
+//! ([`crate::shim`]); `cargo xtask verify` reports a file that no longer matches.
 //!
 //! # `build.json`
 //!
-//! Everything the bridge needs at run time to find and check its modules and to answer the
-//! host's factory queries; see [`BuildInfo`] for each field. Example:
+//! A record of how the bundle was built, for people and tools (the bridge reads nothing
+//! from the bundle but its two modules); see [`BuildInfo`] for each field. Example:
 //!
 //! ```json
 //! {
-//!   "format": 1,
+//!   "format": 2,
 //!   "profile": "debug",
 //!   "plugin": {
 //!     "name": "TrioSynth", "vendor": "Trio Audio", "url": "https://example.com/triosynth",
-//!     "email": "support@example.com", "version": "0.1.0", "category": "Instrument",
+//!     "email": "support@example.com", "version": "0.1.0", "kind": "instrument",
+//!     "layouts": ["stereo"], "sidechain": false, "midi_input": true,
 //!     "sub_categories": ["Instrument", "Synth"],
 //!     "processor_cid": "6A3F1C2E9B7D4E6F8A0B1C2D3E4F5061"
 //!   },
-//!   "abi": { "version": 1, "layout_hash": 1234567890123456789 },
-//!   "shared_memory_size": 65536,
+//!   "abi": { "version": 2, "layout_hash": 1234567890123456789 },
 //!   "modules": {
 //!     "bridge":    { "file": "TrioSynth.so", "allocation": "forbid", "exports": ["GetPluginFactory", "..."] },
 //!     "rt_engine": { "file": "rt_engine.so", "kind": 1, "allocation": "forbid", "exports": ["..."] },
@@ -37,12 +38,11 @@
 //! }
 //! ```
 //!
-//! Files are named relative to the folder holding the bridge
-//! (`Contents/x86_64-linux/`). A reader must refuse a `format` it does not know.
+//! Files are named relative to the folder holding the bridge (`Contents/x86_64-linux/`).
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{Allocation, ClassId, Manifest, ModuleSpec, Role};
+use crate::manifest::{Allocation, ClassId, Kind, LayoutName, Manifest, ModuleSpec, Role};
 
 /// The VST3 SDK version written into `moduleinfo.json`.
 pub const SDK_VERSION: &str = "VST 3.7.9";
@@ -54,7 +54,7 @@ pub const MANY_INSTANCES: i32 = 0x7FFF_FFFF;
 pub const PROCESSOR_CLASS_FLAGS: u32 = 1;
 
 /// The version of the `build.json` format written by this tool.
-pub const BUILD_INFO_FORMAT: u32 = 1;
+pub const BUILD_INFO_FORMAT: u32 = 2;
 
 /// `moduleinfo.json`.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -183,8 +183,6 @@ pub struct BuildInfo {
     pub plugin: PluginBuildInfo,
     /// The ABI the modules were checked against.
     pub abi: AbiInfo,
-    /// `shared_memory.size` from `build.yaml`, bytes.
-    pub shared_memory_size: u64,
     /// The three libraries.
     pub modules: ModulesBuildInfo,
 }
@@ -202,8 +200,14 @@ pub struct PluginBuildInfo {
     pub email: String,
     /// Version.
     pub version: String,
-    /// Category (`Instrument`, `Fx`).
-    pub category: String,
+    /// Instrument or effect.
+    pub kind: Kind,
+    /// Main-bus layouts accepted.
+    pub layouts: Vec<LayoutName>,
+    /// Whether an effect has a sidechain input.
+    pub sidechain: bool,
+    /// Whether there is a MIDI input bus.
+    pub midi_input: bool,
     /// VST3 sub-categories of the processor class.
     pub sub_categories: Vec<String>,
     /// The plugin's class id, 32 uppercase hex digits.
@@ -213,9 +217,9 @@ pub struct PluginBuildInfo {
 /// `build.json` → `abi`: the values the modules' descriptors were checked against.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct AbiInfo {
-    /// [`shared::abi::ABI_VERSION`].
+    /// [`trio::abi::ABI_VERSION`].
     pub version: u32,
-    /// [`shared::layout::LAYOUT_HASH`] (a JSON number; it fits `u64`).
+    /// [`trio::layout::LAYOUT_HASH`] (a JSON number; it fits `u64`).
     pub layout_hash: u64,
 }
 
@@ -235,7 +239,7 @@ pub struct ModulesBuildInfo {
 pub struct ModuleBuildInfo {
     /// File name in `Contents/x86_64-linux/`.
     pub file: String,
-    /// Descriptor kind ([`shared::abi::module_kind`]); absent for the bridge.
+    /// Descriptor kind ([`trio::abi::module_kind`]); absent for the bridge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<u32>,
     /// Allocation policy.
@@ -279,12 +283,14 @@ impl BuildInfo {
                 url: p.url.clone(),
                 email: p.email.clone(),
                 version: p.version.clone(),
-                category: p.category.clone(),
+                kind: p.kind,
+                layouts: manifest.audio.layouts.clone(),
+                sidechain: manifest.audio.sidechain,
+                midi_input: manifest.audio.midi_input,
                 sub_categories: p.sub_categories.clone(),
                 processor_cid: p.class_id.to_string(),
             },
-            abi: AbiInfo { version: shared::abi::ABI_VERSION, layout_hash: shared::layout::LAYOUT_HASH },
-            shared_memory_size: manifest.shared_memory_size,
+            abi: AbiInfo { version: trio::abi::ABI_VERSION, layout_hash: trio::layout::LAYOUT_HASH },
             modules: ModulesBuildInfo {
                 bridge: ModuleBuildInfo::new(&manifest.bridge, &p.name),
                 rt_engine: ModuleBuildInfo::new(&manifest.rt_engine, &p.name),

@@ -132,7 +132,7 @@ pub fn random_class_id() -> Result<ClassId> {
 /// # Examples
 /// ```
 /// let toml = "[workspace]\nmembers = [\"shared\", \"tests\", \"bridge\"]\n";
-/// let out = scripts::scaffold::without_member(toml, "tests").unwrap();
+/// let out = trio_xtask::scaffold::without_member(toml, "tests").unwrap();
 /// assert_eq!(out, "[workspace]\nmembers = [\"shared\", \"bridge\"]\n");
 /// ```
 pub fn without_member(toml: &str, member: &str) -> Result<String> {

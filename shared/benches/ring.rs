@@ -1,4 +1,4 @@
-//! Compares `shared::ring::SpscRing` with `rtrb::RingBuffer` on the same workloads.
+//! Compares `trio::ring::SpscRing` with `rtrb::RingBuffer` on the same workloads.
 //!
 //! Run with `cargo bench -p shared --bench ring`. Each workload runs several rounds,
 //! alternating between the two rings, and the medians are reported as nanoseconds per
@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use shared::ring::{Consumer, Producer, SpscRing};
+use trio::ring::{Consumer, Producer, SpscRing};
 
 /// A note or parameter event as the engine queues it: 24 bytes, plain data.
 #[repr(C)]

@@ -1,6 +1,10 @@
 //! The module C ABI: symbol names, signatures, status codes and the `#[repr(C)]` records
 //! that cross library boundaries.
 //!
+//! Plugin code never uses this module directly: [`crate::export_engine!`] and
+//! [`crate::export_control!`] generate every export from the plugin's types, and the
+//! bridge calls them. It is public for the bridge, the build tool and tests.
+//!
 //! Rules (DESIGN §2): only `#[repr(C)]` data, integers, floats and raw pointers cross a
 //! boundary. Bytes a module produces (state JSON, display strings) go into a buffer the
 //! caller provides, or through a write callback the caller provides. Every exported
@@ -13,13 +17,14 @@
 use core::ffi::c_void;
 
 /// Version of this ABI and of the block layout. Modules with another version are refused.
-pub const ABI_VERSION: u32 = 1;
+///
+/// History: 1, the first layout; 2, the SDK (separate descriptor symbols, plugin areas,
+/// 1,024 parameters keyed by the plugin's own ids with their definitions in the block,
+/// buses, latency and tail from the engine).
+pub const ABI_VERSION: u32 = 2;
 
 /// `"TRIOMOD\0"`: marks a module descriptor.
 pub const DESCRIPTOR_MAGIC: [u8; 8] = *b"TRIOMOD\0";
-
-/// Name of the descriptor symbol every module exports.
-pub const DESCRIPTOR_SYMBOL: &str = "trio_module_descriptor";
 
 /// Status codes returned by every exported function (`i32`; `OK` is 0, errors are negative).
 pub mod status {
@@ -35,11 +40,11 @@ pub mod status {
     pub const BUFFER_TOO_SMALL: i32 = -4;
     /// State or text could not be parsed or validated; nothing was changed.
     pub const REJECTED: i32 = -5;
-    /// Nothing found (e.g. a MIDI CC with no parameter mapped).
+    /// Nothing found (e.g. a parameter without custom formatting).
     pub const NOT_FOUND: i32 = -6;
     /// The engine is faulted after a panic and outputs silence until reset.
     pub const FAULTED: i32 = -7;
-    /// The shared block was created for another ABI version or layout.
+    /// The shared block was created for another ABI version, layout or plugin area.
     pub const ABI_MISMATCH: i32 = -8;
     /// Another thread is using the object right now (never returned by a module; the
     /// bridge returns it rather than wait on the audio path).
@@ -56,7 +61,7 @@ pub mod status {
             REJECTED => "the input was rejected; nothing was changed",
             NOT_FOUND => "not found",
             FAULTED => "the engine is faulted and outputs silence until reset",
-            ABI_MISMATCH => "the shared block was built for another ABI version or layout",
+            ABI_MISMATCH => "the shared block was built for another ABI version, layout or plugin area",
             BUSY => "another thread is using the engine right now",
             _ => "unknown status code",
         }
@@ -79,7 +84,27 @@ pub mod alloc_policy {
     pub const ALLOW: u32 = 2;
 }
 
-/// The record every module exports under [`DESCRIPTOR_SYMBOL`].
+/// Size, alignment and layout hash of a plugin-defined area ([`crate::area`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AreaLayout {
+    /// [`crate::area::AreaField::HASH`] of the area type (0 for no area).
+    pub hash: u64,
+    /// `size_of` the area type, bytes.
+    pub size: u64,
+    /// `align_of` the area type.
+    pub align: u64,
+}
+
+impl AreaLayout {
+    /// The layout of area type `A`.
+    pub const fn of<A: crate::area::Area>() -> Self {
+        Self { hash: A::HASH, size: size_of::<A>() as u64, align: align_of::<A>() as u64 }
+    }
+}
+
+/// The record every module exports under its descriptor symbol
+/// ([`engine::DESCRIPTOR`] or [`control::DESCRIPTOR`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ModuleDescriptor {
@@ -95,22 +120,25 @@ pub struct ModuleDescriptor {
     pub alloc_policy: u32,
     /// Reserved, zero.
     pub reserved: u32,
-    /// Module name, UTF-8, NUL-padded.
+    /// The plugin-defined area the module was built with.
+    pub area: AreaLayout,
+    /// Module name (its crate's), UTF-8, NUL-padded.
     pub name: [u8; 32],
     /// Module version, UTF-8, NUL-padded.
     pub version: [u8; 32],
 }
 
 impl ModuleDescriptor {
-    /// A descriptor for this build of `shared`'s ABI.
+    /// A descriptor for this build of the ABI.
     ///
     /// # Examples
     /// ```
-    /// use shared::abi::{ModuleDescriptor, module_kind, alloc_policy};
-    /// let d = ModuleDescriptor::new(module_kind::ENGINE, alloc_policy::FORBID, "rt_engine", "0.1.0");
-    /// assert_eq!(d.name_str(), "rt_engine");
+    /// use trio::abi::{AreaLayout, ModuleDescriptor, alloc_policy, module_kind};
+    /// let d = ModuleDescriptor::new(module_kind::ENGINE, alloc_policy::FORBID, AreaLayout::of::<()>(), "my_engine", "0.1.0");
+    /// assert_eq!(d.name_str(), "my_engine");
+    /// assert_eq!(d.area.size, 0);
     /// ```
-    pub const fn new(kind: u32, alloc_policy: u32, name: &str, version: &str) -> Self {
+    pub const fn new(kind: u32, alloc_policy: u32, area: AreaLayout, name: &str, version: &str) -> Self {
         Self {
             magic: DESCRIPTOR_MAGIC,
             abi_version: ABI_VERSION,
@@ -118,6 +146,7 @@ impl ModuleDescriptor {
             layout_hash: crate::layout::LAYOUT_HASH,
             alloc_policy,
             reserved: 0,
+            area,
             name: fixed_str(name),
             version: fixed_str(version),
         }
@@ -159,34 +188,43 @@ pub fn str_from_fixed(bytes: &[u8]) -> &str {
 
 /// Event kinds ([`Event::kind`]).
 pub mod event_kind {
-    /// `index`: note number 0..127, `value`: velocity 0..1, `note_id`: host note id or -1.
+    /// `index`: note 0..127, `value`: velocity 0..1, `note_id`: host note id or -1.
     pub const NOTE_ON: u32 = 1;
-    /// `index`: note number, `value`: release velocity, `note_id`: host note id or -1.
+    /// `index`: note, `value`: release velocity, `note_id`: host note id or -1.
     pub const NOTE_OFF: u32 = 2;
-    /// `index`: parameter id, `value`: normalized value.
+    /// `index`: the plugin's parameter id, `value`: normalized value 0..1.
     pub const PARAM: u32 = 3;
     /// Release every sounding voice.
     pub const ALL_NOTES_OFF: u32 = 4;
-    /// Engine → control: a MIDI CC seen by the engine; `index`: CC number, `value`: 0..1.
+    /// `index`: controller number 0..127, `value`: 0..1, `channel`.
     pub const MIDI_CC: u32 = 5;
+    /// `value`: -1..1 (full bend down to full bend up), `channel`.
+    pub const PITCH_BEND: u32 = 6;
+    /// Channel aftertouch: `value` 0..1, `channel`.
+    pub const CHANNEL_PRESSURE: u32 = 7;
+    /// Polyphonic aftertouch: `index` note, `value` 0..1, `note_id`, `channel`.
+    pub const POLY_PRESSURE: u32 = 8;
+    /// Kinds from this value up are the plugin's own (engine ↔ control messages); the
+    /// framework passes them through untouched.
+    pub const USER: u32 = 0x1000;
 }
 
-/// A timed event: a note, a parameter change, or telemetry.
+/// A timed event: a note, a parameter change, a MIDI message, or a plugin message.
 ///
 /// In a block's event list ([`ProcessData::events`]) `time` is the sample offset within
 /// the block. In the control → engine ring it is an absolute engine sample time
 /// ([`crate::block::BlockHeader::sample_clock`]); events in the past play at the start of
-/// the next block.
+/// the next block (and count as late).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Event {
     /// Sample offset (in a block) or absolute sample time (in a ring).
     pub time: u64,
-    /// One of [`event_kind`]; unknown kinds are ignored.
+    /// One of [`event_kind`]; unknown kinds are ignored by the framework.
     pub kind: u32,
-    /// Note number or parameter id, depending on `kind`.
+    /// Note number, parameter id or controller number, depending on `kind`.
     pub index: u32,
-    /// Velocity or normalized value, depending on `kind`.
+    /// Velocity, normalized value, controller value..., depending on `kind`.
     pub value: f64,
     /// Host note id, or -1.
     pub note_id: i32,
@@ -195,12 +233,12 @@ pub struct Event {
 }
 
 impl Event {
-    /// A note-on.
+    /// A note-on on channel 0 without a note id.
     pub const fn note_on(time: u64, note: u8, velocity: f64) -> Self {
         Self { time, kind: event_kind::NOTE_ON, index: note as u32, value: velocity, note_id: -1, channel: 0 }
     }
 
-    /// A note-off.
+    /// A note-off on channel 0 without a note id.
     pub const fn note_off(time: u64, note: u8) -> Self {
         Self { time, kind: event_kind::NOTE_OFF, index: note as u32, value: 0.0, note_id: -1, channel: 0 }
     }
@@ -211,81 +249,107 @@ impl Event {
     }
 }
 
-/// One block, as the bridge hands it to `rt_process`.
+/// Host transport for one block, as the bridge hands it to the engine.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TransportInfo {
+    /// Tempo in beats per minute (valid with [`transport_flags::TEMPO`]).
+    pub tempo_bpm: f64,
+    /// Musical position of the block start in quarter notes (with [`transport_flags::POSITION`]).
+    pub ppq_position: f64,
+    /// Position of the current bar's start in quarter notes (with [`transport_flags::BAR`]).
+    pub bar_start_ppq: f64,
+    /// Time signature numerator (with [`transport_flags::TIME_SIG`]).
+    pub time_sig_numerator: u32,
+    /// Time signature denominator.
+    pub time_sig_denominator: u32,
+    /// [`transport_flags`] bits.
+    pub flags: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+}
+
+/// Bits of [`TransportInfo::flags`].
+pub mod transport_flags {
+    /// The host transport is playing.
+    pub const PLAYING: u32 = 1;
+    /// `tempo_bpm` is valid.
+    pub const TEMPO: u32 = 2;
+    /// `ppq_position` is valid.
+    pub const POSITION: u32 = 4;
+    /// `bar_start_ppq` is valid.
+    pub const BAR: u32 = 8;
+    /// The time signature is valid.
+    pub const TIME_SIG: u32 = 16;
+    /// The host is looping.
+    pub const LOOPING: u32 = 32;
+}
+
+/// Processing modes ([`ProcessData::process_mode`], [`crate::block::BlockHeader::process_mode`]).
+pub mod process_mode {
+    /// Real time: each block has a deadline.
+    pub const REALTIME: u32 = 0;
+    /// Prefetch: ahead of real time, with a deadline.
+    pub const PREFETCH: u32 = 1;
+    /// Offline (bounces, render engines): no deadline; may run faster than real time.
+    pub const OFFLINE: u32 = 2;
+}
+
+/// One block, as the bridge hands it to the engine's process export.
+///
+/// The main bus is processed in place: for an effect, `main` holds the main input when
+/// the engine is called and the engine overwrites it with the output (the bridge copies
+/// the host's input there unless the host already processes in place); for an instrument
+/// it holds zeros. The sidechain is read-only and never aliases `main`.
 #[repr(C)]
 pub struct ProcessData {
-    /// Samples in this block (`<= max_block_size` given to `rt_activate`).
+    /// Samples in this block (`<= max_block_size` given to activate).
     pub num_samples: u32,
-    /// Output channels.
-    pub num_outputs: u32,
-    /// `num_outputs` pointers to `num_samples` floats each.
-    pub outputs: *const *mut f32,
-    /// Input channels (0 for an instrument).
-    pub num_inputs: u32,
+    /// Channels of the main bus.
+    pub num_main: u32,
+    /// `num_main` pointers to `num_samples` floats each (never null when `num_main > 0`).
+    pub main: *const *mut f32,
+    /// Channels of the sidechain input (0 when the plugin has none or the host gives none).
+    pub num_sidechain: u32,
     /// Number of events in `events`.
     pub num_events: u32,
-    /// `num_inputs` pointers to `num_samples` floats each, or null.
-    pub inputs: *const *const f32,
+    /// `num_sidechain` pointers to `num_samples` floats each, or null.
+    pub sidechain: *const *const f32,
     /// Events of this block sorted by `time` (sample offset), or null if none.
     pub events: *const Event,
-    /// Out: bit `c` set if output channel `c` is exactly silent.
+    /// The host's transport for this block.
+    pub transport: TransportInfo,
+    /// [`process_mode`] of this block.
+    pub process_mode: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+    /// Out: bit `c` set if main channel `c` is exactly silent.
     pub silence_flags: u64,
 }
 
-/// Parameter flags ([`ParamInfo::flags`], [`crate::block::ParamSlot::flags`]).
-pub const PARAM_FLAG_AUTOMATABLE: u32 = 1;
-/// The parameter is the plugin's bypass switch.
-pub const PARAM_FLAG_BYPASS: u32 = 2;
-/// The parameter is a list of named values.
-pub const PARAM_FLAG_LIST: u32 = 4;
-
-/// A parameter's description, as `control_param_info` fills it.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct ParamInfo {
-    /// Parameter id (also its slot in the block).
-    pub id: u32,
-    /// `PARAM_FLAG_*` bits.
-    pub flags: u32,
-    /// Discrete steps (0 = continuous).
-    pub step_count: u32,
-    /// [`crate::params::MappingKind`] as `u32`.
-    pub mapping_kind: u32,
-    /// Plain value at normalized 0.
-    pub min: f64,
-    /// Plain value at normalized 1.
-    pub max: f64,
-    /// Skew exponent (skewed mappings).
-    pub skew: f64,
-    /// Default, normalized.
-    pub default_normalized: f64,
-    /// Full name, UTF-8, NUL-padded.
-    pub name: [u8; 64],
-    /// Short name.
-    pub short_name: [u8; 32],
-    /// Unit label ("Hz", "dB").
-    pub unit: [u8; 16],
-    /// Group ("Filter").
-    pub group: [u8; 32],
+/// Bits of a parameter's flags.
+pub mod param_flags {
+    /// The host may automate the parameter.
+    pub const AUTOMATABLE: u32 = 1;
+    /// The parameter is the plugin's bypass switch.
+    pub const BYPASS: u32 = 2;
+    /// The parameter is a list of named values.
+    pub const LIST: u32 = 4;
+    /// Hosts show the value but the user cannot change it.
+    pub const READ_ONLY: u32 = 8;
+    /// Hosts do not show the parameter.
+    pub const HIDDEN: u32 = 16;
 }
 
-impl Default for ParamInfo {
-    fn default() -> Self {
-        Self {
-            id: 0,
-            flags: 0,
-            step_count: 0,
-            mapping_kind: 0,
-            min: 0.0,
-            max: 1.0,
-            skew: 1.0,
-            default_normalized: 0.0,
-            name: [0; 64],
-            short_name: [0; 32],
-            unit: [0; 16],
-            group: [0; 32],
-        }
-    }
+/// What a control tick did ([`control::TickFn`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TickResult {
+    /// Microseconds until the control logic wants its next tick; 0: it is idle (the bridge
+    /// still polls it slowly, so it can notice changes).
+    pub next_tick_us: u64,
+    /// Engine sample time up to which every timed event has been scheduled.
+    pub scheduled_until: u64,
 }
 
 /// Callback a module writes produced bytes through (state JSON). May be called several
@@ -297,86 +361,93 @@ pub mod engine {
     use super::{ProcessData, c_void};
     use crate::block::SharedBlock;
 
-    /// `rt_create(block, out_engine) -> status`: allocate an engine bound to `block`.
+    /// The engine's descriptor symbol.
+    pub const DESCRIPTOR: &str = "trio_engine_descriptor";
+
+    /// `create(block, out_engine) -> status`: allocate an engine bound to `block` (the
+    /// start of the instance's segment, plugin area included).
     pub type CreateFn = unsafe extern "C" fn(*const SharedBlock, *mut *mut c_void) -> i32;
-    /// `rt_destroy(engine)`.
+    /// `destroy(engine)`.
     pub type DestroyFn = unsafe extern "C" fn(*mut c_void);
-    /// `rt_activate(engine, sample_rate, max_block) -> status`: prepare buffers (allocates;
+    /// `activate(engine, sample_rate, max_block) -> status`: prepare buffers (allocates;
     /// never called on the audio thread while processing).
     pub type ActivateFn = unsafe extern "C" fn(*mut c_void, f64, u32) -> i32;
-    /// `rt_reset(engine) -> status`: silence voices, clear a fault.
+    /// `reset(engine) -> status`: silence voices, clear a fault.
     pub type ResetFn = unsafe extern "C" fn(*mut c_void) -> i32;
-    /// `rt_process(engine, data) -> status`: render one block; never allocates.
+    /// `process(engine, data) -> status`: render one block; never allocates.
     pub type ProcessFn = unsafe extern "C" fn(*mut c_void, *mut ProcessData) -> i32;
 
-    /// Every symbol the engine must export.
-    pub const EXPORTS: &[&str] =
-        &[crate::abi::DESCRIPTOR_SYMBOL, "rt_create", "rt_destroy", "rt_activate", "rt_reset", "rt_process"];
+    /// Every symbol the engine exports.
+    pub const EXPORTS: &[&str] = &[
+        DESCRIPTOR,
+        "trio_engine_create",
+        "trio_engine_destroy",
+        "trio_engine_activate",
+        "trio_engine_reset",
+        "trio_engine_process",
+    ];
 }
 
 /// Control-module exports. Every one of them runs on the bridge's control worker only.
 pub mod control {
-    use super::{ParamInfo, WriteFn, c_void};
+    use super::{TickResult, WriteFn, c_void};
     use crate::block::SharedBlock;
 
-    /// [`CreateFn`] mode: write every parameter's default value into the block.
+    /// The control module's descriptor symbol.
+    pub const DESCRIPTOR: &str = "trio_control_descriptor";
+
+    /// [`CreateFn`] mode: a new instance: define the parameters, write their defaults.
     pub const CREATE_FRESH: u32 = 0;
     /// [`CreateFn`] mode: keep the values already in the block (a reload; state follows).
     pub const CREATE_ADOPT: u32 = 1;
 
-    /// `control_create(block, mode, out_instance) -> status`: write mappings (and, when
-    /// fresh, defaults) into `block`.
+    /// `create(block, mode, out_instance) -> status`: publish the parameter definitions
+    /// (and, when fresh, their defaults) into `block`.
     pub type CreateFn = unsafe extern "C" fn(*const SharedBlock, u32, *mut *mut c_void) -> i32;
-    /// `control_destroy(instance)`.
+    /// `destroy(instance)`.
     pub type DestroyFn = unsafe extern "C" fn(*mut c_void);
-    /// `control_param_count(instance) -> count`.
-    pub type ParamCountFn = unsafe extern "C" fn(*mut c_void) -> u32;
-    /// `control_param_info(instance, index, out) -> status`.
-    pub type ParamInfoFn = unsafe extern "C" fn(*mut c_void, u32, *mut ParamInfo) -> i32;
-    /// `control_format_value(instance, id, normalized, buf, cap, out_len) -> status`.
+    /// `format_value(instance, id, normalized, buf, cap, out_len) -> status`: text of a
+    /// value of a parameter with custom formatting (`NOT_FOUND` for the others, whose
+    /// display rule is in the block).
     pub type FormatValueFn = unsafe extern "C" fn(*mut c_void, u32, f64, *mut u8, usize, *mut usize) -> i32;
-    /// `control_parse_value(instance, id, text, len, out_normalized) -> status`.
+    /// `parse_value(instance, id, text, len, out_normalized) -> status`: custom parsing.
     pub type ParseValueFn = unsafe extern "C" fn(*mut c_void, u32, *const u8, usize, *mut f64) -> i32;
-    /// `control_save_state(instance, write, ctx) -> status`.
+    /// `save_state(instance, write, ctx) -> status`.
     pub type SaveStateFn = unsafe extern "C" fn(*mut c_void, WriteFn, *mut c_void) -> i32;
-    /// `control_load_state(instance, data, len) -> status`: all or nothing.
+    /// `load_state(instance, data, len) -> status`: all or nothing.
     pub type LoadStateFn = unsafe extern "C" fn(*mut c_void, *const u8, usize) -> i32;
-    /// `control_preset_count(instance) -> count`.
+    /// `preset_count(instance) -> count`.
     pub type PresetCountFn = unsafe extern "C" fn(*mut c_void) -> u32;
-    /// `control_preset_name(instance, index, buf, cap, out_len) -> status`.
+    /// `preset_name(instance, index, buf, cap, out_len) -> status`.
     pub type PresetNameFn = unsafe extern "C" fn(*mut c_void, u32, *mut u8, usize, *mut usize) -> i32;
-    /// `control_load_preset(instance, index) -> status`.
+    /// `load_preset(instance, index) -> status`.
     pub type LoadPresetFn = unsafe extern "C" fn(*mut c_void, u32) -> i32;
-    /// `control_midi_cc_param(instance, cc, out_param_id) -> status` (`NOT_FOUND` if unmapped).
-    pub type MidiCcParamFn = unsafe extern "C" fn(*mut c_void, u32, *mut u32) -> i32;
-    /// `control_tick(instance) -> status`: control-rate work (sequencing), called
-    /// periodically by the worker.
-    pub type TickFn = unsafe extern "C" fn(*mut c_void) -> i32;
-    /// `control_last_error(instance, buf, cap, out_len) -> status`: the message of the
-    /// last failed call on this instance.
+    /// `tick(instance, until, out) -> status`: control-rate work. `until` is 0 in real
+    /// time (schedule the usual lookahead ahead of the engine's clock) or, offline, the
+    /// sample time the engine is about to render up to.
+    pub type TickFn = unsafe extern "C" fn(*mut c_void, u64, *mut TickResult) -> i32;
+    /// `last_error(instance, buf, cap, out_len) -> status`: the message of the last
+    /// failed call on this instance (or of the last failed create, with a null instance).
     pub type LastErrorFn = unsafe extern "C" fn(*mut c_void, *mut u8, usize, *mut usize) -> i32;
-    /// `control_module_shutdown() -> status`: join any thread the module started; called
-    /// once before the library is unloaded.
+    /// `module_shutdown() -> status`: join any thread the module started; called once
+    /// before the library is unloaded.
     pub type ModuleShutdownFn = unsafe extern "C" fn() -> i32;
 
-    /// Every symbol the control module must export.
+    /// Every symbol the control module exports.
     pub const EXPORTS: &[&str] = &[
-        crate::abi::DESCRIPTOR_SYMBOL,
-        "control_create",
-        "control_destroy",
-        "control_param_count",
-        "control_param_info",
-        "control_format_value",
-        "control_parse_value",
-        "control_save_state",
-        "control_load_state",
-        "control_preset_count",
-        "control_preset_name",
-        "control_load_preset",
-        "control_midi_cc_param",
-        "control_tick",
-        "control_last_error",
-        "control_module_shutdown",
+        DESCRIPTOR,
+        "trio_control_create",
+        "trio_control_destroy",
+        "trio_control_format_value",
+        "trio_control_parse_value",
+        "trio_control_save_state",
+        "trio_control_load_state",
+        "trio_control_preset_count",
+        "trio_control_preset_name",
+        "trio_control_load_preset",
+        "trio_control_tick",
+        "trio_control_last_error",
+        "trio_control_module_shutdown",
     ];
 }
 

@@ -1,8 +1,28 @@
-//! Shared between the bridge, the real-time engine and the control module: the shared
-//! block's layout and its lock-free protocols, the module C ABI, and parameter mapping.
+//! # Trio: VST3 plugins as a real-time engine and a hot-reloadable control module
 //!
-//! Nothing here depends on any other crate of the project. Under `--cfg loom` only the
-//! lock-free protocols ([`ring`], [`seqlock`]) are compiled, so loom checks them alone.
+//! A Trio plugin is three libraries in one `.vst3` bundle: the framework's **bridge**
+//! (the library the host loads), the plugin's **engine** (DSP on the audio thread; it
+//! never allocates) and the plugin's **control module** (parameters, presets, state,
+//! control-rate logic; it may allocate, and can be rebuilt and reloaded while audio
+//! plays). They share one block of memory per instance.
+//!
+//! A plugin developer writes two small crates against this SDK and never writes
+//! `unsafe`, `extern "C"`, `#[no_mangle]` or a global allocator:
+//!
+//! - the engine crate implements [`engine::Engine`] and calls
+//!   [`export_engine!`](crate::export_engine!);
+//! - the control crate implements [`control::Control`] (its parameters are
+//!   [`params::ParamDef`]s) and calls [`export_control!`](crate::export_control!);
+//! - a third small crate that both depend on holds the parameter ids, and optionally a
+//!   plugin area ([`area!`](crate::area!)) for data the two share beyond parameters.
+//!
+//! `cargo xtask new <Name> --kind instrument|effect` writes such a project, and
+//! `cargo xtask bundle` builds the three libraries into one bundle.
+//!
+//! The rest of this crate is the framework's own: the shared block's layout
+//! ([`block`]), its lock-free protocols ([`ring`], [`seqlock`]) and the module C ABI
+//! ([`abi`]), which the bridge and the build tool use. Under `--cfg loom` only the
+//! lock-free protocols are compiled, so loom checks them alone.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
@@ -15,7 +35,15 @@ pub mod seqlock;
 #[cfg(not(loom))]
 pub mod abi;
 #[cfg(not(loom))]
+pub mod area;
+#[cfg(not(loom))]
 pub mod block;
+#[cfg(not(loom))]
+pub mod control;
+#[cfg(not(loom))]
+pub mod engine;
+#[cfg(all(not(loom), feature = "fault-injection"))]
+pub mod fault;
 #[cfg(not(loom))]
 pub mod layout;
 #[cfg(not(loom))]
@@ -24,3 +52,24 @@ pub mod params;
 pub mod realtime;
 #[cfg(not(loom))]
 pub mod segment;
+#[cfg(not(loom))]
+pub mod state;
+
+/// Atomic floats for plugin areas (`AtomicF32`, `AtomicF64`).
+#[cfg(not(loom))]
+pub use atomic_float;
+
+/// What plugin code usually needs, in one import: `use trio::prelude::*;`.
+#[cfg(not(loom))]
+pub mod prelude {
+    pub use crate::control::{Control, ControlContext, NextTick, Preset, TickContext};
+    pub use crate::engine::{Block, Engine, EngineContext, Event, Tail, Timed, VoiceInfo};
+    pub use crate::params::{DisplayKind, ParamDef, ParamMapping};
+}
+
+/// Re-exports for the export macros; not part of the API.
+#[cfg(not(loom))]
+#[doc(hidden)]
+pub mod __private {
+    pub use assert_no_alloc::AllocDisabler;
+}

@@ -7,7 +7,7 @@
 ///
 /// # Examples
 /// ```
-/// let _ftz = shared::realtime::DenormalGuard::new();
+/// let _ftz = trio::realtime::DenormalGuard::new();
 /// let tiny = std::hint::black_box(1e-39_f32);
 /// # #[cfg(target_arch = "x86_64")]
 /// assert_eq!(tiny * 0.5, 0.0);

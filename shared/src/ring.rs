@@ -55,7 +55,7 @@
 //! # Examples
 //!
 //! ```
-//! use shared::ring::{PopError, PushError, SpscRing};
+//! use trio::ring::{PopError, PushError, SpscRing};
 //!
 //! let ring = SpscRing::<u32, 2>::new();
 //! // SAFETY: these are the only producer and the only consumer of `ring`.
@@ -73,7 +73,7 @@
 //! Moving the handles to two threads:
 //!
 //! ```
-//! use shared::ring::SpscRing;
+//! use trio::ring::SpscRing;
 //!
 //! let ring = SpscRing::<u64, 16>::new();
 //! // SAFETY: these are the only producer and the only consumer of `ring`.
@@ -123,7 +123,7 @@ struct CachePadded<T>(T);
 /// a zero-filled shared-memory block needs no initialisation:
 ///
 /// ```
-/// use shared::ring::SpscRing;
+/// use trio::ring::SpscRing;
 ///
 /// let block = Box::<SpscRing<u32, 8>>::new_zeroed();
 /// // SAFETY: all-zero bytes are a valid `SpscRing`: zero indices and unread slots.
@@ -136,7 +136,7 @@ struct CachePadded<T>(T);
 /// A ring can be a `static` (or part of one), because [`SpscRing::new`] is `const`:
 ///
 /// ```
-/// use shared::ring::SpscRing;
+/// use trio::ring::SpscRing;
 ///
 /// static RING: SpscRing<f32, 8> = SpscRing::new();
 ///
@@ -149,7 +149,7 @@ struct CachePadded<T>(T);
 /// `N` must be a power of two (and at most 2³¹); anything else fails to compile:
 ///
 /// ```compile_fail
-/// use shared::ring::SpscRing;
+/// use trio::ring::SpscRing;
 ///
 /// let ring = SpscRing::<u8, 3>::new();
 /// ```
@@ -183,7 +183,7 @@ impl<T: Copy, const N: usize> SpscRing<T, N> {
     /// # Examples
     ///
     /// ```
-    /// use shared::ring::SpscRing;
+    /// use trio::ring::SpscRing;
     ///
     /// assert_eq!(SpscRing::<u8, 64>::CAPACITY, 64);
     /// ```
@@ -206,7 +206,7 @@ impl<T: Copy, const N: usize> SpscRing<T, N> {
     /// # Examples
     ///
     /// ```
-    /// use shared::ring::SpscRing;
+    /// use trio::ring::SpscRing;
     ///
     /// let ring = SpscRing::<u32, 4>::new();
     /// assert_eq!(ring.len(), 0);
@@ -242,7 +242,7 @@ impl<T: Copy, const N: usize> SpscRing<T, N> {
     /// # Examples
     ///
     /// ```
-    /// use shared::ring::SpscRing;
+    /// use trio::ring::SpscRing;
     ///
     /// let ring = SpscRing::<u64, 1024>::new();
     /// assert_eq!(ring.capacity(), 1024);
@@ -261,7 +261,7 @@ impl<T: Copy, const N: usize> SpscRing<T, N> {
     /// # Examples
     ///
     /// ```
-    /// use shared::ring::SpscRing;
+    /// use trio::ring::SpscRing;
     ///
     /// let ring = SpscRing::<u32, 4>::new();
     /// // SAFETY: this is the only producer of `ring`.
@@ -286,7 +286,7 @@ impl<T: Copy, const N: usize> SpscRing<T, N> {
     /// # Examples
     ///
     /// ```
-    /// use shared::ring::SpscRing;
+    /// use trio::ring::SpscRing;
     ///
     /// assert!(SpscRing::<u32, 4>::new().is_empty());
     /// ```
@@ -310,7 +310,7 @@ impl<T: Copy, const N: usize> SpscRing<T, N> {
     /// # Examples
     ///
     /// ```
-    /// use shared::ring::SpscRing;
+    /// use trio::ring::SpscRing;
     ///
     /// let ring = SpscRing::<u32, 4>::new();
     /// {
@@ -350,7 +350,7 @@ impl<T: Copy, const N: usize> SpscRing<T, N> {
     /// # Examples
     ///
     /// ```
-    /// use shared::ring::SpscRing;
+    /// use trio::ring::SpscRing;
     ///
     /// let ring = SpscRing::<u32, 4>::new();
     /// // SAFETY: these are the only producer and the only consumer of `ring`.
@@ -399,7 +399,7 @@ impl<T: Copy, const N: usize> fmt::Debug for SpscRing<T, N> {
 /// # Examples
 ///
 /// ```
-/// use shared::ring::SpscRing;
+/// use trio::ring::SpscRing;
 ///
 /// let ring = SpscRing::<u32, 2>::new();
 /// // SAFETY: this is the only producer of `ring`.
@@ -430,7 +430,7 @@ impl<T: Copy, const N: usize> Producer<'_, T, N> {
     /// # Examples
     ///
     /// ```
-    /// use shared::ring::{PushError, SpscRing};
+    /// use trio::ring::{PushError, SpscRing};
     ///
     /// let ring = SpscRing::<u32, 1>::new();
     /// // SAFETY: this is the only producer of `ring`.
@@ -473,7 +473,7 @@ impl<T: Copy, const N: usize> Producer<'_, T, N> {
     /// # Examples
     ///
     /// ```
-    /// use shared::ring::SpscRing;
+    /// use trio::ring::SpscRing;
     ///
     /// let ring = SpscRing::<u32, 4>::new();
     /// // SAFETY: this is the only producer of `ring`.
@@ -516,7 +516,7 @@ impl<T: Copy, const N: usize> fmt::Debug for Producer<'_, T, N> {
 /// # Examples
 ///
 /// ```
-/// use shared::ring::SpscRing;
+/// use trio::ring::SpscRing;
 ///
 /// let ring = SpscRing::<u32, 4>::new();
 /// // SAFETY: these are the only producer and the only consumer of `ring`.
@@ -579,7 +579,7 @@ impl<T: Copy, const N: usize> Consumer<'_, T, N> {
     /// # Examples
     ///
     /// ```
-    /// use shared::ring::{PopError, SpscRing};
+    /// use trio::ring::{PopError, SpscRing};
     ///
     /// let ring = SpscRing::<u32, 4>::new();
     /// // SAFETY: these are the only producer and the only consumer of `ring`.
@@ -612,7 +612,7 @@ impl<T: Copy, const N: usize> Consumer<'_, T, N> {
     /// # Examples
     ///
     /// ```
-    /// use shared::ring::SpscRing;
+    /// use trio::ring::SpscRing;
     ///
     /// let ring = SpscRing::<u64, 8>::new();
     /// // SAFETY: these are the only producer and the only consumer of `ring`.
@@ -645,7 +645,7 @@ impl<T: Copy, const N: usize> Consumer<'_, T, N> {
     /// # Examples
     ///
     /// ```
-    /// use shared::ring::SpscRing;
+    /// use trio::ring::SpscRing;
     ///
     /// let ring = SpscRing::<u32, 4>::new();
     /// // SAFETY: these are the only producer and the only consumer of `ring`.
@@ -671,7 +671,7 @@ impl<T: Copy, const N: usize> Consumer<'_, T, N> {
     /// # Examples
     ///
     /// ```
-    /// use shared::ring::SpscRing;
+    /// use trio::ring::SpscRing;
     ///
     /// let ring = SpscRing::<u32, 4>::new();
     /// // SAFETY: these are the only producer and the only consumer of `ring`.
@@ -707,7 +707,7 @@ impl<T: Copy, const N: usize> fmt::Debug for Consumer<'_, T, N> {
 /// # Examples
 ///
 /// ```
-/// use shared::ring::{PushError, SpscRing};
+/// use trio::ring::{PushError, SpscRing};
 ///
 /// let ring = SpscRing::<u32, 1>::new();
 /// // SAFETY: this is the only producer of `ring`.
@@ -730,7 +730,7 @@ impl<T> PushError<T> {
     /// # Examples
     ///
     /// ```
-    /// use shared::ring::PushError;
+    /// use trio::ring::PushError;
     ///
     /// assert_eq!(PushError::Full(5).into_inner(), 5);
     /// ```
@@ -765,7 +765,7 @@ impl<T> std::error::Error for PushError<T> {}
 /// # Examples
 ///
 /// ```
-/// use shared::ring::{PopError, SpscRing};
+/// use trio::ring::{PopError, SpscRing};
 ///
 /// let ring = SpscRing::<u32, 4>::new();
 /// // SAFETY: this is the only consumer of `ring`.

@@ -11,7 +11,8 @@ use std::fmt;
 
 use shared_memory::{Shmem, ShmemConf, ShmemError};
 
-use crate::block::SharedBlock;
+use crate::abi::AreaLayout;
+use crate::block::{SharedBlock, segment_size};
 
 /// Prefix of every segment name this framework creates (without the leading `/`).
 pub const SEGMENT_PREFIX: &str = "trio-";
@@ -72,13 +73,13 @@ unsafe impl Sync for BlockSegment {}
 
 impl BlockSegment {
     /// Removes stale segments of dead processes, then creates a zero-filled segment big
-    /// enough for a [`SharedBlock`].
+    /// enough for a [`SharedBlock`] followed by a plugin area of layout `area`.
     ///
     /// # Errors
     /// [`SegmentError`] naming the segment when the OS refuses.
-    pub fn create() -> Result<Self, SegmentError> {
+    pub fn create(area: &AreaLayout) -> Result<Self, SegmentError> {
         remove_stale_segments();
-        let needed = core::mem::size_of::<SharedBlock>();
+        let needed = segment_size(area);
         let name = format!(
             "/{SEGMENT_PREFIX}{}-{}-{:08x}",
             std::process::id(),
@@ -100,12 +101,13 @@ impl BlockSegment {
     /// The block.
     pub fn block(&self) -> &SharedBlock {
         // SAFETY: the mapping is page-aligned (so aligned for `SharedBlock`), at least
-        // `size_of::<SharedBlock>()` bytes (checked in `create`), zero-filled by the OS at
+        // `segment_size(..) > size_of::<SharedBlock>()` bytes (checked in `create`), zero-filled by the OS at
         // creation, and all-zero is a valid `SharedBlock`. It lives as long as `self`.
         unsafe { &*self.shmem.as_ptr().cast::<SharedBlock>() }
     }
 
-    /// The block's address, for handing to modules through the C ABI.
+    /// The block's address, for handing to modules through the C ABI; its provenance
+    /// covers the whole segment, the plugin area included.
     pub fn as_ptr(&self) -> *const SharedBlock {
         self.shmem.as_ptr().cast::<SharedBlock>()
     }
@@ -178,7 +180,7 @@ mod tests {
     #[test]
     fn segment_is_zeroed_and_private() {
         use std::os::unix::fs::PermissionsExt;
-        let seg = BlockSegment::create().unwrap();
+        let seg = BlockSegment::create(&AreaLayout::default()).unwrap();
         assert_eq!(seg.block().stats.blocks_processed.load(Ordering::Relaxed), 0);
         let path = format!("{SHM_DIR}{}", seg.os_id());
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;

@@ -16,10 +16,9 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering, fence};
 ///
 /// # Examples
 /// ```
-/// use shared::seqlock::SeqLock;
+/// use trio::seqlock::SeqLock;
 /// let lock = SeqLock::<2>::new();
-/// // SAFETY: this is the only writer of `lock`.
-/// unsafe { lock.write([1, 2]) };
+/// lock.write([1, 2]);
 /// assert_eq!(lock.read(), Some([1, 2]));
 /// ```
 #[repr(C)]
@@ -48,11 +47,11 @@ impl<const W: usize> SeqLock<W> {
 
     /// Publishes new words.
     ///
-    /// # Safety
-    /// At most one thread writes a given lock at a time (callers serialise writers, e.g.
-    /// only the control worker writes mappings, only the audio thread writes transport).
-    /// Two concurrent writers could leave the sequence even over mixed words.
-    pub unsafe fn write(&self, words: [u64; W]) {
+    /// One thread writes a given lock at a time (callers serialise writers: only the
+    /// audio thread writes the transport, only the engine its held keys). Two concurrent
+    /// writers cannot cause undefined behaviour (every word is an atomic) but could leave
+    /// the sequence even over words from both writes.
+    pub fn write(&self, words: [u64; W]) {
         // Relaxed: only this (single) writer modifies `seq`, so it reads its own last store.
         let seq = self.seq.load(Ordering::Relaxed);
         // Relaxed store, then a Release fence: the fence orders this odd store before
@@ -97,6 +96,105 @@ impl<const W: usize> SeqLock<W> {
     }
 }
 
+/// A sequence counter guarding a region of atomics kept elsewhere: the shared block's
+/// parameter definitions, which are far too many words for one [`SeqLock`].
+///
+/// The protocol is the seqlock's: the writer makes the counter odd, writes the region,
+/// and makes it even again; a reader copies the region between two loads of the counter
+/// and keeps the copy only if both loads saw the same even value. All-zero memory is a
+/// stable counter.
+///
+/// # Examples
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use trio::seqlock::SeqCounter;
+/// let counter = SeqCounter::new();
+/// let region = [AtomicU64::new(0), AtomicU64::new(0)];
+/// counter.write(|| {
+///     region[0].store(7, Ordering::Relaxed);
+///     region[1].store(7, Ordering::Relaxed);
+/// });
+/// let copy = counter.read(|| [region[0].load(Ordering::Relaxed), region[1].load(Ordering::Relaxed)]);
+/// assert_eq!(copy, Some([7, 7]));
+/// assert_eq!(counter.version(), 2);
+/// ```
+#[repr(C)]
+pub struct SeqCounter {
+    seq: AtomicU64,
+}
+
+impl SeqCounter {
+    /// A stable counter at 0.
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
+        Self { seq: AtomicU64::new(0) }
+    }
+
+    /// A stable counter at 0 (loom atomics are not `const`).
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        Self { seq: AtomicU64::new(0) }
+    }
+
+    /// Runs `write`, which rewrites the guarded region with Relaxed atomic stores, inside
+    /// the odd phase of the counter.
+    ///
+    /// One thread writes a given region at a time (the control worker writes the
+    /// parameter definitions). Concurrent writers cannot cause undefined behaviour (the
+    /// region is atomics) but readers could accept a mixed copy.
+    pub fn write<R>(&self, write: impl FnOnce() -> R) -> R {
+        // Relaxed: only the (single) writer modifies `seq`, so it reads its own last store.
+        let seq = self.seq.load(Ordering::Relaxed);
+        // Relaxed odd store, then a Release fence: orders the odd value before the region
+        // stores for any reader whose Acquire fence observes one of them (pairs with the
+        // reader's `fence(Acquire)`).
+        self.seq.store(seq.wrapping_add(1) | 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        let result = write();
+        // Release: a reader that Acquire-loads this even value sees every store above.
+        self.seq.store((seq | 1).wrapping_add(1), Ordering::Release);
+        result
+    }
+
+    /// Copies the region with `read` (Relaxed atomic loads) and returns the copy if no
+    /// write overlapped it; `None` after a few overlapping attempts. Never blocks: safe on
+    /// the audio thread, where the caller keeps the copy it had.
+    pub fn read<R>(&self, mut read: impl FnMut() -> R) -> Option<R> {
+        for _ in 0..READ_ATTEMPTS {
+            // Acquire: pairs with the writer's final Release store, so the region as that
+            // write left it is visible to `read`.
+            let before = self.seq.load(Ordering::Acquire);
+            if before & 1 == 1 {
+                core::hint::spin_loop();
+                continue;
+            }
+            let copy = read();
+            // Acquire fence: pairs with the writer's Release fence, so if `read` saw any
+            // store of a newer write, the re-load below sees that write's odd value.
+            fence(Ordering::Acquire);
+            // Relaxed: ordered after the region loads by the fence above.
+            if self.seq.load(Ordering::Relaxed) == before {
+                return Some(copy);
+            }
+        }
+        None
+    }
+
+    /// The current counter: even while stable, bumped by 2 by each completed write. A
+    /// reader that cached a copy compares this with the version it copied at.
+    pub fn version(&self) -> u64 {
+        // Acquire: pairs with the writer's final Release store (see `read`).
+        self.seq.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(not(loom))]
+impl Default for SeqCounter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[cfg(not(loom))]
 impl<const W: usize> Default for SeqLock<W> {
     fn default() -> Self {
@@ -122,8 +220,7 @@ mod tests {
         std::thread::scope(|s| {
             s.spawn(|| {
                 for i in 1..=n {
-                    // SAFETY: this thread is the only writer.
-                    unsafe { lock.write([i; 4]) };
+                    lock.write([i; 4]);
                 }
             });
             let mut seen = 0;
@@ -134,5 +231,28 @@ mod tests {
                 }
             }
         });
+    }
+
+    #[test]
+    fn counter_readers_never_accept_a_mixed_region() {
+        let counter = SeqCounter::new();
+        let region: [AtomicU64; 5] = core::array::from_fn(|_| AtomicU64::new(0));
+        let n = if cfg!(miri) { 200 } else { 100_000 };
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 1..=n {
+                    counter.write(|| region.iter().for_each(|w| w.store(i, Ordering::Relaxed)));
+                }
+            });
+            let mut seen = 0;
+            while seen < n {
+                let copy = counter.read(|| region.iter().map(|w| w.load(Ordering::Relaxed)).collect::<Vec<_>>());
+                if let Some(w) = copy {
+                    assert!(w.iter().all(|&x| x == w[0]), "mixed copy {w:?}");
+                    seen = w[0];
+                }
+            }
+        });
+        assert_eq!(counter.version(), 2 * n);
     }
 }

@@ -10,7 +10,7 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use shared::ring::{PopError, PushError, SpscRing};
+use trio::ring::{PopError, PushError, SpscRing};
 
 /// Pushes `values` in order, yielding to the model while the ring is full.
 fn push_all<const N: usize>(ring: &SpscRing<u32, N>, values: &[u32]) {

@@ -3,7 +3,7 @@
 #![cfg(loom)]
 
 use loom::sync::Arc;
-use shared::seqlock::SeqLock;
+use trio::seqlock::SeqLock;
 
 #[test]
 fn a_reader_sees_one_whole_write_or_none() {

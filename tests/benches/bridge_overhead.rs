@@ -8,7 +8,7 @@ use std::ffi::c_void;
 use std::time::Instant;
 
 use integration::{Build, ModuleDir};
-use shared::abi::ProcessData;
+use trio::abi::ProcessData;
 
 const FRAMES: usize = 64;
 const BLOCKS: u32 = 200_000;
@@ -20,23 +20,27 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let dir = ModuleDir::new(Build::Release)?;
-    let modules = bridge::Modules::load(&dir.paths())?;
-    let inst = bridge::Instance::new(&modules, bridge::ProcessSetup { sample_rate: 48_000.0, max_block_size: 64 })?;
+    let modules = trio_bridge::Modules::load(&dir.paths(), None)?;
+    let inst = trio_bridge::Instance::new(
+        &modules,
+        trio_bridge::ProcessSetup { sample_rate: 48_000.0, max_block_size: 64, offline: false },
+    )?;
 
     // The direct reference: a second engine instance on its own block, same library.
     // SAFETY: the engine's exports have these signatures (checked by `Modules::load`).
     let (process, engine, _block) = unsafe {
         let lib = libloading::Library::new(dir.engine())?;
-        type Create = unsafe extern "C" fn(*const shared::block::SharedBlock, *mut *mut c_void) -> i32;
+        type Create = unsafe extern "C" fn(*const trio::block::SharedBlock, *mut *mut c_void) -> i32;
         type Activate = unsafe extern "C" fn(*mut c_void, f64, u32) -> i32;
         type Process = unsafe extern "C" fn(*mut c_void, *mut ProcessData) -> i32;
-        let create = *lib.get::<Create>(b"rt_create\0")?;
-        let activate = *lib.get::<Activate>(b"rt_activate\0")?;
-        let process = *lib.get::<Process>(b"rt_process\0")?;
-        let block = shared::block::SharedBlock::new_boxed();
-        block.init_header(99, 48_000.0, 64);
+        let create = *lib.get::<Create>(b"trio_engine_create\0")?;
+        let activate = *lib.get::<Activate>(b"trio_engine_activate\0")?;
+        let process = *lib.get::<Process>(b"trio_engine_process\0")?;
+        let area = trio::abi::AreaLayout::of::<synth_common::SynthArea>();
+        let block = trio::block::HeapBlock::new(&area);
+        block.block().init_header(99, 48_000.0, 64, &area);
         let mut engine = std::ptr::null_mut();
-        assert_eq!(create(&*block, &mut engine), 0);
+        assert_eq!(create(block.as_ptr(), &mut engine), 0);
         assert_eq!(activate(engine, 48_000.0, 64), 0);
         std::mem::forget(lib); // keep the engine's code mapped for the rest of the run
         (process, engine, block)
@@ -56,12 +60,15 @@ fn main() -> anyhow::Result<()> {
         for _ in 0..BLOCKS {
             let mut data = ProcessData {
                 num_samples: FRAMES as u32,
-                num_outputs: 2,
-                outputs: channels.as_ptr(),
-                num_inputs: 0,
+                num_main: 2,
+                main: channels.as_ptr(),
+                num_sidechain: 0,
                 num_events: 0,
-                inputs: std::ptr::null(),
+                sidechain: std::ptr::null(),
                 events: std::ptr::null(),
+                transport: Default::default(),
+                process_mode: 0,
+                reserved: 0,
                 silence_flags: 0,
             };
             // SAFETY: a live engine, valid channel pointers for 64 samples.

@@ -1,8 +1,8 @@
-//! Cost of a call into the control module through the bridge's control worker: every
-//! `format_value` is a round trip to the worker thread. Hosts such as pedalboard call
-//! `getParamStringByValue` thousands of times while loading, so this shows up as load
-//! time. Prints ns per call beside a same-run reference: the same formatting done by a
-//! direct call of the exported function on the calling thread.
+//! Cost of a parameter's value text as hosts ask for it (`getParamStringByValue`; pedalboard
+//! asks 2,002 per parameter while loading): the bridge formats from the display rule the
+//! control module published in the block, on the calling thread. Prints ns per call beside
+//! a same-run reference: the same formatting done by the control module's own export,
+//! called directly on this thread.
 
 use std::time::Instant;
 
@@ -10,8 +10,8 @@ use integration::{Build, ModuleDir};
 
 fn main() -> anyhow::Result<()> {
     let dir = ModuleDir::new(Build::Release)?;
-    let modules = bridge::Modules::load(&dir.paths())?;
-    let inst = bridge::Instance::new(&modules, bridge::ProcessSetup::default())?;
+    let modules = trio_bridge::Modules::load(&dir.paths(), None)?;
+    let inst = trio_bridge::Instance::new(&modules, trio_bridge::ProcessSetup::default())?;
     let n = 20_000u32;
     let mut rounds = Vec::new();
     for _ in 0..5 {
@@ -30,13 +30,13 @@ fn main() -> anyhow::Result<()> {
     let direct = unsafe {
         let lib = libloading::Library::new(dir.control())?;
         type Format = unsafe extern "C" fn(*mut std::ffi::c_void, u32, f64, *mut u8, usize, *mut usize) -> i32;
-        type Create = unsafe extern "C" fn(*const shared::block::SharedBlock, u32, *mut *mut std::ffi::c_void) -> i32;
-        let format: libloading::Symbol<Format> = lib.get(b"control_format_value\0")?;
-        let create: libloading::Symbol<Create> = lib.get(b"control_create\0")?;
-        let block = shared::block::SharedBlock::new_boxed();
-        block.init_header(1, 48_000.0, 512);
+        type Create = unsafe extern "C" fn(*const trio::block::SharedBlock, u32, *mut *mut std::ffi::c_void) -> i32;
+        let format: libloading::Symbol<Format> = lib.get(b"trio_control_format_value\0")?;
+        let create: libloading::Symbol<Create> = lib.get(b"trio_control_create\0")?;
+        let area = trio::abi::AreaLayout::of::<synth_common::SynthArea>();
+        let block = trio::block::HeapBlock::new(&area);
         let mut ctl = std::ptr::null_mut();
-        assert_eq!(create(&*block, 0, &mut ctl), 0);
+        assert_eq!(create(block.as_ptr(), 0, &mut ctl), 0);
         let mut buf = [0u8; 64];
         let mut len = 0;
         let mut rounds = Vec::new();
@@ -51,9 +51,9 @@ fn main() -> anyhow::Result<()> {
         rounds.sort_by(f64::total_cmp);
         rounds[rounds.len() / 2]
     };
-    println!("control call round trip (format_value), median of 5 x {n} calls:");
-    println!("  through the control worker: {worker:>9.0} ns/call");
-    println!("  direct call (reference)   : {direct:>9.0} ns/call");
-    println!("  worker overhead ratio     : {:>9.1}x", worker / direct);
+    println!("value text (format_value), median of 5 x {n} calls:");
+    println!("  through the bridge (block's display rule): {worker:>9.0} ns/call");
+    println!("  the control module's export, direct      : {direct:>9.0} ns/call");
+    println!("  ratio                                    : {:>9.2}x", worker / direct);
     Ok(())
 }

@@ -40,16 +40,16 @@ fn summary(name: &str, mut ms: Vec<f64>) -> (f64, f64) {
 
 fn main() -> Result<()> {
     let dir = ModuleDir::new(Build::Release)?;
-    let modules = bridge::Modules::load(&dir.paths())?;
-    let setup = bridge::ProcessSetup { sample_rate: 48_000.0, max_block_size: 256 };
-    let inst = bridge::Instance::new(&modules, setup)?;
+    let modules = trio_bridge::Modules::load(&dir.paths(), None)?;
+    let setup = trio_bridge::ProcessSetup { sample_rate: 48_000.0, max_block_size: 256, offline: false };
+    let inst = trio_bridge::Instance::new(&modules, setup)?;
     let stop = AtomicBool::new(false);
 
     let (watched, direct) = std::thread::scope(|scope| -> Result<(Vec<f64>, Vec<f64>)> {
         // A host audio thread: one block per block duration, a note held throughout.
         scope.spawn(|| {
             let (mut l, mut r) = (vec![0.0f32; 256], vec![0.0f32; 256]);
-            let mut events = vec![shared::abi::Event::note_on(0, 57, 0.8)];
+            let mut events = vec![trio::abi::Event::note_on(0, 57, 0.8)];
             let period = Duration::from_secs_f64(256.0 / 48_000.0);
             let start = Instant::now();
             let mut n = 0u32;

@@ -54,7 +54,8 @@ impl ModuleDir {
     pub fn new(build: Build) -> Result<Self> {
         let src = artifact_dir(build);
         let path = scratch_dir("modules")?;
-        for (from, to) in [("librt_engine.so", bridge::ENGINE_FILE), ("libcontrol.so", bridge::CONTROL_FILE)] {
+        for (from, to) in [("librt_engine.so", trio_bridge::ENGINE_FILE), ("libcontrol.so", trio_bridge::CONTROL_FILE)]
+        {
             let from = src.join(from);
             if !from.is_file() {
                 let how = match build {
@@ -69,18 +70,18 @@ impl ModuleDir {
     }
 
     /// The module paths in this folder.
-    pub fn paths(&self) -> bridge::ModulePaths {
-        bridge::ModulePaths::in_dir(&self.path)
+    pub fn paths(&self) -> trio_bridge::ModulePaths {
+        trio_bridge::ModulePaths::in_dir(&self.path)
     }
 
     /// The engine file.
     pub fn engine(&self) -> PathBuf {
-        self.path.join(bridge::ENGINE_FILE)
+        self.path.join(trio_bridge::ENGINE_FILE)
     }
 
     /// The control file.
     pub fn control(&self) -> PathBuf {
-        self.path.join(bridge::CONTROL_FILE)
+        self.path.join(trio_bridge::CONTROL_FILE)
     }
 }
 

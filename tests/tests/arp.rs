@@ -2,12 +2,14 @@
 //! keys in the shared block, the control module's `control_tick` schedules timed notes into
 //! the `to_engine` ring, and the engine plays them at their samples.
 //!
-//! Everything is driven deterministically: process a block, tick, repeat. Note onsets are
-//! read from the engine's voice states (`age` gives each note's exact start sample), and
-//! note-offs are pinned to the sample by ending blocks just before and just after them.
+//! Through the bridge, instances render offline, as a host's bounce does: before each
+//! block the bridge lets the control module schedule up to the block's end, so the music
+//! is the same at any speed. Note onsets are read from the engine's voice states (`age`
+//! gives each note's exact start sample), and note-offs are pinned to the sample by
+//! ending blocks just before and just after them.
 //!
 //! The handover tests load the engine and control libraries directly (as the bridge does)
-//! on one block, so they decide which control instance ticks: a second instance adopts the
+//! on one block and tick by hand, so they decide which control instance ticks: a second instance adopts the
 //! block (`CREATE_ADOPT` plus the first one's state) and must continue bit for bit. The
 //! `reload-variant` test builds that variant of the control module itself, with
 //! `cargo build -p control --features reload-variant --target-dir <target>/variant`.
@@ -18,11 +20,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result, bail, ensure};
-use bridge::{Instance, Modules, ProcessSetup};
 use integration::{Build, ModuleDir, rms, scratch_dir, target_dir};
-use shared::abi::{self, Event, ParamInfo, ProcessData, control, status};
-use shared::block::{SharedBlock, Transport};
-use shared::params::id;
+use synth_common::{SynthArea, id};
+use trio::abi::{self, AreaLayout, Event, ProcessData, TickResult, TransportInfo, control, status, transport_flags};
+use trio::block::{HeapBlock, SharedBlock};
+use trio::params::ParamInfo;
+use trio_bridge::{Instance, Modules, ProcessSetup};
 
 const SR: f64 = 48_000.0;
 const BLOCK: u64 = 256;
@@ -56,7 +59,8 @@ const AS_PLAYED: f64 = 3.0;
 /// The parts under test: the bridge's instance, or the two libraries loaded directly.
 trait Plugin {
     fn block(&self) -> &SharedBlock;
-    fn process(&mut self, left: &mut [f32], right: &mut [f32], events: &[Event]) -> i32;
+    fn area(&self) -> &SynthArea;
+    fn process(&mut self, left: &mut [f32], right: &mut [f32], events: &[Event], transport: &TransportInfo) -> i32;
     fn tick(&mut self);
 }
 
@@ -65,13 +69,16 @@ impl Plugin for Instance {
         Instance::block(self)
     }
 
-    fn process(&mut self, left: &mut [f32], right: &mut [f32], events: &[Event]) -> i32 {
-        Instance::process(self, &mut [left, right], events)
+    fn area(&self) -> &SynthArea {
+        Instance::area(self).expect("TrioSynth's area")
     }
 
-    fn tick(&mut self) {
-        Instance::tick(self).expect("control_tick failed");
+    fn process(&mut self, left: &mut [f32], right: &mut [f32], events: &[Event], transport: &TransportInfo) -> i32 {
+        Instance::process_in_place(self, &mut [left, right], &[], events, transport)
     }
+
+    /// Nothing: rendering offline, the bridge ticks the control module before each block.
+    fn tick(&mut self) {}
 }
 
 /// Host transport the rig publishes before each block, as the bridge does from the
@@ -141,24 +148,22 @@ impl<P: Plugin> Rig<P> {
 
     fn render_block(&mut self, n: u64) {
         let start = self.clock;
-        if let Some(t) = self.transport {
-            let ppq = t.ppq_at_zero + start as f64 * t.tempo_bpm / 60.0 / SR;
-            let snapshot = Transport {
-                sample_time: start,
+        let transport = match self.transport {
+            Some(t) => TransportInfo {
                 tempo_bpm: t.tempo_bpm,
-                ppq_position: ppq,
-                playing: t.playing,
-                ..Transport::default()
-            };
-            // SAFETY: this thread is the only publisher: neither `Instance::process` nor the
-            // direct rig publishes the transport (only the VST3 plugin does, from `process`).
-            unsafe { self.plugin.block().transport.publish(&snapshot) };
-        }
+                ppq_position: t.ppq_at_zero + start as f64 * t.tempo_bpm / 60.0 / SR,
+                flags: transport_flags::TEMPO
+                    | transport_flags::POSITION
+                    | if t.playing { transport_flags::PLAYING } else { 0 },
+                ..TransportInfo::default()
+            },
+            None => TransportInfo::default(),
+        };
         let due = self.host.iter().take_while(|e| e.time < start + n).count();
         let events: Vec<Event> =
             self.host.drain(..due).map(|e| Event { time: e.time.saturating_sub(start), ..e }).collect();
         let (mut l, mut r) = (vec![0.0f32; n as usize], vec![0.0f32; n as usize]);
-        let code = self.plugin.process(&mut l, &mut r, &events);
+        let code = self.plugin.process(&mut l, &mut r, &events, &transport);
         assert_eq!(code, status::OK, "process failed: {}", status::describe(code));
         self.left.extend_from_slice(&l);
         self.right.extend_from_slice(&r);
@@ -188,12 +193,12 @@ impl<P: Plugin> Rig<P> {
 }
 
 fn setup() -> ProcessSetup {
-    ProcessSetup { sample_rate: SR, max_block_size: BLOCK as u32 }
+    ProcessSetup { sample_rate: SR, max_block_size: BLOCK as u32, offline: true }
 }
 
-/// A bridge instance with the arpeggiator on.
+/// A bridge instance with the arpeggiator on, rendering offline.
 fn arp_instance(dir: &ModuleDir) -> Result<Rig<Instance>> {
-    let modules = Modules::load(&dir.paths())?;
+    let modules = Modules::load(&dir.paths(), None)?;
     let inst = Instance::new(&modules, setup())?;
     inst.set_param_normalized(id::ARP_ON, 1.0);
     Ok(Rig::new(inst))
@@ -337,8 +342,8 @@ fn releasing_the_keys_ends_the_phrase_and_nothing_sounds_afterwards() -> Result<
     let t = 1000;
     rig.key_down(t, 60, 0.8);
     rig.key_down(t, 67, 0.8);
-    // Released 40 samples before step 4: the control module has already scheduled that
-    // step (it is within its lookahead) but the engine must not play it.
+    // Released 40 samples before step 4, in the block that step falls in: the engine must
+    // not play it.
     let up = t + 4 * STEP - 40;
     rig.key_up(up, 60);
     rig.key_up(up, 67);
@@ -380,7 +385,7 @@ fn switching_the_arp_off_ends_its_notes_and_host_notes_play_again() -> Result<()
     assert!(rig.onsets_from(off_at).is_empty(), "{:?}", rig.onsets_from(off_at));
     assert!(rig.sounding.is_empty());
     assert_eq!(rig.plugin.block().meters.active_voices.load(Ordering::Relaxed), 0);
-    let cursor = &rig.plugin.block().arp.cursor;
+    let cursor = &Plugin::area(&rig.plugin).cursor;
     assert_eq!(cursor.running.load(Ordering::Relaxed), 0);
     assert_eq!(cursor.pending_count.load(Ordering::Relaxed), 0);
     // The key still held when the arp went off was forgotten; a new host note plays as a
@@ -404,7 +409,6 @@ struct ControlLib {
     tick: control::TickFn,
     save_state: control::SaveStateFn,
     load_state: control::LoadStateFn,
-    param_info: control::ParamInfoFn,
     descriptor: abi::ModuleDescriptor,
     _lib: &'static libloading::Library,
 }
@@ -414,43 +418,40 @@ impl ControlLib {
         // SAFETY: the real control library: loading runs only std's initialisers. It is
         // leaked (never unloaded), so the function pointers below stay valid.
         let lib: &'static libloading::Library = Box::leak(Box::new(unsafe { libloading::Library::new(path)? }));
-        // SAFETY: each symbol has the signature `shared::abi::control` gives it.
+        // SAFETY: each symbol has the signature `trio::abi::control` gives it.
         unsafe {
-            let create: Sym<control::CreateFn> = lib.get(b"control_create\0")?;
-            let destroy: Sym<control::DestroyFn> = lib.get(b"control_destroy\0")?;
-            let tick: Sym<control::TickFn> = lib.get(b"control_tick\0")?;
-            let save_state: Sym<control::SaveStateFn> = lib.get(b"control_save_state\0")?;
-            let load_state: Sym<control::LoadStateFn> = lib.get(b"control_load_state\0")?;
-            let param_info: Sym<control::ParamInfoFn> = lib.get(b"control_param_info\0")?;
-            let descriptor: Sym<*const abi::ModuleDescriptor> = lib.get(b"trio_module_descriptor\0")?;
+            let create: Sym<control::CreateFn> = lib.get(b"trio_control_create\0")?;
+            let destroy: Sym<control::DestroyFn> = lib.get(b"trio_control_destroy\0")?;
+            let tick: Sym<control::TickFn> = lib.get(b"trio_control_tick\0")?;
+            let save_state: Sym<control::SaveStateFn> = lib.get(b"trio_control_save_state\0")?;
+            let load_state: Sym<control::LoadStateFn> = lib.get(b"trio_control_load_state\0")?;
+            let descriptor: Sym<*const abi::ModuleDescriptor> = lib.get(b"trio_control_descriptor\0")?;
             Ok(Self {
                 create: *create,
                 destroy: *destroy,
                 tick: *tick,
                 save_state: *save_state,
                 load_state: *load_state,
-                param_info: *param_info,
                 descriptor: **descriptor,
                 _lib: lib,
             })
         }
     }
 
-    fn create(&self, block: &SharedBlock, mode: u32) -> Result<*mut c_void> {
+    fn create(&self, block: &HeapBlock, mode: u32) -> Result<*mut c_void> {
         let mut out = std::ptr::null_mut();
-        // SAFETY: an initialised block that outlives the instance (the rig owns both).
-        let code = unsafe { (self.create)(block, mode, &mut out) };
-        ensure!(code == status::OK && !out.is_null(), "control_create: {}", status::describe(code));
+        // SAFETY: an initialised block (with its area) that outlives the instance (the rig
+        // owns both).
+        let code = unsafe { (self.create)(block.as_ptr(), mode, &mut out) };
+        ensure!(code == status::OK && !out.is_null(), "trio_control_create: {}", status::describe(code));
         Ok(out)
     }
+}
 
-    fn param_info(&self, instance: *mut c_void, param: u32) -> Result<ParamInfo> {
-        let mut info = ParamInfo::default();
-        // SAFETY: a live instance of this library; `info` is a local.
-        let code = unsafe { (self.param_info)(instance, param, &mut info) };
-        ensure!(code == status::OK, "control_param_info: {}", status::describe(code));
-        Ok(info)
-    }
+/// The definition of parameter `param` as the control module serving `block` published it.
+fn param_info(block: &SharedBlock, param: u32) -> Result<ParamInfo> {
+    let defs = block.params.read_definitions().context("definitions kept changing")?;
+    defs.params.into_iter().find(|p| p.id == param).context("no such parameter")
 }
 
 /// `WriteFn` appending to the `Vec<u8>` behind `ctx`.
@@ -462,7 +463,7 @@ unsafe extern "C" fn append(ctx: *mut c_void, data: *const u8, len: usize) {
 /// The engine library and a control instance on a block of their own, without the
 /// bridge: the test decides which control instance ticks.
 struct DirectPlugin {
-    block: Box<SharedBlock>,
+    block: HeapBlock,
     engine: *mut c_void,
     process: abi::engine::ProcessFn,
     engine_destroy: abi::engine::DestroyFn,
@@ -472,30 +473,31 @@ struct DirectPlugin {
 
 impl DirectPlugin {
     fn new(engine_path: &Path, control: &'static ControlLib) -> Result<Self> {
-        let block = SharedBlock::new_boxed();
-        block.init_header(1, SR, BLOCK as u32);
+        let block = HeapBlock::new(&AreaLayout::of::<SynthArea>());
+        block.block().init_header(1, SR, BLOCK as u32, &AreaLayout::of::<SynthArea>());
+        block.block().header.main_channels.store(2, Ordering::Relaxed);
         let instance = control.create(&block, control::CREATE_FRESH)?;
         // SAFETY: the real engine library, leaked so its functions stay valid; the symbols
-        // have the signatures `shared::abi::engine` gives them.
+        // have the signatures `trio::abi::engine` gives them.
         let (create, activate, process, engine_destroy) = unsafe {
             let lib: &'static libloading::Library = Box::leak(Box::new(libloading::Library::new(engine_path)?));
             (
-                *lib.get::<abi::engine::CreateFn>(b"rt_create\0")?,
-                *lib.get::<abi::engine::ActivateFn>(b"rt_activate\0")?,
-                *lib.get::<abi::engine::ProcessFn>(b"rt_process\0")?,
-                *lib.get::<abi::engine::DestroyFn>(b"rt_destroy\0")?,
+                *lib.get::<abi::engine::CreateFn>(b"trio_engine_create\0")?,
+                *lib.get::<abi::engine::ActivateFn>(b"trio_engine_activate\0")?,
+                *lib.get::<abi::engine::ProcessFn>(b"trio_engine_process\0")?,
+                *lib.get::<abi::engine::DestroyFn>(b"trio_engine_destroy\0")?,
             )
         };
         let mut engine = std::ptr::null_mut();
         // SAFETY: the block outlives the engine (destroyed first in `drop`).
-        ensure!(unsafe { create(&*block, &mut engine) } == status::OK, "rt_create failed");
+        ensure!(unsafe { create(block.as_ptr(), &mut engine) } == status::OK, "trio_engine_create failed");
         // SAFETY: a live engine, no concurrent call.
-        ensure!(unsafe { activate(engine, SR, BLOCK as u32) } == status::OK, "rt_activate failed");
+        ensure!(unsafe { activate(engine, SR, BLOCK as u32) } == status::OK, "trio_engine_activate failed");
         Ok(Self { block, engine, process, engine_destroy, control: (control, instance), handovers: 0 })
     }
 
     fn set_param(&self, param: u32, normalized: f64) {
-        self.block.params[param as usize].value.store(normalized, Ordering::Relaxed);
+        assert!(self.block.block().params.set_value(param, normalized));
     }
 
     /// Hands the block over to a new instance of `next`, as a reload does: save the old
@@ -506,11 +508,11 @@ impl DirectPlugin {
         let mut state: Vec<u8> = Vec::new();
         // SAFETY: a live instance; `append` matches `WriteFn` and `ctx` is `&mut state`.
         let code = unsafe { (lib.save_state)(old, append, (&mut state as *mut Vec<u8>).cast()) };
-        ensure!(code == status::OK, "control_save_state: {}", status::describe(code));
+        ensure!(code == status::OK, "trio_control_save_state: {}", status::describe(code));
         let new = next.create(&self.block, control::CREATE_ADOPT)?;
         // SAFETY: a live instance; `state` is valid for its length.
         let code = unsafe { (next.load_state)(new, state.as_ptr(), state.len()) };
-        ensure!(code == status::OK, "control_load_state: {}", status::describe(code));
+        ensure!(code == status::OK, "trio_control_load_state: {}", status::describe(code));
         // SAFETY: the old instance is not used afterwards.
         unsafe { (lib.destroy)(old) };
         self.control = (next, new);
@@ -521,19 +523,32 @@ impl DirectPlugin {
 
 impl Plugin for DirectPlugin {
     fn block(&self) -> &SharedBlock {
-        &self.block
+        self.block.block()
     }
 
-    fn process(&mut self, left: &mut [f32], right: &mut [f32], events: &[Event]) -> i32 {
+    fn area(&self) -> &SynthArea {
+        // Read through the bridge-free path: the block's header names the area.
+        let block = self.block.block();
+        assert!(block.check_header(&AreaLayout::of::<SynthArea>()).is_ok());
+        let base = self.block.as_ptr().cast::<u8>();
+        // SAFETY: the header check passed for `SynthArea`; the heap block holds it at the
+        // area offset and lives as long as `self`; `as_ptr` has provenance over all of it.
+        unsafe { &*base.add(trio::block::AREA_OFFSET).cast::<SynthArea>() }
+    }
+
+    fn process(&mut self, left: &mut [f32], right: &mut [f32], events: &[Event], transport: &TransportInfo) -> i32 {
         let channels = [left.as_mut_ptr(), right.as_mut_ptr()];
         let mut data = ProcessData {
             num_samples: left.len() as u32,
-            num_outputs: 2,
-            outputs: channels.as_ptr(),
-            num_inputs: 0,
+            num_main: 2,
+            main: channels.as_ptr(),
+            num_sidechain: 0,
             num_events: events.len() as u32,
-            inputs: std::ptr::null(),
+            sidechain: std::ptr::null(),
             events: if events.is_empty() { std::ptr::null() } else { events.as_ptr() },
+            transport: *transport,
+            process_mode: abi::process_mode::REALTIME,
+            reserved: 0,
             silence_flags: 0,
         };
         // SAFETY: a live engine with no concurrent call; the channel and event pointers are
@@ -543,9 +558,10 @@ impl Plugin for DirectPlugin {
 
     fn tick(&mut self) {
         let (lib, instance) = self.control;
-        // SAFETY: a live instance, one call at a time (this thread only).
-        let code = unsafe { (lib.tick)(instance) };
-        assert_eq!(code, status::OK, "control_tick: {}", status::describe(code));
+        let mut result = TickResult::default();
+        // SAFETY: a live instance, one call at a time (this thread only); `result` is a local.
+        let code = unsafe { (lib.tick)(instance, 0, &mut result) };
+        assert_eq!(code, status::OK, "trio_control_tick: {}", status::describe(code));
     }
 }
 
@@ -661,13 +677,11 @@ fn a_reload_with_changed_logic_plays_the_next_unscheduled_step_differently() -> 
     let normal: &'static ControlLib = Box::leak(Box::new(ControlLib::load(&dir.control())?));
     let variant: &'static ControlLib = Box::leak(Box::new(ControlLib::load(&variant_path)?));
 
-    // The variant announces itself: another build id, another cutoff unit and range.
-    let (normal_version, variant_version) = (normal.descriptor.version_str(), variant.descriptor.version_str());
-    assert!(normal_version.starts_with("0.1.0+") && normal_version.len() == 14, "{normal_version}");
-    assert_ne!(normal_version, variant_version);
+    // The variant announces itself: another cutoff unit and range.
+    assert_eq!(normal.descriptor.name_str(), variant.descriptor.name_str());
 
     let mut rig = Rig::new(DirectPlugin::new(&dir.engine(), normal)?);
-    let normal_cutoff = normal.param_info(rig.plugin.control.1, id::CUTOFF)?;
+    let normal_cutoff = param_info(rig.plugin.block(), id::CUTOFF)?;
     rig.plugin.set_param(id::ARP_ON, 1.0);
     let t = 1000;
     for note in [60, 64, 67] {
@@ -676,7 +690,7 @@ fn a_reload_with_changed_logic_plays_the_next_unscheduled_step_differently() -> 
     // Steps 0..=3 are scheduled by the normal module (step 4 is beyond its lookahead).
     rig.run(t + 3 * STEP + 100, &[]);
     rig.plugin.hand_over(variant)?;
-    let variant_cutoff = variant.param_info(rig.plugin.control.1, id::CUTOFF)?;
+    let variant_cutoff = param_info(rig.plugin.block(), id::CUTOFF)?;
     rig.run(t + 9 * STEP + 100, &[]);
 
     let notes: Vec<u32> = rig.onsets_from(0).iter().map(|&(_, n)| n).collect();
@@ -686,10 +700,10 @@ fn a_reload_with_changed_logic_plays_the_next_unscheduled_step_differently() -> 
     let times: Vec<u64> = rig.onsets_from(0).iter().skip(1).map(|&(time, _)| time).collect();
     assert_eq!(times, (1..=9).map(|k| t + k * STEP).collect::<Vec<_>>(), "the timing continues exactly");
 
-    assert_eq!(abi::str_from_fixed(&normal_cutoff.unit), "Hz");
-    assert_eq!(abi::str_from_fixed(&variant_cutoff.unit), "Hertz");
-    assert_eq!((normal_cutoff.min, normal_cutoff.max), (20.0, 20_000.0));
-    assert_eq!((variant_cutoff.min, variant_cutoff.max), (40.0, 16_000.0));
+    assert_eq!(normal_cutoff.unit, "Hz");
+    assert_eq!(variant_cutoff.unit, "Hertz");
+    assert_eq!((normal_cutoff.mapping.min, normal_cutoff.mapping.max), (20.0, 20_000.0));
+    assert_eq!((variant_cutoff.mapping.min, variant_cutoff.mapping.max), (40.0, 16_000.0));
     Ok(())
 }
 

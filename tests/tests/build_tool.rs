@@ -14,13 +14,15 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::Result;
 use integration::{patch_symbol_u32, patch_symbol_u64, scratch_dir, target_dir};
-use scripts::bundle::{BundleOptions, BundleReport, bundle, check_library};
-use scripts::elf::Library;
-use scripts::install::{InstallOptions, install};
-use scripts::manifest::Manifest;
-use scripts::scaffold::{NewOptions, new_project};
 use serde_json::Value;
-use shared::abi::{DESCRIPTOR_SYMBOL, ModuleDescriptor};
+use trio::abi::ModuleDescriptor;
+use trio_xtask::bundle::{BundleOptions, BundleReport, bundle, check_library};
+use trio_xtask::elf::Library;
+use trio_xtask::install::{InstallOptions, install};
+use trio_xtask::manifest::Manifest;
+use trio_xtask::scaffold::{NewOptions, new_project};
+
+const DESCRIPTOR_SYMBOL: &str = trio::abi::engine::DESCRIPTOR;
 
 /// A scratch folder, removed when dropped.
 struct Scratch(PathBuf);
@@ -42,11 +44,16 @@ impl Drop for Scratch {
 }
 
 fn workspace() -> PathBuf {
-    scripts::workspace_root()
+    trio_xtask::framework_root()
 }
 
 fn real_yaml() -> String {
     std::fs::read_to_string(workspace().join("build.yaml")).expect("reading build.yaml")
+}
+
+/// `crate: <the workspace's folder of `name`>`, as a manifest in a scratch folder names it.
+fn krate(name: &str) -> String {
+    format!("crate: {}", workspace().join(name).display())
 }
 
 /// The debug build of one crate's library, as the workspace build left it.
@@ -55,18 +62,21 @@ fn built_library(crate_name: &str) -> PathBuf {
     path.canonicalize().unwrap_or(path)
 }
 
-/// What the built bridge exports, read the way the tool reads it.
-fn bridge_exports() -> Vec<String> {
-    let path = built_library("bridge");
-    let library =
-        Library::read(&path).unwrap_or_else(|e| panic!("{e:#}: build the workspace first (`cargo xtask test` does)"));
-    library.exports().expect("reading the bridge's exports").into_iter().collect()
-}
-
-/// A `build.yaml` that bundles: the real one (a test below proves it matches the built
-/// libraries).
+/// A `build.yaml` that bundles, in a scratch folder: the real plugin with absolute crate
+/// paths, and every optional field written out (so tests can break each).
 fn good_yaml() -> String {
-    real_yaml()
+    let list = |exports: &[&str]| exports.iter().map(|e| format!("      - {e}\n")).collect::<String>();
+    format!(
+        "plugin:\n  name: TrioSynth\n  vendor: Trio Audio\n  url: https://example.com/triosynth\n  \
+         email: support@example.com\n  version: 0.1.0\n  class_id: 6A3F1C2E9B7D4E6F8A0B1C2D3E4F5061\n  \
+         kind: instrument\n  sub_categories: [Instrument, Synth]\naudio:\n  layouts: [stereo]\n  \
+         midi_input: true\nmodules:\n  rt_engine:\n    {}\n    allocation: forbid\n    exports:\n{}  \
+         control:\n    {}\n    allocation: allow\n    hot_reload: true\n    exports:\n{}",
+        krate("rt_engine"),
+        list(trio::abi::engine::EXPORTS),
+        krate("control"),
+        list(trio::abi::control::EXPORTS),
+    )
 }
 
 /// `text` with `from` replaced by `to`, once; `from` must be there.
@@ -76,12 +86,7 @@ fn edit(text: &str, from: &str, to: &str) -> String {
 }
 
 fn bundle_with(manifest: &Path, out: &Path) -> Result<BundleReport> {
-    bundle(&BundleOptions {
-        manifest: manifest.to_owned(),
-        workspace: workspace(),
-        release: false,
-        out_dir: Some(out.to_owned()),
-    })
+    bundle(&BundleOptions { manifest: manifest.to_owned(), release: false, out_dir: Some(out.to_owned()) })
 }
 
 /// Every entry under `dir` with its size, modification time and inode.
@@ -183,11 +188,7 @@ fn a_mistyped_field_name_lists_the_valid_names() {
     let previous = Previous::build();
     let yaml = good_yaml();
     let line = line_of(&yaml, "  rt_engine:") + 3;
-    let yaml = edit(
-        &yaml,
-        "  rt_engine:\n    crate: rt_engine\n    allocation: forbid\n    exports:",
-        "  rt_engine:\n    crate: rt_engine\n    allocation: forbid\n    exprots:",
-    );
+    let yaml = edit(&yaml, "    allocation: forbid\n    exports:", "    allocation: forbid\n    exprots:");
     let error = previous.bundle_fails(&yaml);
     assert_contains(
         &error,
@@ -220,13 +221,17 @@ fn an_invalid_class_id_is_refused_with_its_position() {
 fn a_duplicate_export_is_refused_with_both_lines() {
     let previous = Previous::build();
     let yaml = good_yaml();
-    let first = line_of(&yaml, "- rt_reset");
-    let yaml = edit(&yaml, "      - rt_reset\n", "      - rt_reset\n      - rt_reset\n");
+    let first = line_of(&yaml, "- trio_engine_reset");
+    let yaml = edit(&yaml, "      - trio_engine_reset\n", "      - trio_engine_reset\n      - trio_engine_reset\n");
     let error = previous.bundle_fails(&yaml);
     assert_contains(
         &error,
         &[
-            &format!("{}:{}:9: modules.rt_engine.exports lists `rt_reset` twice", previous.manifest(), first + 1),
+            &format!(
+                "{}:{}:9: modules.rt_engine.exports lists `trio_engine_reset` twice",
+                previous.manifest(),
+                first + 1
+            ),
             &format!("(first at line {first})"),
         ],
     );
@@ -235,13 +240,14 @@ fn a_duplicate_export_is_refused_with_both_lines() {
 #[test]
 fn a_module_crate_path_that_does_not_exist_is_named() {
     let previous = Previous::build();
-    let yaml = edit(&good_yaml(), "crate: control", "crate: controls/missing");
+    let yaml = edit(&good_yaml(), &krate("control"), "crate: controls/missing");
     let error = previous.bundle_fails(&yaml);
     assert_contains(
         &error,
         &[
             "modules.control.crate: the folder \"controls/missing\" does not exist",
-            &workspace().join("controls/missing").display().to_string(),
+            &previous.scratch.path().join("controls/missing").display().to_string(),
+            "relative to the folder of build.yaml",
         ],
     );
 }
@@ -249,14 +255,15 @@ fn a_module_crate_path_that_does_not_exist_is_named() {
 #[test]
 fn an_export_declared_but_not_in_the_library_names_symbol_and_library() {
     let previous = Previous::build();
-    let yaml = edit(&good_yaml(), "      - rt_reset\n", "      - rt_reset\n      - rt_flush\n");
+    let yaml =
+        edit(&good_yaml(), "      - trio_engine_reset\n", "      - trio_engine_reset\n      - trio_engine_flush\n");
     let error = previous.bundle_fails(&yaml);
     assert_contains(
         &error,
         &[
-            "`rt_flush` is declared in modules.rt_engine.exports but not exported by",
+            "`trio_engine_flush` is expected in modules.rt_engine but not exported by",
             &built_library("rt_engine").display().to_string(),
-            "#[unsafe(no_mangle)]",
+            "remove it from modules.rt_engine.exports",
         ],
     );
 }
@@ -264,31 +271,32 @@ fn an_export_declared_but_not_in_the_library_names_symbol_and_library() {
 #[test]
 fn an_export_the_manifest_does_not_declare_is_refused() {
     let previous = Previous::build();
-    let yaml = edit(&good_yaml(), "      - control_tick\n", "");
+    let yaml = edit(&good_yaml(), "      - trio_control_tick\n", "");
     let error = previous.bundle_fails(&yaml);
     assert_contains(
         &error,
         &[
             &built_library("control").display().to_string(),
-            "exports `control_tick`, which modules.control.exports does not declare",
+            "exports `trio_control_tick`, which modules.control does not expect",
+            "add it to modules.control.exports",
         ],
     );
 }
 
 #[test]
-fn a_shared_memory_size_below_the_block_names_both_sizes() {
+fn a_field_of_no_section_is_refused_with_the_valid_names() {
     let previous = Previous::build();
-    let yaml = edit(&good_yaml(), "size: 65536", "size: 4096");
+    let yaml = format!("{}shared_memory:\n  size: 65536\n", good_yaml());
     let error = previous.bundle_fails(&yaml);
-    let block = size_of::<shared::block::SharedBlock>();
-    assert_contains(
-        &error,
-        &[
-            "shared_memory.size is 4096 bytes",
-            &format!("shared::block::SharedBlock is {block} bytes"),
-            &format!("at least {block}"),
-        ],
-    );
+    assert_contains(&error, &["unknown field `shared_memory`", "plugin, audio, modules"]);
+}
+
+#[test]
+fn a_sidechain_on_an_instrument_is_refused() {
+    let previous = Previous::build();
+    let yaml = edit(&good_yaml(), "  midi_input: true\n", "  midi_input: true\n  sidechain: true\n");
+    let error = previous.bundle_fails(&yaml);
+    assert_contains(&error, &["audio.sidechain is for effects; this plugin's kind (line 8) is instrument"]);
 }
 
 #[test]
@@ -306,7 +314,7 @@ fn a_failing_cargo_build_is_reported_with_the_compiler_error() {
     .unwrap();
     std::fs::write(broken.join("src/lib.rs"), "#[no_mangle]\npub extern \"C\" fn control_tick( -> i32 { 0 }\n")
         .unwrap();
-    let yaml = edit(&good_yaml(), "crate: control", &format!("crate: {}", broken.display()));
+    let yaml = edit(&good_yaml(), &krate("control"), &format!("crate: {}", broken.display()));
     let error = previous.bundle_fails(&yaml);
     assert_contains(
         &error,
@@ -321,11 +329,7 @@ fn a_failing_cargo_build_is_reported_with_the_compiler_error() {
 #[test]
 fn an_engine_that_may_allocate_is_refused() {
     let previous = Previous::build();
-    let yaml = edit(
-        &good_yaml(),
-        "    crate: rt_engine\n    allocation: forbid",
-        "    crate: rt_engine\n    allocation: allow",
-    );
+    let yaml = edit(&good_yaml(), "    allocation: forbid", "    allocation: allow");
     let error = previous.bundle_fails(&yaml);
     assert_contains(&error, &["modules.rt_engine.allocation must be `forbid`"]);
 }
@@ -333,8 +337,7 @@ fn an_engine_that_may_allocate_is_refused() {
 #[test]
 fn an_allocation_policy_the_descriptor_contradicts_is_refused() {
     let previous = Previous::build();
-    let yaml =
-        edit(&good_yaml(), "    crate: control\n    allocation: allow", "    crate: control\n    allocation: forbid");
+    let yaml = edit(&good_yaml(), "    allocation: allow", "    allocation: forbid");
     let error = previous.bundle_fails(&yaml);
     assert_contains(
         &error,
@@ -357,9 +360,15 @@ fn a_plugin_name_that_is_no_file_name_is_refused() {
 fn swapped_module_crates_are_refused_by_descriptor_kind() {
     let previous = Previous::build();
     let yaml = good_yaml();
-    let yaml = edit(&yaml, "crate: rt_engine", "crate: SWAP");
-    let yaml = edit(&yaml, "crate: control", "crate: rt_engine");
-    let yaml = edit(&yaml, "crate: SWAP", "crate: control");
+    let yaml = edit(&yaml, &krate("rt_engine"), "crate: SWAP");
+    let yaml = edit(&yaml, &krate("control"), &krate("rt_engine"));
+    let yaml = edit(&yaml, "crate: SWAP", &krate("control"));
+    // Each list is now the other module's: leave the lists out, so the kinds are checked.
+    let yaml: String = yaml
+        .lines()
+        .filter(|l| !l.starts_with("      - ") && !l.contains("exports:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     let error = previous.bundle_fails(&yaml);
     assert_contains(
         &error,
@@ -394,7 +403,7 @@ fn a_module_built_with_another_layout_is_refused_with_both_hashes() {
     let text = problems.join("\n");
     assert_contains(
         &text,
-        &["layout hash is 0x123456789abcdef0", &format!("this build tool's is {:#018x}", shared::layout::LAYOUT_HASH)],
+        &["layout hash is 0x123456789abcdef0", &format!("this build tool's is {:#018x}", trio::layout::LAYOUT_HASH)],
     );
 }
 
@@ -405,7 +414,7 @@ fn a_module_built_for_another_abi_version_is_refused() {
     let problems = patched_engine(&scratch, |p| patch_symbol_u32(p, DESCRIPTOR_SYMBOL, offset, 99));
     assert_contains(
         &problems.join("\n"),
-        &[&format!("built for ABI version 99, but this build tool for version {}", shared::abi::ABI_VERSION)],
+        &[&format!("built for ABI version 99, but this build tool for version {}", trio::abi::ABI_VERSION)],
     );
 }
 
@@ -431,12 +440,12 @@ fn a_good_manifest_gives_a_complete_bundle() -> Result<()> {
     let manifest_path = scratch.path().join("build.yaml");
     std::fs::write(&manifest_path, good_yaml())?;
     let report = bundle_with(&manifest_path, &out)?;
-    let manifest = Manifest::load(&manifest_path, &workspace())?;
+    let manifest = Manifest::load(&manifest_path)?;
 
     assert_eq!(report.path, out.join("TrioSynth.vst3"));
     let binaries = report.path.join("Contents/x86_64-linux");
     let files: Vec<&str> = report.modules.iter().map(|m| m.file_name.as_str()).collect();
-    assert_eq!(files, ["TrioSynth.so", bridge::ENGINE_FILE, bridge::CONTROL_FILE]);
+    assert_eq!(files, ["TrioSynth.so", trio_bridge::ENGINE_FILE, trio_bridge::CONTROL_FILE]);
     // The normal `target/` build is the one bundled.
     assert_eq!(report.modules[1].source, built_library("rt_engine"));
     assert_eq!(report.modules[2].source, built_library("control"));
@@ -466,17 +475,28 @@ fn a_good_manifest_gives_a_complete_bundle() -> Result<()> {
     assert_eq!(info["Classes"].as_array().map(Vec::len), Some(1));
 
     let build: Value = serde_json::from_slice(&std::fs::read(report.path.join("Contents/Resources/build.json"))?)?;
-    assert_eq!(build["format"], 1);
+    assert_eq!(build["format"], 2);
+    assert_eq!(build["plugin"]["kind"], "instrument");
+    assert_eq!(build["plugin"]["layouts"], serde_json::json!(["stereo"]));
     assert_eq!(build["profile"], "debug");
     assert_eq!(build["plugin"]["processor_cid"], processor["CID"]);
-    assert_eq!(build["abi"]["layout_hash"], shared::layout::LAYOUT_HASH);
+    assert_eq!(build["abi"]["layout_hash"], trio::layout::LAYOUT_HASH);
     assert_eq!(build["modules"]["bridge"]["file"], "TrioSynth.so");
-    assert_eq!(build["modules"]["rt_engine"]["file"], bridge::ENGINE_FILE);
+    assert_eq!(build["modules"]["rt_engine"]["file"], trio_bridge::ENGINE_FILE);
     assert_eq!(build["modules"]["rt_engine"]["kind"], 1);
     assert_eq!(build["modules"]["control"]["hot_reload"], true);
     assert_eq!(build["modules"]["control"]["allocation"], "allow");
     assert_eq!(build["modules"]["control"]["exports"], serde_json::json!(manifest.control.exports));
-    assert_eq!(build["shared_memory_size"], 65536);
+    // The bridge library is the plugin's own build, with its identity compiled in.
+    assert!(
+        report.modules[0].source.to_string_lossy().contains("trio_bridge_triosynth"),
+        "{:?}",
+        report.modules[0].source
+    );
+    assert_eq!(
+        Library::read(&binaries.join("TrioSynth.so"))?.exports()?.into_iter().collect::<Vec<_>>(),
+        trio_xtask::manifest::BRIDGE_EXPORTS
+    );
 
     // Bundling again replaces the bundle and leaves nothing else behind.
     std::fs::write(&manifest_path, edit(&good_yaml(), "version: 0.1.0", "version: 0.2.0"))?;
@@ -494,15 +514,12 @@ fn a_good_manifest_gives_a_complete_bundle() -> Result<()> {
 #[test]
 fn the_real_build_yaml_matches_the_built_libraries() -> Result<()> {
     let scratch = Scratch::new("bundle");
-    let manifest = Manifest::load(&workspace().join("build.yaml"), &workspace())?;
-    let mut declared = manifest.bridge.exports.clone();
-    declared.sort();
-    assert_eq!(bridge_exports(), declared, "the bridge's exports differ from build.yaml's");
+    let manifest = Manifest::load(&workspace().join("build.yaml"))?;
     let report = bundle_with(&workspace().join("build.yaml"), scratch.path())?;
     assert!(report.path.join("Contents/x86_64-linux/TrioSynth.so").is_file());
     // The target folder exists (the tests were built into it); `bundle/` may not yet.
     let default = target_dir().canonicalize()?.join("bundle");
-    assert_eq!(scripts::bundle::default_out_dir(&manifest)?, default);
+    assert_eq!(trio_xtask::bundle::default_out_dir(&manifest)?, default);
     Ok(())
 }
 
@@ -511,7 +528,6 @@ fn the_real_build_yaml_matches_the_built_libraries() -> Result<()> {
 fn install_options(scratch: &Scratch, manifest: &Path, out: &Path, release: bool) -> InstallOptions {
     InstallOptions {
         manifest: manifest.to_owned(),
-        workspace: workspace(),
         out_dir: Some(out.to_owned()),
         dest: Some(scratch.path().join("vst3")),
         release,
@@ -605,9 +621,9 @@ fn a_new_project_builds_bundles_and_hot_reloads_out_of_the_box() -> Result<()> {
     }
     let cargo_toml = std::fs::read_to_string(project.join("Cargo.toml"))?;
     assert!(!cargo_toml.contains("\"tests\""), "tests is still a member:\n{cargo_toml}");
-    let manifest = Manifest::load(&project.join("build.yaml"), &project)?;
+    let manifest = Manifest::load(&project.join("build.yaml"))?;
     assert_eq!(manifest.plugin.name, "Scaffold Synth");
-    assert_eq!(manifest.plugin.vendor, scripts::scaffold::VENDOR_PLACEHOLDER);
+    assert_eq!(manifest.plugin.vendor, trio_xtask::scaffold::VENDOR_PLACEHOLDER);
     assert_ne!(manifest.plugin.class_id.to_string(), "6A3F1C2E9B7D4E6F8A0B1C2D3E4F5061");
 
     let target = scratch.path().join("target");

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, ensure};
 use integration::{peak_frequency, rms, scratch_dir};
-use shared::params::id;
+use synth_common::id;
 use trio_host::vst3::Steinberg::Vst::*;
 use trio_host::vst3::Steinberg::*;
 use trio_host::{Buffers, HostError, Module, NoteEvent, ParamPoint, Plugin, Precision, Setup};
@@ -23,10 +23,8 @@ struct TestBundle {
 impl TestBundle {
     fn new() -> Result<Self> {
         let scratch = scratch_dir("conformance")?;
-        let workspace = scripts::workspace_root();
-        let report = scripts::bundle::bundle(&scripts::bundle::BundleOptions {
-            manifest: workspace.join("build.yaml"),
-            workspace,
+        let report = trio_xtask::bundle::bundle(&trio_xtask::bundle::BundleOptions {
+            manifest: trio_xtask::framework_root().join("build.yaml"),
             release: false,
             out_dir: Some(scratch.clone()),
         })?;
@@ -581,23 +579,39 @@ fn automation_is_accurate_to_the_sample_within_a_block() -> Result<()> {
 /// restart the way a reload does.
 mod in_process {
     use super::*;
-    use bridge::vst3::TrioPlugin;
     use integration::{Build, ModuleDir};
+    use trio_bridge::vst3::TrioPlugin;
     use trio_host::HandlerCallKind;
     use trio_host::vst3::{ComPtr, ComWrapper};
+
+    /// TrioSynth's configuration, as the build tool compiles it into its bridge.
+    static CONFIG: trio_bridge::PluginConfig = trio_bridge::PluginConfig {
+        name: "TrioSynth",
+        vendor: "Trio Audio",
+        url: "https://example.com/triosynth",
+        email: "support@example.com",
+        version: "0.1.0",
+        class_id: [0x6A, 0x3F, 0x1C, 0x2E, 0x9B, 0x7D, 0x4E, 0x6F, 0x8A, 0x0B, 0x1C, 0x2D, 0x3E, 0x4F, 0x50, 0x61],
+        sub_categories: "Instrument|Synth",
+        kind: trio_bridge::PluginKind::Instrument,
+        layouts: &[trio_bridge::Layout::Stereo],
+        sidechain: false,
+        midi_input: true,
+        watch: None,
+    };
 
     pub(super) struct Linked {
         pub plugin: Plugin,
         pub object: ComWrapper<TrioPlugin>,
-        pub modules: Arc<bridge::Modules>,
+        pub modules: Arc<trio_bridge::Modules>,
         pub dir: ModuleDir,
     }
 
     pub(super) fn linked() -> Result<Linked> {
         let _bundle = TestBundle::new()?; // builds the modules
         let dir = ModuleDir::new(Build::Normal)?;
-        let modules = bridge::Modules::load(&dir.paths())?;
-        let object = ComWrapper::new(TrioPlugin::new(&modules).map_err(anyhow::Error::msg)?);
+        let modules = trio_bridge::Modules::load(&dir.paths(), None)?;
+        let object = ComWrapper::new(TrioPlugin::new(&CONFIG, &modules).map_err(anyhow::Error::msg)?);
         let component: ComPtr<IComponent> = object.to_com_ptr().context("no IComponent")?;
         let plugin = Plugin::from_component(component, "TrioSynth (linked)")?;
         Ok(Linked { plugin, object, modules, dir })
@@ -646,8 +660,8 @@ mod in_process {
     fn a_request_made_before_the_host_gave_a_handler_is_kept_for_it() -> Result<()> {
         let _bundle = TestBundle::new()?;
         let dir = ModuleDir::new(Build::Normal)?;
-        let modules = bridge::Modules::load(&dir.paths())?;
-        let object = ComWrapper::new(TrioPlugin::new(&modules).map_err(anyhow::Error::msg)?);
+        let modules = trio_bridge::Modules::load(&dir.paths(), None)?;
+        let object = ComWrapper::new(TrioPlugin::new(&CONFIG, &modules).map_err(anyhow::Error::msg)?);
         object.instance().request_restart(RestartFlags_::kMidiCCAssignmentChanged);
         let component: ComPtr<IComponent> = object.to_com_ptr().context("no IComponent")?;
         let mut plugin = Plugin::from_component(component, "TrioSynth (linked)")?;

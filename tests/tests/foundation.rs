@@ -4,20 +4,20 @@
 use std::sync::atomic::Ordering;
 
 use anyhow::Result;
-use bridge::{ControlError, Instance, LoadError, Modules, ProcessSetup};
 use integration::{Build, ModuleDir, high_band_energy, peak_frequency, rms};
-use shared::abi::{Event, status};
-use shared::params::id;
+use synth_common::id;
+use trio::abi::{Event, status};
+use trio_bridge::{ControlError, Instance, LoadError, Modules, ProcessSetup};
 
 const SR: f64 = 48_000.0;
 const BLOCK: usize = 512;
 
 fn setup() -> ProcessSetup {
-    ProcessSetup { sample_rate: SR, max_block_size: BLOCK as u32 }
+    ProcessSetup { sample_rate: SR, max_block_size: BLOCK as u32, offline: false }
 }
 
 fn instance(dir: &ModuleDir) -> Result<Instance> {
-    let modules = Modules::load(&dir.paths())?;
+    let modules = Modules::load(&dir.paths(), None)?;
     Ok(Instance::new(&modules, setup())?)
 }
 
@@ -204,7 +204,7 @@ fn an_allocating_engine_is_caught_by_the_allocation_check() -> Result<()> {
 }
 
 fn load_error(dir: &ModuleDir) -> LoadError {
-    match Modules::load(&dir.paths()) {
+    match Modules::load(&dir.paths(), None) {
         Ok(_) => panic!("a broken module was accepted"),
         Err(e) => e,
     }
@@ -214,11 +214,12 @@ fn load_error(dir: &ModuleDir) -> LoadError {
 fn a_module_with_another_abi_version_is_refused_naming_both_versions() -> Result<()> {
     let dir = ModuleDir::new(Build::Normal)?;
     // abi_version is at offset 8 of the descriptor.
-    integration::patch_symbol_u32(&dir.control(), shared::abi::DESCRIPTOR_SYMBOL, 8, 99)?;
+    integration::patch_symbol_u32(&dir.control(), trio::abi::control::DESCRIPTOR, 8, 99)?;
     let err = load_error(&dir);
     let text = err.to_string();
-    assert!(matches!(err, LoadError::AbiVersion { found: 99, expected: 1, .. }), "{text}");
-    assert!(text.contains("ABI version 99") && text.contains("ABI version 1"), "{text}");
+    let expected = trio::abi::ABI_VERSION;
+    assert!(matches!(err, LoadError::AbiVersion { found: 99, expected: e, .. } if e == expected), "{text}");
+    assert!(text.contains("ABI version 99") && text.contains(&format!("ABI version {expected}")), "{text}");
     assert!(text.contains("control.so"), "{text}");
     Ok(())
 }
@@ -227,11 +228,11 @@ fn a_module_with_another_abi_version_is_refused_naming_both_versions() -> Result
 fn a_module_with_another_layout_hash_is_refused_naming_both_hashes() -> Result<()> {
     let dir = ModuleDir::new(Build::Normal)?;
     // layout_hash is at offset 16 of the descriptor.
-    integration::patch_symbol_u64(&dir.engine(), shared::abi::DESCRIPTOR_SYMBOL, 16, 0x1234_5678_9abc_def0)?;
+    integration::patch_symbol_u64(&dir.engine(), trio::abi::engine::DESCRIPTOR, 16, 0x1234_5678_9abc_def0)?;
     let err = load_error(&dir);
     let text = err.to_string();
     assert!(text.contains("0x123456789abcdef0"), "{text}");
-    assert!(text.contains(&format!("{:#018x}", shared::layout::LAYOUT_HASH)), "{text}");
+    assert!(text.contains(&format!("{:#018x}", trio::layout::LAYOUT_HASH)), "{text}");
     assert!(text.contains("rt_engine"), "{text}");
     Ok(())
 }
@@ -239,15 +240,15 @@ fn a_module_with_another_layout_hash_is_refused_naming_both_hashes() -> Result<(
 #[test]
 fn a_missing_export_is_refused_naming_the_symbol() -> Result<()> {
     let dir = ModuleDir::new(Build::Normal)?;
-    integration::rename_export(&dir.engine(), "rt_reset", "rt_resex")?;
+    integration::rename_export(&dir.engine(), "trio_engine_reset", "trio_engine_resex")?;
     let err = load_error(&dir);
-    assert!(matches!(&err, LoadError::MissingSymbol { symbol, .. } if symbol == "rt_reset"), "{err}");
-    assert!(err.to_string().contains("`rt_reset`"), "{err}");
+    assert!(matches!(&err, LoadError::MissingSymbol { symbol, .. } if symbol == "trio_engine_reset"), "{err}");
+    assert!(err.to_string().contains("`trio_engine_reset`"), "{err}");
 
     let dir = ModuleDir::new(Build::Normal)?;
-    integration::rename_export(&dir.control(), "control_save_state", "control_save_stat_")?;
+    integration::rename_export(&dir.control(), "trio_control_save_state", "trio_control_save_stat_")?;
     let err = load_error(&dir);
-    assert!(err.to_string().contains("`control_save_state`"), "{err}");
+    assert!(err.to_string().contains("`trio_control_save_state`"), "{err}");
     Ok(())
 }
 
@@ -272,7 +273,7 @@ fn files_that_are_not_modules_are_refused_with_their_path() -> Result<()> {
 
     // The engine and control files swapped.
     let dir = ModuleDir::new(Build::Normal)?;
-    let err = match Modules::load(&bridge::ModulePaths { engine: dir.control(), control: dir.engine() }) {
+    let err = match Modules::load(&trio_bridge::ModulePaths { engine: dir.control(), control: dir.engine() }, None) {
         Ok(_) => panic!("swapped modules were accepted"),
         Err(e) => e,
     };
@@ -286,7 +287,7 @@ fn arm_fault(dir: &ModuleDir, point: u32, action: u32) -> Result<libloading::Lib
     // this signature in the fault-injection build.
     unsafe {
         let lib = libloading::Library::new(dir.control())?;
-        let inject: libloading::Symbol<unsafe extern "C" fn(u32, u32)> = lib.get(b"control_fault_inject\0")?;
+        let inject: libloading::Symbol<unsafe extern "C" fn(u32, u32)> = lib.get(b"trio_control_fault_inject\0")?;
         inject(point, action);
         Ok(lib)
     }
@@ -316,13 +317,15 @@ fn a_hanging_control_export_times_out_and_audio_goes_on() -> Result<()> {
     const SAVE_STATE: u32 = 3;
     const HANG: u32 = 2;
     let dir = ModuleDir::new(Build::Probes)?;
-    let modules = Modules::load(&dir.paths())?;
+    let modules = Modules::load(&dir.paths(), None)?;
     let inst = Instance::new(&modules, setup())?;
     modules.control.set_call_timeout(std::time::Duration::from_millis(200));
     let _lib = arm_fault(&dir, SAVE_STATE, HANG)?;
     let err = inst.save_state().expect_err("the armed hang did not happen");
-    assert!(matches!(err, ControlError::Timeout { function: "control_save_state", millis: 200 }), "{err}");
-    assert!(matches!(inst.format_value(id::GAIN, 0.5), Err(ControlError::WorkerGone)));
+    assert!(matches!(err, ControlError::Timeout { function: "trio_control_save_state", millis: 200 }), "{err}");
+    assert!(matches!(inst.preset_names(), Err(ControlError::WorkerGone)));
+    // Parameter texts come from the block: they keep working while control is hung.
+    assert_eq!(inst.format_value(id::GAIN, inst.parse_value(id::GAIN, "-6 dB")?)?, "-6.0 dB");
     let (left, _) = render(&inst, 0.2, &[Event::note_on(0, 60, 1.0)]);
     assert!(rms(&left) > 0.01);
     Ok(())
@@ -332,12 +335,13 @@ fn a_hanging_control_export_times_out_and_audio_goes_on() -> Result<()> {
 fn parameters_come_from_the_control_module() -> Result<()> {
     let dir = ModuleDir::new(Build::Normal)?;
     let inst = instance(&dir)?;
-    let infos = inst.param_infos()?;
+    let defs = inst.definitions();
+    let infos = &defs.params;
     assert_eq!(infos.len(), id::COUNT as usize);
     let cutoff = &infos[id::CUTOFF as usize];
-    assert_eq!(shared::abi::str_from_fixed(&cutoff.name), "Filter Cutoff");
-    assert_eq!(shared::abi::str_from_fixed(&cutoff.unit), "Hz");
-    assert_eq!(infos[id::WAVEFORM as usize].step_count, 2);
+    assert_eq!(cutoff.name, "Filter Cutoff");
+    assert_eq!(cutoff.unit, "Hz");
+    assert_eq!(infos[id::WAVEFORM as usize].mapping.step_count(), 2);
     // The block holds the defaults the control module wrote.
     assert_eq!(inst.param_normalized(id::CUTOFF), Some(cutoff.default_normalized));
     assert_eq!(inst.format_value(id::CUTOFF, inst.parse_value(id::CUTOFF, "440 Hz")?)?, "440 Hz");
@@ -345,8 +349,8 @@ fn parameters_come_from_the_control_module() -> Result<()> {
     assert_eq!(inst.format_value(id::WAVEFORM, 0.5)?, "Square");
     let err = inst.parse_value(id::CUTOFF, "loud").expect_err("garbage parsed");
     assert!(err.to_string().contains("Filter Cutoff") && err.to_string().contains("\"loud\""), "{err}");
-    assert_eq!(inst.midi_cc_param(74)?, Some(id::CUTOFF));
-    assert_eq!(inst.midi_cc_param(3)?, None);
+    assert_eq!(inst.midi_cc_param(74), Some(id::CUTOFF));
+    assert_eq!(inst.midi_cc_param(3), None);
     Ok(())
 }
 
@@ -429,8 +433,8 @@ fn a_segment_left_by_a_killed_process_is_cleaned_up() -> Result<()> {
 #[test]
 fn invalid_setup_is_refused_with_the_value() -> Result<()> {
     let dir = ModuleDir::new(Build::Normal)?;
-    let modules = Modules::load(&dir.paths())?;
-    let err = match Instance::new(&modules, ProcessSetup { sample_rate: 0.0, max_block_size: 512 }) {
+    let modules = Modules::load(&dir.paths(), None)?;
+    let err = match Instance::new(&modules, ProcessSetup { sample_rate: 0.0, max_block_size: 512, offline: false }) {
         Ok(_) => panic!("sample rate 0 accepted"),
         Err(e) => e,
     };
@@ -445,9 +449,9 @@ fn invalid_setup_is_refused_with_the_value() -> Result<()> {
 #[test]
 fn the_bridge_finds_its_own_file() -> Result<()> {
     // Linked into this test binary, the bridge's code lives in the executable itself.
-    let own = bridge::own_library_path().expect("dladdr found nothing");
+    let own = trio_bridge::own_library_path().expect("dladdr found nothing");
     assert_eq!(own.canonicalize()?, std::env::current_exe()?.canonicalize()?);
-    let paths = bridge::ModulePaths::beside_bridge()?;
-    assert_eq!(paths.engine, own.parent().unwrap().join(bridge::ENGINE_FILE));
+    let paths = trio_bridge::ModulePaths::beside_bridge()?;
+    assert_eq!(paths.engine, own.parent().unwrap().join(trio_bridge::ENGINE_FILE));
     Ok(())
 }

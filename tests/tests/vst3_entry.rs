@@ -23,10 +23,8 @@ struct TestBundle {
 impl TestBundle {
     fn new() -> Result<Self> {
         let scratch = scratch_dir("bundle")?;
-        let workspace = scripts::workspace_root();
-        let report = scripts::bundle::bundle(&scripts::bundle::BundleOptions {
-            manifest: workspace.join("build.yaml"),
-            workspace,
+        let report = trio_xtask::bundle::bundle(&trio_xtask::bundle::BundleOptions {
+            manifest: trio_xtask::framework_root().join("build.yaml"),
             release: false,
             out_dir: Some(scratch.clone()),
         })?;
@@ -314,13 +312,33 @@ fn a_bundle_with_a_broken_module_refuses_instances_without_crashing() -> Result<
     Ok(())
 }
 
+/// The identity is compiled into the bridge: an edited or missing `moduleinfo.json`
+/// changes nothing a host sees through the factory.
 #[test]
-fn a_bundle_without_moduleinfo_reports_no_classes() -> Result<()> {
-    let bundle = TestBundle::new()?;
-    std::fs::remove_file(bundle.root.join("Contents/Resources/moduleinfo.json"))?;
-    let loaded = load(&bundle.bridge())?;
-    // SAFETY: a valid factory.
-    assert_eq!(unsafe { loaded.factory.countClasses() }, 0);
-    assert!(create::<IAudioProcessor>(&bundle, &loaded.factory).is_none());
+fn an_edited_or_missing_moduleinfo_changes_nothing_the_host_sees() -> Result<()> {
+    for edit in [true, false] {
+        let bundle = TestBundle::new()?;
+        let original = bundle.name();
+        let info = bundle.root.join("Contents/Resources/moduleinfo.json");
+        if edit {
+            let text = std::fs::read_to_string(&info)?.replace(&original, "Impostor").replace("Trio Audio", "Nobody");
+            std::fs::write(&info, text)?;
+        } else {
+            std::fs::remove_file(&info)?;
+        }
+        let loaded = load(&bundle.bridge())?;
+        // SAFETY: a valid factory and valid out structs.
+        unsafe {
+            assert_eq!(loaded.factory.countClasses(), 1);
+            let mut c: PClassInfo = std::mem::zeroed();
+            assert_eq!(loaded.factory.getClassInfo(0, &mut c), kResultOk);
+            assert_eq!(c_str(&c.name), original);
+            assert_eq!(c.cid, bundle.cid());
+            let mut f: PFactoryInfo = std::mem::zeroed();
+            assert_eq!(loaded.factory.getFactoryInfo(&mut f), kResultOk);
+            assert_eq!(c_str(&f.vendor), "Trio Audio");
+        }
+        assert!(create::<IAudioProcessor>(&bundle, &loaded.factory).is_some(), "edit {edit}");
+    }
     Ok(())
 }

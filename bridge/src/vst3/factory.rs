@@ -1,4 +1,5 @@
-//! The plugin factory: `IPluginFactory`, `IPluginFactory2`, `IPluginFactory3`.
+//! The plugin factory: `IPluginFactory`, `IPluginFactory2`, `IPluginFactory3`. It reports
+//! the configuration the bridge was built with and nothing else.
 
 use std::ffi::c_void;
 
@@ -6,18 +7,21 @@ use vst3::Steinberg::*;
 use vst3::{Class, ComWrapper};
 
 use super::util::{copy_cstr, copy_wstr, guard};
-use super::{TrioPlugin, bundle, modules};
+use super::{TrioPlugin, modules};
+use crate::PluginConfig;
 
-/// The factory. Stateless: everything comes from the lazily loaded [`super::Bundle`].
-pub(crate) struct Factory;
+/// `Class Flags` of the class: `Vst::kDistributable`.
+const CLASS_FLAGS: u32 = 1;
+/// `Cardinality`: `kManyInstances`.
+const MANY_INSTANCES: i32 = 0x7FFF_FFFF;
+
+/// The factory of one plugin: a single class, the plugin object.
+pub(crate) struct Factory {
+    pub(crate) config: &'static PluginConfig,
+}
 
 impl Class for Factory {
     type Interfaces = (IPluginFactory, IPluginFactory2, IPluginFactory3);
-}
-
-fn class(index: i32) -> Option<&'static super::info::ClassInfo> {
-    let info = bundle().info.as_ref().ok()?;
-    info.classes.get(usize::try_from(index).ok()?)
 }
 
 impl IPluginFactoryTrait for Factory {
@@ -25,28 +29,29 @@ impl IPluginFactoryTrait for Factory {
         guard(|| {
             // SAFETY: the host passes a valid `PFactoryInfo` or null.
             let Some(out) = (unsafe { info.as_mut() }) else { return kInvalidArgument };
-            let Ok(plugin) = &bundle().info else { return kResultFalse };
-            copy_cstr(&plugin.vendor, &mut out.vendor);
-            copy_cstr(&plugin.url, &mut out.url);
-            copy_cstr(&plugin.email, &mut out.email);
+            copy_cstr(self.config.vendor, &mut out.vendor);
+            copy_cstr(self.config.url, &mut out.url);
+            copy_cstr(self.config.email, &mut out.email);
             out.flags = PFactoryInfo_::FactoryFlags_::kUnicode as int32;
             kResultOk
         })
     }
 
     unsafe fn countClasses(&self) -> int32 {
-        super::util::guard_value(0, || bundle().info.as_ref().map_or(0, |i| i.classes.len() as int32))
+        1
     }
 
     unsafe fn getClassInfo(&self, index: int32, info: *mut PClassInfo) -> tresult {
         guard(|| {
             // SAFETY: the host passes a valid `PClassInfo` or null.
             let Some(out) = (unsafe { info.as_mut() }) else { return kInvalidArgument };
-            let Some(class) = class(index) else { return kInvalidArgument };
-            out.cid = class.cid.map(|b| b as _);
-            out.cardinality = class.cardinality;
-            copy_cstr(&class.category, &mut out.category);
-            copy_cstr(&class.name, &mut out.name);
+            if index != 0 {
+                return kInvalidArgument;
+            }
+            out.cid = self.config.class_id.map(|b| b as _);
+            out.cardinality = MANY_INSTANCES;
+            copy_cstr(self.config.category(), &mut out.category);
+            copy_cstr(self.config.name, &mut out.name);
             kResultOk
         })
     }
@@ -60,17 +65,14 @@ impl IPluginFactoryTrait for Factory {
             unsafe { *obj = std::ptr::null_mut() };
             // SAFETY: `cid` points to a 16-byte TUID (VST3 contract).
             let wanted = unsafe { *(cid as *const [u8; 16]) };
-            if !bundle().info.as_ref().is_ok_and(|i| i.classes.iter().any(|c| c.cid == wanted)) {
+            if wanted != self.config.class_id {
                 return kNoInterface;
             }
-            let modules = match modules() {
-                Ok(m) => m,
-                Err(_) => return kResultFalse,
-            };
-            let plugin = match TrioPlugin::new(&modules) {
+            let Ok(modules) = modules(self.config) else { return kResultFalse };
+            let plugin = match TrioPlugin::new(self.config, &modules) {
                 Ok(p) => p,
                 Err(e) => {
-                    log::error!("could not create an instance: {e}");
+                    log::error!("{}: could not create an instance: {e}", self.config.name);
                     return kResultFalse;
                 }
             };
@@ -86,17 +88,17 @@ impl IPluginFactoryTrait for Factory {
 /// Fills the fields `PClassInfo2` and `PClassInfoW` share; `$text` copies the name,
 /// vendor and version strings (8-bit for the former, UTF-16 for the latter).
 macro_rules! fill_class_info {
-    ($out:expr, $class:expr, $text:ident) => {{
-        let (out, class) = ($out, $class);
-        out.cid = class.cid.map(|b| b as _);
-        out.cardinality = class.cardinality;
-        copy_cstr(&class.category, &mut out.category);
-        $text(&class.name, &mut out.name);
-        out.classFlags = class.class_flags;
-        copy_cstr(&class.sub_categories, &mut out.subCategories);
-        $text(&class.vendor, &mut out.vendor);
-        $text(&class.version, &mut out.version);
-        $text(&class.sdk_version, &mut out.sdkVersion);
+    ($out:expr, $config:expr, $text:ident) => {{
+        let (out, config) = ($out, $config);
+        out.cid = config.class_id.map(|b| b as _);
+        out.cardinality = MANY_INSTANCES;
+        copy_cstr(config.category(), &mut out.category);
+        $text(config.name, &mut out.name);
+        out.classFlags = CLASS_FLAGS;
+        copy_cstr(config.sub_categories, &mut out.subCategories);
+        $text(config.vendor, &mut out.vendor);
+        $text(config.version, &mut out.version);
+        $text(PluginConfig::SDK_VERSION, &mut out.sdkVersion);
     }};
 }
 
@@ -105,8 +107,10 @@ impl IPluginFactory2Trait for Factory {
         guard(|| {
             // SAFETY: the host passes a valid `PClassInfo2` or null.
             let Some(out) = (unsafe { info.as_mut() }) else { return kInvalidArgument };
-            let Some(class) = class(index) else { return kInvalidArgument };
-            fill_class_info!(out, class, copy_cstr);
+            if index != 0 {
+                return kInvalidArgument;
+            }
+            fill_class_info!(out, self.config, copy_cstr);
             kResultOk
         })
     }
@@ -117,8 +121,10 @@ impl IPluginFactory3Trait for Factory {
         guard(|| {
             // SAFETY: the host passes a valid `PClassInfoW` or null.
             let Some(out) = (unsafe { info.as_mut() }) else { return kInvalidArgument };
-            let Some(class) = class(index) else { return kInvalidArgument };
-            fill_class_info!(out, class, copy_wstr);
+            if index != 0 {
+                return kInvalidArgument;
+            }
+            fill_class_info!(out, self.config, copy_wstr);
             kResultOk
         })
     }

@@ -1,12 +1,12 @@
 //! The VST3 surface: entry points, factory, and the plugin object.
 //!
-//! Initialisation is lazy and thread-safe: the first `GetPluginFactory` (or
-//! `ModuleEntry`, which some hosts never call) locates the bundle and reads its
-//! `moduleinfo.json`; the first `createInstance` loads and checks the two modules. Any
-//! failure is logged with its reason and makes `createInstance` refuse, never crash.
+//! The entry points (`ModuleEntry`, `ModuleExit`, `GetPluginFactory`) are generated in the
+//! plugin's bridge library by [`crate::export_vst3!`] and call the functions here with the
+//! plugin's compiled-in [`PluginConfig`]. Initialisation is lazy and thread-safe: the
+//! first `createInstance` loads and checks the two modules from the bridge's own folder.
+//! Any failure is logged with its reason and makes `createInstance` refuse, never crash.
 
 mod factory;
-pub mod info;
 mod plugin;
 mod util;
 
@@ -17,59 +17,51 @@ use std::sync::{Arc, Mutex, OnceLock};
 use vst3::ComWrapper;
 use vst3::Steinberg::IPluginFactory;
 
-use crate::{ModulePaths, Modules};
+use crate::{ModulePaths, Modules, PluginConfig};
 
 pub use plugin::TrioPlugin;
 
-/// What the bridge found out about its bundle, once.
-struct Bundle {
-    /// Class info from `moduleinfo.json`, or why it is unavailable.
-    info: Result<info::PluginInfo, String>,
-    /// Where the modules are, or why that is unknown.
-    paths: Result<ModulePaths, String>,
-}
+/// The configuration this library was built with, set by the first entry-point call.
+static CONFIG: OnceLock<&'static PluginConfig> = OnceLock::new();
 
-static BUNDLE: OnceLock<Bundle> = OnceLock::new();
+/// Where the modules are, or why that is unknown (found once).
+static PATHS: OnceLock<Result<ModulePaths, String>> = OnceLock::new();
 
 /// The loaded modules, shared by every instance. Loaded by the first `createInstance`,
 /// released by `ModuleExit` (instances still alive keep them until they are destroyed).
 static MODULES: Mutex<Option<Arc<Modules>>> = Mutex::new(None);
 
-fn bundle() -> &'static Bundle {
-    BUNDLE.get_or_init(|| {
+fn init(config: &'static PluginConfig) -> &'static PluginConfig {
+    CONFIG.get_or_init(|| {
         install_logger();
-        let own = crate::own_library_path();
-        let info = own
-            .as_deref()
-            .and_then(info::moduleinfo_path)
-            .ok_or_else(|| "could not determine the bridge's own file (dladdr failed)".to_owned())
-            .and_then(|path| info::load(&path));
-        if let Err(e) = &info {
-            log::error!("the plugin cannot describe itself: {e}");
-        }
-        let paths = own
-            .as_deref()
-            .and_then(|p| p.parent())
-            .map(ModulePaths::in_dir)
-            .ok_or_else(|| "could not determine the bridge's own folder".to_owned());
-        Bundle { info, paths }
+        config
     })
 }
 
+fn paths() -> Result<ModulePaths, String> {
+    PATHS
+        .get_or_init(|| {
+            crate::own_library_path()
+                .and_then(|p| p.parent().map(ModulePaths::in_dir))
+                .ok_or_else(|| "could not determine the bridge's own folder (dladdr failed)".to_owned())
+        })
+        .clone()
+}
+
 /// The modules, loading them on first use.
-fn modules() -> Result<Arc<Modules>, String> {
+fn modules(config: &'static PluginConfig) -> Result<Arc<Modules>, String> {
     let mut slot = MODULES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(modules) = slot.as_ref() {
         return Ok(Arc::clone(modules));
     }
-    let paths = bundle().paths.clone()?;
-    match Modules::load(&paths) {
+    let paths = paths()?;
+    match Modules::load(&paths, config.watch.map(std::path::Path::new)) {
         Ok(modules) => {
             *slot = Some(Arc::clone(&modules));
             Ok(modules)
         }
         Err(e) => {
-            log::error!("{e}");
+            log::error!("{}: {e}", config.name);
             Err(e.to_string())
         }
     }
@@ -110,21 +102,16 @@ pub fn bundle_binary_dir() -> Option<PathBuf> {
     crate::own_library_path()?.parent().map(PathBuf::from)
 }
 
-/// Linux entry point; optional for hosts (initialisation is lazy anyway).
-///
-/// # Safety
-/// Called by the host with its library handle (unused).
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn ModuleEntry(_library_handle: *mut c_void) -> bool {
+/// `ModuleEntry`: optional for hosts (initialisation is lazy anyway).
+pub fn module_entry(config: &'static PluginConfig, _library_handle: *mut c_void) -> bool {
     util::guard_value(false, || {
-        let _ = bundle();
+        init(config);
         true
     })
 }
 
-/// Linux exit point: releases the modules if no instance uses them any more.
-#[unsafe(no_mangle)]
-pub extern "system" fn ModuleExit() -> bool {
+/// `ModuleExit`: releases the modules if no instance uses them any more.
+pub fn module_exit() -> bool {
     util::guard_value(false, || {
         let taken = MODULES.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
         drop(taken);
@@ -132,11 +119,12 @@ pub extern "system" fn ModuleExit() -> bool {
     })
 }
 
-/// Returns a new reference to the plugin factory.
-#[unsafe(no_mangle)]
-pub extern "system" fn GetPluginFactory() -> *mut IPluginFactory {
+/// `GetPluginFactory`: a new reference to the plugin factory.
+pub fn get_plugin_factory(config: &'static PluginConfig) -> *mut IPluginFactory {
     util::guard_value(std::ptr::null_mut(), || {
-        let _ = bundle();
-        ComWrapper::new(factory::Factory).to_com_ptr::<IPluginFactory>().map_or(std::ptr::null_mut(), |p| p.into_raw())
+        let config = init(config);
+        ComWrapper::new(factory::Factory { config })
+            .to_com_ptr::<IPluginFactory>()
+            .map_or(std::ptr::null_mut(), |p| p.into_raw())
     })
 }

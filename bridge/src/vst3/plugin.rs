@@ -4,96 +4,108 @@
 //!
 //! Which host call, on which thread, touches what:
 //! - `process` (audio thread): the engine, through [`Instance::process_raw`], and the
-//!   scratch event list. Never allocates, locks or waits.
-//! - `setupProcessing`, `setActive` (any non-audio thread): the engine, through the
-//!   instance's non-blocking engine guard.
+//!   audio scratch. Never allocates, locks or waits (offline renders excepted, see
+//!   [`Instance::process_raw`]).
+//! - `setupProcessing`, `setActive`, `setBusArrangements`, `activateBus` (any non-audio
+//!   thread): the engine through the instance's non-blocking engine guard; the bus state.
 //! - parameter reads and writes (any thread, hosts do not obey the spec): block atomics.
-//! - formatting, parsing, state, presets (any non-audio thread): the control worker.
-//! - the cached parameter table, units and MIDI CC map ([`ParamTables`]): rebuilt on the
-//!   host's main thread when the control module serving the instance changed, read by
-//!   controller calls on any thread; `process` never reads them.
+//! - parameter info, value texts and parsing (any non-audio thread): the definitions in
+//!   the block, on the caller's thread; only a parameter with custom formatting asks the
+//!   control worker.
+//! - state and presets (any non-audio thread): the control worker.
 //! - the component handler: called only on the host's main thread (the thread that called
 //!   `initialize`), at entry of a controller call, never while a lock of ours is held.
 //!
 //! Main-thread work: a hot reload runs on a background thread and leaves restart flags in
-//! the instance ([`Instance::take_restart_request`]). The plugin cannot call the host from
-//! there (the spec wants `restartComponent` on the UI thread, and Linux hosts offer no
-//! run loop to all plugins), so it delivers them at the entry of the next controller call
-//! the host makes on its main thread: the host calls those all the time (parameter
-//! display, state, automation read-back). Before delivering, it rebuilds the cached
-//! tables, so the host's re-query after `kParamTitlesChanged` sees the new parameters.
+//! the instance ([`Instance::take_restart_request`]); a latency the engine changed must be
+//! announced too. The plugin cannot call the host from another thread (the spec wants
+//! `restartComponent` on the UI thread), so it delivers them at the entry of the next call
+//! the host makes on its main thread: hosts make them all the time (parameter display,
+//! state, automation read-back).
 
+use std::collections::HashMap;
 use std::ffi::c_char;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use atomic_refcell::AtomicRefCell;
-use shared::abi::{self, Event, ParamInfo, status};
-use shared::block::Transport;
-use shared::params::{MappingKind, ParamMapping};
+use trio::abi::{self, Event, TransportInfo, event_kind, param_flags, status, transport_flags};
+use trio::block::Definitions;
 use vst3::Steinberg::Vst::*;
 use vst3::Steinberg::*;
 use vst3::{Class, ComPtr, ComRef};
 
 use super::util::{copy_wstr, guard, guard_value, read_stream, read_wstr, write_stream};
+use crate::config::{Layout, PluginConfig, PluginKind};
+use crate::instance::Buses;
 use crate::{Instance, Modules, ProcessSetup};
 
 /// Events one block can carry; more are dropped and counted in `stats.events_dropped`.
 const MAX_BLOCK_EVENTS: usize = 4096;
 
-/// The root unit and the first group unit's id.
+/// The root unit's id.
 const ROOT_UNIT: UnitID = 0;
 
-/// Output channels the engine renders into scratch buffers for 64-bit processing.
-const SCRATCH_CHANNELS: usize = 2;
+/// Channels per bus the bridge passes (mono or stereo buses).
+const BUS_CHANNELS: usize = 2;
 
 /// Audio-thread scratch, borrowed inside `process`, and resized by `setupProcessing`
 /// (which the host never calls during `process`; if one does, setup is refused).
 struct AudioScratch {
+    /// The block's events, with a sort key (offset, arrival) for a stable order.
+    keyed: Vec<(u64, Event)>,
     events: Vec<Event>,
-    /// 32-bit buffers the engine renders into when the host processes in 64 bits; each
-    /// holds the setup's max block size, so `process` never allocates.
-    wide: [Vec<f32>; SCRATCH_CHANNELS],
+    /// 32-bit buffers for the main bus when the host processes in 64 bits or gives a null
+    /// channel pointer; each holds the setup's max block size.
+    main: [Vec<f32>; BUS_CHANNELS],
+    /// The same for the sidechain.
+    side: [Vec<f32>; BUS_CHANNELS],
 }
 
-/// What the controller reports about parameters, cached from the control module.
+impl AudioScratch {
+    fn new(max_block: usize) -> Self {
+        Self {
+            keyed: Vec::with_capacity(MAX_BLOCK_EVENTS),
+            events: Vec::with_capacity(MAX_BLOCK_EVENTS),
+            main: [vec![0.0; max_block], vec![0.0; max_block]],
+            side: [vec![0.0; max_block], vec![0.0; max_block]],
+        }
+    }
+}
+
+/// What the controller reports about parameters, derived from the block's definitions.
 struct ParamTables {
-    /// The [`Instance::control_generation`] these were built from.
-    generation: u64,
-    params: Vec<ParamInfo>,
+    defs: Arc<Definitions>,
     /// Unit names; a parameter's unit is its group's position here plus one.
     units: Vec<String>,
-    midi_map: [Option<u32>; 128],
+    /// Unit of each parameter of `defs.params`.
+    unit_of: Vec<UnitID>,
+    /// Position in `defs.params` of each id.
+    by_id: HashMap<u32, usize>,
 }
 
 impl ParamTables {
-    /// Asks the control module (on its worker) for the parameters and the CC map.
-    fn build(instance: &Instance) -> Result<Self, String> {
-        // Read the generation first: if a reload lands while building, the tables are
-        // tagged with the older generation and rebuilt at the next check.
-        let generation = instance.control_generation();
-        let params = instance.param_infos().map_err(|e| e.to_string())?;
+    fn build(defs: Arc<Definitions>) -> Self {
         let mut units: Vec<String> = Vec::new();
-        for p in &params {
-            let group = abi::str_from_fixed(&p.group).to_owned();
-            if !group.is_empty() && !units.contains(&group) {
-                units.push(group);
-            }
+        let mut unit_of = Vec::with_capacity(defs.params.len());
+        for p in &defs.params {
+            let unit = if p.group.is_empty() {
+                ROOT_UNIT
+            } else {
+                let i = units.iter().position(|u| *u == p.group).unwrap_or_else(|| {
+                    units.push(p.group.clone());
+                    units.len() - 1
+                });
+                i as UnitID + 1
+            };
+            unit_of.push(unit);
         }
-        let mut midi_map = [None; 128];
-        for (cc, slot) in midi_map.iter_mut().enumerate() {
-            *slot = instance.midi_cc_param(cc as u32).map_err(|e| e.to_string())?;
-        }
-        Ok(Self { generation, params, units, midi_map })
+        let by_id = defs.params.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
+        Self { defs, units, unit_of, by_id }
     }
 
-    fn param_by_id(&self, id: ParamID) -> Option<&ParamInfo> {
-        self.params.iter().find(|p| p.id == id)
-    }
-
-    fn unit_of(&self, info: &ParamInfo) -> UnitID {
-        let group = abi::str_from_fixed(&info.group);
-        self.units.iter().position(|u| u == group).map_or(ROOT_UNIT, |i| i as UnitID + 1)
+    fn info(&self, id: ParamID) -> Option<&trio::params::ParamInfo> {
+        self.by_id.get(&id).and_then(|&i| self.defs.params.get(i))
     }
 }
 
@@ -104,10 +116,6 @@ fn current_thread() -> u64 {
     unsafe { libc::pthread_self() as u64 }
 }
 
-/// Safety margin added to the release time in [`IAudioProcessorTrait::getTailSamples`]:
-/// the filter's ring-out and the bypass and steal fades, all shorter than this.
-const TAIL_MARGIN_S: f64 = 0.010;
-
 /// The host's component handler, kept for notifications (`restartComponent`).
 struct HandlerSlot(Option<ComPtr<IComponentHandler>>);
 
@@ -117,9 +125,10 @@ unsafe impl Send for HandlerSlot {}
 
 /// A plugin instance as the host sees it.
 pub struct TrioPlugin {
+    config: &'static PluginConfig,
     instance: Instance,
-    /// Written on the main thread by [`TrioPlugin::main_thread_work`] (and at creation);
-    /// read by controller calls on any thread. Never touched by `process`.
+    /// Rebuilt by any controller call when the definitions' version changed; never
+    /// touched by `process`.
     tables: RwLock<Arc<ParamTables>>,
     /// Borrowed by `process` (audio thread); resized by `setupProcessing`.
     scratch: AtomicRefCell<AudioScratch>,
@@ -131,6 +140,12 @@ pub struct TrioPlugin {
     main_thread: AtomicU64,
     /// The latency last reported by `getLatencySamples`, to notice a change.
     reported_latency: AtomicU32,
+    /// Channels of the main bus in the current arrangement (`setBusArrangements`).
+    main_channels: AtomicU32,
+    /// Channels of the sidechain bus in the current arrangement.
+    side_channels: AtomicU32,
+    /// Whether the host activated the sidechain bus (`activateBus`).
+    side_active: AtomicBool,
 }
 
 impl Class for TrioPlugin {
@@ -139,25 +154,26 @@ impl Class for TrioPlugin {
 }
 
 impl TrioPlugin {
-    /// Creates the instance: shared block, engine, control module instance.
+    /// Creates the instance: shared block, control module instance, engine.
     ///
     /// # Errors
     /// A sentence saying which part refused.
-    pub fn new(modules: &Modules) -> Result<Self, String> {
+    pub fn new(config: &'static PluginConfig, modules: &Modules) -> Result<Self, String> {
         let setup = ProcessSetup::default();
-        let instance = Instance::new(modules, setup).map_err(|e| e.to_string())?;
-        let tables = ParamTables::build(&instance)?;
-        let block = setup.max_block_size as usize;
+        let main = config.default_layout().channels();
+        let instance = Instance::with_buses(modules, setup, Buses { main, sidechain: 0 }).map_err(|e| e.to_string())?;
+        let tables = ParamTables::build(instance.definitions());
         Ok(Self {
+            config,
             instance,
             tables: RwLock::new(Arc::new(tables)),
-            scratch: AtomicRefCell::new(AudioScratch {
-                events: Vec::with_capacity(MAX_BLOCK_EVENTS),
-                wide: [vec![0.0; block], vec![0.0; block]],
-            }),
+            scratch: AtomicRefCell::new(AudioScratch::new(setup.max_block_size as usize)),
             handler: Mutex::new(HandlerSlot(None)),
             main_thread: AtomicU64::new(0),
             reported_latency: AtomicU32::new(0),
+            main_channels: AtomicU32::new(main),
+            side_channels: AtomicU32::new(if config.sidechain { main } else { 0 }),
+            side_active: AtomicBool::new(false),
         })
     }
 
@@ -166,11 +182,17 @@ impl TrioPlugin {
         &self.instance
     }
 
-    /// The current parameter tables (a reference-count increment under a read lock that
-    /// is only ever held for that long).
+    /// The current parameter tables, rebuilt if the control module changed the
+    /// definitions since they were built.
     fn tables(&self) -> Arc<ParamTables> {
-        let guard = self.tables.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        Arc::clone(&guard)
+        let cached = Arc::clone(&self.tables.read().unwrap_or_else(|p| p.into_inner()));
+        let defs = self.instance.definitions();
+        if Arc::ptr_eq(&cached.defs, &defs) {
+            return cached;
+        }
+        let fresh = Arc::new(ParamTables::build(defs));
+        *self.tables.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&fresh);
+        fresh
     }
 
     /// Whether the calling thread is the one that called `initialize`.
@@ -181,17 +203,16 @@ impl TrioPlugin {
         main != 0 && main == current_thread()
     }
 
-    /// Main-thread work, run at the entry of controller calls: rebuilds the cached tables
-    /// if a new control module serves the instance, then delivers pending restart flags
-    /// to the host. Does nothing on any other thread than the host's main thread, so never
-    /// on the audio thread; holds no lock while calling the host (which may call back).
+    /// Main-thread work, run at the entry of host calls: delivers pending restart flags
+    /// (from reloads) and a changed latency to the host. Does nothing on any other thread
+    /// than the host's main thread, so never on the audio thread; holds no lock while
+    /// calling the host (which may call back).
     fn main_thread_work(&self) {
         if !self.on_main_thread() {
             return;
         }
-        self.refresh_tables();
         let mut flags = self.instance.take_restart_request();
-        let latency = self.current_latency();
+        let latency = self.instance.latency_samples();
         // Relaxed: only this (main) thread compares; `getLatencySamples` stores.
         if latency != self.reported_latency.load(Ordering::Relaxed) {
             flags |= RestartFlags_::kLatencyChanged;
@@ -221,43 +242,8 @@ impl TrioPlugin {
         }
     }
 
-    /// Rebuilds the parameter tables if they come from an older control module.
-    fn refresh_tables(&self) {
-        let generation = self.instance.control_generation();
-        if self.tables().generation == generation {
-            return;
-        }
-        match ParamTables::build(&self.instance) {
-            Ok(tables) => {
-                let mut guard = self.tables.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-                *guard = Arc::new(tables);
-            }
-            Err(e) => log::warn!("could not re-read the parameters after a control reload: {e}"),
-        }
-    }
-
-    /// The processing latency the plugin adds, in samples. The engine adds none; an
-    /// engine that did would report it here, and [`TrioPlugin::main_thread_work`] tells
-    /// the host when it changes (`kLatencyChanged`).
-    fn current_latency(&self) -> u32 {
-        0
-    }
-
-    /// Whether the control module defined parameter `id` (a block atomic: any thread).
-    fn param_defined(&self, id: ParamID) -> bool {
-        // Relaxed: set once by the control module before the instance is handed out.
-        self.instance.block().param(id).is_some_and(|slot| slot.defined.load(Ordering::Relaxed) != 0)
-    }
-
-    fn mapping(&self, id: ParamID) -> Option<ParamMapping> {
-        self.instance.block().param(id).and_then(|slot| slot.mapping()).or_else(|| {
-            let tables = self.tables();
-            let p = tables.param_by_id(id)?;
-            Some(ParamMapping { kind: MappingKind::from_u32(p.mapping_kind)?, min: p.min, max: p.max, skew: p.skew })
-        })
-    }
-
     fn load_state_from(&self, stream: *mut IBStream) -> tresult {
+        self.main_thread_work();
         // SAFETY: the host passes a valid stream or null.
         let Some(bytes) = (unsafe { read_stream(stream) }) else { return kInvalidArgument };
         match self.instance.load_state(&bytes) {
@@ -270,6 +256,7 @@ impl TrioPlugin {
     }
 
     fn save_state_to(&self, stream: *mut IBStream) -> tresult {
+        self.main_thread_work();
         if stream.is_null() {
             return kInvalidArgument;
         }
@@ -284,13 +271,23 @@ impl TrioPlugin {
         }
     }
 
-    /// The audio callback body. Runs on the host's audio thread.
-    fn process_block(&self, data: &mut ProcessData) -> tresult {
-        let Ok(mut scratch) = self.scratch.try_borrow_mut() else { return kResultFalse };
-        let events = &mut scratch.events;
+    /// The block's events, sorted by offset (stable), from the host's parameter changes and
+    /// event list. Allocation-free: fills the scratch vectors up to their capacity.
+    fn collect_events(&self, data: &ProcessData, scratch: &mut AudioScratch) {
+        let AudioScratch { keyed, events, .. } = scratch;
+        keyed.clear();
         events.clear();
-        let num_samples = data.numSamples.max(0) as u32;
+        let num_samples = data.numSamples.max(0);
         let mut dropped = 0u64;
+        let mut push = |keyed: &mut Vec<(u64, Event)>, event: Event| {
+            if keyed.len() < keyed.capacity() {
+                let key = (event.time << 32) | keyed.len() as u64;
+                keyed.push((key, event));
+            } else {
+                dropped += 1;
+            }
+        };
+        let params = &self.instance.block().params;
         // SAFETY: the host's parameter changes are valid for this call, or null.
         if let Some(changes) = unsafe { ComRef::from_raw(data.inputParameterChanges) } {
             // SAFETY: a valid interface for this call (all calls below likewise).
@@ -300,18 +297,18 @@ impl TrioPlugin {
                 let Some(queue) = (unsafe { ComRef::from_raw(changes.getParameterData(i)) }) else { continue };
                 // SAFETY: as above.
                 let id = unsafe { queue.getParameterId() };
+                if !params.is_defined(id) {
+                    // Unknown ids (stale automation, another plugin's) are ignored.
+                    continue;
+                }
                 // SAFETY: as above.
                 for p in 0..unsafe { queue.getPointCount() } {
                     let (mut offset, mut value) = (0, 0.0);
                     // SAFETY: as above; the out pointers are locals.
-                    if unsafe { queue.getPoint(p, &mut offset, &mut value) } != kResultOk {
+                    if unsafe { queue.getPoint(p, &mut offset, &mut value) } != kResultOk || !value.is_finite() {
                         continue;
                     }
-                    push_event(
-                        events,
-                        &mut dropped,
-                        Event::param(offset.clamp(0, num_samples as i32) as u64, id, value),
-                    );
+                    push(keyed, Event::param(offset.clamp(0, num_samples) as u64, id, value));
                 }
             }
         }
@@ -325,164 +322,309 @@ impl TrioPlugin {
                 if unsafe { list.getEvent(i, &mut e) } != kResultOk {
                     continue;
                 }
-                let time = e.sampleOffset.clamp(0, num_samples as i32) as u64;
+                let time = e.sampleOffset.clamp(0, num_samples) as u64;
                 let event = match u32::from(e.r#type) {
                     t if t == Event_::EventTypes_::kNoteOnEvent => {
                         // SAFETY: the type tag says the union holds a note-on.
                         let on = unsafe { e.__field0.noteOn };
-                        note(time, abi::event_kind::NOTE_ON, on.pitch, f64::from(on.velocity), on.noteId, on.channel)
+                        note(time, event_kind::NOTE_ON, on.pitch, f64::from(on.velocity), on.noteId, on.channel)
                     }
                     t if t == Event_::EventTypes_::kNoteOffEvent => {
                         // SAFETY: the type tag says the union holds a note-off.
                         let off = unsafe { e.__field0.noteOff };
-                        note(
-                            time,
-                            abi::event_kind::NOTE_OFF,
-                            off.pitch,
-                            f64::from(off.velocity),
-                            off.noteId,
-                            off.channel,
-                        )
+                        note(time, event_kind::NOTE_OFF, off.pitch, f64::from(off.velocity), off.noteId, off.channel)
+                    }
+                    t if t == Event_::EventTypes_::kPolyPressureEvent => {
+                        // SAFETY: the type tag says the union holds poly pressure.
+                        let pp = unsafe { e.__field0.polyPressure };
+                        note(time, event_kind::POLY_PRESSURE, pp.pitch, f64::from(pp.pressure), pp.noteId, pp.channel)
                     }
                     _ => None,
                 };
                 if let Some(event) = event {
-                    push_event(events, &mut dropped, event);
+                    push(keyed, event);
                 }
             }
         }
-        sort_by_time(events);
+        // Unstable sort by (offset, arrival): stable in effect, and allocation-free.
+        keyed.sort_unstable_by_key(|&(key, _)| key);
+        events.extend(keyed.iter().map(|&(_, e)| e));
         if dropped > 0 {
             // Relaxed: a telemetry counter.
-            self.instance.block().stats.events_dropped.fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
+            self.instance.block().stats.events_dropped.fetch_add(dropped, Ordering::Relaxed);
         }
-        // SAFETY: the host's process context is valid for this call, or null.
-        if let Some(ctx) = unsafe { data.processContext.as_ref() } {
-            self.publish_transport(ctx);
-        }
+    }
 
-        // Output bus 0. No buses, no channels or no samples: a parameter flush.
-        // SAFETY: `outputs` is valid for `numOutputs` buses when non-null (VST3 contract).
-        let bus = if data.numOutputs > 0 { unsafe { data.outputs.as_mut() } } else { None };
+    /// The audio callback body. Runs on the host's audio thread.
+    fn process_block(&self, data: &mut ProcessData) -> tresult {
+        let Ok(mut scratch) = self.scratch.try_borrow_mut() else { return kResultFalse };
+        self.collect_events(data, &mut scratch);
+        let n = data.numSamples.max(0) as usize;
         let wide = data.symbolicSampleSize as SymbolicSampleSizes == SymbolicSampleSizes_::kSample64;
-        let AudioScratch { events, wide: scratch_channels } = &mut *scratch;
+        let max_block = scratch.main[0].len();
+        // SAFETY: the host's process context is valid for this call, or null.
+        let transport = transport_of(unsafe { data.processContext.as_ref() });
+        let AudioScratch { events, main: main_scratch, side: side_scratch, .. } = &mut *scratch;
+
+        // The host's buses for this call (VST3: `inputs`/`outputs` valid for their counts).
+        // SAFETY: valid for `numOutputs` buses when non-null.
+        let out_bus = if data.numOutputs > 0 { unsafe { data.outputs.as_mut() } } else { None };
+        let in_buses: &[AudioBusBuffers] = if data.numInputs > 0 && !data.inputs.is_null() {
+            // SAFETY: valid for `numInputs` buses (VST3 contract).
+            unsafe { std::slice::from_raw_parts(data.inputs, data.numInputs as usize) }
+        } else {
+            &[]
+        };
+        // Relaxed: written by `setBusArrangements`, which the host never runs during process.
+        let arranged = self.main_channels.load(Ordering::Relaxed) as usize;
+        let channels = match &out_bus {
+            Some(bus) if n > 0 && n <= max_block => arranged.min(bus.numChannels.max(0) as usize).min(BUS_CHANNELS),
+            _ => 0,
+        };
+        let n_engine = if n > max_block { 0 } else { n };
+        let mut main_ptrs = [std::ptr::null_mut::<f32>(); BUS_CHANNELS];
+        let mut side_ptrs = [std::ptr::null::<f32>(); BUS_CHANNELS];
+        let effect = self.config.kind == PluginKind::Effect;
+        let main_in = if effect { in_buses.first() } else { None };
+        let side_in = if effect && self.config.sidechain && self.side_active.load(Ordering::Relaxed) {
+            in_buses.get(1)
+        } else {
+            None
+        };
+        let side_channels = side_in.map_or(0, |b| {
+            (b.numChannels.max(0) as usize).min(self.side_channels.load(Ordering::Relaxed) as usize).min(BUS_CHANNELS)
+        });
+        if channels > 0
+            && let Some(bus) = &out_bus
+        {
+            for c in 0..channels {
+                let target: *mut f32 = if wide {
+                    main_scratch[c].as_mut_ptr()
+                } else {
+                    // SAFETY: a 32-bit call: the union holds 32-bit pointers, valid for
+                    // `numChannels` entries when non-null.
+                    let ptr = unsafe { channel_ptr32(bus.__field0.channelBuffers32, bus.numChannels, c) };
+                    if ptr.is_null() { main_scratch[c].as_mut_ptr() } else { ptr }
+                };
+                // SAFETY: `target` is a host channel or a scratch buffer, valid for `n`
+                // samples (`n <= max_block`).
+                let out = unsafe { std::slice::from_raw_parts_mut(target, n) };
+                match main_in {
+                    // SAFETY: the input bus's pointers are valid for `numSamples` samples.
+                    Some(input) => unsafe { fill_from(out, input, c, wide) },
+                    None => out.fill(0.0),
+                }
+                main_ptrs[c] = target;
+            }
+            for (c, slot) in side_ptrs.iter_mut().enumerate().take(side_channels) {
+                let Some(input) = side_in else { break };
+                let scratch = side_scratch[c].as_mut_ptr();
+                let direct = if wide {
+                    std::ptr::null()
+                } else {
+                    // SAFETY: a 32-bit call: the input bus's union holds 32-bit pointers,
+                    // valid for `numChannels` entries when non-null.
+                    unsafe { channel_ptr32(input.__field0.channelBuffers32, input.numChannels, c) as *const f32 }
+                };
+                let aliases_main = main_ptrs[..channels].iter().any(|&m| std::ptr::eq(m as *const f32, direct));
+                if !direct.is_null() && !aliases_main {
+                    *slot = direct;
+                } else {
+                    // SAFETY: `scratch` is valid for `n` samples.
+                    let buf = unsafe { std::slice::from_raw_parts_mut(scratch, n) };
+                    // SAFETY: as above.
+                    unsafe { fill_from(buf, input, c, wide) };
+                    *slot = scratch;
+                }
+            }
+        }
         let mut block = abi::ProcessData {
-            num_samples: 0,
-            num_outputs: 0,
-            outputs: std::ptr::null(),
-            num_inputs: 0,
+            num_samples: n_engine as u32,
+            num_main: channels as u32,
+            main: main_ptrs.as_ptr(),
+            num_sidechain: side_channels as u32,
             num_events: events.len() as u32,
-            inputs: std::ptr::null(),
+            sidechain: if side_channels > 0 { side_ptrs.as_ptr() } else { std::ptr::null() },
             events: if events.is_empty() { std::ptr::null() } else { events.as_ptr() },
+            transport,
+            process_mode: 0,
+            reserved: 0,
             silence_flags: 0,
         };
-        let code = match bus {
-            Some(bus) if bus.numChannels > 0 && wide => {
-                // SAFETY: a 64-bit call, so the union holds 64-bit channel pointers.
-                let ptrs = unsafe { bus.__field0.channelBuffers64 };
-                if ptrs.is_null() {
-                    self.instance.process_raw(&mut block)
-                } else {
-                    let len = num_samples as usize;
-                    if scratch_channels.iter().any(|c| c.len() < len) {
-                        // More than the setup's max block: the engine would refuse too.
-                        return kResultFalse;
-                    }
-                    let [left, right] = scratch_channels;
-                    let pointers = [left.as_mut_ptr(), right.as_mut_ptr()];
-                    block.num_samples = num_samples;
-                    block.num_outputs = SCRATCH_CHANNELS as u32;
-                    block.outputs = pointers.as_ptr();
-                    let code = self.instance.process_raw(&mut block);
-                    // SAFETY: the host gives `numChannels` channel pointers, each valid for
-                    // `numSamples` doubles (VST3 contract).
-                    let outs = unsafe { std::slice::from_raw_parts(ptrs, bus.numChannels as usize) };
-                    let mut silence = 0u64;
-                    for (c, &out) in outs.iter().enumerate() {
-                        if out.is_null() {
-                            continue;
-                        }
-                        // SAFETY: as above.
-                        let out = unsafe { std::slice::from_raw_parts_mut(out, len) };
-                        match scratch_channels.get(c) {
-                            Some(src) => out.iter_mut().zip(&src[..len]).for_each(|(o, &s)| *o = f64::from(s)),
-                            None => out.fill(0.0),
-                        }
-                        // Extra channels are cleared, so silent; the others as the engine says.
-                        let silent = c >= SCRATCH_CHANNELS || (block.silence_flags >> c) & 1 == 1;
-                        if c < 64 && silent {
-                            silence |= 1 << c;
-                        }
-                    }
-                    bus.silenceFlags = silence;
-                    code
-                }
-            }
-            Some(bus) if bus.numChannels > 0 => {
-                // SAFETY: a 32-bit call, so the union holds 32-bit channel pointers.
-                let ptrs = unsafe { bus.__field0.channelBuffers32 };
-                if !ptrs.is_null() {
-                    block.num_samples = num_samples;
-                    block.num_outputs = bus.numChannels as u32;
-                    block.outputs = ptrs as *const *mut f32;
-                }
-                let code = self.instance.process_raw(&mut block);
-                bus.silenceFlags = block.silence_flags;
-                code
-            }
-            _ => self.instance.process_raw(&mut block),
-        };
+        let code = self.instance.process_raw(&mut block);
+        if let Some(bus) = out_bus {
+            // SAFETY: the host's output bus is valid for this call.
+            unsafe { finish_outputs(bus, &main_ptrs[..channels], n, wide, block.silence_flags) };
+        }
         match code {
             status::OK | status::FAULTED => kResultOk,
             _ => kResultFalse,
         }
     }
 
-    fn publish_transport(&self, ctx: &ProcessContext) {
-        use ProcessContext_::StatesAndFlags_ as F;
-        let has = |flag: u32| ctx.state & flag != 0;
-        let transport = Transport {
-            // Relaxed: the engine's own clock, for the control module's scheduling.
-            sample_time: self.instance.block().header.sample_clock.load(std::sync::atomic::Ordering::Relaxed),
-            tempo_bpm: if has(F::kTempoValid) { ctx.tempo } else { 0.0 },
-            ppq_position: if has(F::kProjectTimeMusicValid) { ctx.projectTimeMusic } else { 0.0 },
-            bar_start_ppq: if has(F::kBarPositionValid) { ctx.barPositionMusic } else { 0.0 },
-            time_sig: if has(F::kTimeSigValid) {
-                (ctx.timeSigNumerator.max(0) as u32, ctx.timeSigDenominator.max(0) as u32)
-            } else {
-                (0, 0)
-            },
-            playing: has(F::kPlaying),
+    fn current_buses(&self) -> Buses {
+        let side = if self.config.sidechain && self.side_active.load(Ordering::Relaxed) {
+            self.side_channels.load(Ordering::Relaxed)
+        } else {
+            0
         };
-        // SAFETY: only `process` publishes, and the host calls it on one thread at a time
-        // (the scratch borrow above enforces it).
-        unsafe { self.instance.block().transport.publish(&transport) };
+        Buses { main: self.main_channels.load(Ordering::Relaxed), sidechain: side }
+    }
+
+    /// Buses in a direction as (bus type, name, channels) per index.
+    fn bus(&self, media: MediaTypes, dir: BusDirections, index: i32) -> Option<(BusTypes, &'static str, i32)> {
+        let effect = self.config.kind == PluginKind::Effect;
+        let main = self.main_channels.load(Ordering::Relaxed) as i32;
+        match (media, dir, index) {
+            (MediaTypes_::kAudio, BusDirections_::kOutput, 0) => Some((BusTypes_::kMain, "Output", main)),
+            (MediaTypes_::kAudio, BusDirections_::kInput, 0) if effect => Some((BusTypes_::kMain, "Input", main)),
+            (MediaTypes_::kAudio, BusDirections_::kInput, 1) if effect && self.config.sidechain => {
+                Some((BusTypes_::kAux, "Sidechain", self.side_channels.load(Ordering::Relaxed) as i32))
+            }
+            (MediaTypes_::kEvent, BusDirections_::kInput, 0) if self.config.midi_input => {
+                Some((BusTypes_::kMain, "MIDI In", 16))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The `c`-th channel pointer of a 32-bit bus, or null.
+///
+/// # Safety
+/// `ptrs` is null or valid for `count` pointers.
+unsafe fn channel_ptr32(ptrs: *mut *mut f32, count: i32, c: usize) -> *mut f32 {
+    if ptrs.is_null() || c >= count.max(0) as usize {
+        return std::ptr::null_mut();
+    }
+    // SAFETY: within `count` (caller's guarantee).
+    unsafe { *ptrs.add(c) }
+}
+
+/// Copies channel `c` of an input bus into `out` (zeros for a missing channel). Handles a
+/// host that processes in place (the input pointer is `out`).
+///
+/// # Safety
+/// `input` is a host bus valid for this call, its channels valid for `out.len()` samples.
+unsafe fn fill_from(out: &mut [f32], input: &AudioBusBuffers, c: usize, wide: bool) {
+    let n = out.len();
+    if wide {
+        // SAFETY: a 64-bit call: the union holds 64-bit pointers.
+        let ptrs = unsafe { input.__field0.channelBuffers64 };
+        if ptrs.is_null() || c >= input.numChannels.max(0) as usize {
+            out.fill(0.0);
+            return;
+        }
+        // SAFETY: within `numChannels`.
+        let src = unsafe { *ptrs.add(c) };
+        if src.is_null() {
+            out.fill(0.0);
+            return;
+        }
+        // SAFETY: valid for `n` doubles (VST3 contract); distinct from `out` (scratch).
+        let src = unsafe { std::slice::from_raw_parts(src, n) };
+        out.iter_mut().zip(src).for_each(|(o, &s)| *o = s as f32);
+    } else {
+        // SAFETY: a 32-bit call, see `channel_ptr32`.
+        let src = unsafe { channel_ptr32(input.__field0.channelBuffers32, input.numChannels, c) };
+        if src.is_null() {
+            out.fill(0.0);
+        } else if !std::ptr::eq(src, out.as_ptr()) {
+            // SAFETY: valid for `n` floats; `copy` allows the (unusual) overlap of two host
+            // buffers.
+            unsafe { std::ptr::copy(src, out.as_mut_ptr(), n) };
+        }
+    }
+}
+
+/// Writes the engine's output to the host's output bus: 64-bit conversion, null channel
+/// stand-ins, extra channels cleared, silence flags.
+///
+/// # Safety
+/// `bus` is the host's output bus valid for this call; `main` are the pointers the engine
+/// wrote, valid for `n` samples.
+unsafe fn finish_outputs(bus: &mut AudioBusBuffers, main: &[*mut f32], n: usize, wide: bool, silence: u64) {
+    let count = bus.numChannels.max(0) as usize;
+    let mut flags = 0u64;
+    for c in 0..count {
+        let from = main.get(c).copied().filter(|p| !p.is_null());
+        if wide {
+            // SAFETY: a 64-bit call.
+            let ptrs = unsafe { bus.__field0.channelBuffers64 };
+            if ptrs.is_null() {
+                break;
+            }
+            // SAFETY: within `numChannels`.
+            let out = unsafe { *ptrs.add(c) };
+            if out.is_null() {
+                continue;
+            }
+            // SAFETY: valid for `n` doubles.
+            let out = unsafe { std::slice::from_raw_parts_mut(out, n) };
+            match from {
+                // SAFETY: a scratch buffer valid for `n` floats.
+                Some(src) => out.iter_mut().zip(unsafe { std::slice::from_raw_parts(src, n) }).for_each(|(o, &s)| {
+                    *o = f64::from(s);
+                }),
+                None => out.fill(0.0),
+            }
+        } else {
+            // SAFETY: a 32-bit call.
+            let out = unsafe { channel_ptr32(bus.__field0.channelBuffers32, bus.numChannels, c) };
+            if out.is_null() {
+                continue;
+            }
+            if from.is_none_or(|p| !std::ptr::eq(p, out)) {
+                // SAFETY: valid for `n` floats.
+                let out = unsafe { std::slice::from_raw_parts_mut(out, n) };
+                match from {
+                    // SAFETY: a scratch buffer valid for `n` floats, distinct from `out`.
+                    Some(src) => out.copy_from_slice(unsafe { std::slice::from_raw_parts(src, n) }),
+                    None => out.fill(0.0),
+                }
+            }
+        }
+        let silent = if c < main.len() { (silence >> c) & 1 == 1 } else { true };
+        if c < 64 && silent {
+            flags |= 1 << c;
+        }
+    }
+    bus.silenceFlags = flags;
+}
+
+/// The host's process context as the engine's transport.
+fn transport_of(ctx: Option<&ProcessContext>) -> TransportInfo {
+    use ProcessContext_::StatesAndFlags_ as F;
+    let Some(ctx) = ctx else { return TransportInfo::default() };
+    let has = |flag: u32| ctx.state & flag != 0;
+    let mut flags = 0;
+    for (theirs, ours) in [
+        (F::kPlaying, transport_flags::PLAYING),
+        (F::kTempoValid, transport_flags::TEMPO),
+        (F::kProjectTimeMusicValid, transport_flags::POSITION),
+        (F::kBarPositionValid, transport_flags::BAR),
+        (F::kTimeSigValid, transport_flags::TIME_SIG),
+        (F::kCycleActive, transport_flags::LOOPING),
+    ] {
+        if has(theirs) {
+            flags |= ours;
+        }
+    }
+    TransportInfo {
+        tempo_bpm: ctx.tempo,
+        ppq_position: ctx.projectTimeMusic,
+        bar_start_ppq: ctx.barPositionMusic,
+        time_sig_numerator: ctx.timeSigNumerator.max(0) as u32,
+        time_sig_denominator: ctx.timeSigDenominator.max(0) as u32,
+        flags,
+        reserved: 0,
     }
 }
 
 fn note(time: u64, kind: u32, pitch: i16, value: f64, note_id: i32, channel: i16) -> Option<Event> {
     let pitch = u32::try_from(pitch).ok().filter(|p| *p < 128)?;
+    let value = if value.is_finite() { value } else { 0.0 };
     Some(Event { time, kind, index: pitch, value, note_id, channel: channel.clamp(0, 15) as u32 })
-}
-
-fn push_event(events: &mut Vec<Event>, dropped: &mut u64, event: Event) {
-    if events.len() < events.capacity() {
-        events.push(event);
-    } else {
-        *dropped += 1;
-    }
-}
-
-/// Stable insertion sort by time: no allocation, and events of one source keep their
-/// order (a note-off and note-on at the same sample stay in the host's order).
-fn sort_by_time(events: &mut [Event]) {
-    for i in 1..events.len() {
-        let mut j = i;
-        while j > 0 && events[j - 1].time > events[j].time {
-            events.swap(j - 1, j);
-            j -= 1;
-        }
-    }
 }
 
 impl IPluginBaseTrait for TrioPlugin {
@@ -517,41 +659,25 @@ impl IComponentTrait for TrioPlugin {
     }
 
     unsafe fn getBusCount(&self, media_type: MediaType, dir: BusDirection) -> int32 {
-        match (media_type as MediaTypes, dir as BusDirections) {
-            (MediaTypes_::kAudio, BusDirections_::kOutput) => 1,
-            (MediaTypes_::kEvent, BusDirections_::kInput) => 1,
-            _ => 0,
-        }
+        guard_value(0, || {
+            (0..2).filter(|&i| self.bus(media_type as MediaTypes, dir as BusDirections, i).is_some()).count() as int32
+        })
     }
 
     unsafe fn getBusInfo(&self, media_type: MediaType, dir: BusDirection, index: int32, bus: *mut BusInfo) -> tresult {
         guard(|| {
             // SAFETY: the host passes a valid `BusInfo` or null.
-            let Some(bus) = (unsafe { bus.as_mut() }) else { return kInvalidArgument };
-            if index != 0 {
+            let Some(out) = (unsafe { bus.as_mut() }) else { return kInvalidArgument };
+            let Some((kind, name, channels)) = self.bus(media_type as MediaTypes, dir as BusDirections, index) else {
                 return kInvalidArgument;
-            }
-            match (media_type as MediaTypes, dir as BusDirections) {
-                (MediaTypes_::kAudio, BusDirections_::kOutput) => {
-                    bus.mediaType = media_type;
-                    bus.direction = dir;
-                    bus.channelCount = 2;
-                    copy_wstr("Output", &mut bus.name);
-                    bus.busType = BusTypes_::kMain as BusType;
-                    bus.flags = BusInfo_::BusFlags_::kDefaultActive as uint32;
-                    kResultOk
-                }
-                (MediaTypes_::kEvent, BusDirections_::kInput) => {
-                    bus.mediaType = media_type;
-                    bus.direction = dir;
-                    bus.channelCount = 16;
-                    copy_wstr("MIDI In", &mut bus.name);
-                    bus.busType = BusTypes_::kMain as BusType;
-                    bus.flags = BusInfo_::BusFlags_::kDefaultActive as uint32;
-                    kResultOk
-                }
-                _ => kInvalidArgument,
-            }
+            };
+            out.mediaType = media_type;
+            out.direction = dir;
+            out.channelCount = channels;
+            copy_wstr(name, &mut out.name);
+            out.busType = kind as BusType;
+            out.flags = if kind == BusTypes_::kMain { BusInfo_::BusFlags_::kDefaultActive as uint32 } else { 0 };
+            kResultOk
         })
     }
 
@@ -559,9 +685,18 @@ impl IComponentTrait for TrioPlugin {
         kNotImplemented
     }
 
-    unsafe fn activateBus(&self, media_type: MediaType, dir: BusDirection, index: int32, _state: TBool) -> tresult {
-        // SAFETY: `getBusCount` reads only its arguments.
-        if index >= 0 && index < unsafe { self.getBusCount(media_type, dir) } { kResultOk } else { kInvalidArgument }
+    unsafe fn activateBus(&self, media_type: MediaType, dir: BusDirection, index: int32, state: TBool) -> tresult {
+        guard(|| {
+            let Some((kind, _, _)) = self.bus(media_type as MediaTypes, dir as BusDirections, index) else {
+                return kInvalidArgument;
+            };
+            if kind == BusTypes_::kAux && media_type as MediaTypes == MediaTypes_::kAudio {
+                // Relaxed: read by `process`, which the host does not run concurrently.
+                self.side_active.store(state != 0, Ordering::Relaxed);
+                self.instance.set_buses(self.current_buses());
+            }
+            kResultOk
+        })
     }
 
     unsafe fn setActive(&self, _state: TBool) -> tresult {
@@ -572,32 +707,55 @@ impl IComponentTrait for TrioPlugin {
     }
 
     unsafe fn setState(&self, state: *mut IBStream) -> tresult {
-        guard(|| {
-            self.main_thread_work();
-            self.load_state_from(state)
-        })
+        guard(|| self.load_state_from(state))
     }
 
     unsafe fn getState(&self, state: *mut IBStream) -> tresult {
-        guard(|| {
-            self.main_thread_work();
-            self.save_state_to(state)
-        })
+        guard(|| self.save_state_to(state))
     }
 }
 
 impl IAudioProcessorTrait for TrioPlugin {
     unsafe fn setBusArrangements(
         &self,
-        _inputs: *mut SpeakerArrangement,
+        inputs: *mut SpeakerArrangement,
         num_ins: int32,
         outputs: *mut SpeakerArrangement,
         num_outs: int32,
     ) -> tresult {
         guard(|| {
-            // SAFETY: `outputs` is valid for `num_outs` entries when non-null.
-            let stereo_out = num_outs == 1 && unsafe { outputs.as_ref() } == Some(&SpeakerArr::kStereo);
-            if num_ins == 0 && stereo_out { kResultTrue } else { kResultFalse }
+            let read = |ptr: *mut SpeakerArrangement, count: int32| -> Option<Vec<u64>> {
+                if count < 0 || (count > 0 && ptr.is_null()) || count > 8 {
+                    return None;
+                }
+                // SAFETY: valid for `count` entries when non-null (VST3 contract).
+                Some((0..count as usize).map(|i| unsafe { *ptr.add(i) }).collect())
+            };
+            let (Some(ins), Some(outs)) = (read(inputs, num_ins), read(outputs, num_outs)) else {
+                return kInvalidArgument;
+            };
+            let accepted = |arr: u64| Layout::from_speakers(arr).filter(|l| self.config.layouts.contains(l));
+            let Some(main) = outs.first().copied().and_then(accepted).filter(|_| outs.len() == 1) else {
+                return kResultFalse;
+            };
+            let side = match (self.config.kind, ins.as_slice()) {
+                (PluginKind::Instrument, []) => None,
+                (PluginKind::Effect, [input]) if *input == main.speakers() => None,
+                (PluginKind::Effect, [input, side]) if *input == main.speakers() && self.config.sidechain => {
+                    match Layout::from_speakers(*side) {
+                        Some(l) => Some(l),
+                        None => return kResultFalse,
+                    }
+                }
+                _ => return kResultFalse,
+            };
+            // Relaxed: bus state read by `process`, which the host does not run meanwhile.
+            self.main_channels.store(main.channels(), Ordering::Relaxed);
+            if let Some(side) = side {
+                self.side_channels.store(side.channels(), Ordering::Relaxed);
+            }
+            self.instance.set_buses(self.current_buses());
+            kResultTrue
         })
     }
 
@@ -605,18 +763,17 @@ impl IAudioProcessorTrait for TrioPlugin {
         guard(|| {
             // SAFETY: the host passes a valid pointer or null.
             let Some(arr) = (unsafe { arr.as_mut() }) else { return kInvalidArgument };
-            if dir as BusDirections == BusDirections_::kOutput && index == 0 {
-                *arr = SpeakerArr::kStereo;
-                kResultOk
-            } else {
-                kInvalidArgument
-            }
+            let Some((_, _, channels)) = self.bus(MediaTypes_::kAudio, dir as BusDirections, index) else {
+                return kInvalidArgument;
+            };
+            *arr = if channels == 1 { SpeakerArr::kMono } else { SpeakerArr::kStereo };
+            kResultOk
         })
     }
 
     unsafe fn canProcessSampleSize(&self, size: int32) -> tresult {
         // 64-bit: the engine renders 32-bit into scratch buffers sized by
-        // `setupProcessing`, converted on the way out.
+        // `setupProcessing`, converted on the way in and out.
         match size as SymbolicSampleSizes {
             SymbolicSampleSizes_::kSample32 | SymbolicSampleSizes_::kSample64 => kResultTrue,
             _ => kResultFalse,
@@ -625,7 +782,7 @@ impl IAudioProcessorTrait for TrioPlugin {
 
     unsafe fn getLatencySamples(&self) -> uint32 {
         guard_value(0, || {
-            let latency = self.current_latency();
+            let latency = self.instance.latency_samples();
             // Relaxed: compared only by `main_thread_work`, see there.
             self.reported_latency.store(latency, Ordering::Relaxed);
             latency
@@ -636,26 +793,21 @@ impl IAudioProcessorTrait for TrioPlugin {
         guard(|| {
             // SAFETY: the host passes a valid setup or null.
             let Some(setup) = (unsafe { setup.as_ref() }) else { return kInvalidArgument };
-            let wide = match setup.symbolicSampleSize as SymbolicSampleSizes {
-                SymbolicSampleSizes_::kSample32 => false,
-                SymbolicSampleSizes_::kSample64 => true,
+            match setup.symbolicSampleSize as SymbolicSampleSizes {
+                SymbolicSampleSizes_::kSample32 | SymbolicSampleSizes_::kSample64 => {}
                 _ => return kResultFalse,
-            };
+            }
             let wanted = ProcessSetup {
                 sample_rate: setup.sampleRate,
                 max_block_size: u32::try_from(setup.maxSamplesPerBlock).unwrap_or(0),
+                offline: setup.processMode == ProcessModes_::kOffline as int32,
             };
             // The host never calls this during `process`; if one does, refuse.
             let Ok(mut scratch) = self.scratch.try_borrow_mut() else { return kResultFalse };
+            self.instance.set_buses(self.current_buses());
             match self.instance.setup_processing(wanted) {
                 Ok(()) => {
-                    // 64-bit scratch only when asked for; 32-bit frees it.
-                    let len = if wide { wanted.max_block_size as usize } else { 0 };
-                    for channel in &mut scratch.wide {
-                        channel.clear();
-                        channel.resize(len, 0.0);
-                        channel.shrink_to_fit();
-                    }
+                    *scratch = AudioScratch::new(wanted.max_block_size as usize);
                     kResultOk
                 }
                 Err(e) => {
@@ -680,20 +832,12 @@ impl IAudioProcessorTrait for TrioPlugin {
         })
     }
 
-    /// The release time at the current `Release` setting plus a small margin: after the
-    /// last note-off the instrument is silent within that (the envelope reaches exact
-    /// zero in the release time). A release changed while a voice releases does not
-    /// lengthen it: the time is latched when the release starts.
+    /// What the engine reports (`set_tail`).
     unsafe fn getTailSamples(&self) -> uint32 {
-        guard_value(kNoTail, || {
-            let release = shared::params::id::RELEASE;
-            let Some(seconds) =
-                self.instance.param_normalized(release).and_then(|n| Some(self.mapping(release)?.to_plain(n)))
-            else {
-                return kNoTail;
-            };
-            let samples = (seconds.max(0.0) + TAIL_MARGIN_S) * self.instance.setup().sample_rate;
-            samples.ceil().min(f64::from(u32::MAX - 1)) as uint32
+        guard_value(kNoTail, || match self.instance.tail_samples() {
+            None => kInfiniteTail,
+            Some(0) => kNoTail,
+            Some(n) => n,
         })
     }
 }
@@ -705,7 +849,8 @@ impl IProcessContextRequirementsTrait for TrioPlugin {
             | F::kNeedTimeSignature
             | F::kNeedProjectTimeMusic
             | F::kNeedBarPositionMusic
-            | F::kNeedTransportState) as uint32
+            | F::kNeedTransportState
+            | F::kNeedCycleMusic) as uint32
     }
 }
 
@@ -716,23 +861,17 @@ impl IEditControllerTrait for TrioPlugin {
     }
 
     unsafe fn setState(&self, state: *mut IBStream) -> tresult {
-        guard(|| {
-            self.main_thread_work();
-            self.load_state_from(state)
-        })
+        guard(|| self.load_state_from(state))
     }
 
     unsafe fn getState(&self, state: *mut IBStream) -> tresult {
-        guard(|| {
-            self.main_thread_work();
-            self.save_state_to(state)
-        })
+        guard(|| self.save_state_to(state))
     }
 
     unsafe fn getParameterCount(&self) -> int32 {
         guard_value(0, || {
             self.main_thread_work();
-            self.tables().params.len() as int32
+            self.tables().defs.params.len() as int32
         })
     }
 
@@ -742,25 +881,28 @@ impl IEditControllerTrait for TrioPlugin {
             let Some(out) = (unsafe { info.as_mut() }) else { return kInvalidArgument };
             self.main_thread_work();
             let tables = self.tables();
-            let Some(p) = usize::try_from(index).ok().and_then(|i| tables.params.get(i)) else {
+            let Some(i) = usize::try_from(index).ok().filter(|&i| i < tables.defs.params.len()) else {
                 return kInvalidArgument;
             };
+            let p = &tables.defs.params[i];
             out.id = p.id;
-            copy_wstr(abi::str_from_fixed(&p.name), &mut out.title);
-            copy_wstr(abi::str_from_fixed(&p.short_name), &mut out.shortTitle);
-            copy_wstr(abi::str_from_fixed(&p.unit), &mut out.units);
-            out.stepCount = p.step_count as int32;
+            copy_wstr(&p.name, &mut out.title);
+            copy_wstr(&p.short_name, &mut out.shortTitle);
+            copy_wstr(&p.unit, &mut out.units);
+            out.stepCount = p.mapping.step_count() as int32;
             out.defaultNormalizedValue = p.default_normalized;
-            out.unitId = tables.unit_of(p);
+            out.unitId = tables.unit_of[i];
             let mut flags = 0;
-            if p.flags & abi::PARAM_FLAG_AUTOMATABLE != 0 {
-                flags |= ParameterInfo_::ParameterFlags_::kCanAutomate;
-            }
-            if p.flags & abi::PARAM_FLAG_BYPASS != 0 {
-                flags |= ParameterInfo_::ParameterFlags_::kIsBypass;
-            }
-            if p.flags & abi::PARAM_FLAG_LIST != 0 {
-                flags |= ParameterInfo_::ParameterFlags_::kIsList;
+            for (ours, theirs) in [
+                (param_flags::AUTOMATABLE, ParameterInfo_::ParameterFlags_::kCanAutomate),
+                (param_flags::BYPASS, ParameterInfo_::ParameterFlags_::kIsBypass),
+                (param_flags::LIST, ParameterInfo_::ParameterFlags_::kIsList),
+                (param_flags::READ_ONLY, ParameterInfo_::ParameterFlags_::kIsReadOnly),
+                (param_flags::HIDDEN, ParameterInfo_::ParameterFlags_::kIsHidden),
+            ] {
+                if p.flags & ours != 0 {
+                    flags |= theirs;
+                }
             }
             out.flags = flags as int32;
             kResultOk
@@ -800,11 +942,17 @@ impl IEditControllerTrait for TrioPlugin {
     }
 
     unsafe fn normalizedParamToPlain(&self, id: ParamID, value: ParamValue) -> ParamValue {
-        guard_value(0.0, || self.mapping(id).map_or(value, |m| m.to_plain(value)))
+        guard_value(0.0, || {
+            self.main_thread_work();
+            self.tables().info(id).map_or(value, |p| p.mapping.to_plain(value))
+        })
     }
 
     unsafe fn plainParamToNormalized(&self, id: ParamID, plain: ParamValue) -> ParamValue {
-        guard_value(0.0, || self.mapping(id).map_or(plain, |m| m.to_normalized(plain)))
+        guard_value(0.0, || {
+            self.main_thread_work();
+            self.tables().info(id).map_or(plain, |p| p.mapping.to_normalized(plain))
+        })
     }
 
     unsafe fn getParamNormalized(&self, id: ParamID) -> ParamValue {
@@ -816,13 +964,7 @@ impl IEditControllerTrait for TrioPlugin {
 
     /// Safe on the audio thread (hosts call it there): block atomics only.
     unsafe fn setParamNormalized(&self, id: ParamID, value: ParamValue) -> tresult {
-        guard(|| {
-            if self.param_defined(id) && self.instance.set_param_normalized(id, value) {
-                kResultOk
-            } else {
-                kInvalidArgument
-            }
-        })
+        guard(|| if self.instance.set_param_normalized(id, value) { kResultOk } else { kInvalidArgument })
     }
 
     unsafe fn setComponentHandler(&self, handler: *mut IComponentHandler) -> tresult {
@@ -856,14 +998,16 @@ impl IMidiMappingTrait for TrioPlugin {
             // SAFETY: the host passes a valid out pointer or null.
             let Some(out) = (unsafe { id.as_mut() }) else { return kInvalidArgument };
             self.main_thread_work();
+            if !self.config.midi_input || bus_index != 0 {
+                return kResultFalse;
+            }
             let tables = self.tables();
-            let mapped = usize::try_from(cc).ok().and_then(|cc| tables.midi_map.get(cc).copied().flatten());
-            match mapped {
-                Some(param) if bus_index == 0 => {
+            match usize::try_from(cc).ok().and_then(|cc| tables.defs.cc_map.get(cc).copied().flatten()) {
+                Some(param) => {
                     *out = param;
                     kResultTrue
                 }
-                _ => kResultFalse,
+                None => kResultFalse,
             }
         })
     }

@@ -433,6 +433,7 @@ impl Synth {
         VoiceSnapshot {
             active: true,
             note: v.note,
+            note_id: v.note_id,
             velocity: v.velocity,
             level: (g.env(l) * g.amp(l)).clamp(0.0, 1.0),
             age_samples: self.clock.saturating_sub(v.start_clock),

@@ -13,6 +13,8 @@ pub struct VoiceSnapshot {
     pub active: bool,
     /// MIDI note number.
     pub note: u8,
+    /// The host's note id, or -1.
+    pub note_id: i32,
     /// Note-on velocity, `0..=1`.
     pub velocity: f32,
     /// Current envelope level times velocity gain, `0..=1`.

@@ -2,7 +2,7 @@
 //! The stale-segment test kills it with SIGKILL and checks the segment gets cleaned up.
 
 fn main() {
-    match shared::segment::BlockSegment::create() {
+    match trio::segment::BlockSegment::create(&trio::abi::AreaLayout::default()) {
         Ok(segment) => {
             println!("{}", segment.os_id());
             std::mem::forget(segment);

@@ -1,43 +1,52 @@
-//! Test-only fault injection (cargo feature `fault-injection`), so tests can prove the
-//! bridge survives a control module that panics or hangs. Never in a shipped bundle.
+//! Test-only fault injection (cargo feature `fault-injection` of this crate), so tests can
+//! prove the bridge survives a control module that panics, hangs or is slow. Never in a
+//! shipped bundle: the build tool refuses a control library that exports
+//! `trio_control_fault_inject`, which it does not list.
 //!
-//! Tests arm a fault with the extra export `control_fault_inject(point, action)`; the
-//! next call that reaches `point` performs `action` once.
+//! Tests arm a fault with that extra export, `trio_control_fault_inject(point, action)`;
+//! the next call that reaches `point` performs `action` once.
 //!
 //! A hot reload loads a private copy of the library, which a test cannot reach with that
 //! export. So a library whose file name contains `fault-<point>-<action>` (for example
 //! `libcontrol-fault-load_state-hang.so`, or a reload's copy of it, which keeps the name)
 //! also performs that fault once, the first time a call reaches the point. Points:
-//! `create`, `load_state`, `save_state`, `param_info`; actions: `panic`, `hang`.
+//! `create`, `load_state`, `save_state`, `tick`, `format`; actions: `panic`, `hang`,
+//! `slow` (sleeps [`SLOW_MS`], then carries on).
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-/// Fault point: `control_create`.
+/// Fault point: `create`.
 pub const CREATE: u32 = 1;
-/// Fault point: `control_load_state`.
+/// Fault point: `load_state`.
 pub const LOAD_STATE: u32 = 2;
-/// Fault point: `control_save_state`.
+/// Fault point: `save_state`.
 pub const SAVE_STATE: u32 = 3;
-/// Fault point: `control_param_info`.
-pub const PARAM_INFO: u32 = 4;
+/// Fault point: `tick`.
+pub const TICK: u32 = 4;
+/// Fault point: `format_value`.
+pub const FORMAT: u32 = 5;
 
 /// Action: panic.
 pub const PANIC: u32 = 1;
 /// Action: never return (sleep forever).
 pub const HANG: u32 = 2;
+/// Action: sleep [`SLOW_MS`], then return normally.
+pub const SLOW: u32 = 3;
+
+/// How long the `slow` action sleeps, milliseconds.
+pub const SLOW_MS: u64 = 1500;
 
 static ARMED_POINT: AtomicU32 = AtomicU32::new(0);
 static ARMED_ACTION: AtomicU32 = AtomicU32::new(0);
+static NAME_FAULT_DONE: AtomicBool = AtomicBool::new(false);
 
 /// Arms `action` at `point` for the next call that reaches it.
 #[unsafe(no_mangle)]
-pub extern "C" fn control_fault_inject(point: u32, action: u32) {
+pub extern "C" fn trio_control_fault_inject(point: u32, action: u32) {
     // SeqCst: simplest correct choice for a test-only hook; arming happens before the call.
     ARMED_ACTION.store(action, Ordering::SeqCst);
     ARMED_POINT.store(point, Ordering::SeqCst);
 }
-
-static NAME_FAULT_DONE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Performs the armed action if `here` is the armed point.
 pub(crate) fn point(here: u32) {
@@ -59,6 +68,7 @@ fn perform(here: u32, action: u32) {
         HANG => loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         },
+        SLOW => std::thread::sleep(std::time::Duration::from_millis(SLOW_MS)),
         _ => {}
     }
 }
@@ -72,12 +82,17 @@ fn armed_by_name() -> Option<(u32, u32)> {
 /// `fault-<point>-<action>` in a file name.
 fn parse_name(name: &str) -> Option<(u32, u32)> {
     let rest = &name[name.find("fault-")? + "fault-".len()..];
-    let point =
-        [("create", CREATE), ("load_state", LOAD_STATE), ("save_state", SAVE_STATE), ("param_info", PARAM_INFO)]
-            .into_iter()
-            .find(|(n, _)| rest.starts_with(n))?;
+    let point = [
+        ("create", CREATE),
+        ("load_state", LOAD_STATE),
+        ("save_state", SAVE_STATE),
+        ("tick", TICK),
+        ("format", FORMAT),
+    ]
+    .into_iter()
+    .find(|(n, _)| rest.starts_with(n))?;
     let rest = rest[point.0.len()..].strip_prefix('-')?;
-    let action = [("panic", PANIC), ("hang", HANG)].into_iter().find(|(n, _)| rest.starts_with(n))?;
+    let action = [("panic", PANIC), ("hang", HANG), ("slow", SLOW)].into_iter().find(|(n, _)| rest.starts_with(n))?;
     Some((point.1, action.1))
 }
 
@@ -102,6 +117,7 @@ mod tests {
     fn file_names_arm_faults() {
         assert_eq!(parse_name("libcontrol-fault-create-panic.so"), Some((CREATE, PANIC)));
         assert_eq!(parse_name("libcontrol-fault-load_state-hang-123-4.so"), Some((LOAD_STATE, HANG)));
+        assert_eq!(parse_name("libcontrol-fault-tick-slow.so"), Some((TICK, SLOW)));
         assert_eq!(parse_name("libcontrol.so"), None);
         assert_eq!(parse_name("libcontrol-fault-create-explode.so"), None);
     }

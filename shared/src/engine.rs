@@ -1,0 +1,1209 @@
+//! The engine side of the SDK: the [`Engine`] trait a plugin's real-time engine
+//! implements, and [`export_engine!`](crate::export_engine!), which turns it into the
+//! engine library the bridge loads.
+//!
+//! ```
+//! use trio::engine::{Block, Engine, EngineContext, Event};
+//!
+//! /// A gain effect with one parameter.
+//! pub struct Gain;
+//!
+//! const GAIN_DB: u32 = 0;
+//!
+//! impl Engine for Gain {
+//!     type Area = ();
+//!     fn new(_ctx: &mut EngineContext<'_, ()>) -> Self {
+//!         Gain
+//!     }
+//!     fn process(&mut self, block: &mut Block<'_, ()>) {
+//!         let mut pos = 0;
+//!         // Every event arrives at its sample: render up to it, then apply it.
+//!         while let Some(timed) = block.next_event() {
+//!             self.render(block, pos, timed.offset);
+//!             pos = timed.offset;
+//!             if let Event::Param { .. } = timed.event { /* the new value is in block.params() */ }
+//!         }
+//!         self.render(block, pos, block.len());
+//!     }
+//! }
+//!
+//! impl Gain {
+//!     fn render(&self, block: &mut Block<'_, ()>, from: usize, to: usize) {
+//!         let gain = trio_db_to_gain(block.params().plain(GAIN_DB)) as f32;
+//!         for channel in block.main() {
+//!             channel[from..to].iter_mut().for_each(|s| *s *= gain);
+//!         }
+//!     }
+//! }
+//! # fn trio_db_to_gain(db: f64) -> f64 { 10f64.powf(db / 20.0) }
+//! // In the engine crate's lib.rs: trio::export_engine!(Gain);
+//! ```
+//!
+//! # What the framework does around `process`
+//!
+//! The export wraps every block exactly once, in [`__export::process`]: flush-to-zero,
+//! the allocation check (an allocation is counted in the block's `alloc_violations`, the
+//! host keeps running), panic capture (a panicking engine outputs silence until reset,
+//! and its panic message is not printed on the audio thread), the parameter values
+//! (applied at their sample, including every automation point), the control module's
+//! timed events merged in time order with the host's, the engine's sample clock, the
+//! host transport for the control module, meters and silence flags, and a check for
+//! NaN and infinite samples, which are replaced by silence and counted. The engine's
+//! own code only renders.
+//!
+//! # Rules for engine code
+//!
+//! `process` must not allocate, lock, wait or make system calls, and must call nothing
+//! outside its own crate and the SDK (a function of another library allocates through
+//! that library's allocator, which the check cannot see). `new` and `activate` run off
+//! the audio thread and may allocate: size every buffer there for
+//! [`EngineContext::max_block`].
+
+use core::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::abi::{self, ProcessData, TransportInfo, event_kind, process_mode, status, transport_flags};
+use crate::area::Area;
+use crate::block::{
+    FROM_ENGINE_CAPACITY, INFINITE_TAIL, MAX_PARAMS, MAX_VOICES, ParamTable, SharedBlock, Statistics,
+    TO_ENGINE_CAPACITY, Transport, voice_activity,
+};
+use crate::params::ParamMapping;
+use crate::ring::{Consumer, Producer};
+
+/// Most channels a bus passes to the engine; further channels of a host's buffer are
+/// cleared by the bridge.
+pub const MAX_CHANNELS: usize = 8;
+
+/// A plugin's real-time engine.
+///
+/// One value per plugin instance. The framework calls `new` and `activate` off the audio
+/// thread (they may allocate), and `process` on the audio thread, never concurrently with
+/// the others.
+pub trait Engine: Sized + Send + 'static {
+    /// The plugin's shared area type ([`crate::area`]); `()` for none.
+    type Area: Area;
+
+    /// Creates the engine. Parameters already hold their values (the control module
+    /// defined them first); the sample rate and block size are the host's defaults until
+    /// [`Engine::activate`] gives the real ones.
+    fn new(ctx: &mut EngineContext<'_, Self::Area>) -> Self;
+
+    /// The sample rate, largest block size or bus layout changed (the host's
+    /// `setupProcessing`): resize buffers, recompute coefficients. Called once before the
+    /// first block. May allocate. The default does nothing.
+    fn activate(&mut self, ctx: &mut EngineContext<'_, Self::Area>) {
+        let _ = ctx;
+    }
+
+    /// Silence every voice, clear delay lines and filter states (the host stopped and
+    /// restarted processing, or a fault is being cleared). The default does nothing.
+    fn reset(&mut self) {}
+
+    /// Renders one block. Never allocates, locks or waits.
+    fn process(&mut self, block: &mut Block<'_, Self::Area>);
+}
+
+/// How long the engine keeps sounding after its input stops ([`EngineContext::set_tail`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tail {
+    /// Silent as soon as the input is.
+    None,
+    /// Sounds for this many more samples.
+    Samples(u32),
+    /// May sound forever (a self-oscillating feedback loop).
+    Infinite,
+}
+
+impl Tail {
+    fn encode(self) -> u32 {
+        match self {
+            Self::None => 0,
+            Self::Samples(n) => n.min(INFINITE_TAIL - 1),
+            Self::Infinite => INFINITE_TAIL,
+        }
+    }
+}
+
+/// Latency and tail reporting, shared by [`EngineContext`] and [`Block`].
+fn set_latency(shared: &SharedBlock, samples: u32) {
+    // Relaxed: a setting the bridge reads on the host's main thread; the bridge tells the
+    // host when it changes (`restartComponent(kLatencyChanged)`).
+    shared.header.latency_samples.store(samples, Ordering::Relaxed);
+}
+
+fn set_tail(shared: &SharedBlock, tail: Tail) {
+    // Relaxed: a setting the bridge reads when the host asks.
+    shared.header.tail_samples.store(tail.encode(), Ordering::Relaxed);
+}
+
+/// What [`Engine::new`] and [`Engine::activate`] can see and set.
+pub struct EngineContext<'a, A> {
+    shared: &'a SharedBlock,
+    area: &'a A,
+    params: &'a Params,
+    sample_rate: f64,
+    max_block: usize,
+}
+
+impl<'a, A: Area> EngineContext<'a, A> {
+    /// The sample rate in Hz.
+    pub fn sample_rate(&self) -> f64 {
+        self.sample_rate
+    }
+
+    /// The largest block `process` will be given, in samples.
+    pub fn max_block(&self) -> usize {
+        self.max_block
+    }
+
+    /// Channels of the main bus (an instrument's output, an effect's input and output).
+    pub fn main_channels(&self) -> usize {
+        // Relaxed: a setup value the bridge writes before activating.
+        (self.shared.header.main_channels.load(Ordering::Relaxed) as usize).min(MAX_CHANNELS)
+    }
+
+    /// Channels of the sidechain input (0 when the plugin has none or it is inactive).
+    pub fn sidechain_channels(&self) -> usize {
+        // Relaxed: as above.
+        (self.shared.header.sidechain_channels.load(Ordering::Relaxed) as usize).min(MAX_CHANNELS)
+    }
+
+    /// The parameters' current values.
+    pub fn params(&self) -> &Params {
+        self.params
+    }
+
+    /// The plugin's shared area.
+    pub fn area(&self) -> &'a A {
+        self.area
+    }
+
+    /// Reports the latency the engine adds, in samples (a lookahead limiter's lookahead).
+    /// The host is told when it changes and shifts the output back into line.
+    pub fn set_latency(&mut self, samples: u32) {
+        set_latency(self.shared, samples);
+    }
+
+    /// Reports how long the engine sounds after its input stops.
+    pub fn set_tail(&mut self, tail: Tail) {
+        set_tail(self.shared, tail);
+    }
+}
+
+/// The parameters' values as the engine sees them, by the plugin's own ids.
+///
+/// Values change at their sample: while [`Block::next_event`] walks a block, `plain(id)`
+/// returns the value in force at the current position. Reading is a few loads (an index
+/// lookup in the shared block and a cached value), allocation-free and wait-free.
+pub struct Params {
+    table: &'static ParamTable,
+    /// The counter version the mappings were read at.
+    version: u64,
+    /// The `values_epoch` last scanned.
+    epoch: u64,
+    normalized: [f64; MAX_PARAMS],
+    plain: [f64; MAX_PARAMS],
+    mappings: [Option<ParamMapping>; MAX_PARAMS],
+    /// Slots whose value changed at the start of this block, reported as events first.
+    changed: [u16; MAX_PARAMS],
+    changed_len: usize,
+    changed_next: usize,
+}
+
+impl Params {
+    fn new(table: &'static ParamTable) -> Box<Self> {
+        let mut p = Box::new(Self {
+            table,
+            version: u64::MAX,
+            epoch: u64::MAX,
+            normalized: [f64::NAN; MAX_PARAMS],
+            plain: [f64::NAN; MAX_PARAMS],
+            mappings: [None; MAX_PARAMS],
+            changed: [0; MAX_PARAMS],
+            changed_len: 0,
+            changed_next: 0,
+        });
+        p.refresh();
+        p.changed_len = 0;
+        p
+    }
+
+    /// The plain value of parameter `id` (in its own unit: Hz, dB, a list index...), or
+    /// NaN if the plugin defines no such parameter.
+    pub fn plain(&self, id: u32) -> f64 {
+        self.table.slot_of(id).map_or(f64::NAN, |s| self.plain[s])
+    }
+
+    /// The plain value of parameter `id`, or `None` if it is not defined.
+    pub fn get(&self, id: u32) -> Option<f64> {
+        let slot = self.table.slot_of(id)?;
+        self.mappings[slot].map(|_| self.plain[slot])
+    }
+
+    /// The normalized value `0..=1` of parameter `id`, or `None` if it is not defined.
+    pub fn normalized(&self, id: u32) -> Option<f64> {
+        let slot = self.table.slot_of(id)?;
+        self.mappings[slot].map(|_| self.normalized[slot])
+    }
+
+    /// Whether a switch parameter is on (plain value ≥ 0.5); `false` if undefined.
+    pub fn is_on(&self, id: u32) -> bool {
+        self.plain(id) >= 0.5
+    }
+
+    /// The list index (plain value rounded, at least 0) of a list parameter; 0 if
+    /// undefined.
+    pub fn index(&self, id: u32) -> usize {
+        let v = self.plain(id);
+        if v.is_finite() && v > 0.0 { v.round() as usize } else { 0 }
+    }
+
+    fn set_slot(&mut self, slot: usize, normalized: f64) -> bool {
+        let n = if normalized.is_finite() { normalized.clamp(0.0, 1.0) } else { 0.0 };
+        let plain = match self.mappings[slot] {
+            Some(m) => m.to_plain(n),
+            None => f64::NAN,
+        };
+        let changed = n.to_bits() != self.normalized[slot].to_bits() || plain.to_bits() != self.plain[slot].to_bits();
+        self.normalized[slot] = n;
+        self.plain[slot] = plain;
+        changed
+    }
+
+    /// Re-reads mappings (if the definitions changed) and values (if any writer other than
+    /// the engine changed one); the slots that changed become events at offset 0.
+    fn refresh(&mut self) {
+        self.changed_len = 0;
+        self.changed_next = 0;
+        let version = self.table.version();
+        let remapped = version != self.version && self.table.read_mappings(&mut self.mappings).is_some();
+        if remapped {
+            self.version = version;
+        }
+        // Acquire: pairs with the Release bump of writers after their value stores.
+        let epoch = self.table.values_epoch.load(Ordering::Acquire);
+        if !remapped && epoch == self.epoch {
+            return;
+        }
+        self.epoch = epoch;
+        for slot in 0..self.table.assigned() {
+            let Some(s) = self.table.slot(slot) else { break };
+            // Relaxed: values are independent atomics (ordered by the epoch above).
+            let n = s.value.load(Ordering::Relaxed);
+            if self.set_slot(slot, n) && self.mappings[slot].is_some() {
+                self.changed[self.changed_len] = slot as u16;
+                self.changed_len += 1;
+            }
+        }
+    }
+
+    fn next_changed(&mut self) -> Option<(u32, f64, f64)> {
+        if self.changed_next >= self.changed_len {
+            return None;
+        }
+        let slot = usize::from(self.changed[self.changed_next]);
+        self.changed_next += 1;
+        let s = self.table.slot(slot)?;
+        // Relaxed: the id is written once, before the slot was published.
+        Some((s.id.load(Ordering::Relaxed), self.normalized[slot], self.plain[slot]))
+    }
+
+    /// Applies a value change from an event; returns the slot and the plain value.
+    fn apply(&mut self, id: u32, normalized: f64) -> Option<(usize, f64)> {
+        let slot = self.table.slot_of(id)?;
+        self.mappings[slot]?;
+        self.set_slot(slot, normalized);
+        Some((slot, self.plain[slot]))
+    }
+}
+
+/// An event, as the engine receives it: sanitised, with MIDI conventions applied (a
+/// note-on with velocity 0 arrives as a note-off).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Event {
+    /// A key went down.
+    NoteOn {
+        /// MIDI note number 0..=127.
+        note: u8,
+        /// Velocity in `(0, 1]`.
+        velocity: f32,
+        /// MIDI channel 0..=15.
+        channel: u8,
+        /// The host's note id, or -1.
+        note_id: i32,
+    },
+    /// A key came up.
+    NoteOff {
+        /// MIDI note number.
+        note: u8,
+        /// Release velocity `0..=1`.
+        velocity: f32,
+        /// MIDI channel.
+        channel: u8,
+        /// The host's note id, or -1 (then match by note and channel).
+        note_id: i32,
+    },
+    /// A parameter changed; [`Block::params`] already returns the new value.
+    Param {
+        /// The parameter's id.
+        id: u32,
+        /// The new normalized value.
+        normalized: f64,
+        /// The new plain value.
+        plain: f64,
+    },
+    /// Release every sounding voice.
+    AllNotesOff,
+    /// A MIDI continuous controller moved (one the plugin receives raw).
+    MidiCc {
+        /// MIDI channel.
+        channel: u8,
+        /// Controller number 0..=127.
+        cc: u8,
+        /// Value `0..=1`.
+        value: f32,
+    },
+    /// The pitch wheel moved.
+    PitchBend {
+        /// MIDI channel.
+        channel: u8,
+        /// `-1..=1`, 0 at rest.
+        value: f32,
+    },
+    /// Channel aftertouch.
+    ChannelPressure {
+        /// MIDI channel.
+        channel: u8,
+        /// `0..=1`.
+        value: f32,
+    },
+    /// Polyphonic aftertouch on one note.
+    PolyPressure {
+        /// MIDI channel.
+        channel: u8,
+        /// MIDI note number.
+        note: u8,
+        /// The host's note id, or -1.
+        note_id: i32,
+        /// `0..=1`.
+        value: f32,
+    },
+    /// A message of the plugin's own (kind [`abi::event_kind::USER`] and up) from its
+    /// control module.
+    User {
+        /// The plugin's message kind.
+        kind: u32,
+        /// The plugin's field.
+        index: u32,
+        /// The plugin's field.
+        value: f64,
+        /// The plugin's field (a note id, say).
+        note_id: i32,
+    },
+}
+
+/// An [`Event`] at its sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Timed {
+    /// Sample offset in the block, `0..=len`.
+    pub offset: usize,
+    /// The event.
+    pub event: Event,
+    /// `true` for an event the control module scheduled (the to-engine ring), `false`
+    /// for the host's (and for parameter changes found at the block's start).
+    pub from_control: bool,
+}
+
+fn clamp01(v: f64) -> f32 {
+    if v.is_finite() { v.clamp(0.0, 1.0) as f32 } else { 0.0 }
+}
+
+/// Turns an SDK event into the ABI's record at `time`.
+pub(crate) fn encode(time: u64, event: &Event) -> abi::Event {
+    let (kind, index, value, note_id, channel) = match *event {
+        Event::NoteOn { note, velocity, channel, note_id } => {
+            (event_kind::NOTE_ON, u32::from(note), f64::from(velocity), note_id, channel)
+        }
+        Event::NoteOff { note, velocity, channel, note_id } => {
+            (event_kind::NOTE_OFF, u32::from(note), f64::from(velocity), note_id, channel)
+        }
+        Event::Param { id, normalized, .. } => (event_kind::PARAM, id, normalized, -1, 0),
+        Event::AllNotesOff => (event_kind::ALL_NOTES_OFF, 0, 0.0, -1, 0),
+        Event::MidiCc { channel, cc, value } => (event_kind::MIDI_CC, u32::from(cc), f64::from(value), -1, channel),
+        Event::PitchBend { channel, value } => (event_kind::PITCH_BEND, 0, f64::from(value), -1, channel),
+        Event::ChannelPressure { channel, value } => (event_kind::CHANNEL_PRESSURE, 0, f64::from(value), -1, channel),
+        Event::PolyPressure { channel, note, note_id, value } => {
+            (event_kind::POLY_PRESSURE, u32::from(note), f64::from(value), note_id, channel)
+        }
+        Event::User { kind, index, value, note_id } => (kind.max(event_kind::USER), index, value, note_id, 0),
+    };
+    abi::Event { time, kind, index, value, note_id, channel: u32::from(channel) }
+}
+
+/// Turns an ABI event into an SDK event; `None` for malformed or unknown ones.
+pub(crate) fn decode(e: &abi::Event) -> Option<Event> {
+    let channel = e.channel.min(15) as u8;
+    let note = u8::try_from(e.index).ok().filter(|n| *n < 128);
+    Some(match e.kind {
+        event_kind::NOTE_ON => {
+            let velocity = clamp01(e.value);
+            if velocity == 0.0 {
+                Event::NoteOff { note: note?, velocity: 0.0, channel, note_id: e.note_id }
+            } else {
+                Event::NoteOn { note: note?, velocity, channel, note_id: e.note_id }
+            }
+        }
+        event_kind::NOTE_OFF => Event::NoteOff { note: note?, velocity: clamp01(e.value), channel, note_id: e.note_id },
+        event_kind::ALL_NOTES_OFF => Event::AllNotesOff,
+        event_kind::MIDI_CC => Event::MidiCc { channel, cc: note?, value: clamp01(e.value) },
+        event_kind::PITCH_BEND => {
+            Event::PitchBend { channel, value: if e.value.is_finite() { e.value.clamp(-1.0, 1.0) as f32 } else { 0.0 } }
+        }
+        event_kind::CHANNEL_PRESSURE => Event::ChannelPressure { channel, value: clamp01(e.value) },
+        event_kind::POLY_PRESSURE => {
+            Event::PolyPressure { channel, note: note?, note_id: e.note_id, value: clamp01(e.value) }
+        }
+        k if k >= event_kind::USER => Event::User { kind: k, index: e.index, value: e.value, note_id: e.note_id },
+        _ => return None,
+    })
+}
+
+/// A voice as the engine reports it ([`Block::publish_voice`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct VoiceInfo {
+    /// Sounding (including its release).
+    pub active: bool,
+    /// Released, fading out.
+    pub releasing: bool,
+    /// MIDI note number.
+    pub note: u8,
+    /// MIDI channel.
+    pub channel: u8,
+    /// The host's note id, or -1.
+    pub note_id: i32,
+    /// Note-on velocity `0..=1`.
+    pub velocity: f32,
+    /// Current level `0..=1`.
+    pub level: f32,
+    /// Samples since the note started.
+    pub age: u64,
+}
+
+/// One block: the audio, the events in time order, the parameters, and what the engine
+/// reports back. Given to [`Engine::process`].
+pub struct Block<'a, A> {
+    len: usize,
+    main: [&'a mut [f32]; MAX_CHANNELS],
+    main_count: usize,
+    sidechain: [&'a [f32]; MAX_CHANNELS],
+    sidechain_count: usize,
+    host_events: &'a [abi::Event],
+    host_next: usize,
+    ring: &'a mut Consumer<'static, abi::Event, TO_ENGINE_CAPACITY>,
+    to_control: &'a mut Producer<'static, abi::Event, FROM_ENGINE_CAPACITY>,
+    params: &'a mut Params,
+    area: &'a A,
+    shared: &'a SharedBlock,
+    published: &'a mut [bool; MAX_VOICES],
+    transport: TransportInfo,
+    start: u64,
+    pos: usize,
+    sample_rate: f64,
+    mode: u32,
+    late: u64,
+}
+
+impl<'a, A: Area> Block<'a, A> {
+    /// Samples in this block.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the block has no samples (a parameter flush).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The main bus, processed in place: an effect finds its input here and overwrites it
+    /// with the output; an instrument finds zeros. Each channel holds [`Block::len`]
+    /// samples.
+    pub fn main(&mut self) -> &mut [&'a mut [f32]] {
+        &mut self.main[..self.main_count]
+    }
+
+    /// The sidechain input (empty when the plugin has none or the host gives none).
+    pub fn sidechain(&self) -> &[&'a [f32]] {
+        &self.sidechain[..self.sidechain_count]
+    }
+
+    /// The main bus, the sidechain and the parameters at once (for code that needs them
+    /// together).
+    pub fn parts(&mut self) -> (&mut [&'a mut [f32]], &[&'a [f32]], &Params) {
+        (&mut self.main[..self.main_count], &self.sidechain[..self.sidechain_count], self.params)
+    }
+
+    /// The parameters, with the values in force at the current position.
+    pub fn params(&self) -> &Params {
+        self.params
+    }
+
+    /// The plugin's shared area.
+    pub fn area(&self) -> &'a A {
+        self.area
+    }
+
+    /// The sample rate in Hz.
+    pub fn sample_rate(&self) -> f64 {
+        self.sample_rate
+    }
+
+    /// The host's transport for this block.
+    pub fn transport(&self) -> &TransportInfo {
+        &self.transport
+    }
+
+    /// Whether the host renders offline (faster than real time, no deadline).
+    pub fn is_offline(&self) -> bool {
+        self.mode == process_mode::OFFLINE
+    }
+
+    /// The engine's sample clock at the start of this block (samples rendered since the
+    /// engine was created): the time base of the control module's timed events.
+    pub fn clock(&self) -> u64 {
+        self.start
+    }
+
+    /// The next event in time order (the host's and the control module's merged, the
+    /// host's first on a tie), or `None` when the block has no more. Parameter changes
+    /// are applied before they are returned, so [`Block::params`] gives the new value.
+    /// Offsets never go backwards and never exceed [`Block::len`].
+    pub fn next_event(&mut self) -> Option<Timed> {
+        if let Some((id, normalized, plain)) = self.params.next_changed() {
+            return Some(Timed {
+                offset: self.pos,
+                event: Event::Param { id, normalized, plain },
+                from_control: false,
+            });
+        }
+        loop {
+            let block_end = self.start + self.len as u64;
+            let host =
+                self.host_events.get(self.host_next).map(|e| (e.time.min(self.len as u64) as usize).max(self.pos));
+            let ring = self.ring.peek().filter(|e| e.time < block_end).map(|e| {
+                if e.time < self.start {
+                    self.late += 1;
+                }
+                (e.time.saturating_sub(self.start) as usize).max(self.pos)
+            });
+            let (offset, raw, from_control) = match (host, ring) {
+                (None, None) => return None,
+                (Some(h), Some(r)) if r < h => (r, self.ring.pop().ok()?, true),
+                (Some(h), _) => {
+                    let e = self.host_events[self.host_next];
+                    self.host_next += 1;
+                    (h, e, false)
+                }
+                (None, Some(r)) => (r, self.ring.pop().ok()?, true),
+            };
+            self.pos = offset.min(self.len);
+            if raw.kind == event_kind::PARAM {
+                if let Some((slot, plain)) = self.params.apply(raw.index, raw.value)
+                    && let Some(s) = self.params.table.slot(slot)
+                {
+                    // Relaxed: publishes the applied automation value for readers of the
+                    // block (the host's controller, the control module).
+                    s.value.store(self.params.normalized[slot], Ordering::Relaxed);
+                    let normalized = self.params.normalized[slot];
+                    return Some(Timed {
+                        offset: self.pos,
+                        event: Event::Param { id: raw.index, normalized, plain },
+                        from_control,
+                    });
+                }
+                continue;
+            }
+            if raw.kind == event_kind::MIDI_CC && !from_control {
+                // The control module follows the controllers (MIDI learn); a full ring
+                // drops the copy, never the event.
+                let _ = self.to_control.push(raw);
+            }
+            if let Some(event) = decode(&raw) {
+                return Some(Timed { offset: self.pos, event, from_control });
+            }
+        }
+    }
+
+    /// Sends a message of the plugin's own to the control module (kind
+    /// [`abi::event_kind::USER`] and up; `time` is the engine clock at the current
+    /// position). `false` if the ring is full (the message is dropped and counted).
+    pub fn send_to_control(&mut self, kind: u32, index: u32, value: f64) -> bool {
+        let event = abi::Event {
+            time: self.start + self.pos as u64,
+            kind: kind.max(event_kind::USER),
+            index,
+            value,
+            note_id: -1,
+            channel: 0,
+        };
+        let ok = self.to_control.push(event).is_ok();
+        if !ok {
+            Statistics::bump(&self.shared.stats.events_dropped);
+        }
+        ok
+    }
+
+    /// Reports voice `index` (`0..128`) for meters, editors and the control module.
+    /// Writes to the block only when something an observer needs changed (an idle voice
+    /// that was already reported idle costs nothing).
+    pub fn publish_voice(&mut self, index: usize, voice: &VoiceInfo) {
+        let (Some(slot), Some(published)) = (self.shared.voices.get(index), self.published.get_mut(index)) else {
+            return;
+        };
+        let was = core::mem::replace(published, voice.active);
+        if !voice.active && !was {
+            return;
+        }
+        let active = match (voice.active, voice.releasing) {
+            (false, _) => voice_activity::IDLE,
+            (true, false) => voice_activity::SOUNDING,
+            (true, true) => voice_activity::RELEASING,
+        };
+        // Relaxed: voice states are telemetry.
+        slot.active.store(active, Ordering::Relaxed);
+        slot.note.store(u32::from(voice.note), Ordering::Relaxed);
+        slot.channel.store(u32::from(voice.channel), Ordering::Relaxed);
+        slot.note_id.store(voice.note_id, Ordering::Relaxed);
+        slot.velocity.store(voice.velocity, Ordering::Relaxed);
+        slot.level.store(voice.level, Ordering::Relaxed);
+        slot.age.store(voice.age, Ordering::Relaxed);
+    }
+
+    /// Reports how many voices sound (for meters).
+    pub fn set_active_voices(&mut self, count: usize) {
+        // Relaxed: telemetry.
+        self.shared.meters.active_voices.store(count as u32, Ordering::Relaxed);
+    }
+
+    /// Reports the latency the engine adds, in samples; the host is told when it changes.
+    pub fn set_latency(&mut self, samples: u32) {
+        set_latency(self.shared, samples);
+    }
+
+    /// Reports how long the engine sounds after its input stops.
+    pub fn set_tail(&mut self, tail: Tail) {
+        set_tail(self.shared, tail);
+    }
+}
+
+impl TransportInfo {
+    /// Whether the host is playing.
+    pub fn is_playing(&self) -> bool {
+        self.flags & transport_flags::PLAYING != 0
+    }
+
+    /// The tempo in BPM, if the host gives one.
+    pub fn tempo(&self) -> Option<f64> {
+        (self.flags & transport_flags::TEMPO != 0 && self.tempo_bpm.is_finite() && self.tempo_bpm > 0.0)
+            .then_some(self.tempo_bpm)
+    }
+
+    /// The musical position of the block's start in quarter notes, if the host gives one.
+    pub fn position(&self) -> Option<f64> {
+        (self.flags & transport_flags::POSITION != 0 && self.ppq_position.is_finite()).then_some(self.ppq_position)
+    }
+}
+
+thread_local! {
+    /// Set while the engine's `process` runs on this thread: the panic hook stays silent
+    /// then (printing allocates and makes system calls on the audio thread).
+    static IN_PROCESS: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// Installs, once per engine library, a panic hook that is silent inside `process` and
+/// hands every other panic to the hook that was there before.
+fn install_quiet_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_PROCESS.with(core::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// One engine instance behind the exports: the plugin's engine and everything the
+/// framework keeps around it.
+pub struct Runner<E: Engine> {
+    engine: E,
+    shared: &'static SharedBlock,
+    area: &'static E::Area,
+    params: Box<Params>,
+    ring: Consumer<'static, abi::Event, TO_ENGINE_CAPACITY>,
+    to_control: Producer<'static, abi::Event, FROM_ENGINE_CAPACITY>,
+    published: [bool; MAX_VOICES],
+    sample_rate: f64,
+    max_block: u32,
+    clock: u64,
+    faulted: bool,
+}
+
+/// Largest block activate accepts.
+const MAX_BLOCK_LIMIT: u32 = 1 << 16;
+
+impl<E: Engine> Runner<E> {
+    fn context(&mut self) -> (&mut E, EngineContext<'_, E::Area>) {
+        let ctx = EngineContext {
+            shared: self.shared,
+            area: self.area,
+            params: &self.params,
+            sample_rate: self.sample_rate,
+            max_block: self.max_block as usize,
+        };
+        (&mut self.engine, ctx)
+    }
+
+    fn activate(&mut self, sample_rate: f64, max_block: u32) -> i32 {
+        if !(sample_rate.is_finite() && (1_000.0..=1_536_000.0).contains(&sample_rate)) {
+            return status::INVALID_ARGUMENT;
+        }
+        if max_block == 0 || max_block > MAX_BLOCK_LIMIT {
+            return status::INVALID_ARGUMENT;
+        }
+        self.sample_rate = sample_rate;
+        self.max_block = max_block;
+        self.params.refresh();
+        self.params.changed_len = 0;
+        let (engine, mut ctx) = self.context();
+        engine.activate(&mut ctx);
+        engine.reset();
+        status::OK
+    }
+
+    fn reset(&mut self) {
+        self.engine.reset();
+        self.faulted = false;
+        // Relaxed: a telemetry flag.
+        self.shared.stats.engine_faulted.store(0, Ordering::Relaxed);
+    }
+
+    fn fault(&mut self, data: &mut ProcessData) {
+        self.faulted = true;
+        Statistics::bump(&self.shared.stats.engine_panics);
+        // Relaxed: a telemetry flag.
+        self.shared.stats.engine_faulted.store(1, Ordering::Relaxed);
+        silence(data);
+    }
+
+    /// One block. Runs inside the allocation check.
+    fn process(&mut self, data: &mut ProcessData) -> i32 {
+        let start_time = Instant::now();
+        let n = data.num_samples;
+        let channels = (data.num_main as usize).min(MAX_CHANNELS);
+        if n > self.max_block || (n > 0 && channels > 0 && data.main.is_null()) {
+            silence(data);
+            return status::INVALID_ARGUMENT;
+        }
+        if self.faulted {
+            silence(data);
+            return status::FAULTED;
+        }
+        #[cfg(feature = "alloc-probe")]
+        std::hint::black_box(Vec::<u8>::with_capacity(64));
+        let len = n as usize;
+        let mut main: [&mut [f32]; MAX_CHANNELS] = Default::default();
+        if channels > 0 && len > 0 {
+            // SAFETY: the bridge passes `num_main` channel pointers (checked non-null above),
+            // each valid for `num_samples` floats, distinct and not aliased during the call.
+            let ptrs = unsafe { core::slice::from_raw_parts(data.main, channels) };
+            for (slot, &ptr) in main.iter_mut().zip(ptrs) {
+                if !ptr.is_null() {
+                    // SAFETY: as above.
+                    *slot = unsafe { core::slice::from_raw_parts_mut(ptr, len) };
+                }
+            }
+        }
+        let side_count = (data.num_sidechain as usize).min(MAX_CHANNELS);
+        let mut side: [&[f32]; MAX_CHANNELS] = Default::default();
+        if side_count > 0 && len > 0 && !data.sidechain.is_null() {
+            // SAFETY: the bridge passes `num_sidechain` read-only channel pointers, each
+            // valid for `num_samples` floats and never aliasing `main`.
+            let ptrs = unsafe { core::slice::from_raw_parts(data.sidechain, side_count) };
+            for (slot, &ptr) in side.iter_mut().zip(ptrs) {
+                if !ptr.is_null() {
+                    // SAFETY: as above.
+                    *slot = unsafe { core::slice::from_raw_parts(ptr, len) };
+                }
+            }
+        }
+        let events: &[abi::Event] = if data.events.is_null() || data.num_events == 0 {
+            &[]
+        } else {
+            // SAFETY: the bridge passes `num_events` events sorted by time, valid for the call.
+            unsafe { core::slice::from_raw_parts(data.events, data.num_events as usize) }
+        };
+        self.params.refresh();
+        let transport = data.transport;
+        self.shared.transport.publish(&Transport {
+            sample_time: self.clock,
+            tempo_bpm: transport.tempo().unwrap_or(0.0),
+            ppq_position: transport.position().unwrap_or(0.0),
+            bar_start_ppq: if transport.flags & transport_flags::BAR != 0 { transport.bar_start_ppq } else { 0.0 },
+            time_sig: if transport.flags & transport_flags::TIME_SIG != 0 {
+                (transport.time_sig_numerator, transport.time_sig_denominator)
+            } else {
+                (0, 0)
+            },
+            playing: transport.is_playing(),
+        });
+        let late = {
+            let mut block = Block {
+                len,
+                main,
+                main_count: channels,
+                sidechain: side,
+                sidechain_count: side_count,
+                host_events: events,
+                host_next: 0,
+                ring: &mut self.ring,
+                to_control: &mut self.to_control,
+                params: &mut self.params,
+                area: self.area,
+                shared: self.shared,
+                published: &mut self.published,
+                transport,
+                start: self.clock,
+                pos: 0,
+                sample_rate: self.sample_rate,
+                mode: data.process_mode,
+                late: 0,
+            };
+            self.engine.process(&mut block);
+            // Events the engine did not ask for are still applied, so parameters and the
+            // ring stay in step whatever the engine does.
+            while block.next_event().is_some() {}
+            block.late
+        };
+        if late > 0 {
+            // Relaxed: a telemetry counter.
+            self.shared.stats.late_events.fetch_add(late, Ordering::Relaxed);
+        }
+        let mut main: [&mut [f32]; MAX_CHANNELS] = Default::default();
+        if channels > 0 && len > 0 {
+            // SAFETY: as above; the block that borrowed the channels has been dropped.
+            let ptrs = unsafe { core::slice::from_raw_parts(data.main, channels) };
+            for (slot, &ptr) in main.iter_mut().zip(ptrs) {
+                if !ptr.is_null() {
+                    // SAFETY: as above.
+                    *slot = unsafe { core::slice::from_raw_parts_mut(ptr, len) };
+                }
+            }
+        }
+        self.finish(data, &mut main[..channels], len, start_time);
+        status::OK
+    }
+
+    fn finish(&mut self, data: &mut ProcessData, main: &mut [&mut [f32]], len: usize, start_time: Instant) {
+        let mut silence = 0u64;
+        let mut finite = true;
+        let meters = &self.shared.meters;
+        for (c, channel) in main.iter().enumerate() {
+            let mut peak = 0.0f32;
+            let mut sum = 0.0f32;
+            for &s in channel.iter() {
+                peak = peak.max(s.abs());
+                sum += s * s;
+            }
+            finite &= peak.is_finite() && sum.is_finite();
+            if peak == 0.0 {
+                silence |= 1 << c;
+            }
+            if c < 2 {
+                let rms = if len > 0 { (sum / len as f32).sqrt() } else { 0.0 };
+                // Relaxed: meters are telemetry.
+                meters.peak[c].store(peak, Ordering::Relaxed);
+                meters.rms[c].store(rms, Ordering::Relaxed);
+            }
+        }
+        if !finite {
+            for channel in main.iter_mut() {
+                channel.fill(0.0);
+            }
+            silence = (1u64 << main.len()) - 1;
+            Statistics::bump(&self.shared.stats.nonfinite_blocks);
+        }
+        data.silence_flags = silence;
+        let n = len as u64;
+        self.clock += n;
+        // Release: pairs with the control module's Acquire load; events it schedules after
+        // reading this clock are timed against a block that has been rendered.
+        self.shared.header.sample_clock.store(self.clock, Ordering::Release);
+        let stats = &self.shared.stats;
+        Statistics::bump(&stats.blocks_processed);
+        // Relaxed: telemetry counters.
+        stats.samples_processed.fetch_add(n, Ordering::Relaxed);
+        let elapsed = start_time.elapsed().as_nanos() as u64;
+        stats.last_process_ns.store(elapsed, Ordering::Relaxed);
+        stats.worst_process_ns.fetch_max(elapsed, Ordering::Relaxed);
+        let deadline_ns = (n as f64 / self.sample_rate * 1e9) as u64;
+        if n > 0 && data.process_mode != process_mode::OFFLINE && elapsed > deadline_ns {
+            Statistics::bump(&stats.deadline_misses);
+        }
+    }
+}
+
+/// Writes zeros to every main channel (as far as the pointers are usable).
+fn silence(data: &mut ProcessData) {
+    let len = data.num_samples as usize;
+    let channels = (data.num_main as usize).min(MAX_CHANNELS);
+    if !data.main.is_null() && len > 0 {
+        // SAFETY: the bridge passes `num_main` channel pointers valid for `num_samples`.
+        for &ptr in unsafe { core::slice::from_raw_parts(data.main, channels) } {
+            if !ptr.is_null() {
+                // SAFETY: as above.
+                unsafe { core::slice::from_raw_parts_mut(ptr, len) }.fill(0.0);
+            }
+        }
+    }
+    data.silence_flags = if channels >= 64 { u64::MAX } else { (1u64 << channels) - 1 };
+}
+
+/// The functions behind the engine exports, generic over the plugin's engine. Called only
+/// by the code [`export_engine!`](crate::export_engine!) generates.
+#[doc(hidden)]
+pub mod __export {
+    use core::ffi::c_void;
+
+    use super::{Engine, Params, Runner};
+    use crate::abi::{AreaLayout, ProcessData, catch_status, status};
+    use crate::block::{MAX_VOICES, SharedBlock};
+
+    /// `trio_engine_create`.
+    ///
+    /// # Safety
+    /// `block` points to an initialised segment (block and area) that outlives the engine,
+    /// with provenance over the whole segment; `out` is valid for a write.
+    pub unsafe fn create<E: Engine>(block: *const SharedBlock, out: *mut *mut c_void) -> i32 {
+        catch_status(|| {
+            if block.is_null() || out.is_null() {
+                return status::NULL_POINTER;
+            }
+            super::install_quiet_panic_hook();
+            // SAFETY: non-null; the caller guarantees a live block that outlives the engine.
+            let shared: &'static SharedBlock = unsafe { &*block };
+            if shared.check_header(&AreaLayout::of::<E::Area>()).is_err() {
+                return status::ABI_MISMATCH;
+            }
+            // SAFETY: the header check passed for this area type, and the caller
+            // guarantees provenance over the whole segment.
+            let area: &'static E::Area = unsafe { crate::area::area_at(block) };
+            // SAFETY: one engine serves one block: it is the only consumer of `to_engine`
+            // and the only producer of `from_engine` (DESIGN §4).
+            let (ring, to_control) = unsafe { (shared.to_engine.consumer(), shared.from_engine.producer()) };
+            let params = Params::new(&shared.params);
+            let sample_rate = shared.sample_rate();
+            // Relaxed: setup values written before the engine is created.
+            let max_block = shared.header.max_block_size.load(core::sync::atomic::Ordering::Relaxed).max(1);
+            let mut ctx =
+                super::EngineContext { shared, area, params: &params, sample_rate, max_block: max_block as usize };
+            let engine = E::new(&mut ctx);
+            let runner = Box::new(Runner {
+                engine,
+                shared,
+                area,
+                params,
+                ring,
+                to_control,
+                published: [true; MAX_VOICES],
+                sample_rate,
+                max_block,
+                // Acquire: pairs with the Release store after each block, so an engine on a
+                // used block continues its clock.
+                clock: shared.header.sample_clock.load(core::sync::atomic::Ordering::Acquire),
+                faulted: false,
+            });
+            // SAFETY: `out` is non-null and valid for a write (caller's guarantee).
+            unsafe { out.write(Box::into_raw(runner).cast()) };
+            status::OK
+        })
+    }
+
+    /// `trio_engine_destroy`.
+    ///
+    /// # Safety
+    /// `engine` came from [`create`] with the same `E`, is not used afterwards, and no
+    /// other call on it is running.
+    pub unsafe fn destroy<E: Engine>(engine: *mut c_void) {
+        let _ = catch_status(|| {
+            if !engine.is_null() {
+                // SAFETY: made by `Box::into_raw` in `create`, destroyed once (caller's guarantee).
+                drop(unsafe { Box::from_raw(engine.cast::<Runner<E>>()) });
+            }
+            status::OK
+        });
+    }
+
+    /// `trio_engine_activate`.
+    ///
+    /// # Safety
+    /// `engine` came from [`create`] with the same `E` and no other call on it is running.
+    pub unsafe fn activate<E: Engine>(engine: *mut c_void, sample_rate: f64, max_block: u32) -> i32 {
+        catch_status(|| {
+            // SAFETY: caller's guarantee: a live engine with no concurrent call.
+            match unsafe { engine.cast::<Runner<E>>().as_mut() } {
+                Some(runner) => runner.activate(sample_rate, max_block),
+                None => status::NULL_POINTER,
+            }
+        })
+    }
+
+    /// `trio_engine_reset`.
+    ///
+    /// # Safety
+    /// As [`activate`].
+    pub unsafe fn reset<E: Engine>(engine: *mut c_void) -> i32 {
+        catch_status(|| {
+            // SAFETY: caller's guarantee: a live engine with no concurrent call.
+            match unsafe { engine.cast::<Runner<E>>().as_mut() } {
+                Some(runner) => {
+                    runner.reset();
+                    status::OK
+                }
+                None => status::NULL_POINTER,
+            }
+        })
+    }
+
+    /// `trio_engine_process`: the one place the engine's audio path is wrapped.
+    ///
+    /// # Safety
+    /// `engine` came from [`create`] with the same `E` and no other call on it is running;
+    /// `data` points to a `ProcessData` whose pointers are valid as documented there.
+    pub unsafe fn process<E: Engine>(engine: *mut c_void, data: *mut ProcessData) -> i32 {
+        if engine.is_null() || data.is_null() {
+            return status::NULL_POINTER;
+        }
+        let _ftz = crate::realtime::DenormalGuard::new();
+        let runner_ptr = engine.cast::<Runner<E>>();
+        super::IN_PROCESS.with(|f| f.set(true));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let before = assert_no_alloc::violation_count();
+            // SAFETY: caller's guarantee: a live engine with no concurrent call, and a
+            // valid `ProcessData` (both non-null, checked above).
+            let (runner, data) = unsafe { (&mut *runner_ptr, &mut *data) };
+            let code = assert_no_alloc::assert_no_alloc(|| runner.process(data));
+            let violations = assert_no_alloc::violation_count().wrapping_sub(before);
+            if violations > 0 {
+                // Relaxed: a telemetry counter.
+                runner
+                    .shared
+                    .stats
+                    .alloc_violations
+                    .fetch_add(u64::from(violations), core::sync::atomic::Ordering::Relaxed);
+            }
+            code
+        }));
+        super::IN_PROCESS.with(|f| f.set(false));
+        match result {
+            Ok(code) => code,
+            Err(payload) => {
+                // Dropping the payload frees it: allowed here, after the check ended.
+                drop(payload);
+                // SAFETY: same pointers as above; the panicking borrow has ended.
+                let (runner, data) = unsafe { (&mut *runner_ptr, &mut *data) };
+                runner.fault(data);
+                status::PANIC
+            }
+        }
+    }
+}
+
+/// Exports the engine library's C ABI for engine type `$engine` (which implements
+/// [`Engine`]): its descriptor, `create`, `destroy`, `activate`, `reset`, `process`, and
+/// the allocator that catches allocation on the audio path. Use it once, in the engine
+/// crate's `lib.rs`:
+///
+/// ```ignore
+/// trio::export_engine!(MySynth);
+/// ```
+///
+/// The crate needs `crate-type = ["cdylib", "rlib"]`.
+#[macro_export]
+macro_rules! export_engine {
+    ($engine:ty) => {
+        #[global_allocator]
+        static TRIO_ENGINE_ALLOCATOR: $crate::__private::AllocDisabler = $crate::__private::AllocDisabler;
+
+        /// This engine's descriptor: ABI version, layout hash, plugin area, "allocation forbidden".
+        #[unsafe(no_mangle)]
+        pub static trio_engine_descriptor: $crate::abi::ModuleDescriptor = $crate::abi::ModuleDescriptor::new(
+            $crate::abi::module_kind::ENGINE,
+            $crate::abi::alloc_policy::FORBID,
+            $crate::abi::AreaLayout::of::<<$engine as $crate::engine::Engine>::Area>(),
+            ::core::env!("CARGO_PKG_NAME"),
+            ::core::env!("CARGO_PKG_VERSION"),
+        );
+
+        /// See `trio::engine::__export::create`.
+        ///
+        /// # Safety
+        /// As there.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn trio_engine_create(
+            block: *const $crate::block::SharedBlock,
+            out: *mut *mut ::core::ffi::c_void,
+        ) -> i32 {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { $crate::engine::__export::create::<$engine>(block, out) }
+        }
+
+        /// See `trio::engine::__export::destroy`.
+        ///
+        /// # Safety
+        /// As there.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn trio_engine_destroy(engine: *mut ::core::ffi::c_void) {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { $crate::engine::__export::destroy::<$engine>(engine) }
+        }
+
+        /// See `trio::engine::__export::activate`.
+        ///
+        /// # Safety
+        /// As there.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn trio_engine_activate(
+            engine: *mut ::core::ffi::c_void,
+            sample_rate: f64,
+            max_block: u32,
+        ) -> i32 {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { $crate::engine::__export::activate::<$engine>(engine, sample_rate, max_block) }
+        }
+
+        /// See `trio::engine::__export::reset`.
+        ///
+        /// # Safety
+        /// As there.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn trio_engine_reset(engine: *mut ::core::ffi::c_void) -> i32 {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { $crate::engine::__export::reset::<$engine>(engine) }
+        }
+
+        /// See `trio::engine::__export::process`.
+        ///
+        /// # Safety
+        /// As there.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn trio_engine_process(
+            engine: *mut ::core::ffi::c_void,
+            data: *mut $crate::abi::ProcessData,
+        ) -> i32 {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { $crate::engine::__export::process::<$engine>(engine, data) }
+        }
+    };
+}
