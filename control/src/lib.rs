@@ -83,3 +83,14 @@ impl Control for SynthControl {
         if report.idle { NextTick::Idle } else { NextTick::After(ARP_TICK) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The checks the framework runs when a host creates the plugin: parameters, presets,
+    /// MIDI map, state round trips.
+    #[test]
+    fn declarations_are_valid() {
+        let summary = trio::control::check::<super::SynthControl>().unwrap();
+        assert_eq!((summary.params, summary.presets), (17, 6));
+    }
+}

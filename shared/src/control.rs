@@ -404,6 +404,132 @@ fn validate_params(defs: &[ParamDef]) -> Result<(), String> {
     Ok(())
 }
 
+/// A control module's declarations, checked: what [`Control::params`],
+/// [`Control::default_midi_cc`] and [`Control::presets`] return.
+struct Declarations {
+    defs: Vec<ParamDef>,
+    default_cc_map: Vec<(u8, u32)>,
+    presets: Vec<PresetData>,
+}
+
+/// Reads and checks `C`'s declarations, as the framework does when a host creates an
+/// instance. The error names the parameter, preset or controller at fault.
+fn declarations<C: Control>() -> Result<Declarations, String> {
+    let defs = C::params();
+    validate_params(&defs).map_err(|e| format!("the parameter table is invalid: {e}"))?;
+    let default_cc_map = C::default_midi_cc();
+    for &(cc, id) in &default_cc_map {
+        if cc > 127 {
+            return Err(format!("default_midi_cc maps controller {cc}, which is not a MIDI controller (0..=127)"));
+        }
+        if !defs.iter().any(|d| d.id() == id) {
+            return Err(format!("default_midi_cc maps controller {cc} to parameter id {id}, which is not defined"));
+        }
+    }
+    let schema = StateSchema {
+        format: C::STATE_FORMAT,
+        preset_format: C::PRESET_FORMAT,
+        version: C::STATE_VERSION,
+        params: &defs,
+        default_cc_map: &default_cc_map,
+        migrate: &C::migrate_state,
+    };
+    let mut presets: Vec<PresetData> = Vec::new();
+    for (i, preset) in C::presets().into_iter().enumerate() {
+        let data = match preset {
+            Preset::Json(text) => {
+                schema.preset_from_json(text).map_err(|e| format!("factory preset {i} is invalid: {e}"))?
+            }
+            Preset::Values(name, values) => {
+                let mut all: Vec<(u32, f64)> = defs.iter().map(|d| (d.id(), d.default_plain())).collect();
+                for (id, plain) in values {
+                    let Some(d) = defs.iter().find(|d| d.id() == id) else {
+                        return Err(format!("factory preset {name:?} sets parameter id {id}, which is not defined"));
+                    };
+                    if let Some(v) = all.iter_mut().find(|(i, _)| *i == id) {
+                        v.1 = d.info.clamp(plain);
+                    }
+                }
+                PresetData { name, values: all }
+            }
+        };
+        if presets.iter().any(|p| p.name == data.name) {
+            return Err(format!("two factory presets are named {:?}: hosts list them by name, rename one", data.name));
+        }
+        presets.push(data);
+    }
+    Ok(Declarations { defs, default_cc_map, presets })
+}
+
+/// What [`check`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckSummary {
+    /// How many parameters the plugin defines.
+    pub params: usize,
+    /// How many factory presets it has.
+    pub presets: usize,
+    /// How many controllers its default MIDI map assigns.
+    pub midi_cc: usize,
+}
+
+/// Checks a control module's declarations without a host, the way the framework checks
+/// them when a host creates the plugin: the parameter table (ids and keys unique, ranges,
+/// defaults and display rules valid, at most [`crate::block::MAX_PARAMS`]), the default
+/// MIDI map, every factory preset (it parses, names only defined parameters, has a name
+/// of its own), and that a state of the defaults and of every preset saves and loads back
+/// to the same values. Call it from a unit test of the control crate, so a mistake fails
+/// `cargo test` instead of the plugin failing to load in a host.
+///
+/// # Errors
+/// The first problem found, naming the parameter, preset or controller at fault.
+///
+/// # Examples
+/// ```
+/// use trio::control::{Control, ControlContext};
+/// use trio::params::{ParamDef, ParamMapping};
+///
+/// struct Gain;
+/// impl Control for Gain {
+///     type Area = ();
+///     const STATE_FORMAT: &'static str = "gain-state";
+///     fn params() -> Vec<ParamDef> {
+///         vec![ParamDef::float(0, "gain", "Gain", ParamMapping::linear(-24.0, 24.0), 0.0).decibels()]
+///     }
+///     fn new(_: &mut ControlContext<'_, ()>) -> Self {
+///         Gain
+///     }
+/// }
+///
+/// let summary = trio::control::check::<Gain>().unwrap();
+/// assert_eq!(summary.params, 1);
+/// ```
+pub fn check<C: Control>() -> Result<CheckSummary, String> {
+    let Declarations { defs, default_cc_map, presets } = declarations::<C>()?;
+    let schema = StateSchema {
+        format: C::STATE_FORMAT,
+        preset_format: C::PRESET_FORMAT,
+        version: C::STATE_VERSION,
+        params: &defs,
+        default_cc_map: &default_cc_map,
+        migrate: &C::migrate_state,
+    };
+    let defaults: Vec<(u32, f64)> = defs.iter().map(|d| (d.id(), d.default_plain())).collect();
+    let mut states = vec![("the defaults".to_owned(), defaults)];
+    states.extend(presets.iter().map(|p| (format!("preset {:?}", p.name), p.values.clone())));
+    for (what, values) in states {
+        let state = StateData { values, preset: None, cc_map: default_cc_map.clone(), extra: Map::new() };
+        let json = schema.to_json(&state);
+        let back =
+            schema.from_json(json.as_bytes()).map_err(|e| format!("a state of {what} does not load back: {e}"))?;
+        for ((id, saved), (_, loaded)) in state.values.iter().zip(&back.values) {
+            if saved.to_bits() != loaded.to_bits() {
+                return Err(format!("a state of {what} saves parameter {id} as {saved} and loads it as {loaded}"));
+            }
+        }
+    }
+    Ok(CheckSummary { params: defs.len(), presets: presets.len(), midi_cc: default_cc_map.len() })
+}
+
 impl<C: Control> Runner<C> {
     fn schema<R>(&self, f: impl FnOnce(&StateSchema<'_>) -> R) -> R {
         let schema = StateSchema {
@@ -569,11 +695,10 @@ static CREATE_ERROR: std::sync::Mutex<String> = std::sync::Mutex::new(String::ne
 pub mod __export {
     use core::ffi::c_void;
 
-    use super::{CREATE_ERROR, Control, ControlContext, Preset, Runner, remember, validate_params};
+    use super::{CREATE_ERROR, Control, ControlContext, Declarations, Runner, declarations, remember};
     use crate::abi::{self, AreaLayout, TickResult, WriteFn, catch_status, control, status};
     use crate::block::SharedBlock;
     use crate::params::DisplayKind;
-    use crate::state::StateSchema;
 
     fn with<C: Control>(ptr: *mut c_void, f: impl FnOnce(&mut Runner<C>) -> i32) -> i32 {
         catch_status(|| {
@@ -616,43 +741,10 @@ pub mod __export {
             // SAFETY: the header check passed for this area type, and the caller
             // guarantees provenance over the whole segment.
             let area: &'static C::Area = unsafe { crate::area::area_at(block) };
-            let defs = C::params();
-            if let Err(e) = validate_params(&defs) {
-                return create_error(format!("the parameter table is invalid: {e}"), status::REJECTED);
-            }
-            let default_cc_map = C::default_midi_cc();
-            let schema = StateSchema {
-                format: C::STATE_FORMAT,
-                preset_format: C::PRESET_FORMAT,
-                version: C::STATE_VERSION,
-                params: &defs,
-                default_cc_map: &default_cc_map,
-                migrate: &C::migrate_state,
+            let Declarations { defs, default_cc_map, presets } = match declarations::<C>() {
+                Ok(d) => d,
+                Err(e) => return create_error(e, status::REJECTED),
             };
-            let mut presets = Vec::new();
-            for (i, preset) in C::presets().into_iter().enumerate() {
-                match preset {
-                    Preset::Json(text) => match schema.preset_from_json(text) {
-                        Ok(p) => presets.push(p),
-                        Err(e) => return create_error(format!("factory preset {i} is invalid: {e}"), status::REJECTED),
-                    },
-                    Preset::Values(name, values) => {
-                        let mut all: Vec<(u32, f64)> = defs.iter().map(|d| (d.id(), d.default_plain())).collect();
-                        for (id, plain) in values {
-                            let Some(d) = defs.iter().find(|d| d.id() == id) else {
-                                return create_error(
-                                    format!("factory preset {name:?} sets parameter id {id}, which is not defined"),
-                                    status::REJECTED,
-                                );
-                            };
-                            if let Some(v) = all.iter_mut().find(|(i, _)| *i == id) {
-                                v.1 = d.info.clamp(plain);
-                            }
-                        }
-                        presets.push(crate::state::PresetData { name, values: all });
-                    }
-                }
-            }
             let infos: Vec<_> = defs.iter().map(|d| d.info.clone()).collect();
             let report = match shared.params.define(&infos, &default_cc_map, fresh) {
                 Ok(report) => report,

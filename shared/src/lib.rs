@@ -63,7 +63,7 @@ pub use atomic_float;
 #[cfg(not(loom))]
 pub mod prelude {
     pub use crate::control::{Control, ControlContext, NextTick, Preset, TickContext};
-    pub use crate::engine::{Block, Engine, EngineContext, Event, Tail, Timed, VoiceInfo};
+    pub use crate::engine::{Block, Engine, EngineContext, Event, Params, Tail, Timed, VoiceInfo};
     pub use crate::params::{DisplayKind, ParamDef, ParamMapping};
 }
 
