@@ -33,6 +33,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod com;
+pub mod conformance;
 mod error;
 mod module;
 mod notes;

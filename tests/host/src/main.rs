@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! trio-host info <bundle.vst3>
+//! trio-host conformance <bundle.vst3>
 //! trio-host render <bundle.vst3> (--midi F.mid | --notes "60@0.0+1.0,64@0.5+1.0")
 //!           [--seconds S] [--sample-rate R] [--block N] [--f64] [--out out.wav]
 //! ```
@@ -15,6 +16,7 @@ use trio_host::{HostError, Module, Note, Plugin, Precision, Setup};
 
 const USAGE: &str = "usage:
   trio-host info <bundle.vst3>
+  trio-host conformance <bundle.vst3>
   trio-host render <bundle.vst3> (--midi FILE.mid | --notes \"60@0.0+1.0,64@0.5+1.0\")
             [--seconds S] [--sample-rate R] [--block N] [--f64] [--out out.wav]
 
@@ -36,6 +38,8 @@ fn main() -> ExitCode {
 enum CliError {
     Host(HostError),
     Usage(String),
+    /// The command ran but what it checked does not hold.
+    Failed(String),
 }
 
 impl std::fmt::Display for CliError {
@@ -43,6 +47,7 @@ impl std::fmt::Display for CliError {
         match self {
             Self::Host(e) => write!(f, "{e}"),
             Self::Usage(msg) => write!(f, "{msg}\n{USAGE}"),
+            Self::Failed(msg) => write!(f, "{msg}"),
         }
     }
 }
@@ -59,6 +64,10 @@ fn run(args: &[String]) -> Result<(), CliError> {
             Some([bundle]) => info(&PathBuf::from(bundle)),
             _ => Err(CliError::Usage("info takes exactly one bundle path".into())),
         },
+        Some("conformance") => match args.get(1..) {
+            Some([bundle]) => conformance(&PathBuf::from(bundle)),
+            _ => Err(CliError::Usage("conformance takes exactly one bundle path".into())),
+        },
         Some("render") => render(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
@@ -66,6 +75,22 @@ fn run(args: &[String]) -> Result<(), CliError> {
         }
         Some(other) => Err(CliError::Usage(format!("unknown command {other:?}"))),
         None => Err(CliError::Usage("no command given".into())),
+    }
+}
+
+/// Runs the generic conformance suite; fails (exit status 1) if any check fails.
+fn conformance(bundle: &std::path::Path) -> Result<(), CliError> {
+    let report = trio_host::conformance::run(bundle)?;
+    print!("{report}");
+    let failed = report.failures().len();
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!(
+            "{failed} of {} conformance checks failed on {}",
+            report.checks.len(),
+            bundle.display()
+        )))
     }
 }
 

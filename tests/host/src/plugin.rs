@@ -132,6 +132,10 @@ pub enum Buffers {
     NoBuses,
     /// The buses with zero channels each.
     ZeroChannels,
+    /// Every bus, with the main output's channels at the same addresses as the main
+    /// input's (in-place processing, as many hosts do for effects): the plugin reads its
+    /// input from, and writes its output to, the same memory.
+    InPlace,
 }
 
 /// A parameter as the controller describes it.
@@ -753,6 +757,28 @@ impl Plugin {
     ///
     /// # Errors
     /// [`HostError::Refused`] naming the first bus refused.
+    /// Asks for bus arrangements (`setBusArrangements`), one speaker arrangement per
+    /// input and output audio bus. On success the audio buffers follow the new channel
+    /// counts (when processing is already set up).
+    ///
+    /// # Errors
+    /// [`HostError::Refused`] with the plugin's answer when it refuses.
+    pub fn set_bus_arrangements(&mut self, inputs: &[u64], outputs: &[u64]) -> Result<(), HostError> {
+        let (mut ins, mut outs) = (inputs.to_vec(), outputs.to_vec());
+        let ptr = |v: &mut Vec<u64>| if v.is_empty() { std::ptr::null_mut() } else { v.as_mut_ptr() };
+        // SAFETY: a valid processor; the arrays are valid for their lengths.
+        let code = unsafe {
+            self.processor.setBusArrangements(ptr(&mut ins), ins.len() as i32, ptr(&mut outs), outs.len() as i32)
+        };
+        if code != kResultOk && code != kResultTrue {
+            return Err(HostError::Refused { call: "setBusArrangements", code });
+        }
+        if let Some(setup) = self.setup {
+            self.allocate_buffers(setup);
+        }
+        Ok(())
+    }
+
     pub fn activate_all_buses(&self, state: bool) -> Result<(), HostError> {
         for media in [MediaTypes_::kAudio, MediaTypes_::kEvent] {
             for dir in [BusDirections_::kInput, BusDirections_::kOutput] {
@@ -835,8 +861,83 @@ impl Plugin {
         notes: &[NoteEvent],
         points: &[ParamPoint],
     ) -> Result<&[Vec<f32>], HostError> {
-        self.process_with(frames, notes, points, Buffers::Normal)?;
+        self.process_audio(frames, &[], notes, points)
+    }
+
+    /// Renders one block of `frames` frames with audio input: `inputs[bus][channel]`
+    /// holds each input bus's channels (an effect's main input is bus 0, its sidechain bus
+    /// 1); each given channel holds at least `frames` samples. Buses and channels not given
+    /// are silence. Returns the main output bus's channels, as [`Plugin::process`].
+    ///
+    /// # Errors
+    /// As [`Plugin::process_with`]; [`HostError::BadValue`] for an input shorter than
+    /// `frames`.
+    pub fn process_audio(
+        &mut self,
+        frames: usize,
+        inputs: &[&[&[f32]]],
+        notes: &[NoteEvent],
+        points: &[ParamPoint],
+    ) -> Result<&[Vec<f32>], HostError> {
+        self.process_audio_with(frames, inputs, notes, points, Buffers::Normal)
+    }
+
+    /// [`Plugin::process_audio`] with a choice of buffers, e.g. [`Buffers::InPlace`].
+    ///
+    /// # Errors
+    /// As [`Plugin::process_audio`].
+    pub fn process_audio_with(
+        &mut self,
+        frames: usize,
+        inputs: &[&[&[f32]]],
+        notes: &[NoteEvent],
+        points: &[ParamPoint],
+        buffers: Buffers,
+    ) -> Result<&[Vec<f32>], HostError> {
+        self.set_inputs(frames, inputs)?;
+        self.process_with(frames, notes, points, buffers)?;
         Ok(&self.buffers.main)
+    }
+
+    /// Copies `inputs[bus][channel]` into the input buffers for the next block (silence
+    /// where none is given).
+    fn set_inputs(&mut self, frames: usize, inputs: &[&[&[f32]]]) -> Result<(), HostError> {
+        let setup = self.setup.ok_or(HostError::NotSetUp)?;
+        if frames > setup.max_block {
+            return Err(HostError::BlockTooLarge { frames, max: setup.max_block });
+        }
+        let wide = setup.precision == Precision::F64;
+        let b = &mut self.buffers;
+        let buses = if wide { b.in64.len() } else { b.in32.len() };
+        for bus in 0..buses {
+            let channels = if wide { b.in64[bus].len() } else { b.in32[bus].len() };
+            for c in 0..channels {
+                let given = inputs.get(bus).and_then(|chs| chs.get(c)).copied();
+                if let Some(given) = given
+                    && given.len() < frames
+                {
+                    return Err(HostError::BadValue {
+                        name: format!("input bus {bus} channel {c}"),
+                        value: format!("{} samples", given.len()),
+                        expected: format!("at least {frames} samples, the block's length"),
+                    });
+                }
+                if wide {
+                    let buf = &mut b.in64[bus][c][..frames];
+                    match given {
+                        Some(g) => buf.iter_mut().zip(g).for_each(|(o, &s)| *o = f64::from(s)),
+                        None => buf.fill(0.0),
+                    }
+                } else {
+                    let buf = &mut b.in32[bus][c][..frames];
+                    match given {
+                        Some(g) => buf.copy_from_slice(&g[..frames]),
+                        None => buf.fill(0.0),
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Like [`Plugin::process`], with the buffers handed over as `buffers` says; returns
@@ -876,9 +977,15 @@ impl Plugin {
         // Buffers: clear outputs (plugins may add), point the bus structs at ours.
         let p = &mut self.pointers;
         let b = &mut self.buffers;
+        let in_channels = b.in32.first().map_or(0, Vec::len);
+        let in_place = |bus: usize, c: usize| buffers == Buffers::InPlace && bus == 0 && c < in_channels;
         for (bus, (ptrs32, ptrs64)) in p.outputs32.iter_mut().zip(p.outputs64.iter_mut()).enumerate() {
             for (c, (p32, p64)) in ptrs32.iter_mut().zip(ptrs64.iter_mut()).enumerate() {
-                if wide {
+                if in_place(bus, c) {
+                    // The input's own memory: holds the input, receives the output.
+                    *p64 = b.in64[0][c].as_mut_ptr();
+                    *p32 = b.in32[0][c].as_mut_ptr();
+                } else if wide {
                     let buf = &mut b.out64[bus][c];
                     buf[..frames].fill(0.0);
                     *p64 = buf.as_mut_ptr();
@@ -953,12 +1060,15 @@ impl Plugin {
         }
         // Bus 0 in 32 bits for the caller.
         let b = &mut self.buffers;
+        let in_channels = b.in32.first().map_or(0, Vec::len);
         for (c, main) in b.main.iter_mut().enumerate() {
             main.clear();
-            if wide {
-                main.extend(b.out64[0][c][..frames].iter().map(|&s| s as f32));
-            } else {
-                main.extend_from_slice(&b.out32[0][c][..frames]);
+            let shared = buffers == Buffers::InPlace && c < in_channels;
+            match (wide, shared) {
+                (true, true) => main.extend(b.in64[0][c][..frames].iter().map(|&s| s as f32)),
+                (true, false) => main.extend(b.out64[0][c][..frames].iter().map(|&s| s as f32)),
+                (false, true) => main.extend_from_slice(&b.in32[0][c][..frames]),
+                (false, false) => main.extend_from_slice(&b.out32[0][c][..frames]),
             }
         }
         Ok(&self.last_silence)
@@ -993,7 +1103,13 @@ impl Plugin {
         self.buffers.out64.first().map(|bus| bus.iter().map(|c| c.as_slice()).collect()).unwrap_or_default()
     }
 
-    /// The first output bus's channels of the last block, in 32 bits.
+    /// The silence flags the plugin set on each output bus in the last block (bit `c`
+    /// set = channel `c` is silent).
+    pub fn silence_flags(&self) -> &[u64] {
+        &self.last_silence
+    }
+
+    /// The main output of the last block, 32-bit.
     pub fn output(&self) -> &[Vec<f32>] {
         &self.buffers.main
     }
