@@ -1,24 +1,32 @@
-//! The build tool, run as `cargo xtask <command>`.
+//! The command line of `cargo xtask`, the same in the framework's checkout and in every
+//! plugin project (whose `xtask` crate's `main` calls [`main`]).
 //!
-//! - `test`: builds everything the tests load (the modules, and the test-only probe
-//!   build of them), then runs the whole test suite.
+//! - `test`: in a plugin project, the project's own tests, then its bundle through the
+//!   conformance suite ([`trio_host::conformance`]); in the framework's checkout, builds
+//!   everything the framework's tests load (the modules, and the test-only probe build of
+//!   them), then runs the whole test suite and the real-host tests.
 //! - `bundle`: builds the three libraries, checks them against `build.yaml` and
 //!   assembles `target/bundle/<Name>.vst3`.
+//! - `conformance`: bundles, then runs the conformance suite on the bundle.
 //! - `install`: copies the bundle to `~/.vst3/`.
-//! - `new`: creates a new plugin project from this one.
-//! - `dev`: the hot-reload development loop (see `trio_xtask::dev`).
+//! - `new`: creates a new plugin project that depends on this framework.
+//! - `dev`: the hot-reload development loop (see [`crate::dev`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
-use trio_xtask::{bundle, install, manifest, scaffold, workspace_root};
 
-fn main() -> ExitCode {
+use crate::{bundle, framework_root, install, manifest, scaffold, workspace_root};
+
+/// Runs `cargo xtask` with the process's arguments; the exit status says whether the
+/// command succeeded (its error is printed).
+pub fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("bundle") => bundle_command(&args[1..]),
+        Some("conformance") => conformance_command(&args[1..]),
         Some("install") => install_command(&args[1..]),
         Some("new") => new_command(&args[1..]),
         Some("dev") => dev_command(&args[1..]),
@@ -44,28 +52,34 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  test [--no-hosts] [args...]
-                   build the modules (and their test-only probe build), run every test, then
-                   the real-host tests (release bundle in pedalboard; --no-hosts leaves them
-                   out); extra args go to the test runner
+  test [args...]   in a plugin project: run the project's tests, bundle it and run the
+                   conformance suite on the bundle. In the framework's checkout: build the
+                   modules (and their test-only probe build), run every test, then the
+                   real-host tests (--no-hosts leaves them out). Extra args go to the test
+                   runner
   bundle [--release] [--manifest <build.yaml>] [--out <folder>]
                    build the three libraries, check their exports and descriptors against
                    build.yaml, and assemble <folder>/<Name>.vst3 (default folder: target/bundle)
+  conformance [--release] [--manifest <build.yaml>] [--out <folder>]
+                   bundle, then load the bundle through its VST3 entry points and run the
+                   conformance suite on it (states, block sizes, threads, layouts, silence...)
   install [--release] [--dest <folder>] [--manifest <build.yaml>] [--out <folder>]
                    copy the bundle made by `bundle` to <folder> (default: ~/.vst3); with
                    --release, refuse a bundle that is not a release build
-  new <name> [--dest <folder>]
-                   create a new plugin project <folder>/<name> from this one (default folder:
-                   the one this workspace is in)
+  new <Name> --kind instrument|effect [--dest <folder>] [--git <url>]
+                   create a plugin project <folder>/<Name> (default folder: the one this
+                   workspace is in) with its own engine, control and xtask crates, depending
+                   on this framework by path (by git with --git)
   dev [--seconds <s>] [--out <file.wav>] [--notes <list> | --midi <file.mid>]
       [--param <title>=<text>]... [--sample-rate <hz>] [--block <frames>] [--null-sink]
-      [--manifest <build.yaml>]
+      [--input <file.wav>] [--manifest <build.yaml>]
                    build the development bundle, play it in real time (sound card with the
                    audio-device feature, otherwise a null sink; always recorded to --out,
                    default target/dev/session.wav), rebuild and hot-reload the control module
                    on every save in its crate, printing one line per reload. Notes loop; the
                    default is a held chord. --notes \"60@0+1,64@0.5+1\" is pitch@start+length
-                   in seconds; --param Arpeggiator=On sets a parameter by its title and display text";
+                   in seconds; --param Mix=50 % sets a parameter by its title and display text.
+                   An effect plays --input looped, by default plucked tones at the notes";
 
 /// Command-line options shared by the commands.
 #[derive(Default)]
@@ -74,6 +88,8 @@ struct Options {
     manifest: Option<PathBuf>,
     out: Option<PathBuf>,
     dest: Option<PathBuf>,
+    kind: Option<String>,
+    git: Option<String>,
     positional: Vec<String>,
 }
 
@@ -97,6 +113,8 @@ fn parse_options(command: &str, args: &[String], allowed: &[&str]) -> Result<Opt
             "--manifest" => options.manifest = Some(value()?),
             "--out" => options.out = Some(value()?),
             "--dest" => options.dest = Some(value()?),
+            "--kind" => options.kind = Some(value()?.to_string_lossy().into_owned()),
+            "--git" => options.git = Some(value()?.to_string_lossy().into_owned()),
             _ if arg.starts_with('-') => bail!("`{command}` has no option `{arg}`\n\n{USAGE}"),
             _ => options.positional.push(arg.clone()),
         }
@@ -105,12 +123,13 @@ fn parse_options(command: &str, args: &[String], allowed: &[&str]) -> Result<Opt
 }
 
 fn dev_command(args: &[String]) -> Result<()> {
-    let mut options = trio_xtask::dev::DevOptions {
+    let mut options = crate::dev::DevOptions {
         manifest: workspace_root().join(manifest::FILE_NAME),
         workspace: workspace_root(),
         seconds: None,
         wav: workspace_root().join("target/dev/session.wav"),
         notes: None,
+        input: None,
         params: Vec::new(),
         sample_rate: 48_000.0,
         block: 256,
@@ -139,6 +158,7 @@ fn dev_command(args: &[String]) -> Result<()> {
             "--seconds" => options.seconds = Some(number(value()?, "the duration")?),
             "--out" => options.wav = PathBuf::from(value()?),
             "--notes" => options.notes = Some(trio_host::parse_notes(&value()?)?),
+            "--input" => options.input = Some(PathBuf::from(value()?)),
             "--midi" => options.notes = Some(trio_host::read_midi_file(std::path::Path::new(&value()?))?),
             "--param" => {
                 let text = value()?;
@@ -153,7 +173,7 @@ fn dev_command(args: &[String]) -> Result<()> {
             other => bail!("`dev` has no option `{other}`\n\n{USAGE}"),
         }
     }
-    trio_xtask::dev::run(&options)
+    crate::dev::run(&options)
 }
 
 fn manifest_path(options: &Options) -> PathBuf {
@@ -190,21 +210,64 @@ fn install_command(args: &[String]) -> Result<()> {
 }
 
 fn new_command(args: &[String]) -> Result<()> {
-    let options = parse_options("new", args, &["--dest"])?;
+    let options = parse_options("new", args, &["--dest", "--kind", "--git"])?;
     let [name] = options.positional.as_slice() else {
         bail!("`new` takes exactly one name, the plugin's\n\n{USAGE}");
     };
-    let root = workspace_root();
+    let kind = match options.kind.as_deref() {
+        Some(text) => text.parse::<scaffold::Kind>().map_err(|why| anyhow::anyhow!("`--kind {text}`: {why}"))?,
+        None => bail!("`new` needs --kind instrument or --kind effect\n\n{USAGE}"),
+    };
     let parent =
         match options.dest {
             Some(dest) => dest,
-            None => root.canonicalize().ok().and_then(|r| r.parent().map(PathBuf::from)).context(
+            None => workspace_root().canonicalize().ok().and_then(|r| r.parent().map(PathBuf::from)).context(
                 "cannot find the folder this workspace is in: give the folder for the new project with --dest",
             )?,
         };
-    let created = scaffold::new_project(&scaffold::NewOptions { name: name.clone(), parent, source: root })?;
-    println!("created {}\nnext: cd {:?} && cargo xtask bundle", created.display(), created);
+    let framework = match options.git {
+        Some(url) => scaffold::Framework::Git(url),
+        None => scaffold::Framework::Path(framework_root()),
+    };
+    let created = scaffold::new_project(&scaffold::NewOptions { name: name.clone(), kind, parent, framework })?;
+    println!(
+        "created {}\nnext: cd {:?} && cargo xtask dev      (or: cargo xtask test, cargo xtask bundle)",
+        created.display(),
+        created
+    );
     Ok(())
+}
+
+fn conformance_command(args: &[String]) -> Result<()> {
+    let options = parse_options("conformance", args, &["--release", "--manifest", "--out"])?;
+    if let Some(extra) = options.positional.first() {
+        bail!("`conformance` takes no argument `{extra}`\n\n{USAGE}");
+    }
+    let report = bundle::bundle(&bundle::BundleOptions {
+        manifest: manifest_path(&options),
+        release: options.release,
+        out_dir: options.out,
+    })?;
+    println!("{report}");
+    conformance(&report.path)
+}
+
+/// Runs the conformance suite on `bundle`, printing its report.
+fn conformance(bundle: &Path) -> Result<()> {
+    let report = trio_host::conformance::run(bundle)
+        .with_context(|| format!("the conformance suite could not load {}", bundle.display()))?;
+    print!("{report}");
+    let failures = report.failures();
+    if !failures.is_empty() {
+        bail!("{} of {} conformance checks failed on {}", failures.len(), report.checks.len(), bundle.display());
+    }
+    Ok(())
+}
+
+/// Whether `cargo xtask` runs in the framework's own checkout (not a plugin project).
+fn in_framework_checkout() -> bool {
+    let (here, framework) = (workspace_root().canonicalize().ok(), framework_root().canonicalize().ok());
+    here.is_some() && here == framework
 }
 
 /// Runs a cargo command from the workspace root, failing with the command line.
@@ -229,6 +292,27 @@ fn has_nextest() -> bool {
 }
 
 fn test(extra: &[String]) -> Result<()> {
+    if in_framework_checkout() { framework_test(extra) } else { project_test(extra) }
+}
+
+/// A plugin project's `cargo xtask test`: its own tests, then its bundle through the
+/// conformance suite.
+fn project_test(extra: &[String]) -> Result<()> {
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let mut args = vec!["test", "--workspace"];
+    args.extend(&extra);
+    cargo(&args)?;
+    let report = bundle::bundle(&bundle::BundleOptions {
+        manifest: workspace_root().join(manifest::FILE_NAME),
+        release: false,
+        out_dir: None,
+    })?;
+    println!("{report}");
+    conformance(&report.path)
+}
+
+/// The framework's own `cargo xtask test`.
+fn framework_test(extra: &[String]) -> Result<()> {
     // `--no-hosts` leaves out the real-host tests (they need Python and a release build).
     let real_hosts = !extra.iter().any(|a| a == "--no-hosts");
     let extra: Vec<String> = extra.iter().filter(|a| *a != "--no-hosts").cloned().collect();

@@ -2,8 +2,9 @@
 //!
 //! 1. Builds the bundle in development mode (`cargo xtask bundle`), whose `build.json`
 //!    tells the bridge to watch `target/debug/libcontrol.so`.
-//! 2. Loads it in the headless test host (`trio-host`) and plays the instrument in real
-//!    time: to the sound card through `cpal` when the tool was built with the
+//! 2. Loads it in the headless test host (`trio-host`) and plays it in real time (an
+//!    instrument its notes; an effect a looped WAV file given with `--input`, by default
+//!    plucked tones at the notes' pitches and times): to the sound card through `cpal` when the tool was built with the
 //!    `audio-device` feature and a device exists, otherwise paced by the clock into a null
 //!    sink. Every session is also written to a WAV file.
 //! 3. Watches the control crate's sources; on save it runs `cargo build -p <control crate>`.
@@ -18,6 +19,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use trio_host::vst3::Steinberg::Vst::{BusDirections_, MediaTypes_};
 use trio_host::{Module, Note, NoteSchedule, Plugin, Setup};
 
 use crate::bundle::{BundleOptions, bundle};
@@ -39,6 +41,8 @@ pub struct DevOptions {
     pub wav: PathBuf,
     /// Notes to loop; the default is a held chord.
     pub notes: Option<Vec<Note>>,
+    /// A WAV file an effect plays, looped (the default is plucked tones at the notes).
+    pub input: Option<PathBuf>,
     /// Parameter settings `(title, text)` applied at the start, parsed by the plugin.
     pub params: Vec<(String, String)>,
     /// Sample rate.
@@ -115,7 +119,24 @@ pub fn run(options: &DevOptions) -> Result<()> {
 
     let notes = options.notes.clone().unwrap_or_else(default_notes);
     let loop_len = notes.iter().map(|n| n.start + n.length).fold(0.0, f64::max) + 0.5;
-    let loop_frames = (loop_len * options.sample_rate) as u64;
+    let mut loop_frames = (loop_len * options.sample_rate) as u64;
+    let inputs = plugin.buses(MediaTypes_::kAudio, BusDirections_::kInput);
+    let input: Option<Vec<Vec<f32>>> = match (inputs.first(), &options.input) {
+        (Some(main), Some(path)) => Some(read_wav(path, main.channel_count.max(1) as usize, options.sample_rate)?),
+        (Some(main), None) => {
+            Some(plucks(&notes, main.channel_count.max(1) as usize, loop_frames as usize, options.sample_rate))
+        }
+        (None, Some(path)) => bail!("--input {}: this plugin is an instrument, it has no audio input", path.display()),
+        (None, None) => None,
+    };
+    if let Some(first) = input.as_ref().and_then(|i| i.first()) {
+        loop_frames = first.len().max(1) as u64;
+        println!(
+            "[dev] the effect's input: {}",
+            options.input.as_ref().map_or("plucked tones at the notes".into(), |p| p.display().to_string())
+        );
+    }
+    let mut input_slices: Vec<&[f32]> = Vec::new();
     let mut schedule = NoteSchedule::new(&notes, options.sample_rate);
     let mut events = Vec::new();
     let mut wav = WavOut::create(&options.wav, options.sample_rate)?;
@@ -135,7 +156,15 @@ pub fn run(options: &DevOptions) -> Result<()> {
         let n = options.block.min((loop_frames - position) as usize);
         events.clear();
         schedule.block(position, n, &mut events);
-        let out = plugin.process(n, &events, &[])?;
+        let out = match &input {
+            Some(channels) => {
+                let at = position as usize;
+                input_slices.clear();
+                input_slices.extend(channels.iter().map(|c| &c[at..at + n]));
+                plugin.process_audio(n, &[&input_slices], &events, &[])?
+            }
+            None => plugin.process(n, &events, &[])?,
+        };
         wav.write(out)?;
         frames_done += n as u64;
         if !sink.push(out) {
@@ -191,6 +220,58 @@ pub fn run(options: &DevOptions) -> Result<()> {
         options.wav.display()
     );
     Ok(())
+}
+
+/// An effect's default input: each note a plucked tone at its pitch (a sine with its
+/// octave, decaying over about a third of a second), `frames` long, in `channels` channels.
+pub fn plucks(notes: &[Note], channels: usize, frames: usize, sample_rate: f64) -> Vec<Vec<f32>> {
+    let mut mono = vec![0.0f32; frames];
+    for note in notes {
+        let hz = 440.0 * 2f64.powf((f64::from(note.pitch) - 69.0) / 12.0);
+        let start = (note.start * sample_rate) as usize;
+        let end = (((note.start + note.length) * sample_rate) as usize).min(frames);
+        for (i, sample) in mono.iter_mut().enumerate().take(end).skip(start) {
+            let t = (i - start) as f64 / sample_rate;
+            let w = std::f64::consts::TAU * hz * t;
+            let tone = (w.sin() + 0.3 * (2.0 * w).sin()) * (-t / 0.3).exp();
+            *sample += (0.25 * f64::from(note.velocity) * tone) as f32;
+        }
+    }
+    vec![mono; channels]
+}
+
+/// Reads a WAV file as `channels` channels of f32 (a mono file fills every channel; extra
+/// channels of the file are dropped).
+///
+/// # Errors
+/// A file that is not a readable WAV file, or whose sample rate is not `sample_rate`.
+pub fn read_wav(path: &Path, channels: usize, sample_rate: f64) -> Result<Vec<Vec<f32>>> {
+    let mut reader = hound::WavReader::open(path)
+        .with_context(|| format!("--input {}: cannot read it as a WAV file", path.display()))?;
+    let spec = reader.spec();
+    if f64::from(spec.sample_rate) != sample_rate {
+        bail!(
+            "--input {}: it is sampled at {} Hz and the session runs at {sample_rate} Hz; give --sample-rate {} or convert the file",
+            path.display(),
+            spec.sample_rate,
+            spec.sample_rate
+        );
+    }
+    let samples: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>(),
+        hound::SampleFormat::Int => {
+            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
+            reader.samples::<i32>().map(|s| s.map(|v| v as f32 * scale)).collect::<Result<_, _>>()
+        }
+    }
+    .with_context(|| format!("--input {}: the samples cannot be read", path.display()))?;
+    let file_channels = usize::from(spec.channels.max(1));
+    if samples.len() < file_channels {
+        bail!("--input {}: the file holds no audio", path.display());
+    }
+    Ok((0..channels)
+        .map(|c| samples.chunks_exact(file_channels).map(|frame| frame[c.min(file_channels - 1)]).collect())
+        .collect())
 }
 
 /// Applies `title=text` settings through the plugin's own text parsing.

@@ -1,12 +1,14 @@
 //! The build tool's library: everything `cargo xtask` does, callable from tests.
 //!
+//! - [`cli`]: the command line, [`cli::main`], shared by the framework's checkout and every
+//!   plugin project's `xtask` crate;
 //! - [`manifest`]: `build.yaml`, parsed and checked;
 //! - [`elf`]: a built library's exports and module descriptor, read from the file;
 //! - [`cargo`]: running `cargo metadata` and `cargo build`;
 //! - [`bundle`]: `cargo xtask bundle`, building, checking and assembling `<Name>.vst3`;
 //! - [`resources`]: the bundle's `moduleinfo.json` and `build.json`;
 //! - [`install`]: `cargo xtask install`;
-//! - [`scaffold`]: `cargo xtask new`;
+//! - [`scaffold`]: `cargo xtask new`, a thin project that depends on the framework;
 //! - [`shim`]: the per-plugin bridge crate with the plugin's identity compiled in;
 //! - [`fsutil`]: replacing a folder so that a crash leaves the old or the new copy.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -15,6 +17,7 @@
 
 pub mod bundle;
 pub mod cargo;
+pub mod cli;
 pub mod dev;
 pub mod elf;
 pub mod fsutil;

@@ -20,7 +20,7 @@ use trio_xtask::bundle::{BundleOptions, BundleReport, bundle, check_library};
 use trio_xtask::elf::Library;
 use trio_xtask::install::{InstallOptions, install};
 use trio_xtask::manifest::Manifest;
-use trio_xtask::scaffold::{NewOptions, new_project};
+use trio_xtask::scaffold::{Framework, Kind, NewOptions, new_project};
 
 const DESCRIPTOR_SYMBOL: &str = trio::abi::engine::DESCRIPTOR;
 
@@ -572,78 +572,145 @@ fn install_copies_the_bundle_and_replaces_an_older_copy() -> Result<()> {
 
 // ---- new -------------------------------------------------------------------------------
 
+fn new_options(name: &str, kind: Kind, parent: &Path) -> NewOptions {
+    NewOptions { name: name.into(), kind, parent: parent.to_owned(), framework: Framework::Path(workspace()) }
+}
+
 #[test]
 fn new_refuses_a_name_that_is_no_file_name() {
     let scratch = Scratch::new("new");
-    for (name, why) in [("My/Synth", "'/'"), ("", "empty"), ("Synth.vst3", "'.'")] {
-        let options = NewOptions { name: name.into(), parent: scratch.path().to_owned(), source: workspace() };
-        let error = format!("{:#}", new_project(&options).unwrap_err());
+    for (name, why) in [("My/Synth", "'/'"), ("", "empty"), ("Synth.vst3", "'.'"), ("1 2 3", "needs a letter")] {
+        let error = format!("{:#}", new_project(&new_options(name, Kind::Instrument, scratch.path())).unwrap_err());
         assert_contains(&error, &["cannot be a plugin name", why]);
     }
     assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 0, "nothing may be left behind");
 }
 
 #[test]
-fn new_refuses_an_existing_destination() {
+fn new_refuses_an_existing_destination_and_a_folder_that_is_no_framework() {
     let scratch = Scratch::new("new");
     std::fs::create_dir(scratch.path().join("MySynth")).unwrap();
     std::fs::write(scratch.path().join("MySynth/keep.txt"), "mine").unwrap();
-    let options = NewOptions { name: "MySynth".into(), parent: scratch.path().to_owned(), source: workspace() };
-    let error = format!("{:#}", new_project(&options).unwrap_err());
+    let error = format!("{:#}", new_project(&new_options("MySynth", Kind::Effect, scratch.path())).unwrap_err());
     assert_contains(&error, &["MySynth already exists"]);
     assert_eq!(std::fs::read_to_string(scratch.path().join("MySynth/keep.txt")).unwrap(), "mine");
+
+    let mut options = new_options("Other", Kind::Effect, scratch.path());
+    options.framework = Framework::Path(scratch.path().to_owned());
+    let error = format!("{:#}", new_project(&options).unwrap_err());
+    assert_contains(&error, &["is not a Trio framework checkout", "shared/Cargo.toml"]);
+    assert!(!scratch.path().join("Other").exists());
 }
 
-/// The slow one: a new project builds and bundles out of the box, in a target folder of
-/// its own, and its dev loop reloads the control module when a source changes, reports a
-/// build error without stopping, and reloads again once it is fixed.
 #[test]
-fn a_new_project_builds_bundles_and_hot_reloads_out_of_the_box() -> Result<()> {
+fn the_command_line_asks_for_the_kind_of_a_new_plugin() {
     let scratch = Scratch::new("new");
-    let options = NewOptions { name: "Scaffold Synth".into(), parent: scratch.path().to_owned(), source: workspace() };
-    let project = new_project(&options)?;
-    assert_eq!(project, scratch.path().join("Scaffold Synth"));
-    for kept in [
-        "shared",
-        "rt_engine",
-        "control",
-        "bridge",
-        "scripts",
-        "tests/host",
-        ".cargo/config.toml",
-        "Cargo.lock",
-        "README.md",
-    ] {
-        assert!(project.join(kept).exists(), "{kept} is missing");
-    }
-    for left_out in ["tests/tests", "tests/src", "target", ".git", ".ci"] {
-        assert!(!project.join(left_out).exists(), "{left_out} was copied");
-    }
-    let cargo_toml = std::fs::read_to_string(project.join("Cargo.toml"))?;
-    assert!(!cargo_toml.contains("\"tests\""), "tests is still a member:\n{cargo_toml}");
-    let manifest = Manifest::load(&project.join("build.yaml"))?;
-    assert_eq!(manifest.plugin.name, "Scaffold Synth");
-    assert_eq!(manifest.plugin.vendor, trio_xtask::scaffold::VENDOR_PLACEHOLDER);
-    assert_ne!(manifest.plugin.class_id.to_string(), "6A3F1C2E9B7D4E6F8A0B1C2D3E4F5061");
+    let run = |args: &[&str]| {
+        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args(["xtask", "new"])
+            .args(args)
+            .args(["--dest", scratch.path().to_str().unwrap()])
+            .current_dir(workspace())
+            .output()
+            .expect("running cargo xtask new")
+    };
+    let output = run(&["Thing"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_contains(&String::from_utf8_lossy(&output.stderr), &["needs --kind instrument or --kind effect"]);
+    let output = run(&["Thing", "--kind", "synth"]);
+    assert_contains(&String::from_utf8_lossy(&output.stderr), &["--kind synth", "write instrument or effect"]);
+    assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 0, "nothing may be left behind");
+}
 
+/// The Rust files of a project, outside `target/`.
+fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let path = entry.path();
+        if path.is_dir() && entry.file_name() != "target" {
+            rust_files(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+/// The slow one: new projects of both kinds are thin (their own crates only, at most 400
+/// lines of Rust, no unsafe code), and in each `cargo xtask test` passes (the project's
+/// tests and the conformance suite on its bundle), `cargo xtask bundle` bundles, and
+/// `cargo xtask dev` plays it, reloads the control module when a source changes, reports a
+/// build error without stopping, and reloads again once it is fixed. Both projects share
+/// one target folder, as a developer's projects would share Cargo's caches.
+#[test]
+fn new_projects_of_both_kinds_test_bundle_and_hot_reload_out_of_the_box() -> Result<()> {
+    let scratch = Scratch::new("new");
     let target = scratch.path().join("target");
-    let started = Instant::now();
-    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(["xtask", "bundle"])
-        .current_dir(&project)
-        .env("CARGO_TARGET_DIR", &target)
-        .output()?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "cargo xtask bundle failed in the new project:\n{stdout}\n{stderr}");
-    eprintln!("the new project built and bundled in {:.0?}", started.elapsed());
-    let bundle = target.join("bundle/Scaffold Synth.vst3");
-    assert_contains(&stdout, &[&bundle.display().to_string(), "rt_engine.so", "control.so"]);
-    assert!(bundle.join("Contents/x86_64-linux/Scaffold Synth.so").is_file());
-    let info: Value = serde_json::from_slice(&std::fs::read(bundle.join("Contents/Resources/moduleinfo.json"))?)?;
-    assert_eq!(info["Classes"][0]["CID"], manifest.plugin.class_id.to_string().as_str());
+    for (name, kind) in [("Scaffold Synth", Kind::Instrument), ("Scaffold Fx", Kind::Effect)] {
+        let project = new_project(&new_options(name, kind, scratch.path()))?;
+        assert_eq!(project, scratch.path().join(name));
+        for kept in [
+            "engine/src/lib.rs",
+            "control/src/lib.rs",
+            "common/src/lib.rs",
+            "xtask/src/main.rs",
+            "build.yaml",
+            "Cargo.toml",
+            "Cargo.lock",
+            ".cargo/config.toml",
+            "README.md",
+        ] {
+            assert!(project.join(kept).exists(), "{name}: {kept} is missing");
+        }
+        for left_out in ["shared", "bridge", "scripts", "dsp", "tests", "rt_engine", "synth_common", "examples"] {
+            assert!(!project.join(left_out).exists(), "{name}: {left_out} was copied");
+        }
+        let mut files = Vec::new();
+        rust_files(&project, &mut files);
+        let mut lines = 0;
+        for file in &files {
+            let text = std::fs::read_to_string(file)?;
+            lines += text.lines().count();
+            for forbidden in ["unsafe {", "unsafe fn", "unsafe impl", "extern \"C\"", "no_mangle", "global_allocator"] {
+                assert!(!text.contains(forbidden), "{}: {forbidden}", file.display());
+            }
+        }
+        eprintln!("{name}: {} Rust files, {lines} lines", files.len());
+        assert!(lines <= 400, "{name}: {lines} lines of Rust");
+        let cargo_toml = std::fs::read_to_string(project.join("Cargo.toml"))?;
+        assert!(cargo_toml.contains(&format!("path = \"{}/shared\"", workspace().display())), "{cargo_toml}");
+        let manifest = Manifest::load(&project.join("build.yaml"))?;
+        assert_eq!(manifest.plugin.name, name);
+        assert_eq!(manifest.plugin.vendor, trio_xtask::scaffold::VENDOR_PLACEHOLDER);
+        assert_ne!(manifest.plugin.class_id.to_string(), "6A3F1C2E9B7D4E6F8A0B1C2D3E4F5061");
 
-    dev_loop_reloads_on_save(&project, &target)
+        let xtask = |args: &[&str]| -> Result<String> {
+            let started = Instant::now();
+            let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+                .arg("xtask")
+                .args(args)
+                .current_dir(&project)
+                .env("CARGO_TARGET_DIR", &target)
+                .output()?;
+            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(output.status.success(), "{name}: cargo xtask {args:?} failed:\n{stdout}\n{stderr}");
+            eprintln!("{name}: cargo xtask {} took {:.0?}", args.join(" "), started.elapsed());
+            Ok(stdout + &stderr)
+        };
+        let tested = xtask(&["test"])?;
+        assert_contains(
+            &tested,
+            &["declarations_are_valid ... ok", &format!("conformance of {name} ({kind})"), "checks, 0 failed"],
+        );
+        let bundled = xtask(&["bundle"])?;
+        let bundle = target.join(format!("bundle/{name}.vst3"));
+        assert_contains(&bundled, &[&bundle.display().to_string(), "rt_engine.so", "control.so"]);
+        assert!(bundle.join(format!("Contents/x86_64-linux/{name}.so")).is_file());
+        let info: Value = serde_json::from_slice(&std::fs::read(bundle.join("Contents/Resources/moduleinfo.json"))?)?;
+        assert_eq!(info["Classes"][0]["CID"], manifest.plugin.class_id.to_string().as_str());
+
+        dev_loop_reloads_on_save(&project, &target)?;
+    }
+    Ok(())
 }
 
 /// Runs `cargo xtask dev` in `project` and edits its control crate while it plays.
@@ -693,8 +760,9 @@ fn dev_loop_reloads_on_save(project: &Path, target: &Path) -> Result<()> {
         let seen = wait_for("`playing` line", &|l| l.starts_with("[dev] playing"), 0)?;
         let lib = project.join("control/src/lib.rs");
         let original = std::fs::read_to_string(&lib)?;
-        // 1. A change that builds: reloaded with a new build id.
-        std::fs::write(&lib, format!("{original}\n// an edit\n"))?;
+        // 1. A change that builds (a preset renamed): reloaded with a new build id.
+        assert!(original.contains("\"Init\""), "the template has no Init preset to rename");
+        std::fs::write(&lib, original.replace("\"Init\"", "\"Start\""))?;
         let seen = wait_for("reload line", &|l| l.contains("reloaded control") && l.contains("deadline miss"), seen)?;
         let line = lines.lock().unwrap()[seen - 1].clone();
         let (old, new) = line.split_once(" -> ").map(|(a, b)| (a.to_owned(), b.to_owned())).unwrap_or_default();
@@ -725,6 +793,10 @@ fn dev_loop_reloads_on_save(project: &Path, target: &Path) -> Result<()> {
     assert!(printed.contains("[dev] stopped after"), "{printed}");
     let wav_len = std::fs::metadata(&wav)?.len();
     assert!(wav_len > 48_000 * 8, "the session WAV is only {wav_len} bytes");
+    let mut reader = hound::WavReader::open(&wav)?;
+    let samples: Vec<f32> = reader.samples::<f32>().collect::<Result<_, _>>()?;
+    let rms = (samples.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / samples.len() as f64).sqrt();
+    assert!(rms > 0.01 && samples.iter().all(|s| s.is_finite()), "the session is silent or broken: RMS {rms}");
     eprintln!("{printed}");
     Ok(())
 }
