@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Real-host tests: builds the release bundle and drives it in third-party hosts
+# Real-host tests: builds the release bundles of both examples (TrioSynth, TrioEcho) and
+# drives them in third-party hosts
 # (pedalboard, DawDreamer, Ardour's VST3 scanner).
 # Installs what it needs: PyPI packages pinned in tests/hosts/requirements.txt into .venv/,
 # and Debian's ardour package for its VST3 scanner.
@@ -23,8 +24,12 @@ bundle_report=$(cargo xtask bundle --release)
 printf '%s\n' "$bundle_report"
 bundle_line=$(printf '%s\n' "$bundle_report" | grep '^bundle: ')
 bundle=${bundle_line#bundle: }
+effect_report=$(cargo xtask bundle --release --manifest examples/trio_echo/build.yaml)
+printf '%s\n' "$effect_report"
+effect_line=$(printf '%s\n' "$effect_report" | grep '^bundle: ')
+effect_bundle=${effect_line#bundle: }
 cargo build --quiet -p integration --bin param-dump
 target=$(cargo metadata --format-version 1 --no-deps | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 
-TRIO_BUNDLE="$bundle" TRIO_PARAM_DUMP="$target/debug/param-dump" \
+TRIO_BUNDLE="$bundle" TRIO_EFFECT_BUNDLE="$effect_bundle" TRIO_PARAM_DUMP="$target/debug/param-dump" \
   .venv/bin/python -m pytest -q -s tests/hosts "$@"

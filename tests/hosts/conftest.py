@@ -21,11 +21,28 @@ def bundle():
 
 
 @pytest.fixture(scope="session")
-def definitions(bundle):
+def effect_bundle():
+    path = os.environ.get("TRIO_EFFECT_BUNDLE")
+    assert path, "TRIO_EFFECT_BUNDLE must name the effect's .vst3 bundle (scripts/real_hosts.sh sets it)"
+    assert os.path.isdir(path), f"{path} does not exist: run `cargo xtask bundle --release --manifest examples/trio_echo/build.yaml`"
+    return path
+
+
+def dump_definitions(bundle):
     tool = os.environ.get("TRIO_PARAM_DUMP")
     assert tool, "TRIO_PARAM_DUMP must name the param-dump tool (scripts/real_hosts.sh sets it)"
     out = subprocess.run([tool, bundle], check=True, capture_output=True, text=True).stdout
     return json.loads(out)
+
+
+@pytest.fixture(scope="session")
+def definitions(bundle):
+    return dump_definitions(bundle)
+
+
+@pytest.fixture(scope="session")
+def effect_definitions(effect_bundle):
+    return dump_definitions(effect_bundle)
 
 
 def host_key(definition):

@@ -10,7 +10,8 @@ import tempfile
 SCANNER_DIR = os.environ.get("ARDOUR_LIB", "/usr/lib/ardour7")
 
 
-def test_the_scanner_finds_the_plugin_with_its_buses_and_midi_input(bundle):
+def scan(bundle):
+    """Runs the scanner on `bundle`; returns its VST3Info attributes and moduleinfo.json."""
     scanner = os.path.join(SCANNER_DIR, "ardour-vst3-scanner")
     assert os.path.exists(scanner), f"{scanner} is missing: scripts/real_hosts.sh installs Debian's ardour package"
     with tempfile.TemporaryDirectory() as cache:
@@ -30,6 +31,21 @@ def test_the_scanner_finds_the_plugin_with_its_buses_and_midi_input(bundle):
     assert attrs["name"] == cls["Name"]
     assert attrs["vendor"] == moduleinfo["Factory Info"]["Vendor"]
     assert attrs["category"] == "|".join(cls["Sub Categories"])
+    return attrs, cls
+
+
+def test_the_scanner_finds_the_instrument_with_its_buses_and_midi_input(bundle):
+    attrs, _ = scan(bundle)
     assert attrs["n_inputs"] == "0"
     assert attrs["n_outputs"] == "2"
     assert attrs["n_midi_inputs"] == "1"
+
+
+def test_the_scanner_finds_the_effect_with_its_main_and_sidechain_inputs(effect_bundle):
+    attrs, cls = scan(effect_bundle)
+    print({k: attrs[k] for k in ("n_inputs", "n_aux_inputs", "n_outputs", "n_midi_inputs") if k in attrs})
+    assert attrs["category"] == "Fx|Delay"
+    assert attrs["n_inputs"] == "2"
+    assert attrs.get("n_aux_inputs", "2") == "2"
+    assert attrs["n_outputs"] == "2"
+    assert attrs["n_midi_inputs"] == "0"
