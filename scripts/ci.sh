@@ -25,20 +25,20 @@ cargo fmt --all -- --check
 
 step "clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy -p scripts --all-targets --features audio-device -- -D warnings
+cargo clippy -p trio-xtask --all-targets --features audio-device -- -D warnings
 
 step "tests (the README's test command)"
 cargo xtask test
 
 step "loom: model-check the shared-memory protocols"
 RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 \
-  cargo test -p shared --tests --release --target-dir target/loom
+  cargo test -p trio --tests --release --target-dir target/loom
 
 step "miri: the ring and seqlock unit tests"
 if ! cargo +nightly miri --version >/dev/null 2>&1; then
   rustup +nightly component add miri rust-src
 fi
 MIRIFLAGS="-Zmiri-strict-provenance" \
-  cargo +nightly miri test -p shared --lib --target-dir target/miri -- ring:: seqlock::
+  cargo +nightly miri test -p trio --lib --target-dir target/miri -- ring:: seqlock::
 
 step "done"
