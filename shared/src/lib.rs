@@ -14,7 +14,10 @@
 //! - the control crate implements [`control::Control`] (its parameters are
 //!   [`params::ParamDef`]s) and calls [`export_control!`](crate::export_control!);
 //! - a third small crate that both depend on holds the parameter ids, and optionally a
-//!   plugin area ([`area!`](crate::area!)) for data the two share beyond parameters.
+//!   plugin area ([`area!`](crate::area!)) for data the two share beyond parameters;
+//! - their tests run the engine and the control module together in process with
+//!   [`testing::Rig`]: events at their samples, latency, tempo, control-rate logic, state,
+//!   and a check that `process` never allocates.
 //!
 //! `cargo xtask new <Name> --kind instrument|effect` writes such a project, and
 //! `cargo xtask bundle` builds the three libraries into one bundle.
@@ -54,6 +57,8 @@ pub mod realtime;
 pub mod segment;
 #[cfg(not(loom))]
 pub mod state;
+#[cfg(not(loom))]
+pub mod testing;
 
 /// Atomic floats for plugin areas (`AtomicF32`, `AtomicF64`).
 #[cfg(not(loom))]

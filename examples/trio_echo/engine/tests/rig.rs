@@ -1,0 +1,228 @@
+//! TrioEcho's engine and control module together, through `trio::testing::Rig`: the
+//! parameters as the control module defines them, set in plain units by id, changes at
+//! their sample, the latency and tail as a host reads them, the host's tempo, presets
+//! and state, and the allocation check (this test binary links the engine crate, and
+//! with it `export_engine!`'s allocator, so the check sees every allocation).
+//!
+//! Each test prints its figures (`cargo test -p trio_echo_engine --test rig -- --nocapture`).
+
+use trio::engine::Tail;
+use trio::testing::{HostEvent, HostTransport, Rig, RigError, Setup};
+use trio_echo_common::id;
+use trio_echo_control::EchoControl;
+use trio_echo_engine::EchoEngine;
+
+type EchoRig = Rig<EchoEngine, EchoControl>;
+
+const SR: f64 = 48_000.0;
+/// The default Lookahead (5 ms) at 48 kHz.
+const L: usize = 240;
+/// Long enough for every smoothed value and a delay-time glide to arrive.
+const SETTLE: usize = 48_000;
+
+/// Stereo with a stereo sidechain, blocks of 256 (renders are split into them), offline.
+fn rig() -> EchoRig {
+    let setup = Setup { sample_rate: SR, max_block: 256, main_channels: 2, sidechain_channels: 2, offline: true };
+    EchoRig::new(setup).expect("the rig starts")
+}
+
+/// Sets each `(id, plain)` and renders silence until everything has arrived there.
+fn settle(rig: &mut EchoRig, params: &[(u32, f64)]) -> Result<(), RigError> {
+    for &(param, plain) in params {
+        rig.set_param(param, plain)?;
+    }
+    rig.render_input(&[vec![0.0; SETTLE], vec![0.0; SETTLE]], &[])?;
+    Ok(())
+}
+
+/// Mix 100 %, no feedback, free time: the output is one echo of the input.
+fn one_echo(time_s: f64) -> [(u32, f64); 4] {
+    [(id::MIX, 1.0), (id::FEEDBACK, 0.0), (id::SYNC, 0.0), (id::TIME, time_s)]
+}
+
+fn impulse(n: usize, at: usize, value: f32) -> Vec<f32> {
+    let mut x = vec![0.0; n];
+    x[at] = value;
+    x
+}
+
+/// The nonzero samples of a channel.
+fn nonzero(x: &[f32]) -> Vec<(usize, f32)> {
+    x.iter().copied().enumerate().filter(|&(_, v)| v != 0.0).collect()
+}
+
+/// A deterministic noise generator (uniform in `-1..1`).
+struct Lcg(u64);
+
+impl Lcg {
+    fn noise(&mut self, n: usize, amplitude: f32) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                amplitude * (((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0)
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn an_impulse_comes_back_at_the_delay_time_plus_the_reported_latency() -> Result<(), RigError> {
+    let mut r = rig();
+    assert_eq!(r.latency() as usize, L);
+    settle(&mut r, &one_echo(0.25))?;
+    let n = 13_000;
+    let out = r.render_input(&[impulse(n, 100, 0.5), impulse(n, 200, -0.25)], &[])?;
+    let echo = 12_000 + r.latency() as usize;
+    assert_eq!(nonzero(&out[0]), [(100 + echo, 0.5)]);
+    assert_eq!(nonzero(&out[1]), [(200 + echo, -0.25)]);
+    // The tail covers the one echo and the latency.
+    assert_eq!(r.tail(), Tail::Samples(12_000 + L as u32));
+    println!(
+        "impulse at 100 -> echo at {} = 100 + 12000 (250 ms) + {} (reported latency), exact; tail {:?}",
+        100 + echo,
+        r.latency(),
+        r.tail()
+    );
+    assert_eq!(r.alloc_violations(), Some(0));
+    Ok(())
+}
+
+#[test]
+fn at_mix_zero_the_output_is_the_input_delayed_by_exactly_the_reported_latency() -> Result<(), RigError> {
+    let mut rng = Lcg(7);
+    let n = 48_000;
+    let amp = 0.25; // -12 dBFS
+    let (left, right) = (rng.noise(n, amp), rng.noise(n, amp));
+    let key = rng.noise(n, 1.0);
+    for with_key in [false, true] {
+        let mut r = rig();
+        // Everything else busy: long feedback, hard ducking.
+        let busy = [
+            (id::MIX, 0.0),
+            (id::SYNC, 0.0),
+            (id::TIME, 0.1),
+            (id::FEEDBACK, 0.9),
+            (id::DUCK, 1.0),
+            (id::DUCK_THRESHOLD, -40.0),
+        ];
+        settle(&mut r, &busy)?;
+        let latency = r.latency() as usize;
+        let out = if with_key {
+            r.render_sidechain(&[&left, &right], &[&key, &key], &[])?
+        } else {
+            r.render_input(&[&left, &right], &[])?
+        };
+        for i in 0..n {
+            let want = if i >= latency { (left[i - latency], right[i - latency]) } else { (0.0, 0.0) };
+            assert_eq!((out[0][i].to_bits(), out[1][i].to_bits()), (want.0.to_bits(), want.1.to_bits()), "sample {i}");
+        }
+        assert_eq!(r.alloc_violations(), Some(0));
+        println!(
+            "mix 0 %{}: {n} samples of noise come out delayed by the reported latency ({latency}), bit for bit",
+            if with_key { ", sidechain key" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn changing_the_lookahead_mid_render_changes_the_reported_latency() -> Result<(), RigError> {
+    let mut r = rig();
+    settle(&mut r, &[(id::MIX, 0.0)])?;
+    assert_eq!(r.latency(), 240);
+    // Lookahead 10 ms at sample 600 of a render; an impulse at 1500 after it.
+    let n = 2_000;
+    let events = [(600, HostEvent::param(id::LOOKAHEAD, 0.010))];
+    let out = r.render_input(&[impulse(n, 1500, 0.5), vec![0.0; n]], &events)?;
+    assert_eq!(r.latency(), 480);
+    assert_eq!(nonzero(&out[0]), [(1500 + 480, 0.5)]);
+    assert!((r.param(id::LOOKAHEAD)? - 0.010).abs() < 1e-12);
+    // The block that carries the change reports it: up to sample 599 the old latency holds.
+    let mut r = rig();
+    r.render(599, &[])?;
+    assert_eq!(r.latency(), 240);
+    r.render(2, &[(1, HostEvent::param(id::LOOKAHEAD, 0.0))])?;
+    assert_eq!(r.latency(), 0);
+    // A value set between blocks (the host's setParamNormalized) is reported after the
+    // next block, an empty one included.
+    r.set_param(id::LOOKAHEAD, 0.002)?;
+    assert_eq!(r.latency(), 0);
+    r.render(0, &[])?;
+    assert_eq!(r.latency(), 96);
+    println!(
+        "lookahead 5 -> 10 ms at sample 600: latency 240 -> 480, the next impulse 480 samples late; 0 ms -> 0; 2 ms -> 96"
+    );
+    assert_eq!(r.alloc_violations(), Some(0));
+    Ok(())
+}
+
+#[test]
+fn the_synced_delay_follows_the_host_tempo() -> Result<(), RigError> {
+    let mut r = rig();
+    // Sync on, 1/8, one echo.
+    settle(&mut r, &[(id::MIX, 1.0), (id::FEEDBACK, 0.0), (id::SYNC, 1.0), (id::DIVISION, 1.0)])?;
+    let mut measured = Vec::new();
+    // 1/8 at 120, 100 and 90 BPM; then a host without a tempo: the free Time (375 ms).
+    let cases = [
+        (HostTransport::playing(120.0), 12_000),
+        (HostTransport::playing(100.0), 14_400),
+        (HostTransport::tempo(90.0), 16_000),
+        (HostTransport::default(), 18_000),
+    ];
+    for (transport, delay) in cases {
+        r.set_transport(transport);
+        // The delay glides to the new time over the silence, then rests on it.
+        r.render_input(&[vec![0.0; SETTLE], vec![0.0; SETTLE]], &[])?;
+        let n = delay + L + 10;
+        let out = r.render_input(&[impulse(n, 0, 0.5), vec![0.0; n]], &[])?;
+        assert_eq!(nonzero(&out[0]), [(delay + L, 0.5)], "{transport:?}");
+        let tempo = transport.tempo_bpm.map_or("no tempo".to_owned(), |bpm| format!("{bpm} BPM"));
+        measured.push(format!("{tempo} -> {}", delay + L));
+    }
+    println!("1/8 note echo (+ {L} latency): {}", measured.join(", "));
+    assert_eq!(r.alloc_violations(), Some(0));
+    Ok(())
+}
+
+#[test]
+fn process_never_allocates_with_every_parameter_moving() -> Result<(), RigError> {
+    let mut r = rig();
+    r.set_transport(HostTransport::playing(128.0));
+    let mut rng = Lcg(3);
+    let presets = r.presets()?;
+    assert_eq!(presets, ["Init", "Slapback", "Dub Throw", "Ducked Vocal Delay"]);
+    let mut blocks = 0;
+    for (round, _) in presets.iter().enumerate() {
+        r.load_preset(round as u32)?;
+        // Every parameter automated somewhere in the render, in plain units across its
+        // range, with a sidechain key and odd block lengths (the last block is short).
+        let n = 10_007;
+        let mut events = Vec::new();
+        for param in 0..id::COUNT {
+            let info = r.param_info(param)?;
+            let (lo, hi) = (info.mapping.min, info.mapping.max);
+            for k in 0..4usize {
+                let at = (param as usize * 613 + k * 2_311 + round * 97) % n;
+                let t = (k as f64 + 0.5) / 4.0;
+                events.push((at, HostEvent::param(param, info.clamp(lo + t * (hi - lo)))));
+            }
+        }
+        let input = [rng.noise(n, 0.5), rng.noise(n, 0.5)];
+        let key = [rng.noise(n, 1.0), rng.noise(n, 1.0)];
+        let out = r.render_sidechain(&input, &key, &events)?;
+        assert!(out.iter().flatten().all(|s| s.is_finite()));
+        blocks += n.div_ceil(256);
+        let state = r.save_state()?;
+        r.load_state(&state)?;
+    }
+    let stats = &r.block().stats;
+    let processed = stats.blocks_processed.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(processed >= blocks as u64, "{processed} blocks");
+    assert_eq!(r.alloc_violations(), Some(0));
+    println!(
+        "{processed} blocks, every parameter automated, four presets, sidechain, tempo: 0 allocations in process \
+         (the check is armed: {})",
+        trio::testing::alloc_check_active()
+    );
+    Ok(())
+}
