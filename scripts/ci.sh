@@ -27,6 +27,9 @@ step "clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p trio-xtask --all-targets --features audio-device -- -D warnings
 
+step "docs (broken links are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
 step "tests (the README's test command)"
 cargo xtask test
 

@@ -252,8 +252,12 @@ fn restart_flags(old: &Definitions, new: &Definitions) -> i32 {
     if old.params != new.params {
         flags |= RestartFlags_::kParamTitlesChanged | RestartFlags_::kParamValuesChanged;
     }
-    if old.cc_map != new.cc_map {
+    if old.cc_map != new.cc_map || old.raw_midi != new.raw_midi {
         flags |= RestartFlags_::kMidiCCAssignmentChanged;
+    }
+    if old.raw_midi != new.raw_midi {
+        // The MIDI controller parameters listed after the plugin's came or went.
+        flags |= RestartFlags_::kParamTitlesChanged;
     }
     flags
 }
@@ -593,9 +597,15 @@ mod tests {
             let param = trio::params::ParamDef::float(1, "x", "X", trio::params::ParamMapping::linear(0.0, 1.0), 0.5)
                 .unit(unit)
                 .info;
-            let mut cc_map = [None; trio::block::CC_COUNT];
+            let mut cc_map = [None; trio::block::MIDI_CONTROLLERS];
             cc_map[7] = cc;
-            Definitions { version: 0, params: vec![param], slots: vec![0], cc_map }
+            Definitions {
+                version: 0,
+                params: vec![param],
+                slots: vec![0],
+                cc_map,
+                raw_midi: [false; trio::block::MIDI_CONTROLLERS],
+            }
         };
         assert_eq!(restart_flags(&defs("Hz", None), &defs("Hz", None)), 0);
         assert_eq!(

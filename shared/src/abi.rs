@@ -84,7 +84,7 @@ pub mod alloc_policy {
     pub const ALLOW: u32 = 2;
 }
 
-/// Size, alignment and layout hash of a plugin-defined area ([`crate::area`]).
+/// Size, alignment and layout hash of a plugin-defined area ([`crate::area`](mod@crate::area)).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AreaLayout {

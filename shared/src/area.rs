@@ -121,7 +121,7 @@ pub const fn __hash_field(h: u64, name: &str, offset: usize, field_hash: u64) ->
 }
 
 /// Declares a plugin area type: a `#[repr(C)]` struct whose fields are all
-/// [`AreaField`]s, with its layout hash. See the [module docs](crate::area).
+/// [`AreaField`]s, with its layout hash. See the [module docs](mod@crate::area).
 ///
 /// Methods go in an ordinary `impl` block beside it.
 #[macro_export]

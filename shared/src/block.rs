@@ -1,5 +1,5 @@
 //! The shared block: one `#[repr(C)]` struct in OS shared memory per plugin instance,
-//! followed (at [`AREA_OFFSET`]) by the plugin's own area ([`crate::area`]).
+//! followed (at [`AREA_OFFSET`]) by the plugin's own area ([`crate::area`](mod@crate::area)).
 //!
 //! Every field is an atomic (or a ring, seqlock or counter made of atomics), so every
 //! library may hold a `&SharedBlock` at once, and the all-zero memory a new segment starts
@@ -47,6 +47,16 @@ pub const TO_ENGINE_CAPACITY: usize = 1024;
 pub const FROM_ENGINE_CAPACITY: usize = 256;
 /// MIDI continuous controllers (CC 0 to 127).
 pub const CC_COUNT: usize = 128;
+/// The MIDI controllers a VST3 host can map (`IMidiMapping`): CC 0 to 127, then channel
+/// pressure ([`CHANNEL_PRESSURE`], VST3's `kAfterTouch`) and pitch bend ([`PITCH_BEND`]).
+pub const MIDI_CONTROLLERS: usize = 130;
+/// Controller number of channel pressure in the MIDI map (VST3 `kAfterTouch`).
+pub const CHANNEL_PRESSURE: u8 = 128;
+/// Controller number of pitch bend in the MIDI map (VST3 `kPitchBend`).
+pub const PITCH_BEND: u8 = 129;
+/// The parameter id that, in a MIDI map given to [`ParamTable::define`], means "deliver
+/// this controller to the engine as events" instead of "move this parameter".
+pub const RAW_MIDI: u32 = u32::MAX;
 /// `tail_samples` value for "the plugin rings forever" (VST3 `kInfiniteTail`).
 pub const INFINITE_TAIL: u32 = u32::MAX;
 /// Where the plugin-defined area starts in the segment: the block's size rounded up to
@@ -213,8 +223,9 @@ pub struct ParamTable {
     order: [AtomicU32; MAX_PARAMS],
     /// `slot + 1` per hashed id, 0 when empty.
     index: [AtomicU32; PARAM_INDEX_LEN],
-    /// `slot + 1` of the parameter each MIDI CC controls, 0 for none.
-    cc_map: [AtomicU32; CC_COUNT],
+    /// Per MIDI controller ([`MIDI_CONTROLLERS`]): `slot + 1` of the parameter it
+    /// controls, [`RAW_MIDI`] when the engine receives it as events, 0 for neither.
+    cc_map: [AtomicU32; MIDI_CONTROLLERS],
     /// Value names of list parameters, NUL-separated UTF-8.
     names: [AtomicU64; VALUE_NAMES_BYTES / 8],
     slots: [ParamSlot; MAX_PARAMS],
@@ -560,7 +571,7 @@ impl core::fmt::Display for DefineError {
             Self::BadCcMap { cc, id } => write!(
                 f,
                 "the MIDI CC map assigns controller {cc} to parameter id {id}, which is not defined (or the \
-                 controller is above 127)"
+                 controller is above 129)"
             ),
         }
     }
@@ -600,13 +611,22 @@ pub struct Definitions {
     pub params: Vec<ParamInfo>,
     /// Slot of each parameter of `params`.
     pub slots: Vec<usize>,
-    /// The parameter id each MIDI CC controls.
-    pub cc_map: [Option<u32>; CC_COUNT],
+    /// The parameter id each MIDI controller ([`MIDI_CONTROLLERS`]) controls.
+    pub cc_map: [Option<u32>; MIDI_CONTROLLERS],
+    /// The controllers the engine receives as events (no parameter of the plugin's):
+    /// the bridge lists a hidden parameter for each, for hosts to map controllers to.
+    pub raw_midi: [bool; MIDI_CONTROLLERS],
 }
 
 impl Default for Definitions {
     fn default() -> Self {
-        Self { version: 0, params: Vec::new(), slots: Vec::new(), cc_map: [None; CC_COUNT] }
+        Self {
+            version: 0,
+            params: Vec::new(),
+            slots: Vec::new(),
+            cc_map: [None; MIDI_CONTROLLERS],
+            raw_midi: [false; MIDI_CONTROLLERS],
+        }
     }
 }
 
@@ -654,6 +674,14 @@ impl ParamTable {
         // Relaxed: set before the instance is handed out; a reload changes it while the
         // host is told to re-read the parameters anyway.
         self.slot_of(id).is_some_and(|s| self.slots[s].defined.load(Ordering::Relaxed) != 0)
+    }
+
+    /// Whether the engine receives MIDI controller `number` (the map's numbering) as
+    /// events. Lock-free: safe on the audio thread.
+    pub fn is_raw_midi(&self, number: u8) -> bool {
+        // Relaxed: like `is_defined`, a declaration that changes only with a new control
+        // module.
+        self.cc_map.get(usize::from(number)).is_some_and(|e| e.load(Ordering::Relaxed) == RAW_MIDI)
     }
 
     /// The normalized value of parameter `id`.
@@ -759,16 +787,19 @@ impl ParamTable {
                 slots.push(slot);
             }
         }
-        let mut cc_map = [None; CC_COUNT];
-        for (out, entry) in cc_map.iter_mut().zip(&self.cc_map) {
-            let e = entry.load(Ordering::Relaxed) as usize;
-            if e > 0
-                && let Some(s) = self.slots.get(e - 1)
+        let mut cc_map = [None; MIDI_CONTROLLERS];
+        let mut raw_midi = [false; MIDI_CONTROLLERS];
+        for ((out, raw), entry) in cc_map.iter_mut().zip(raw_midi.iter_mut()).zip(&self.cc_map) {
+            let e = entry.load(Ordering::Relaxed);
+            if e == RAW_MIDI {
+                *raw = true;
+            } else if e > 0
+                && let Some(s) = self.slots.get(e as usize - 1)
             {
                 *out = Some(s.id.load(Ordering::Relaxed));
             }
         }
-        Definitions { version: 0, params, slots, cc_map }
+        Definitions { version: 0, params, slots, cc_map, raw_midi }
     }
 
     /// Assigns a slot to `id` (which has none); `None` when every slot is taken.
@@ -812,7 +843,7 @@ impl ParamTable {
             }
         }
         for &(cc, id) in cc_map {
-            if usize::from(cc) >= CC_COUNT || !seen.contains(&id) {
+            if usize::from(cc) >= MIDI_CONTROLLERS || (id != RAW_MIDI && !seen.contains(&id)) {
                 return Err(DefineError::BadCcMap { cc: u32::from(cc), id });
             }
         }
@@ -875,7 +906,9 @@ impl ParamTable {
                 entry.store(0, Ordering::Relaxed);
             }
             for &(cc, id) in cc_map {
-                if let Some(slot) = self.slot_of(id) {
+                if id == RAW_MIDI {
+                    self.cc_map[usize::from(cc)].store(RAW_MIDI, Ordering::Relaxed);
+                } else if let Some(slot) = self.slot_of(id) {
                     self.cc_map[usize::from(cc)].store(slot as u32 + 1, Ordering::Relaxed);
                 }
             }
@@ -1057,6 +1090,26 @@ mod tests {
         table.restore(&before);
         assert_eq!(table.read_definitions().unwrap().params, defs());
         assert!(table.is_defined(7) && !table.is_defined(9));
+    }
+
+    #[test]
+    fn raw_midi_controllers_are_kept_apart_from_parameter_assignments() {
+        let heap = HeapBlock::new(&AreaLayout::default());
+        let table = &heap.block().params;
+        table.define(&defs(), &[(74, 100), (PITCH_BEND, RAW_MIDI), (1, RAW_MIDI)], true).unwrap();
+        let read = table.read_definitions().unwrap();
+        assert_eq!(read.cc_map[74], Some(100));
+        assert_eq!((read.cc_map[usize::from(PITCH_BEND)], read.raw_midi[usize::from(PITCH_BEND)]), (None, true));
+        assert!(read.raw_midi[1] && !read.raw_midi[74] && !read.raw_midi[usize::from(CHANNEL_PRESSURE)]);
+        assert!(table.is_raw_midi(PITCH_BEND) && table.is_raw_midi(1) && !table.is_raw_midi(74));
+        assert!(!table.is_raw_midi(200), "out of the map's range");
+        assert_eq!(
+            table.define(&defs(), &[(130, RAW_MIDI)], false),
+            Err(DefineError::BadCcMap { cc: 130, id: RAW_MIDI })
+        );
+        // A new map replaces the raw controllers too.
+        table.define(&defs(), &[], false).unwrap();
+        assert!(!table.is_raw_midi(PITCH_BEND));
     }
 
     #[test]

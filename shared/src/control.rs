@@ -68,7 +68,7 @@ use crate::state::{PresetData, StateData, StateSchema};
 
 /// A plugin's control module.
 pub trait Control: Sized + Send + 'static {
-    /// The plugin's shared area type ([`crate::area`]); `()` for none. Must be the
+    /// The plugin's shared area type ([`crate::area`](mod@crate::area)); `()` for none. Must be the
     /// engine's.
     type Area: Area;
 
@@ -97,6 +97,18 @@ pub trait Control: Sized + Send + 'static {
     /// The MIDI CC map a new instance starts with: `(controller, parameter id)`. Hosts
     /// send those controllers as changes of those parameters. The default is empty.
     fn default_midi_cc() -> Vec<(u8, u32)> {
+        Vec::new()
+    }
+
+    /// The MIDI controllers the engine receives as events ([`crate::engine::Event::PitchBend`],
+    /// [`crate::engine::Event::ChannelPressure`], [`crate::engine::Event::MidiCc`]) rather
+    /// than as parameter changes. VST3 gives plugins no MIDI controller events: hosts map
+    /// controllers to parameters (`IMidiMapping`). For each controller listed here the
+    /// bridge lists a hidden, non-automatable parameter, maps the controller to it on
+    /// every channel, and turns its changes back into events at their sample (channel 0:
+    /// VST3 does not say which channel a mapped controller came on). A controller that
+    /// the MIDI CC map assigns to a parameter goes to the parameter. The default is none.
+    fn midi_controllers() -> Vec<MidiController> {
         Vec::new()
     }
 
@@ -173,6 +185,37 @@ pub enum Preset {
     /// A name and `(parameter id, plain value)` pairs; missing parameters take their
     /// defaults.
     Values(String, Vec<(u32, f64)>),
+}
+
+/// A MIDI controller an engine can receive as events ([`Control::midi_controllers`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MidiController {
+    /// Continuous controller 0..=127 ([`crate::engine::Event::MidiCc`]).
+    Cc(u8),
+    /// Channel pressure, "aftertouch" ([`crate::engine::Event::ChannelPressure`]).
+    ChannelPressure,
+    /// The pitch wheel ([`crate::engine::Event::PitchBend`]).
+    PitchBend,
+}
+
+impl MidiController {
+    /// Its number in the block's MIDI map (VST3's controller numbers: CC 0..=127,
+    /// [`crate::block::CHANNEL_PRESSURE`], [`crate::block::PITCH_BEND`]).
+    pub fn number(self) -> u8 {
+        match self {
+            Self::Cc(cc) => cc,
+            Self::ChannelPressure => crate::block::CHANNEL_PRESSURE,
+            Self::PitchBend => crate::block::PITCH_BEND,
+        }
+    }
+}
+
+/// The block's MIDI map: the CC map's assignments, then the raw controllers no
+/// assignment takes.
+fn midi_map(cc_map: &[(u8, u32)], raw: &[u8]) -> Vec<(u8, u32)> {
+    let mut map = cc_map.to_vec();
+    map.extend(raw.iter().filter(|&&n| !cc_map.iter().any(|&(cc, _)| cc == n)).map(|&n| (n, crate::block::RAW_MIDI)));
+    map
 }
 
 /// The parameters' plain values as the control module reads them from the block.
@@ -364,6 +407,8 @@ pub struct Runner<C: Control> {
     presets: Vec<PresetData>,
     default_cc_map: Vec<(u8, u32)>,
     cc_map: Vec<(u8, u32)>,
+    /// [`Control::midi_controllers`], as map numbers.
+    raw_midi: Vec<u8>,
     preset: Option<String>,
     last_error: String,
     /// Set when the instance adopted a block (a reload) until its first state load or
@@ -409,6 +454,8 @@ fn validate_params(defs: &[ParamDef]) -> Result<(), String> {
 struct Declarations {
     defs: Vec<ParamDef>,
     default_cc_map: Vec<(u8, u32)>,
+    /// [`Control::midi_controllers`], as map numbers.
+    raw_midi: Vec<u8>,
     presets: Vec<PresetData>,
 }
 
@@ -425,6 +472,25 @@ fn declarations<C: Control>() -> Result<Declarations, String> {
         if !defs.iter().any(|d| d.id() == id) {
             return Err(format!("default_midi_cc maps controller {cc} to parameter id {id}, which is not defined"));
         }
+    }
+    let mut raw_midi: Vec<u8> = Vec::new();
+    for controller in C::midi_controllers() {
+        let n = controller.number();
+        if let MidiController::Cc(cc) = controller
+            && cc > 127
+        {
+            return Err(format!("midi_controllers lists MidiController::Cc({cc}): MIDI controllers go from 0 to 127"));
+        }
+        if let Some(&(_, id)) = default_cc_map.iter().find(|&&(cc, _)| cc == n) {
+            return Err(format!(
+                "midi_controllers lists {controller:?}, which default_midi_cc also assigns to parameter {id}: \
+                 choose one (a parameter, or events for the engine)"
+            ));
+        }
+        if raw_midi.contains(&n) {
+            return Err(format!("midi_controllers lists {controller:?} twice"));
+        }
+        raw_midi.push(n);
     }
     let schema = StateSchema {
         format: C::STATE_FORMAT,
@@ -458,7 +524,7 @@ fn declarations<C: Control>() -> Result<Declarations, String> {
         }
         presets.push(data);
     }
-    Ok(Declarations { defs, default_cc_map, presets })
+    Ok(Declarations { defs, default_cc_map, raw_midi, presets })
 }
 
 /// What [`check`] found.
@@ -504,7 +570,7 @@ pub struct CheckSummary {
 /// assert_eq!(summary.params, 1);
 /// ```
 pub fn check<C: Control>() -> Result<CheckSummary, String> {
-    let Declarations { defs, default_cc_map, presets } = declarations::<C>()?;
+    let Declarations { defs, default_cc_map, presets, .. } = declarations::<C>()?;
     let schema = StateSchema {
         format: C::STATE_FORMAT,
         preset_format: C::PRESET_FORMAT,
@@ -608,7 +674,7 @@ impl<C: Control> Runner<C> {
         if data.cc_map != self.cc_map {
             self.cc_map = data.cc_map;
             let infos: Vec<_> = self.defs.iter().map(|d| d.info.clone()).collect();
-            if let Err(e) = self.shared.params.define(&infos, &self.cc_map, false) {
+            if let Err(e) = self.shared.params.define(&infos, &midi_map(&self.cc_map, &self.raw_midi), false) {
                 return remember(
                     &mut self.last_error,
                     format!("the MIDI CC map could not be published: {e}"),
@@ -695,7 +761,7 @@ static CREATE_ERROR: std::sync::Mutex<String> = std::sync::Mutex::new(String::ne
 pub mod __export {
     use core::ffi::c_void;
 
-    use super::{CREATE_ERROR, Control, ControlContext, Declarations, Runner, declarations, remember};
+    use super::{CREATE_ERROR, Control, ControlContext, Declarations, Runner, declarations, midi_map, remember};
     use crate::abi::{self, AreaLayout, TickResult, WriteFn, catch_status, control, status};
     use crate::block::SharedBlock;
     use crate::params::DisplayKind;
@@ -741,12 +807,12 @@ pub mod __export {
             // SAFETY: the header check passed for this area type, and the caller
             // guarantees provenance over the whole segment.
             let area: &'static C::Area = unsafe { crate::area::area_at(block) };
-            let Declarations { defs, default_cc_map, presets } = match declarations::<C>() {
+            let Declarations { defs, default_cc_map, raw_midi, presets } = match declarations::<C>() {
                 Ok(d) => d,
                 Err(e) => return create_error(e, status::REJECTED),
             };
             let infos: Vec<_> = defs.iter().map(|d| d.info.clone()).collect();
-            let report = match shared.params.define(&infos, &default_cc_map, fresh) {
+            let report = match shared.params.define(&infos, &midi_map(&default_cc_map, &raw_midi), fresh) {
                 Ok(report) => report,
                 Err(e) => return create_error(format!("the parameters could not be published: {e}"), status::REJECTED),
             };
@@ -764,6 +830,7 @@ pub mod __export {
                 presets,
                 cc_map: default_cc_map.clone(),
                 default_cc_map,
+                raw_midi,
                 preset: None,
                 last_error: String::new(),
                 handover: if fresh { None } else { Some(report.remapped) },
@@ -1169,4 +1236,60 @@ macro_rules! export_control {
             $crate::control::__export::module_shutdown()
         }
     };
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::params::ParamMapping;
+
+    /// A control module whose MIDI declarations come from a thread-local, per test.
+    struct Midi;
+
+    thread_local! {
+        static DECLARED: std::cell::RefCell<(Vec<(u8, u32)>, Vec<MidiController>)> =
+            const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    }
+
+    impl Control for Midi {
+        type Area = ();
+        const STATE_FORMAT: &'static str = "midi-test";
+        fn params() -> Vec<ParamDef> {
+            vec![ParamDef::float(3, "cutoff", "Cutoff", ParamMapping::logarithmic(20.0, 20_000.0), 1_000.0)]
+        }
+        fn new(_: &mut ControlContext<'_, ()>) -> Self {
+            Midi
+        }
+        fn default_midi_cc() -> Vec<(u8, u32)> {
+            DECLARED.with(|d| d.borrow().0.clone())
+        }
+        fn midi_controllers() -> Vec<MidiController> {
+            DECLARED.with(|d| d.borrow().1.clone())
+        }
+    }
+
+    fn check_with(cc: Vec<(u8, u32)>, raw: Vec<MidiController>) -> Result<CheckSummary, String> {
+        DECLARED.with(|d| *d.borrow_mut() = (cc, raw));
+        check::<Midi>()
+    }
+
+    #[test]
+    fn midi_controllers_are_checked_against_the_cc_map() {
+        use MidiController::*;
+        assert!(check_with(vec![(74, 3)], vec![PitchBend, ChannelPressure, Cc(1)]).is_ok());
+        let e = check_with(vec![(74, 3)], vec![Cc(74)]).unwrap_err();
+        assert!(e.contains("Cc(74)") && e.contains("default_midi_cc also assigns"), "{e}");
+        let e = check_with(vec![], vec![Cc(128)]).unwrap_err();
+        assert!(e.contains("from 0 to 127"), "{e}");
+        let e = check_with(vec![], vec![PitchBend, PitchBend]).unwrap_err();
+        assert!(e.contains("PitchBend twice"), "{e}");
+        let e = check_with(vec![(200, 3)], vec![]).unwrap_err();
+        assert!(e.contains("controller 200"), "{e}");
+    }
+
+    #[test]
+    fn the_block_map_puts_assignments_before_raw_controllers() {
+        let map = midi_map(&[(74, 3)], &[74, crate::block::PITCH_BEND]);
+        assert_eq!(map, [(74, 3), (crate::block::PITCH_BEND, crate::block::RAW_MIDI)]);
+    }
 }

@@ -6,22 +6,27 @@
 //! use trio::engine::{Block, Engine, EngineContext, Event};
 //!
 //! /// A gain effect with one parameter.
-//! pub struct Gain;
+//! pub struct Gain {
+//!     gain: f32,
+//! }
 //!
 //! const GAIN_DB: u32 = 0;
 //!
 //! impl Engine for Gain {
 //!     type Area = ();
-//!     fn new(_ctx: &mut EngineContext<'_, ()>) -> Self {
-//!         Gain
+//!     fn new(ctx: &mut EngineContext<'_, ()>) -> Self {
+//!         Gain { gain: db_to_gain(ctx.params().plain(GAIN_DB)) }
 //!     }
 //!     fn process(&mut self, block: &mut Block<'_, ()>) {
 //!         let mut pos = 0;
-//!         // Every event arrives at its sample: render up to it, then apply it.
+//!         // Every event arrives at its sample: render up to it with the old value, then
+//!         // take the new one (`block.params()` already holds it).
 //!         while let Some(timed) = block.next_event() {
 //!             self.render(block, pos, timed.offset);
 //!             pos = timed.offset;
-//!             if let Event::Param { .. } = timed.event { /* the new value is in block.params() */ }
+//!             if let Event::Param { id: GAIN_DB, plain, .. } = timed.event {
+//!                 self.gain = db_to_gain(plain);
+//!             }
 //!         }
 //!         self.render(block, pos, block.len());
 //!     }
@@ -29,13 +34,12 @@
 //!
 //! impl Gain {
 //!     fn render(&self, block: &mut Block<'_, ()>, from: usize, to: usize) {
-//!         let gain = trio_db_to_gain(block.params().plain(GAIN_DB)) as f32;
 //!         for channel in block.main() {
-//!             channel[from..to].iter_mut().for_each(|s| *s *= gain);
+//!             channel[from..to].iter_mut().for_each(|s| *s *= self.gain);
 //!         }
 //!     }
 //! }
-//! # fn trio_db_to_gain(db: f64) -> f64 { 10f64.powf(db / 20.0) }
+//! # fn db_to_gain(db: f64) -> f32 { 10f64.powf(db / 20.0) as f32 }
 //! // In the engine crate's lib.rs: trio::export_engine!(Gain);
 //! ```
 //!
@@ -81,7 +85,7 @@ pub const MAX_CHANNELS: usize = 8;
 /// thread (they may allocate), and `process` on the audio thread, never concurrently with
 /// the others.
 pub trait Engine: Sized + Send + 'static {
-    /// The plugin's shared area type ([`crate::area`]); `()` for none.
+    /// The plugin's shared area type ([`crate::area`](mod@crate::area)); `()` for none.
     type Area: Area;
 
     /// Creates the engine. Parameters already hold their values (the control module

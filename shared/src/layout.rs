@@ -10,8 +10,8 @@ use core::mem::{align_of, offset_of, size_of};
 
 use crate::abi::{AreaLayout, Event, ModuleDescriptor, ProcessData, TickResult, TransportInfo};
 use crate::block::{
-    BlockHeader, CC_COUNT, DEF_WORDS, FROM_ENGINE_CAPACITY, MAX_PARAMS, MAX_VOICES, Meters, PARAM_INDEX_LEN, ParamSlot,
-    ParamTable, SharedBlock, Statistics, TO_ENGINE_CAPACITY, TransportCell, VALUE_NAMES_BYTES, VoiceState,
+    BlockHeader, DEF_WORDS, FROM_ENGINE_CAPACITY, MAX_PARAMS, MAX_VOICES, MIDI_CONTROLLERS, Meters, PARAM_INDEX_LEN,
+    ParamSlot, ParamTable, SharedBlock, Statistics, TO_ENGINE_CAPACITY, TransportCell, VALUE_NAMES_BYTES, VoiceState,
 };
 use crate::ring::SpscRing;
 
@@ -87,7 +87,7 @@ pub const LAYOUT_HASH: u64 = {
     h = fold(h, MAX_PARAMS as u64);
     h = fold(h, PARAM_INDEX_LEN as u64);
     h = fold(h, VALUE_NAMES_BYTES as u64);
-    h = fold(h, CC_COUNT as u64);
+    h = fold(h, MIDI_CONTROLLERS as u64);
     h = fold(h, MAX_VOICES as u64);
     h = fold_type!(h, ParamSlot, value, id, defined);
     h = fold_type!(h, ParamTable, values_epoch);

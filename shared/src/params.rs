@@ -300,8 +300,21 @@ pub const MAX_SHORT_NAME_BYTES: usize = 31;
 pub const MAX_UNIT_BYTES: usize = 15;
 /// Longest group name in bytes.
 pub const MAX_GROUP_BYTES: usize = 31;
-/// Parameter ids from this value up belong to the framework (MIDI controllers).
-pub const RESERVED_IDS: u32 = 0xFFFF_0000;
+/// Parameter ids from this value up are not the plugin's: those below `0x8000_0000`
+/// belong to the framework (the hidden parameters of MIDI controllers,
+/// [`midi_param_id`]), the rest to VST3 hosts.
+pub const RESERVED_IDS: u32 = 0x7FFF_0000;
+
+/// The id of the hidden parameter the bridge lists for MIDI controller `number` (the
+/// block's MIDI map numbers: CC 0..=127, then channel pressure and pitch bend).
+pub const fn midi_param_id(number: u8) -> u32 {
+    RESERVED_IDS + number as u32
+}
+
+/// The MIDI controller number of a hidden controller parameter's id, if it is one.
+pub fn midi_controller_of(id: u32) -> Option<u8> {
+    id.checked_sub(RESERVED_IDS).filter(|&n| (n as usize) < crate::block::MIDI_CONTROLLERS).map(|n| n as u8)
+}
 
 /// Everything hosts and the engine need to know about one parameter: what the control
 /// module publishes into the shared block, and the bridge reads back.
@@ -780,7 +793,8 @@ impl ParamDef {
         let fail = |what: String| Err(format!("{who}: {what}"));
         if i.id >= RESERVED_IDS {
             return fail(format!(
-                "ids from {RESERVED_IDS:#x} up are reserved for the framework; choose an id below that"
+                "ids from {RESERVED_IDS:#x} up are reserved (the framework's MIDI controller parameters, then \
+                 VST3 hosts' own from 0x80000000); choose an id below that"
             ));
         }
         if self.key.is_empty() || !self.key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {

@@ -75,7 +75,7 @@ pub struct HeldKey {
 ///
 /// A *phrase* is the time from the moment the first key goes down (no key was held
 /// before) to the moment the last key comes up. Times are absolute engine sample times
-/// ([`BlockHeader::sample_clock`]), exact to the sample of the host's note event.
+/// ([`BlockHeader::sample_clock`](trio::block::BlockHeader::sample_clock)), exact to the sample of the host's note event.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct HeldKeys {
     /// Phrases started since the block was created (0: none yet). Bumped when a key goes

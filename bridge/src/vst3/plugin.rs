@@ -30,7 +30,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use atomic_refcell::AtomicRefCell;
 use trio::abi::{self, Event, TransportInfo, event_kind, param_flags, status, transport_flags};
-use trio::block::Definitions;
+use trio::block::{CHANNEL_PRESSURE, Definitions, MIDI_CONTROLLERS, PITCH_BEND};
+use trio::params::{midi_controller_of, midi_param_id};
 use vst3::Steinberg::Vst::*;
 use vst3::Steinberg::*;
 use vst3::{Class, ComPtr, ComRef};
@@ -82,6 +83,9 @@ struct ParamTables {
     unit_of: Vec<UnitID>,
     /// Position in `defs.params` of each id.
     by_id: HashMap<u32, usize>,
+    /// The MIDI controllers the engine receives as events, by map number: each is listed
+    /// after the plugin's parameters as a hidden parameter ([`midi_param_id`]).
+    midi: Vec<u8>,
 }
 
 impl ParamTables {
@@ -101,7 +105,13 @@ impl ParamTables {
             unit_of.push(unit);
         }
         let by_id = defs.params.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
-        Self { defs, units, unit_of, by_id }
+        let midi = (0..MIDI_CONTROLLERS).filter(|&n| defs.raw_midi[n]).map(|n| n as u8).collect();
+        Self { defs, units, unit_of, by_id, midi }
+    }
+
+    /// The MIDI controller behind `id`, if it is a listed controller parameter.
+    fn midi_controller(&self, id: ParamID) -> Option<u8> {
+        midi_controller_of(id).filter(|n| self.defs.raw_midi[usize::from(*n)])
     }
 
     fn info(&self, id: ParamID) -> Option<&trio::params::ParamInfo> {
@@ -146,6 +156,9 @@ pub struct TrioPlugin {
     side_channels: AtomicU32,
     /// Whether the host activated the sidechain bus (`activateBus`).
     side_active: AtomicBool,
+    /// The last normalized value (`f64` bits) the host gave each MIDI controller
+    /// parameter, for `getParamNormalized`.
+    midi_values: [AtomicU64; MIDI_CONTROLLERS],
 }
 
 impl Class for TrioPlugin {
@@ -174,6 +187,7 @@ impl TrioPlugin {
             main_channels: AtomicU32::new(main),
             side_channels: AtomicU32::new(if config.sidechain { main } else { 0 }),
             side_active: AtomicBool::new(false),
+            midi_values: core::array::from_fn(|n| AtomicU64::new(midi_rest(n as u8).to_bits())),
         })
     }
 
@@ -297,7 +311,8 @@ impl TrioPlugin {
                 let Some(queue) = (unsafe { ComRef::from_raw(changes.getParameterData(i)) }) else { continue };
                 // SAFETY: as above.
                 let id = unsafe { queue.getParameterId() };
-                if !params.is_defined(id) {
+                let midi = midi_controller_of(id).filter(|&n| params.is_raw_midi(n));
+                if midi.is_none() && !params.is_defined(id) {
                     // Unknown ids (stale automation, another plugin's) are ignored.
                     continue;
                 }
@@ -308,7 +323,11 @@ impl TrioPlugin {
                     if unsafe { queue.getPoint(p, &mut offset, &mut value) } != kResultOk || !value.is_finite() {
                         continue;
                     }
-                    push(keyed, Event::param(offset.clamp(0, num_samples) as u64, id, value));
+                    let time = offset.clamp(0, num_samples) as u64;
+                    match midi {
+                        Some(number) => push(keyed, midi_event(time, number, value.clamp(0.0, 1.0))),
+                        None => push(keyed, Event::param(time, id, value)),
+                    }
                 }
             }
         }
@@ -621,6 +640,30 @@ fn transport_of(ctx: Option<&ProcessContext>) -> TransportInfo {
     }
 }
 
+/// A MIDI controller parameter's value at rest: the pitch wheel centred, others 0.
+fn midi_rest(number: u8) -> f64 {
+    if number == PITCH_BEND { 0.5 } else { 0.0 }
+}
+
+/// A MIDI controller parameter's name.
+fn midi_name(number: u8) -> String {
+    match number {
+        PITCH_BEND => "Pitch Bend".to_owned(),
+        CHANNEL_PRESSURE => "Channel Pressure".to_owned(),
+        cc => format!("MIDI CC {cc}"),
+    }
+}
+
+/// The engine event for a MIDI controller parameter's change to `normalized`.
+fn midi_event(time: u64, number: u8, normalized: f64) -> Event {
+    let (kind, value) = match number {
+        PITCH_BEND => (event_kind::PITCH_BEND, normalized * 2.0 - 1.0),
+        CHANNEL_PRESSURE => (event_kind::CHANNEL_PRESSURE, normalized),
+        _ => (event_kind::MIDI_CC, normalized),
+    };
+    Event { time, kind, index: u32::from(number), value, note_id: -1, channel: 0 }
+}
+
 fn note(time: u64, kind: u32, pitch: i16, value: f64, note_id: i32, channel: i16) -> Option<Event> {
     let pitch = u32::try_from(pitch).ok().filter(|p| *p < 128)?;
     let value = if value.is_finite() { value } else { 0.0 };
@@ -871,7 +914,8 @@ impl IEditControllerTrait for TrioPlugin {
     unsafe fn getParameterCount(&self) -> int32 {
         guard_value(0, || {
             self.main_thread_work();
-            self.tables().defs.params.len() as int32
+            let tables = self.tables();
+            (tables.defs.params.len() + tables.midi.len()) as int32
         })
     }
 
@@ -881,9 +925,22 @@ impl IEditControllerTrait for TrioPlugin {
             let Some(out) = (unsafe { info.as_mut() }) else { return kInvalidArgument };
             self.main_thread_work();
             let tables = self.tables();
-            let Some(i) = usize::try_from(index).ok().filter(|&i| i < tables.defs.params.len()) else {
+            let Some(i) = usize::try_from(index).ok() else { return kInvalidArgument };
+            if let Some(&number) = i.checked_sub(tables.defs.params.len()).and_then(|m| tables.midi.get(m)) {
+                // A MIDI controller for the engine: hidden, for hosts to map controllers to.
+                out.id = midi_param_id(number);
+                copy_wstr(&midi_name(number), &mut out.title);
+                copy_wstr(&midi_name(number), &mut out.shortTitle);
+                copy_wstr("", &mut out.units);
+                out.stepCount = 0;
+                out.defaultNormalizedValue = midi_rest(number);
+                out.unitId = ROOT_UNIT;
+                out.flags = ParameterInfo_::ParameterFlags_::kIsHidden as int32;
+                return kResultOk;
+            }
+            if i >= tables.defs.params.len() {
                 return kInvalidArgument;
-            };
+            }
             let p = &tables.defs.params[i];
             out.id = p.id;
             copy_wstr(&p.name, &mut out.title);
@@ -914,6 +971,10 @@ impl IEditControllerTrait for TrioPlugin {
             // SAFETY: the host passes a valid `String128` or null.
             let Some(out) = (unsafe { string.as_mut() }) else { return kInvalidArgument };
             self.main_thread_work();
+            if self.tables().midi_controller(id).is_some() {
+                copy_wstr(&format!("{:.3}", value.clamp(0.0, 1.0)), out);
+                return kResultOk;
+            }
             match self.instance.format_value(id, value) {
                 Ok(text) => {
                     copy_wstr(&text, out);
@@ -931,6 +992,15 @@ impl IEditControllerTrait for TrioPlugin {
             // SAFETY: the host passes a valid out pointer or null.
             let Some(out) = (unsafe { value.as_mut() }) else { return kInvalidArgument };
             self.main_thread_work();
+            if self.tables().midi_controller(id).is_some() {
+                return match text.trim().parse::<f64>() {
+                    Ok(v) if (0.0..=1.0).contains(&v) => {
+                        *out = v;
+                        kResultOk
+                    }
+                    _ => kResultFalse,
+                };
+            }
             match self.instance.parse_value(id, &text) {
                 Ok(v) => {
                     *out = v;
@@ -941,6 +1011,7 @@ impl IEditControllerTrait for TrioPlugin {
         })
     }
 
+    // MIDI controller parameters have no mapping: plain = normalized (`map_or` below).
     unsafe fn normalizedParamToPlain(&self, id: ParamID, value: ParamValue) -> ParamValue {
         guard_value(0.0, || {
             self.main_thread_work();
@@ -958,13 +1029,28 @@ impl IEditControllerTrait for TrioPlugin {
     unsafe fn getParamNormalized(&self, id: ParamID) -> ParamValue {
         guard_value(0.0, || {
             self.main_thread_work();
+            if let Some(n) = midi_controller_of(id) {
+                // Relaxed: an independent value, read back as the host last set it.
+                return f64::from_bits(self.midi_values[usize::from(n)].load(Ordering::Relaxed));
+            }
             self.instance.param_normalized(id).unwrap_or(0.0)
         })
     }
 
-    /// Safe on the audio thread (hosts call it there): block atomics only.
+    /// Safe on the audio thread (hosts call it there): atomics only.
     unsafe fn setParamNormalized(&self, id: ParamID, value: ParamValue) -> tresult {
-        guard(|| if self.instance.set_param_normalized(id, value) { kResultOk } else { kInvalidArgument })
+        guard(|| {
+            if let Some(n) = midi_controller_of(id) {
+                if !value.is_finite() {
+                    return kInvalidArgument;
+                }
+                // Relaxed: see `getParamNormalized`. The engine hears a controller only
+                // through `process` (its parameter changes), like any MIDI event.
+                self.midi_values[usize::from(n)].store(value.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
+                return kResultOk;
+            }
+            if self.instance.set_param_normalized(id, value) { kResultOk } else { kInvalidArgument }
+        })
     }
 
     unsafe fn setComponentHandler(&self, handler: *mut IComponentHandler) -> tresult {
@@ -1002,7 +1088,12 @@ impl IMidiMappingTrait for TrioPlugin {
                 return kResultFalse;
             }
             let tables = self.tables();
-            match usize::try_from(cc).ok().and_then(|cc| tables.defs.cc_map.get(cc).copied().flatten()) {
+            let Some(number) = usize::try_from(cc).ok().filter(|&n| n < MIDI_CONTROLLERS) else { return kResultFalse };
+            let target = match tables.defs.cc_map[number] {
+                Some(param) => Some(param),
+                None => tables.defs.raw_midi[number].then(|| midi_param_id(number as u8)),
+            };
+            match target {
                 Some(param) => {
                     *out = param;
                     kResultTrue

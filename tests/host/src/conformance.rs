@@ -247,8 +247,22 @@ fn describe(s: &Subject) -> Outcome {
             return Err(format!("parameter {:?} starts at {value}, not its default {}", p.title, p.default_normalized));
         }
     }
+    // Every MIDI mapping (CC 0..=127, channel pressure 128, pitch bend 129) names a listed
+    // parameter: hosts drop, and the validator fails, mappings to unlisted ids.
+    let mut mapped = 0;
+    for cc in 0..130 {
+        if let Some(target) = plugin.midi_cc_assignment(0, 0, cc) {
+            if !ids.contains(&target) {
+                return Err(format!("MIDI controller {cc} maps to parameter {target}, which is not listed"));
+            }
+            if plugin.midi_cc_assignment(0, 9, cc) != Some(target) {
+                return Err(format!("MIDI controller {cc} maps to {target} on channel 1 but not on channel 10"));
+            }
+            mapped += 1;
+        }
+    }
     Ok(format!(
-        "{} parameters, {} units, {} output channels, latency {}, tail {}",
+        "{} parameters, {} units, {mapped} MIDI controllers mapped, {} output channels, latency {}, tail {}",
         params.len(),
         units.len(),
         main_out.channel_count,
