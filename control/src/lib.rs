@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use synth_common::{SynthArea, id};
-use trio::control::{Control, ControlContext, NextTick, Preset, TickContext};
+use trio::control::{Control, ControlContext, MidiController, NextTick, Preset, TickContext};
 use trio::params::ParamDef;
 
 /// How often the arpeggiator ticks while it is on.
@@ -62,6 +62,14 @@ impl Control for SynthControl {
 
     fn default_midi_cc() -> Vec<(u8, u32)> {
         DEFAULT_CC_MAP.to_vec()
+    }
+
+    /// The pitch wheel reaches the engine as events at their sample, and bends every
+    /// voice by up to ±2 semitones (`rt_engine::PITCH_BEND_RANGE_SEMITONES`). The
+    /// bridge lists a hidden, non-automatable parameter for it that hosts map the
+    /// wheel to.
+    fn midi_controllers() -> Vec<MidiController> {
+        vec![MidiController::PitchBend]
     }
 
     /// Version history: 0, the parameter table was called `parameters`; 1, it is called

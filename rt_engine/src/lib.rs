@@ -12,6 +12,17 @@
 //! and their phrase is the current one, so notes the control module scheduled ahead never
 //! sound after the keys are released or the arp is switched off. Switching the arp off ends
 //! the phrase (the held keys are forgotten). Everything here is fixed-size: no allocation.
+//!
+//! # Pitch wheel
+//!
+//! The control module lists the pitch wheel among its MIDI controllers, so hosts' pitch
+//! bends arrive as [`Event::PitchBend`] at their sample. The wheel's full travel bends by
+//! a fixed [`PITCH_BEND_RANGE_SEMITONES`] (±2 semitones, the General MIDI default): every
+//! sounding voice from the event's sample on, and notes started while the wheel is off
+//! centre start bent ([`Synth::set_pitch_bend`]). The wheel is global, whatever its MIDI
+//! channel, and applies with the arpeggiator on too. At rest the output is bit for bit
+//! what it is without a wheel. [`Engine::reset`] returns the wheel to rest (the host's
+//! next wheel movement sets it again); all-notes-off leaves it where it is.
 #![forbid(unsafe_code)]
 
 pub mod dsp;
@@ -20,6 +31,10 @@ use synth_common::{HeldKey, HeldKeys, MAX_HELD_KEYS, SynthArea, arp_note_phrase,
 use trio::engine::{Block, Engine, EngineContext, Event, Params, Tail, VoiceInfo};
 
 use crate::dsp::{Synth, SynthParams, Waveform};
+
+/// Pitch bend at the wheel's full travel, in semitones either way: an
+/// [`Event::PitchBend`] of value `v` (-1..=1) bends by `v × 2` semitones.
+pub const PITCH_BEND_RANGE_SEMITONES: f32 = 2.0;
 
 /// Margin added to the release time for the tail: the filter's ring-out and the bypass and
 /// steal fades, all shorter than this.
@@ -268,6 +283,7 @@ impl SynthEngine {
             Event::NoteOn { note, velocity, note_id, .. } => self.synth.note_on(note, velocity, note_id),
             Event::NoteOff { note, note_id, .. } => self.synth.note_off(note, note_id),
             Event::AllNotesOff => self.synth.all_notes_off(),
+            Event::PitchBend { value, .. } => self.synth.set_pitch_bend(value * PITCH_BEND_RANGE_SEMITONES),
             _ => {}
         }
     }

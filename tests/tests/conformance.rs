@@ -201,11 +201,37 @@ fn midi_controllers_map_to_the_parameters_the_control_module_names() -> Result<(
     assert_eq!(p.midi_cc_assignment(1, 0, 74), None, "there is no second event bus");
     assert_eq!(p.midi_cc_assignment(0, 0, -1), None);
     assert_eq!(p.midi_cc_assignment(0, 0, 300), None);
-    for cc in 0..128 {
+    for cc in 0..130 {
         if let Some(pid) = p.midi_cc_assignment(0, 0, cc) {
             assert!(title(pid).is_some(), "CC {cc} maps to unknown parameter {pid}");
         }
     }
+    // The pitch wheel (129) goes to the engine as events, through a hidden parameter.
+    let bend = p.midi_cc_assignment(0, 3, 129).expect("the pitch wheel is mapped");
+    let info = params.iter().find(|q| q.id == bend).expect("listed");
+    assert_eq!((info.title.as_str(), info.default_normalized), ("Pitch Bend", 0.5));
+    assert_eq!(info.flags, ParameterInfo_::ParameterFlags_::kIsHidden as i32, "hidden, not automatable");
+    assert_eq!(p.midi_cc_assignment(0, 0, 128), None, "channel pressure is not taken");
+    Ok(())
+}
+
+#[test]
+fn the_pitch_wheel_bends_a_note_from_its_sample() -> Result<()> {
+    let mut f = fixture()?;
+    let bend = f.plugin.midi_cc_assignment(0, 0, 129).expect("the pitch wheel is mapped");
+    let sine = f.plugin.param_from_text(id::WAVEFORM, "Sine").expect("Sine");
+    f.plugin.set_param_normalized(id::WAVEFORM, sine)?;
+    f.plugin.start(Setup::new(SR, MAX_BLOCK))?;
+    // A4 held; the wheel fully up at sample 24 000 (mid-block), back to rest at 48 000.
+    let notes = [NoteEvent::on(0, 69, 0.8)];
+    let points = [ParamPoint { id: bend, offset: 24_000, value: 1.0 }, ParamPoint { id: bend, offset: 48_000, value: 0.5 }];
+    let out = render_score(&mut f.plugin, &notes, &points, 72_000, |_| 500)?;
+    let before = peak_frequency(&out[0][4_800..23_900], SR, 300.0, 600.0, 0.05);
+    let bent = peak_frequency(&out[0][24_100..47_900], SR, 300.0, 600.0, 0.05);
+    let after = peak_frequency(&out[0][48_100..71_900], SR, 300.0, 600.0, 0.05);
+    eprintln!("A4: {before:.2} Hz, bent +2 semitones {bent:.2} Hz, back at rest {after:.2} Hz");
+    ensure!((before - 440.0).abs() < 0.5 && (after - 440.0).abs() < 0.5, "{before} / {after}");
+    ensure!((bent - 493.88).abs() < 0.5, "bent: {bent}");
     Ok(())
 }
 

@@ -109,9 +109,19 @@ impl SynthParams {
     }
 }
 
+/// The phase increment of a note whose unbent increment is `base` under the
+/// pitch-bend frequency ratio `ratio`: at rest (`ratio == 1.0`) `base` itself,
+/// untouched, otherwise scaled and capped at [`MAX_INC`].
+#[inline]
+fn bent_inc(base: f32, ratio: f32) -> f32 {
+    if ratio == 1.0 { base } else { (base * ratio).min(MAX_INC) }
+}
+
 /// What starting a note needs from the synth.
 struct StartCtx<'a> {
     note_inc: &'a [f32; 128],
+    /// Frequency ratio of the current pitch bend (exactly 1.0 at rest).
+    bend_ratio: f32,
     attack: Segment,
     velocity_sens: f32,
     filter: FilterControl,
@@ -120,7 +130,7 @@ struct StartCtx<'a> {
 
 /// Starts `n` on lane `l` of `group`, whose bookkeeping is `ctl`.
 fn start_note(group: &mut Group, l: usize, ctl: &mut VoiceCtl, n: PendingNote, ctx: &StartCtx) {
-    let inc = ctx.note_inc[usize::from(n.note.min(127))];
+    let inc = bent_inc(ctx.note_inc[usize::from(n.note.min(127))], ctx.bend_ratio);
     let amp = 1.0 - ctx.velocity_sens + ctx.velocity_sens * n.velocity;
     group.start(l, inc, amp, ctx.attack, &ctx.filter);
     *ctl = VoiceCtl {
@@ -171,7 +181,12 @@ pub struct Synth {
     max_block: usize,
     params: SynthParams,
     env: EnvCoefs,
+    /// Unbent phase increment of each MIDI note.
     note_inc: [f32; 128],
+    /// Pitch bend in semitones (0.0 at rest, never -0.0 or NaN).
+    bend_semitones: f32,
+    /// `2^(bend_semitones / 12)`: exactly 1.0 at rest.
+    bend_ratio: f32,
     groups: [Group; GROUPS],
     voices: [VoiceCtl; Synth::MAX_VOICES],
     gain: Smoother,
@@ -190,6 +205,9 @@ pub struct Synth {
 impl Synth {
     /// Number of voices.
     pub const MAX_VOICES: usize = 128;
+    /// Widest pitch bend [`Synth::set_pitch_bend`] accepts, in semitones
+    /// either way.
+    pub const MAX_BEND_SEMITONES: f32 = 48.0;
 
     /// A synth with default parameters at `sample_rate` for blocks of at most
     /// `max_block` samples (longer blocks are rendered too; the value is only
@@ -202,6 +220,8 @@ impl Synth {
             params,
             env: params.env_coefs(DEFAULT_SAMPLE_RATE),
             note_inc: [0.0; 128],
+            bend_semitones: 0.0,
+            bend_ratio: 1.0,
             groups: [Group::default(); GROUPS],
             voices: [VoiceCtl::default(); Synth::MAX_VOICES],
             gain: Smoother::new(params.linear_gain(), 1),
@@ -252,8 +272,8 @@ impl Synth {
         self.reset();
     }
 
-    /// Silences every voice at once, jumps all smoothers to their targets and
-    /// restarts the control-rate grid.
+    /// Silences every voice at once, jumps all smoothers to their targets,
+    /// returns the pitch bend to 0 and restarts the control-rate grid.
     pub fn reset(&mut self) {
         for g in self.groups.iter_mut() {
             for l in 0..LANES {
@@ -261,6 +281,8 @@ impl Synth {
             }
         }
         self.voices = [VoiceCtl::default(); Synth::MAX_VOICES];
+        self.bend_semitones = 0.0;
+        self.bend_ratio = 1.0;
         self.gain.snap();
         self.bypass.snap();
         self.cutoff.snap();
@@ -331,6 +353,7 @@ impl Synth {
         if let Some(i) = self.voices.iter().position(|v| v.stage == Stage::Idle) {
             let ctx = StartCtx {
                 note_inc: &self.note_inc,
+                bend_ratio: self.bend_ratio,
                 attack: self.env.attack(),
                 velocity_sens: self.params.velocity_sens,
                 filter: self.filter,
@@ -415,6 +438,52 @@ impl Synth {
         any
     }
 
+    /// Bends the pitch of every sounding voice, and of every note started
+    /// later, by `semitones` from its note's pitch (clamped to
+    /// ±[`Synth::MAX_BEND_SEMITONES`]; NaN and infinities count as 0). The bend is
+    /// absolute, not added to the previous one. Each voice's oscillator keeps
+    /// its phase and only its increment changes, so the new pitch applies
+    /// from the next rendered sample on, without a click: a bend between two
+    /// [`Synth::render`] calls is sample-accurate. Increments are capped at
+    /// the highest the oscillators allow (0.45 cycles per sample), as
+    /// unbent ones are. At 0 every increment is exactly its note's unbent
+    /// one (no multiplication happens), so a synth whose bend is 0 renders
+    /// bit-identically to one never bent. Setting the bend it already has
+    /// does nothing; otherwise the cost is one `powf` and a pass over the
+    /// 128 voices, never a per-sample cost. [`Synth::reset`] (and so a
+    /// sample-rate change) returns the bend to 0; [`Synth::all_notes_off`]
+    /// leaves it (the wheel is not a note).
+    pub fn set_pitch_bend(&mut self, semitones: f32) {
+        let semitones = if semitones.is_finite() {
+            semitones.clamp(-Self::MAX_BEND_SEMITONES, Self::MAX_BEND_SEMITONES)
+        } else {
+            0.0
+        };
+        // -0.0 is rest too.
+        let semitones = if semitones == 0.0 { 0.0 } else { semitones };
+        if semitones.to_bits() == self.bend_semitones.to_bits() {
+            return;
+        }
+        self.bend_semitones = semitones;
+        self.bend_ratio = if semitones == 0.0 { 1.0 } else { 2f64.powf(f64::from(semitones) / 12.0) as f32 };
+        let ratio = self.bend_ratio;
+        for (g, ctls) in self.groups.iter_mut().zip(self.voices.chunks_exact(LANES)) {
+            if g.active == 0 {
+                continue;
+            }
+            for (l, v) in ctls.iter().enumerate() {
+                if v.stage != Stage::Idle {
+                    g.set_inc(l, bent_inc(self.note_inc[usize::from(v.note.min(127))], ratio));
+                }
+            }
+        }
+    }
+
+    /// The current pitch bend in semitones (0 at rest).
+    pub fn pitch_bend(&self) -> f32 {
+        self.bend_semitones
+    }
+
     /// Number of sounding voices (including releasing and fading ones).
     pub fn active_voices(&self) -> usize {
         self.voices.iter().filter(|v| v.stage != Stage::Idle).count()
@@ -452,6 +521,7 @@ impl Synth {
         let env = self.env;
         let ctx = StartCtx {
             note_inc: &self.note_inc,
+            bend_ratio: self.bend_ratio,
             attack: env.attack(),
             velocity_sens: self.params.velocity_sens,
             filter: self.filter,
@@ -1066,6 +1136,193 @@ mod tests {
             assert_eq!(s.active_voices(), 1);
             let g = &s.groups[0];
             assert!(g.ic1[1] == 0.0 && g.ic2[1] == 0.0 && g.env[1] == 0.0, "{waveform:?}");
+        }
+    }
+
+    /// A4 bent 2 semitones up and down: B4 and G4.
+    const B4: f64 = 493.883_301;
+    const G4: f64 = 391.995_436;
+
+    /// Times (in samples, linearly interpolated) of the rising zero crossings of `x`.
+    fn rising_crossings(x: &[f32]) -> Vec<f64> {
+        x.windows(2)
+            .enumerate()
+            .filter(|(_, w)| w[0] < 0.0 && w[1] >= 0.0)
+            .map(|(i, w)| i as f64 + f64::from(-w[0]) / f64::from(w[1] - w[0]))
+            .collect()
+    }
+
+    /// Frequency of `x` from its rising zero crossings (whole periods between the first
+    /// and the last).
+    fn crossing_freq(x: &[f32], sr: f32) -> f64 {
+        let c = rising_crossings(x);
+        assert!(c.len() >= 3, "{} crossings", c.len());
+        (c.len() - 1) as f64 / (c[c.len() - 1] - c[0]) * f64::from(sr)
+    }
+
+    /// A sine synth (so the fundamental is the whole signal) playing A4.
+    fn sine_a4() -> Synth {
+        let mut s = synth_with(SynthParams { waveform: Waveform::Sine, ..SynthParams::default() });
+        s.note_on(69, 1.0, -1);
+        s
+    }
+
+    #[test]
+    fn pitch_bend_of_two_semitones_turns_a4_into_b4_and_g4() {
+        for (semitones, want) in [(2.0f32, B4), (-2.0, G4)] {
+            // A held note bent after it started.
+            let mut s = sine_a4();
+            render_n(&mut s, 4800, BLOCK);
+            s.set_pitch_bend(semitones);
+            render_n(&mut s, 480, BLOCK);
+            let x = render_n(&mut s, 16_384, BLOCK);
+            let held = peak_freq(&x, 50.0, 2000.0, SR);
+            let held_zc = crossing_freq(&x, SR);
+            // A note started while the wheel is bent starts bent.
+            let mut s = synth_with(SynthParams { waveform: Waveform::Sine, ..SynthParams::default() });
+            s.set_pitch_bend(semitones);
+            s.note_on(69, 1.0, -1);
+            render_n(&mut s, 4800, BLOCK);
+            let x = render_n(&mut s, 16_384, BLOCK);
+            let new = peak_freq(&x, 50.0, 2000.0, SR);
+            println!(
+                "bend {semitones:+} st: held A4 {held:.3} Hz (zero crossings {held_zc:.3} Hz), \
+                 new A4 {new:.3} Hz, want {want:.3} Hz"
+            );
+            for f in [held, held_zc, new] {
+                assert!((f - want).abs() <= 0.5, "bend {semitones}: {f} Hz, want {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn pitch_bend_applies_from_its_sample_on() {
+        // 1234 is not on the 16-sample control grid: the bend is not quantised to it.
+        const AT: usize = 1234 + 9600;
+        let mut plain = sine_a4();
+        let reference = render_n(&mut plain, AT + 9600, 333);
+        let mut s = sine_a4();
+        let mut x = render_n(&mut s, AT, 333);
+        s.set_pitch_bend(2.0);
+        x.extend(render_n(&mut s, 9600, 333));
+        // Sample AT is the oscillator's current phase; the bent increment moves it to the
+        // next: everything up to AT is the unbent render, bit for bit.
+        let first_difference = x.iter().zip(&reference).position(|(a, b)| a.to_bits() != b.to_bits());
+        assert_eq!(first_difference, Some(AT + 1));
+        // 20 ms windows right before and right after the bend.
+        let before = crossing_freq(&x[AT - 960..AT], SR);
+        let after = crossing_freq(&x[AT + 1..AT + 961], SR);
+        let later = peak_freq(&x[AT + 1..AT + 8193], 50.0, 2000.0, SR);
+        println!("bend at sample {AT}: {before:.3} Hz before, {after:.3} Hz in the 20 ms after, {later:.3} Hz later");
+        assert!((before - 440.0).abs() <= 0.5, "{before}");
+        assert!((after - B4).abs() <= 0.5, "{after}");
+        assert!((later - B4).abs() <= 0.5, "{later}");
+        // No click: the phase is continuous, so no step is larger than a B4 sine's.
+        let max_step = x[AT - 100..AT + 100].windows(2).map(|w| (w[1] - w[0]).abs()).fold(0.0, f32::max);
+        let sine_step =
+            std::f32::consts::TAU * B4 as f32 / SR * x[AT - 960..AT].iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(max_step <= sine_step * 1.01, "step {max_step} vs {sine_step}");
+    }
+
+    #[test]
+    fn pitch_bend_at_rest_is_bit_identical_to_no_bend() {
+        for waveform in [Waveform::Saw, Waveform::Square, Waveform::Sine] {
+            let p = SynthParams { waveform, ..SynthParams::default() };
+            let run = |bend_events: bool| {
+                let mut s = synth_with(p);
+                let mut out = Vec::new();
+                for block in 0..40usize {
+                    if block % 3 == 0 {
+                        for i in 0..10u8 {
+                            s.note_on(((block * 7 + usize::from(i) * 11) % 128) as u8, 0.8, -1);
+                        }
+                    }
+                    if block % 5 == 4 {
+                        s.all_notes_off();
+                    }
+                    if bend_events {
+                        s.set_pitch_bend(if block % 2 == 0 { 0.0 } else { -0.0 });
+                    }
+                    out.extend(render_n(&mut s, 257, 100));
+                }
+                out
+            };
+            assert!(bits(&run(true)) == bits(&run(false)), "{waveform:?}");
+        }
+        // Back at rest after a bend, every increment is exactly its note's unbent one.
+        let mut s = synth_with(SynthParams::default());
+        for n in 0..128u8 {
+            s.note_on(n, 1.0, -1);
+        }
+        let unbent = s.groups;
+        s.set_pitch_bend(1.37);
+        assert!(s.groups.iter().zip(&unbent).all(|(a, b)| a.inc != b.inc));
+        s.set_pitch_bend(0.0);
+        assert_eq!(s.pitch_bend().to_bits(), 0.0f32.to_bits());
+        for (a, b) in s.groups.iter().zip(&unbent) {
+            assert!(bits(&a.inc) == bits(&b.inc) && bits(&a.inv_inc) == bits(&b.inv_inc));
+        }
+    }
+
+    #[test]
+    fn pitch_bend_is_sanitised_and_capped() {
+        let mut s = Synth::new(8_000.0, 256);
+        s.set_params(&SynthParams { waveform: Waveform::Saw, ..SynthParams::default() });
+        s.note_on(100, 1.0, -1); // 2637 Hz: an increment of 0.33 at 8 kHz
+        s.set_pitch_bend(100.0);
+        assert_eq!(s.pitch_bend(), Synth::MAX_BEND_SEMITONES);
+        assert_eq!(s.groups[0].inc[0], MAX_INC);
+        s.set_pitch_bend(-1000.0);
+        assert_eq!(s.pitch_bend(), -Synth::MAX_BEND_SEMITONES);
+        assert!(s.groups[0].inc[0] > 0.0 && s.groups[0].inc[0] < 0.33 / 16.0 + 1e-6);
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            s.set_pitch_bend(5.0);
+            s.set_pitch_bend(bad);
+            assert_eq!(s.pitch_bend(), 0.0);
+            assert_eq!(s.groups[0].inc[0], s.note_inc[100]);
+        }
+        s.set_pitch_bend(48.0);
+        let x = render_n(&mut s, 4096, 256);
+        assert!(x.iter().all(|v| v.is_finite()) && rms(&x) > 0.01);
+    }
+
+    #[test]
+    fn reset_returns_the_bend_to_rest_and_all_notes_off_does_not() {
+        let mut s = sine_a4();
+        s.set_pitch_bend(-2.0);
+        s.all_notes_off();
+        assert_eq!(s.pitch_bend(), -2.0);
+        s.reset();
+        assert_eq!(s.pitch_bend(), 0.0);
+        s.note_on(69, 1.0, -1);
+        let after_reset = render_n(&mut s, 5000, 256);
+        let mut fresh = sine_a4();
+        assert!(bits(&after_reset) == bits(&render_n(&mut fresh, 5000, 256)));
+        // A sample-rate change resets too.
+        s.set_pitch_bend(1.0);
+        s.set_sample_rate(44_100.0, 256);
+        assert_eq!(s.pitch_bend(), 0.0);
+    }
+
+    #[test]
+    fn a_note_waiting_for_a_stolen_voice_starts_bent() {
+        let mut s = synth_with(SynthParams::default());
+        for i in 0..128u8 {
+            s.note_on(i, 1.0, i32::from(i));
+        }
+        render_n(&mut s, 480, BLOCK);
+        s.note_on(69, 1.0, 500); // steals voice 0 (the oldest)
+        s.set_pitch_bend(2.0);
+        render_n(&mut s, 480, BLOCK);
+        let v = s.voice(0);
+        assert!(v.note == 69 && v.note_id == 500 && !v.releasing);
+        let want = s.note_inc[69] * 2f32.powf(2.0 / 12.0);
+        assert!((s.groups[0].inc[0] / want - 1.0).abs() < 1e-6);
+        // Every other voice is bent as well.
+        for i in 1..128usize {
+            let bent = s.note_inc[i] * 2f32.powf(2.0 / 12.0);
+            let inc = s.groups[i / LANES].inc[i % LANES];
+            assert!((inc / bent.min(MAX_INC) - 1.0).abs() < 1e-6, "voice {i}");
         }
     }
 }

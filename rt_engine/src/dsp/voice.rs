@@ -98,8 +98,7 @@ impl Group {
         let l = l % LANES;
         self.active |= 1 << l;
         self.phase[l] = 0.0;
-        self.inc[l] = inc;
-        self.inv_inc[l] = if inc > 0.0 { 1.0 / inc } else { 0.0 };
+        self.set_inc(l, inc);
         self.env[l] = 0.0;
         self.set_segment(l, attack);
         self.ic1[l] = 0.0;
@@ -109,6 +108,15 @@ impl Group {
         self.a2[l] = a2;
         self.a3[l] = a3;
         self.amp[l] = amp;
+    }
+
+    /// Sets the phase increment of lane `l` (and its reciprocal, which the
+    /// band-limited oscillators use), keeping its phase: the pitch changes
+    /// from the next sample on, without a discontinuity.
+    pub fn set_inc(&mut self, l: usize, inc: f32) {
+        let l = l % LANES;
+        self.inc[l] = inc;
+        self.inv_inc[l] = if inc > 0.0 { 1.0 / inc } else { 0.0 };
     }
 
     /// Frees lane `l`, leaving it silent.
