@@ -29,7 +29,9 @@ printf '%s\n' "$effect_report"
 effect_line=$(printf '%s\n' "$effect_report" | grep '^bundle: ')
 effect_bundle=${effect_line#bundle: }
 cargo build --quiet -p integration --bin param-dump
+cargo build --quiet -p trio-host
 target=$(cargo metadata --format-version 1 --no-deps | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 
 TRIO_BUNDLE="$bundle" TRIO_EFFECT_BUNDLE="$effect_bundle" TRIO_PARAM_DUMP="$target/debug/param-dump" \
+  TRIO_HOST="$target/debug/trio-host" \
   .venv/bin/python -m pytest -q -s tests/hosts "$@"

@@ -420,15 +420,14 @@ impl Instance {
     }
 
     /// Offline: ticks the control logic up to the end of this block and waits for it, when
-    /// it asked for ticks or something changed since its last one.
+    /// it asked for ticks or something changed since its last one. Even when an earlier
+    /// tick (the worker's timer) already scheduled past this block: that tick may predate
+    /// what the engine recorded in the previous block (a key went down), which the logic
+    /// must see before this block renders.
     fn catch_up_control(&self, data: &ProcessData) {
         let block = self.block();
         // Acquire: pairs with the engine's Release store of its clock.
         let end = block.header.sample_clock.load(Ordering::Acquire) + u64::from(data.num_samples);
-        // Acquire: pairs with the control module's Release store after its tick.
-        if block.header.scheduled_until.load(Ordering::Acquire) >= end {
-            return;
-        }
         // Relaxed: hints; a missed one is caught by the next block or the idle poll.
         let epoch = block.params.values_epoch.load(Ordering::Relaxed);
         let moved = self.params_moved.swap(false, Ordering::Relaxed)

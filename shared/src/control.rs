@@ -1246,9 +1246,11 @@ mod tests {
     /// A control module whose MIDI declarations come from a thread-local, per test.
     struct Midi;
 
+    /// `(default_midi_cc, midi_controllers)`.
+    type Declared = (Vec<(u8, u32)>, Vec<MidiController>);
+
     thread_local! {
-        static DECLARED: std::cell::RefCell<(Vec<(u8, u32)>, Vec<MidiController>)> =
-            const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+        static DECLARED: std::cell::RefCell<Declared> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
     }
 
     impl Control for Midi {

@@ -311,6 +311,21 @@ pub const fn midi_param_id(number: u8) -> u32 {
     RESERVED_IDS + number as u32
 }
 
+/// The name the bridge gives the hidden parameter of MIDI controller `number`.
+pub fn midi_param_name(number: u8) -> String {
+    match number {
+        crate::block::PITCH_BEND => "Pitch Bend".to_owned(),
+        crate::block::CHANNEL_PRESSURE => "Channel Pressure".to_owned(),
+        cc => format!("MIDI CC {cc}"),
+    }
+}
+
+/// The normalized value of MIDI controller `number`'s parameter at rest: the pitch
+/// wheel centred (0.5), the others 0.
+pub fn midi_param_default(number: u8) -> f64 {
+    if number == crate::block::PITCH_BEND { 0.5 } else { 0.0 }
+}
+
 /// The MIDI controller number of a hidden controller parameter's id, if it is one.
 pub fn midi_controller_of(id: u32) -> Option<u8> {
     id.checked_sub(RESERVED_IDS).filter(|&n| (n as usize) < crate::block::MIDI_CONTROLLERS).map(|n| n as u8)

@@ -110,9 +110,9 @@
 //!   of its next block, like a host's `setParamNormalized`; parameter changes given as
 //!   [`HostEvent::param`] arrive at their sample, like a host's automation points.
 //! - **Offline ticks**: with [`Setup::offline`], before each block the control module
-//!   is ticked up to the end of that block, under the bridge's own conditions (the block
-//!   is not scheduled yet, and the control logic asked for ticks, or a parameter value
-//!   changed, or the engine sent it messages). Control-rate logic therefore lands on the
+//!   is ticked up to the end of that block, under the bridge's own conditions (the
+//!   control logic asked for ticks, or a parameter value changed, or the engine sent it
+//!   messages). Control-rate logic therefore lands on the
 //!   same samples as in an offline render in a host (DESIGN §6).
 //! - **State and presets** go through the control module's exports, as the bridge's
 //!   control worker calls them.
@@ -1165,16 +1165,12 @@ impl<E: Engine, C: Control<Area = E::Area>> Rig<E, C> {
     }
 
     /// The bridge's offline catch-up (`Instance::catch_up_control`): ticks the control
-    /// logic up to the end of the next block of `len` samples, when that is not scheduled
-    /// yet and the logic asked for ticks or something changed since its last one.
+    /// logic up to the end of the next block of `len` samples, when the logic asked for
+    /// ticks or something changed since its last one.
     fn catch_up_control(&mut self, len: usize) -> Result<(), RigError> {
         let block = self.block.block();
         // Acquire: pairs with the engine's Release store of its clock.
         let end = block.header.sample_clock.load(Ordering::Acquire) + len as u64;
-        // Acquire: pairs with the control module's Release store after its tick.
-        if block.header.scheduled_until.load(Ordering::Acquire) >= end {
-            return Ok(());
-        }
         // Relaxed: written on this thread.
         let epoch = block.params.values_epoch.load(Ordering::Relaxed);
         let moved =

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use atomic_refcell::AtomicRefCell;
 use trio::abi::{self, Event, TransportInfo, event_kind, param_flags, status, transport_flags};
 use trio::block::{CHANNEL_PRESSURE, Definitions, MIDI_CONTROLLERS, PITCH_BEND};
-use trio::params::{midi_controller_of, midi_param_id};
+use trio::params::{midi_controller_of, midi_param_default, midi_param_id, midi_param_name};
 use vst3::Steinberg::Vst::*;
 use vst3::Steinberg::*;
 use vst3::{Class, ComPtr, ComRef};
@@ -187,7 +187,7 @@ impl TrioPlugin {
             main_channels: AtomicU32::new(main),
             side_channels: AtomicU32::new(if config.sidechain { main } else { 0 }),
             side_active: AtomicBool::new(false),
-            midi_values: core::array::from_fn(|n| AtomicU64::new(midi_rest(n as u8).to_bits())),
+            midi_values: core::array::from_fn(|n| AtomicU64::new(midi_param_default(n as u8).to_bits())),
         })
     }
 
@@ -640,20 +640,6 @@ fn transport_of(ctx: Option<&ProcessContext>) -> TransportInfo {
     }
 }
 
-/// A MIDI controller parameter's value at rest: the pitch wheel centred, others 0.
-fn midi_rest(number: u8) -> f64 {
-    if number == PITCH_BEND { 0.5 } else { 0.0 }
-}
-
-/// A MIDI controller parameter's name.
-fn midi_name(number: u8) -> String {
-    match number {
-        PITCH_BEND => "Pitch Bend".to_owned(),
-        CHANNEL_PRESSURE => "Channel Pressure".to_owned(),
-        cc => format!("MIDI CC {cc}"),
-    }
-}
-
 /// The engine event for a MIDI controller parameter's change to `normalized`.
 fn midi_event(time: u64, number: u8, normalized: f64) -> Event {
     let (kind, value) = match number {
@@ -929,11 +915,11 @@ impl IEditControllerTrait for TrioPlugin {
             if let Some(&number) = i.checked_sub(tables.defs.params.len()).and_then(|m| tables.midi.get(m)) {
                 // A MIDI controller for the engine: hidden, for hosts to map controllers to.
                 out.id = midi_param_id(number);
-                copy_wstr(&midi_name(number), &mut out.title);
-                copy_wstr(&midi_name(number), &mut out.shortTitle);
+                copy_wstr(&midi_param_name(number), &mut out.title);
+                copy_wstr(&midi_param_name(number), &mut out.shortTitle);
                 copy_wstr("", &mut out.units);
                 out.stepCount = 0;
-                out.defaultNormalizedValue = midi_rest(number);
+                out.defaultNormalizedValue = midi_param_default(number);
                 out.unitId = ROOT_UNIT;
                 out.flags = ParameterInfo_::ParameterFlags_::kIsHidden as int32;
                 return kResultOk;

@@ -42,7 +42,7 @@ mod plugin;
 pub use com::{HandlerCall, HandlerCallKind, MemoryStream};
 pub use error::{HostError, result_name};
 pub use module::{ClassInfo, FactoryInfo, Module};
-pub use notes::{DEFAULT_VELOCITY, Note, NoteSchedule, parse_notes, read_midi_file, render, write_wav};
+pub use notes::{DEFAULT_VELOCITY, Note, NoteSchedule, parse_notes, read_midi_file, render, render_paced, write_wav};
 pub use plugin::{
     Buffers, BusInfo, NoteEvent, ParamPoint, ParameterInfo, Plugin, Precision, ProgramList, Setup, UnitInfo,
 };

@@ -4,7 +4,8 @@
 //! trio-host info <bundle.vst3>
 //! trio-host conformance <bundle.vst3>
 //! trio-host render <bundle.vst3> (--midi F.mid | --notes "60@0.0+1.0,64@0.5+1.0")
-//!           [--seconds S] [--sample-rate R] [--block N] [--f64] [--out out.wav]
+//!           [--seconds S] [--sample-rate R] [--block N] [--f64] [--realtime]
+//!           [--tempo BPM | --no-transport] [--param Title=Text]... [--out out.wav]
 //! ```
 
 use std::path::PathBuf;
@@ -18,10 +19,15 @@ const USAGE: &str = "usage:
   trio-host info <bundle.vst3>
   trio-host conformance <bundle.vst3>
   trio-host render <bundle.vst3> (--midi FILE.mid | --notes \"60@0.0+1.0,64@0.5+1.0\")
-            [--seconds S] [--sample-rate R] [--block N] [--f64] [--out out.wav]
+            [--seconds S] [--sample-rate R] [--block N] [--f64] [--realtime]
+            [--tempo BPM | --no-transport] [--param Title=Text]... [--out out.wav]
 
 notes are PITCH@START+LENGTH in seconds, optionally :VELOCITY (0..1);
---seconds defaults to the end of the last note plus the plugin's tail";
+--seconds defaults to the end of the last note plus the plugin's tail;
+--realtime processes in realtime mode, paced by the clock as a live host does (the
+default is an offline render, as fast as it goes); the transport plays from 0 at
+--tempo (default 120), or there is none with --no-transport; --param sets a parameter by its
+title and display text before rendering, e.g. --param \"Arpeggiator=On\"";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -197,6 +203,8 @@ fn render(args: &[String]) -> Result<(), CliError> {
     let Some(bundle) = args.first() else { return Err(CliError::Usage("render needs a bundle path".into())) };
     let (mut midi, mut notes_text, mut seconds, mut rate, mut block, mut wide, mut out) =
         (None, None, None, 48_000.0, 512usize, false, PathBuf::from("out.wav"));
+    let (mut realtime, mut params) = (false, Vec::<(String, String)>::new());
+    let (mut transport, mut tempo) = (true, None);
     let mut i = 1;
     while i < args.len() {
         let next = args.get(i + 1);
@@ -224,6 +232,28 @@ fn render(args: &[String]) -> Result<(), CliError> {
                 i += 1;
                 continue;
             }
+            "--realtime" => {
+                realtime = true;
+                i += 1;
+                continue;
+            }
+            "--no-transport" => {
+                transport = false;
+                i += 1;
+                continue;
+            }
+            "--tempo" => {
+                tempo = Some(value("--tempo", next, "a tempo in BPM, 20 to 999", |t: &f64| (20.0..=999.0).contains(t))?)
+            }
+            "--param" => {
+                let text = next.ok_or_else(|| CliError::Usage("--param needs Title=Text".into()))?;
+                let (title, setting) = text.split_once('=').ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "--param {text:?}: write it as Title=Text, e.g. --param \"Arpeggiator=On\""
+                    ))
+                })?;
+                params.push((title.trim().to_owned(), setting.trim().to_owned()));
+            }
             other => return Err(CliError::Usage(format!("unknown option {other:?}"))),
         }
         i += 2;
@@ -236,13 +266,31 @@ fn render(args: &[String]) -> Result<(), CliError> {
     };
     let module = Arc::new(Module::load(&PathBuf::from(bundle))?);
     let mut plugin = Plugin::new(module)?;
+    let infos = plugin.parameters();
+    for (title, text) in &params {
+        let info = infos.iter().find(|p| p.title.eq_ignore_ascii_case(title)).ok_or_else(|| {
+            let titles: Vec<&str> = infos.iter().map(|p| p.title.as_str()).collect();
+            CliError::Failed(format!(
+                "--param {title}={text}: no parameter is titled {title:?} (there are: {})",
+                titles.join(", ")
+            ))
+        })?;
+        let value = plugin.param_from_text(info.id, text).ok_or_else(|| {
+            CliError::Failed(format!("--param {title}={text}: the plugin does not accept {text:?} for {title}"))
+        })?;
+        plugin.set_param_normalized(info.id, value)?;
+    }
     let precision = if wide { Precision::F64 } else { Precision::F32 };
-    plugin.start(Setup { sample_rate: rate, max_block: block, precision, offline: true })?;
+    plugin.transport = transport;
+    if let Some(bpm) = tempo {
+        plugin.tempo = bpm;
+    }
+    plugin.start(Setup { sample_rate: rate, max_block: block, precision, offline: !realtime })?;
     let end = notes.iter().map(|n| n.start + n.length).fold(0.0f64, f64::max);
     let seconds = seconds.unwrap_or_else(|| end + f64::from(plugin.tail_samples()) / rate + 0.05);
     let frames = (seconds * rate).round() as usize;
     let started = std::time::Instant::now();
-    let audio = trio_host::render(&mut plugin, &notes, frames, block)?;
+    let audio = trio_host::render_paced(&mut plugin, &notes, frames, block, realtime)?;
     let took = started.elapsed();
     trio_host::write_wav(&out, &audio, rate)?;
     let peak = audio.iter().flatten().fold(0.0f32, |p, s| p.max(s.abs()));

@@ -208,7 +208,26 @@ impl NoteSchedule {
 /// # Errors
 /// The first block that fails.
 pub fn render(plugin: &mut Plugin, notes: &[Note], frames: usize, block: usize) -> Result<Vec<Vec<f32>>, HostError> {
+    render_paced(plugin, notes, frames, block, false)
+}
+
+/// [`render`], optionally paced like a live host: with `realtime`, each block is
+/// processed when its audio is due by the wall clock (the first at once), and the
+/// plugin gets main-thread time ([`Plugin::idle`]) every 10 ms, as a host's audio
+/// device and user interface give it. Start the plugin with `offline: false` for that.
+///
+/// # Errors
+/// As [`render`].
+pub fn render_paced(
+    plugin: &mut Plugin,
+    notes: &[Note],
+    frames: usize,
+    block: usize,
+    realtime: bool,
+) -> Result<Vec<Vec<f32>>, HostError> {
     let setup = plugin.setup().ok_or(HostError::NotSetUp)?;
+    let started = std::time::Instant::now();
+    let mut last_idle = started;
     let block = block.clamp(1, setup.max_block);
     let mut schedule = NoteSchedule::new(notes, setup.sample_rate);
     let mut out: Vec<Vec<f32>> = Vec::new();
@@ -216,6 +235,16 @@ pub fn render(plugin: &mut Plugin, notes: &[Note], frames: usize, block: usize) 
     let mut done = 0usize;
     while done < frames {
         let n = block.min(frames - done);
+        if realtime {
+            let due = started + std::time::Duration::from_secs_f64(done as f64 / setup.sample_rate);
+            if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            if last_idle.elapsed() >= std::time::Duration::from_millis(10) {
+                last_idle = std::time::Instant::now();
+                plugin.idle()?;
+            }
+        }
         events.clear();
         schedule.block(done as u64, n, &mut events);
         let channels = plugin.process(n, &events, &[])?;

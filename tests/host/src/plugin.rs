@@ -257,6 +257,9 @@ pub struct Plugin {
     pub tempo: f64,
     /// Whether the process context says the transport plays.
     pub playing: bool,
+    /// Whether to pass a process context at all (`false`: `processContext` is null, as
+    /// hosts without a transport, e.g. pedalboard, do).
+    pub transport: bool,
     last_silence: Vec<u64>,
     /// Handler calls already seen by `idle`.
     seen_calls: usize,
@@ -401,6 +404,7 @@ impl Plugin {
             position: 0,
             tempo: 120.0,
             playing: true,
+            transport: true,
             last_silence: vec![],
             seen_calls: 0,
             module,
@@ -1048,7 +1052,7 @@ impl Plugin {
             outputParameterChanges: std::ptr::null_mut(),
             inputEvents: self.events.as_com_ref::<IEventList>().map_or(std::ptr::null_mut(), |e| e.as_ptr()),
             outputEvents: std::ptr::null_mut(),
-            processContext: &mut context,
+            processContext: if self.transport { &mut context } else { std::ptr::null_mut() },
         };
         // SAFETY: every pointer in `data` points into this plugin's own buffers and host
         // objects, valid and sized for `frames` for the duration of the call.

@@ -1,6 +1,7 @@
 //! Prints the parameter definitions of a bundle's control module as JSON, so tests in
 //! other languages (the real-host tests) can compare what a host shows with what the
-//! control module defines.
+//! control module defines, followed by the hidden parameters the bridge lists for the
+//! MIDI controllers the engine takes as events (marked `"midi_controller": number`).
 //!
 //! Usage: `param-dump <path/to/Name.vst3>`
 
@@ -25,6 +26,25 @@ fn main() -> Result<()> {
             "default_normalized": p.default_normalized,
             "default_text": instance.format_value(p.id, p.default_normalized)?,
             "flags": p.flags,
+        }));
+    }
+    // The MIDI controllers the engine takes as events: the bridge lists a hidden
+    // parameter for each after the plugin's own (trio::control::Control::midi_controllers).
+    let defs = instance.definitions();
+    for number in (0..trio::block::MIDI_CONTROLLERS as u8).filter(|&n| defs.raw_midi[usize::from(n)]) {
+        let default = trio::params::midi_param_default(number);
+        params.push(json!({
+            "id": trio::params::midi_param_id(number),
+            "name": trio::params::midi_param_name(number),
+            "short_name": trio::params::midi_param_name(number),
+            "unit": "",
+            "min": 0.0,
+            "max": 1.0,
+            "step_count": 0,
+            "default_normalized": default,
+            "default_text": format!("{default:.3}"),
+            "flags": trio::abi::param_flags::HIDDEN,
+            "midi_controller": number,
         }));
     }
     println!("{}", serde_json::to_string_pretty(&params)?);
