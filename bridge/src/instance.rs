@@ -344,34 +344,12 @@ impl Instance {
         transport: &TransportInfo,
     ) -> i32 {
         let num_samples = main.first().map_or(0, |c| c.len());
-        if main.len() > MAX_CHANNELS
-            || sidechain.len() > MAX_CHANNELS
-            || main.iter().any(|c| c.len() != num_samples)
-            || sidechain.iter().any(|c| c.len() != num_samples)
-        {
+        if main.iter().any(|c| c.len() != num_samples) || sidechain.iter().any(|c| c.len() != num_samples) {
             return status::INVALID_ARGUMENT;
         }
-        let mut main_ptrs = [core::ptr::null_mut::<f32>(); MAX_CHANNELS];
-        for (slot, channel) in main_ptrs.iter_mut().zip(main.iter_mut()) {
-            *slot = channel.as_mut_ptr();
-        }
-        let mut side_ptrs = [core::ptr::null::<f32>(); MAX_CHANNELS];
-        for (slot, channel) in side_ptrs.iter_mut().zip(sidechain) {
-            *slot = channel.as_ptr();
-        }
-        let mut data = ProcessData {
-            num_samples: num_samples as u32,
-            num_main: main.len() as u32,
-            main: main_ptrs.as_ptr(),
-            num_sidechain: sidechain.len() as u32,
-            num_events: events.len() as u32,
-            sidechain: if sidechain.is_empty() { core::ptr::null() } else { side_ptrs.as_ptr() },
-            events: if events.is_empty() { core::ptr::null() } else { events.as_ptr() },
-            transport: *transport,
-            process_mode: 0,
-            reserved: 0,
-            silence_flags: 0,
-        };
+        let Some(ptrs) = trio::abi::ChannelPointers::new(main, sidechain) else { return status::INVALID_ARGUMENT };
+        // The mode is set by `process_raw` from the setup.
+        let mut data = ptrs.process_data(num_samples, events, *transport, 0);
         self.process_raw(&mut data)
     }
 

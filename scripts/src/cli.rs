@@ -180,10 +180,12 @@ fn manifest_path(options: &Options) -> PathBuf {
     options.manifest.clone().unwrap_or_else(|| workspace_root().join(manifest::FILE_NAME))
 }
 
-fn bundle_command(args: &[String]) -> Result<()> {
-    let options = parse_options("bundle", args, &["--release", "--manifest", "--out"])?;
+/// `bundle` (and the first half of `conformance`): parses the options, bundles, prints
+/// the report.
+fn bundle_command_as(command: &str, args: &[String]) -> Result<bundle::BundleReport> {
+    let options = parse_options(command, args, &["--release", "--manifest", "--out"])?;
     if let Some(extra) = options.positional.first() {
-        bail!("`bundle` takes no argument `{extra}`\n\n{USAGE}");
+        bail!("`{command}` takes no argument `{extra}`\n\n{USAGE}");
     }
     let report = bundle::bundle(&bundle::BundleOptions {
         manifest: manifest_path(&options),
@@ -191,7 +193,11 @@ fn bundle_command(args: &[String]) -> Result<()> {
         out_dir: options.out,
     })?;
     println!("{report}");
-    Ok(())
+    Ok(report)
+}
+
+fn bundle_command(args: &[String]) -> Result<()> {
+    bundle_command_as("bundle", args).map(drop)
 }
 
 fn install_command(args: &[String]) -> Result<()> {
@@ -239,16 +245,7 @@ fn new_command(args: &[String]) -> Result<()> {
 }
 
 fn conformance_command(args: &[String]) -> Result<()> {
-    let options = parse_options("conformance", args, &["--release", "--manifest", "--out"])?;
-    if let Some(extra) = options.positional.first() {
-        bail!("`conformance` takes no argument `{extra}`\n\n{USAGE}");
-    }
-    let report = bundle::bundle(&bundle::BundleOptions {
-        manifest: manifest_path(&options),
-        release: options.release,
-        out_dir: options.out,
-    })?;
-    println!("{report}");
+    let report = bundle_command_as("conformance", args)?;
     conformance(&report.path)
 }
 

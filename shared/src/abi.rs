@@ -327,6 +327,65 @@ pub struct ProcessData {
     pub silence_flags: u64,
 }
 
+/// Most channels a bus passes to the engine; further channels of a host's buffer are
+/// cleared by the bridge.
+pub const MAX_CHANNELS: usize = 8;
+
+/// The channel pointer arrays a [`ProcessData`] points to, built from slices.
+pub struct ChannelPointers {
+    main: [*mut f32; MAX_CHANNELS],
+    side: [*const f32; MAX_CHANNELS],
+    num_main: usize,
+    num_side: usize,
+}
+
+impl ChannelPointers {
+    /// Pointers to `main`'s and `sidechain`'s channels; `None` for more than
+    /// [`MAX_CHANNELS`] in either.
+    pub fn new(main: &mut [&mut [f32]], sidechain: &[&[f32]]) -> Option<Self> {
+        if main.len() > MAX_CHANNELS || sidechain.len() > MAX_CHANNELS {
+            return None;
+        }
+        let mut ptrs = Self {
+            main: [core::ptr::null_mut(); MAX_CHANNELS],
+            side: [core::ptr::null(); MAX_CHANNELS],
+            num_main: main.len(),
+            num_side: sidechain.len(),
+        };
+        for (slot, channel) in ptrs.main.iter_mut().zip(main.iter_mut()) {
+            *slot = channel.as_mut_ptr();
+        }
+        for (slot, channel) in ptrs.side.iter_mut().zip(sidechain) {
+            *slot = channel.as_ptr();
+        }
+        Some(ptrs)
+    }
+
+    /// A block of `num_samples` over these channels and `events` (sorted by time). The
+    /// result points into `self`, the channel slices and `events`: use it while they live.
+    pub fn process_data(
+        &self,
+        num_samples: usize,
+        events: &[Event],
+        transport: TransportInfo,
+        mode: u32,
+    ) -> ProcessData {
+        ProcessData {
+            num_samples: num_samples as u32,
+            num_main: self.num_main as u32,
+            main: self.main.as_ptr(),
+            num_sidechain: self.num_side as u32,
+            num_events: events.len() as u32,
+            sidechain: if self.num_side == 0 { core::ptr::null() } else { self.side.as_ptr() },
+            events: if events.is_empty() { core::ptr::null() } else { events.as_ptr() },
+            transport,
+            process_mode: mode,
+            reserved: 0,
+            silence_flags: 0,
+        }
+    }
+}
+
 /// Bits of a parameter's flags.
 pub mod param_flags {
     /// The host may automate the parameter.

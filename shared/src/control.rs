@@ -449,6 +449,18 @@ fn validate_params(defs: &[ParamDef]) -> Result<(), String> {
     Ok(())
 }
 
+/// The state schema of control module `C` with these parameters and default MIDI map.
+fn schema_of<'a, C: Control>(defs: &'a [ParamDef], default_cc_map: &'a [(u8, u32)]) -> StateSchema<'a> {
+    StateSchema {
+        format: C::STATE_FORMAT,
+        preset_format: C::PRESET_FORMAT,
+        version: C::STATE_VERSION,
+        params: defs,
+        default_cc_map,
+        migrate: &C::migrate_state,
+    }
+}
+
 /// A control module's declarations, checked: what [`Control::params`],
 /// [`Control::default_midi_cc`] and [`Control::presets`] return.
 struct Declarations {
@@ -492,14 +504,7 @@ fn declarations<C: Control>() -> Result<Declarations, String> {
         }
         raw_midi.push(n);
     }
-    let schema = StateSchema {
-        format: C::STATE_FORMAT,
-        preset_format: C::PRESET_FORMAT,
-        version: C::STATE_VERSION,
-        params: &defs,
-        default_cc_map: &default_cc_map,
-        migrate: &C::migrate_state,
-    };
+    let schema = schema_of::<C>(&defs, &default_cc_map);
     let mut presets: Vec<PresetData> = Vec::new();
     for (i, preset) in C::presets().into_iter().enumerate() {
         let data = match preset {
@@ -571,14 +576,7 @@ pub struct CheckSummary {
 /// ```
 pub fn check<C: Control>() -> Result<CheckSummary, String> {
     let Declarations { defs, default_cc_map, presets, .. } = declarations::<C>()?;
-    let schema = StateSchema {
-        format: C::STATE_FORMAT,
-        preset_format: C::PRESET_FORMAT,
-        version: C::STATE_VERSION,
-        params: &defs,
-        default_cc_map: &default_cc_map,
-        migrate: &C::migrate_state,
-    };
+    let schema = schema_of::<C>(&defs, &default_cc_map);
     let defaults: Vec<(u32, f64)> = defs.iter().map(|d| (d.id(), d.default_plain())).collect();
     let mut states = vec![("the defaults".to_owned(), defaults)];
     states.extend(presets.iter().map(|p| (format!("preset {:?}", p.name), p.values.clone())));
@@ -598,15 +596,7 @@ pub fn check<C: Control>() -> Result<CheckSummary, String> {
 
 impl<C: Control> Runner<C> {
     fn schema<R>(&self, f: impl FnOnce(&StateSchema<'_>) -> R) -> R {
-        let schema = StateSchema {
-            format: C::STATE_FORMAT,
-            preset_format: C::PRESET_FORMAT,
-            version: C::STATE_VERSION,
-            params: &self.defs,
-            default_cc_map: &self.default_cc_map,
-            migrate: &C::migrate_state,
-        };
-        f(&schema)
+        f(&schema_of::<C>(&self.defs, &self.default_cc_map))
     }
 
     fn def(&self, id: u32) -> Option<&ParamDef> {

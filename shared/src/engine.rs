@@ -75,9 +75,7 @@ use crate::block::{
 use crate::params::ParamMapping;
 use crate::ring::{Consumer, Producer};
 
-/// Most channels a bus passes to the engine; further channels of a host's buffer are
-/// cleared by the bridge.
-pub const MAX_CHANNELS: usize = 8;
+pub use crate::abi::MAX_CHANNELS;
 
 /// A plugin's real-time engine.
 ///

@@ -179,7 +179,7 @@ use core::ffi::c_void;
 use core::sync::atomic::Ordering;
 use std::sync::OnceLock;
 
-use crate::abi::{self, AreaLayout, ProcessData, TickResult, TransportInfo, control as control_abi, status};
+use crate::abi::{self, AreaLayout, TickResult, TransportInfo, control as control_abi, status};
 use crate::abi::{event_kind, process_mode, transport_flags};
 use crate::block::{Definitions, HeapBlock, INFINITE_TAIL, SharedBlock, voice_activity};
 use crate::control::Control;
@@ -1017,27 +1017,11 @@ impl<E: Engine, C: Control<Area = E::Area>> Rig<E, C> {
             self.params_moved = true;
         }
 
-        let mut main_ptrs = [core::ptr::null_mut::<f32>(); MAX_CHANNELS];
-        for (slot, channel) in main_ptrs.iter_mut().zip(main.iter_mut()) {
-            *slot = channel.as_mut_ptr();
-        }
-        let mut side_ptrs = [core::ptr::null::<f32>(); MAX_CHANNELS];
-        for (slot, channel) in side_ptrs.iter_mut().zip(sidechain) {
-            *slot = channel.as_ptr();
-        }
-        let mut data = ProcessData {
-            num_samples: len as u32,
-            num_main: main.len() as u32,
-            main: main_ptrs.as_ptr(),
-            num_sidechain: sidechain.len() as u32,
-            num_events: raw.len() as u32,
-            sidechain: if sidechain.is_empty() { core::ptr::null() } else { side_ptrs.as_ptr() },
-            events: if raw.is_empty() { core::ptr::null() } else { raw.as_ptr() },
-            transport: self.transport().info(),
-            process_mode: if self.setup.offline { process_mode::OFFLINE } else { process_mode::REALTIME },
-            reserved: 0,
-            silence_flags: 0,
+        let Some(ptrs) = crate::abi::ChannelPointers::new(main, sidechain) else {
+            return Err(invalid(format!("at most {MAX_CHANNELS} channels per bus")));
         };
+        let mode = if self.setup.offline { process_mode::OFFLINE } else { process_mode::REALTIME };
+        let mut data = ptrs.process_data(len, &raw, self.transport().info(), mode);
         let (code, panic) = capture(|| {
             // SAFETY: a live engine made for `E` with no other call running (`&mut self`);
             // `data`'s channel pointers are `main.len()` distinct slices of `len` samples
