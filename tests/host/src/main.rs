@@ -5,7 +5,7 @@
 //! trio-host conformance <bundle.vst3>
 //! trio-host render <bundle.vst3> (--midi F.mid | --notes "60@0.0+1.0,64@0.5+1.0")
 //!           [--seconds S] [--sample-rate R] [--block N] [--f64] [--realtime]
-//!           [--tempo BPM | --no-transport] [--param Title=Text]... [--out out.wav]
+//!           [--tempo BPM] [--stopped | --no-transport] [--param Title=Text]... [--out out.wav]
 //! ```
 
 use std::path::PathBuf;
@@ -20,13 +20,13 @@ const USAGE: &str = "usage:
   trio-host conformance <bundle.vst3>
   trio-host render <bundle.vst3> (--midi FILE.mid | --notes \"60@0.0+1.0,64@0.5+1.0\")
             [--seconds S] [--sample-rate R] [--block N] [--f64] [--realtime]
-            [--tempo BPM | --no-transport] [--param Title=Text]... [--out out.wav]
+            [--tempo BPM] [--stopped | --no-transport] [--param Title=Text]... [--out out.wav]
 
 notes are PITCH@START+LENGTH in seconds, optionally :VELOCITY (0..1);
 --seconds defaults to the end of the last note plus the plugin's tail;
 --realtime processes in realtime mode, paced by the clock as a live host does (the
 default is an offline render, as fast as it goes); the transport plays from 0 at
---tempo (default 120), or there is none with --no-transport; --param sets a parameter by its
+--tempo (default 120), stands still with --stopped, or is absent with --no-transport; --param sets a parameter by its
 title and display text before rendering, e.g. --param \"Arpeggiator=On\"";
 
 fn main() -> ExitCode {
@@ -204,7 +204,7 @@ fn render(args: &[String]) -> Result<(), CliError> {
     let (mut midi, mut notes_text, mut seconds, mut rate, mut block, mut wide, mut out) =
         (None, None, None, 48_000.0, 512usize, false, PathBuf::from("out.wav"));
     let (mut realtime, mut params) = (false, Vec::<(String, String)>::new());
-    let (mut transport, mut tempo) = (true, None);
+    let (mut transport, mut tempo, mut stopped) = (true, None, false);
     let mut i = 1;
     while i < args.len() {
         let next = args.get(i + 1);
@@ -239,6 +239,11 @@ fn render(args: &[String]) -> Result<(), CliError> {
             }
             "--no-transport" => {
                 transport = false;
+                i += 1;
+                continue;
+            }
+            "--stopped" => {
+                stopped = true;
                 i += 1;
                 continue;
             }
@@ -282,6 +287,7 @@ fn render(args: &[String]) -> Result<(), CliError> {
     }
     let precision = if wide { Precision::F64 } else { Precision::F32 };
     plugin.transport = transport;
+    plugin.playing = !stopped;
     if let Some(bpm) = tempo {
         plugin.tempo = bpm;
     }
