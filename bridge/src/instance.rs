@@ -657,6 +657,18 @@ impl Drop for Instance {
         // reach this instance's block.
         let binding = write(&self.core.control).take();
         if let Some(b) = binding {
+            if b.module.worker.is_hung() {
+                // A call into this module outlived its time limit and may still be running
+                // on this instance's control instance, reading and writing its block: keep
+                // the block mapped (leaked, a few hundred KB) so that call cannot touch
+                // freed memory. The worker runs nothing more once it returns.
+                log::warn!(
+                    "the control module is hung: keeping this instance's shared block mapped, since a call still \
+                     running in the module may use it"
+                );
+                std::mem::forget(Arc::clone(&self.core));
+                return;
+            }
             if let Err(e) = b.module.worker.stop_ticking(b.ptr.0) {
                 log::error!("could not stop ticking the control instance: {e}");
             }

@@ -108,8 +108,9 @@ pub struct ControlWorker {
     /// Per-call time limit, milliseconds.
     timeout_ms: std::sync::atomic::AtomicU64,
     /// Set when a call timed out: the thread may be stuck inside the module forever, so it
-    /// is never joined and the library is never unloaded.
-    hung: std::sync::atomic::AtomicBool,
+    /// is never joined and the library is never unloaded. Shared with the thread, which
+    /// runs nothing more of the module once the stuck call returns.
+    hung: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ControlWorker {
@@ -117,15 +118,17 @@ impl ControlWorker {
     pub(crate) fn start(path: PathBuf) -> Result<(Self, ModuleDescriptor), LoadError> {
         let (job_tx, job_rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<ModuleDescriptor, LoadError>>();
+        let hung = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread_hung = Arc::clone(&hung);
         let thread = std::thread::Builder::new()
             .name("trio-control".to_owned())
-            .spawn(move || serve(path, job_rx, ready_tx))
+            .spawn(move || serve(path, job_rx, ready_tx, &thread_hung))
             .map_err(|e| LoadError::Worker { reason: format!("could not start the control worker thread: {e}") })?;
         let worker = Self {
             jobs: Some(job_tx),
             thread: Some(thread),
             timeout_ms: std::sync::atomic::AtomicU64::new(DEFAULT_CALL_TIMEOUT.as_millis() as u64),
-            hung: std::sync::atomic::AtomicBool::new(false),
+            hung,
         };
         match ready_rx.recv_timeout(DEFAULT_CALL_TIMEOUT) {
             Ok(Ok(descriptor)) => Ok((worker, descriptor)),
@@ -149,15 +152,15 @@ impl ControlWorker {
     }
 
     fn mark_hung(&self) {
-        // Relaxed: read only by `call` and `drop` of this same value, which are ordered by
-        // the caller's own synchronisation.
-        self.hung.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Release: the worker thread reads it (Acquire) when the stuck call returns, and
+        // must then see every instance the caller gave up on as gone.
+        self.hung.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Whether a call timed out earlier.
     pub fn is_hung(&self) -> bool {
-        // Relaxed: see `mark_hung`.
-        self.hung.load(std::sync::atomic::Ordering::Relaxed)
+        // Acquire: see `mark_hung`.
+        self.hung.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Runs `f` on the worker and waits for its result (at most the time limit).
@@ -266,6 +269,7 @@ fn serve(
     path: PathBuf,
     jobs: Receiver<Job>,
     ready: mpsc::Sender<Result<ModuleDescriptor, LoadError>>,
+    hung: &std::sync::atomic::AtomicBool,
 ) -> Option<Library> {
     const MODULE: &str = "control";
     let loaded = open_library(MODULE, &path).and_then(|library| {
@@ -306,6 +310,19 @@ fn serve(
                 after_job = false;
             }
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        // Acquire: see `ControlWorker::mark_hung`.
+        if hung.load(std::sync::atomic::Ordering::Acquire) {
+            // A call outlived its time limit and has now returned. Its caller gave up, and
+            // may since have dropped instances whose blocks this thread can no longer
+            // trust: run nothing more of the module (no queued job, no tick, no shutdown)
+            // and keep its code mapped.
+            log::warn!(
+                "a control call returned after its time limit; this control module runs nothing more (reload it to \
+                 serve the plugin again)"
+            );
+            std::mem::forget(library);
+            return None;
         }
     }
     let fns = ctx.fns;

@@ -331,6 +331,39 @@ fn a_hanging_control_export_times_out_and_audio_goes_on() -> Result<()> {
     Ok(())
 }
 
+/// A control call that outlives its time limit and then returns (a slow module, not a
+/// stuck one) must find the block it uses still mapped, even though the host dropped the
+/// instance in the meantime; afterwards that module runs nothing more, and fresh modules
+/// serve new instances in the same process.
+#[test]
+fn a_slow_control_call_that_returns_after_its_instance_is_gone_touches_nothing_freed() -> Result<()> {
+    const SAVE_STATE: u32 = 3;
+    const SLOW: u32 = 3;
+    let dir = ModuleDir::new(Build::Probes)?;
+    let modules = Modules::load(&dir.paths(), None)?;
+    modules.control.set_call_timeout(std::time::Duration::from_millis(200));
+    let inst = Instance::new(&modules, setup())?;
+    let (left, _) = render(&inst, 0.1, &[Event::note_on(0, 60, 1.0)]);
+    assert!(rms(&left) > 0.01);
+    let _lib = arm_fault(&dir, SAVE_STATE, SLOW)?;
+    let err = inst.save_state().expect_err("the armed slow call returned in time");
+    assert!(matches!(err, ControlError::Timeout { function: "trio_control_save_state", .. }), "{err}");
+    // The host gives up on the instance while the call still sleeps inside the module;
+    // when it wakes it writes the state from this instance's block.
+    drop(inst);
+    std::thread::sleep(std::time::Duration::from_millis(1500 + 500)); // the slow action sleeps 1.5 s
+    // The retired module serves no new instance, with a clear error.
+    let refused = Instance::new(&modules, setup()).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(!refused.is_empty(), "a hung module made a new instance");
+    // The process is healthy: fresh modules make, play and save new instances.
+    let fresh = Modules::load(&dir.paths(), None)?;
+    let other = Instance::new(&fresh, setup())?;
+    let (left, _) = render(&other, 0.2, &[Event::note_on(0, 64, 1.0)]);
+    assert!(rms(&left) > 0.01);
+    assert!(!other.save_state()?.is_empty());
+    Ok(())
+}
+
 #[test]
 fn parameters_come_from_the_control_module() -> Result<()> {
     let dir = ModuleDir::new(Build::Normal)?;
