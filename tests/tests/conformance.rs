@@ -224,7 +224,8 @@ fn the_pitch_wheel_bends_a_note_from_its_sample() -> Result<()> {
     f.plugin.start(Setup::new(SR, MAX_BLOCK))?;
     // A4 held; the wheel fully up at sample 24 000 (mid-block), back to rest at 48 000.
     let notes = [NoteEvent::on(0, 69, 0.8)];
-    let points = [ParamPoint { id: bend, offset: 24_000, value: 1.0 }, ParamPoint { id: bend, offset: 48_000, value: 0.5 }];
+    let points =
+        [ParamPoint { id: bend, offset: 24_000, value: 1.0 }, ParamPoint { id: bend, offset: 48_000, value: 0.5 }];
     let out = render_score(&mut f.plugin, &notes, &points, 72_000, |_| 500)?;
     let before = peak_frequency(&out[0][4_800..23_900], SR, 300.0, 600.0, 0.05);
     let bent = peak_frequency(&out[0][24_100..47_900], SR, 300.0, 600.0, 0.05);
