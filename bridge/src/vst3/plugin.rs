@@ -472,8 +472,14 @@ impl TrioPlugin {
         };
         let code = self.instance.process_raw(&mut block);
         if let Some(bus) = out_bus {
-            // SAFETY: the host's output bus is valid for this call.
-            unsafe { finish_outputs(bus, &main_ptrs[..channels], n, wide, block.silence_flags) };
+            // A block longer than the host promised in `setupProcessing` is not rendered;
+            // its outputs are cleared, but never beyond that promise: the host's buffers
+            // may be no longer.
+            // SAFETY: the host's output bus is valid for this call, for `min(n, max_block)`.
+            unsafe { finish_outputs(bus, &main_ptrs[..channels], n.min(max_block), wide, block.silence_flags) };
+        }
+        if n > max_block {
+            return kInvalidArgument;
         }
         match code {
             status::OK | status::FAULTED => kResultOk,

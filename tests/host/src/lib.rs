@@ -44,7 +44,7 @@ pub use error::{HostError, result_name};
 pub use module::{ClassInfo, FactoryInfo, Module};
 pub use notes::{DEFAULT_VELOCITY, Note, NoteSchedule, parse_notes, read_midi_file, render, render_paced, write_wav};
 pub use plugin::{
-    Buffers, BusInfo, NoteEvent, ParamPoint, ParameterInfo, Plugin, Precision, ProgramList, Setup, UnitInfo,
+    Buffers, BusInfo, Hostile, NoteEvent, ParamPoint, ParameterInfo, Plugin, Precision, ProgramList, Setup, UnitInfo,
 };
 /// The `vst3` crate this host is written with, for calls the API does not wrap.
 pub use vst3;

@@ -138,6 +138,24 @@ pub enum Buffers {
     InPlace,
 }
 
+/// What a misbehaving host does to a block ([`Plugin::process_hostile`]), to test that a
+/// plugin survives it. The default is a well-behaved block.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hostile {
+    /// Every channel pointer of every bus is null (the buffers array itself is valid).
+    pub null_channels: bool,
+    /// `numChannels` of every audio bus, instead of the negotiated count: fewer, or more
+    /// (the extra channels are valid buffers the host made up).
+    pub channels: Option<i32>,
+    /// `numSamples`, instead of the block's length: 0, negative, or more than the
+    /// `maxSamplesPerBlock` of the setup (the buffers hold twice that, so a plugin that
+    /// writes past the maximum corrupts nothing; see [`Plugin::wrote_past_the_maximum`]).
+    pub num_samples: Option<i32>,
+    /// Events are passed in the given order (hosts sort them by offset), with their
+    /// offsets as given (even beyond the block).
+    pub unsorted: bool,
+}
+
 /// A parameter as the controller describes it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParameterInfo {
@@ -269,7 +287,9 @@ pub struct Plugin {
 }
 
 /// Most events one block carries.
-const MAX_EVENTS: usize = 1024;
+const MAX_EVENTS: usize = 16_384;
+/// What the buffers hold beyond `maxSamplesPerBlock` ([`Plugin::wrote_past_the_maximum`]).
+const SENTINEL: f64 = 1234.5;
 /// Most parameters automated in one block.
 const MAX_QUEUES: usize = 256;
 
@@ -729,16 +749,21 @@ impl Plugin {
     }
 
     fn allocate_buffers(&mut self, setup: Setup) {
-        let n = setup.max_block;
+        // Twice the maximum: room for a hostile `numSamples` (see `Hostile::num_samples`).
+        let n = setup.max_block * 2;
         let wide = setup.precision == Precision::F64;
         let channels = |buses: Vec<BusInfo>| buses.iter().map(|b| b.channel_count.max(0) as usize).collect::<Vec<_>>();
         let outs = channels(self.buses(MediaTypes_::kAudio, BusDirections_::kOutput));
         let ins = channels(self.buses(MediaTypes_::kAudio, BusDirections_::kInput));
+        // The second half holds a sentinel: a plugin that writes past the maximum shows.
+        let half = setup.max_block;
         let make32 = |c: &[usize], on: bool| {
-            c.iter().map(|&ch| (0..ch).map(|_| vec![0.0f32; if on { n } else { 0 }]).collect()).collect()
+            let buf = || (0..if on { n } else { 0 }).map(|i| if i < half { 0.0 } else { SENTINEL as f32 }).collect();
+            c.iter().map(|&ch| (0..ch).map(|_| buf()).collect()).collect()
         };
         let make64 = |c: &[usize], on: bool| {
-            c.iter().map(|&ch| (0..ch).map(|_| vec![0.0f64; if on { n } else { 0 }]).collect()).collect()
+            let buf = || (0..if on { n } else { 0 }).map(|i| if i < half { 0.0 } else { SENTINEL }).collect();
+            c.iter().map(|&ch| (0..ch).map(|_| buf()).collect()).collect()
         };
         self.buffers.out32 = make32(&outs, !wide);
         self.buffers.in32 = make32(&ins, !wide);
@@ -956,6 +981,22 @@ impl Plugin {
         points: &[ParamPoint],
         buffers: Buffers,
     ) -> Result<&[u64], HostError> {
+        self.process_hostile(frames, notes, points, buffers, Hostile::default())
+    }
+
+    /// [`Plugin::process_with`] as a misbehaving host would call it ([`Hostile`]). The
+    /// plugin's return code is returned as an error like any other refusal.
+    ///
+    /// # Errors
+    /// As [`Plugin::process_with`].
+    pub fn process_hostile(
+        &mut self,
+        frames: usize,
+        notes: &[NoteEvent],
+        points: &[ParamPoint],
+        buffers: Buffers,
+        hostile: Hostile,
+    ) -> Result<&[u64], HostError> {
         let setup = self.setup.ok_or(HostError::NotSetUp)?;
         if frames > setup.max_block {
             return Err(HostError::BlockTooLarge { frames, max: setup.max_block });
@@ -969,7 +1010,7 @@ impl Plugin {
             }
             // Hosts deliver events sorted by time. Insertion sort: stable (a note-off and
             // a note-on at one offset keep their order) and allocation-free.
-            for i in 1..events.len() {
+            for i in (1..events.len()).filter(|_| !hostile.unsorted) {
                 let mut j = i;
                 while j > 0 && events[j - 1].sampleOffset > events[j].sampleOffset {
                     events.swap(j - 1, j);
@@ -1022,6 +1063,42 @@ impl Plugin {
         };
         fill(&mut p.out_buses, &mut p.outputs32, &mut p.outputs64);
         fill(&mut p.in_buses, &mut p.inputs32, &mut p.inputs64);
+        // A hostile host's buffers. Locals that outlive the `process` call below.
+        let (mut made_up32, mut made_up64) = (Vec::<Vec<f32>>::new(), Vec::<Vec<f64>>::new());
+        let mut ptrs32: Vec<Vec<*mut f32>> = Vec::new();
+        let mut ptrs64: Vec<Vec<*mut f64>> = Vec::new();
+        if hostile.null_channels || hostile.channels.is_some() {
+            let buses = p.out_buses.iter_mut().zip(p.outputs32.iter().zip(&p.outputs64));
+            let buses = buses.chain(p.in_buses.iter_mut().zip(p.inputs32.iter().zip(&p.inputs64)));
+            let buses: Vec<_> = buses.collect();
+            let most = buses.iter().map(|(_, (c, _))| c.len()).max().unwrap_or(0);
+            let wanted = hostile.channels.map_or(most, |n| n.max(0) as usize);
+            made_up32.extend((0..wanted.saturating_sub(most) * buses.len()).map(|_| vec![0.0; setup.max_block]));
+            made_up64.extend((0..wanted.saturating_sub(most) * buses.len()).map(|_| vec![0.0; setup.max_block]));
+            let (mut extra32, mut extra64) = (made_up32.iter_mut(), made_up64.iter_mut());
+            for (bus, (own32, own64)) in buses {
+                let count = wanted.max(own32.len());
+                let mut a: Vec<*mut f32> = own32.clone();
+                let mut b: Vec<*mut f64> = own64.clone();
+                while a.len() < count {
+                    a.push(extra32.next().map_or(core::ptr::null_mut(), |v| v.as_mut_ptr()));
+                    b.push(extra64.next().map_or(core::ptr::null_mut(), |v| v.as_mut_ptr()));
+                }
+                if hostile.null_channels {
+                    a.iter_mut().for_each(|c| *c = core::ptr::null_mut());
+                    b.iter_mut().for_each(|c| *c = core::ptr::null_mut());
+                }
+                bus.numChannels = hostile.channels.unwrap_or(bus.numChannels);
+                bus.__field0 = if wide {
+                    AudioBusBuffers__type0 { channelBuffers64: b.as_mut_ptr() }
+                } else {
+                    AudioBusBuffers__type0 { channelBuffers32: a.as_mut_ptr() }
+                };
+                // The vectors' heap arrays do not move when the vectors do.
+                ptrs32.push(a);
+                ptrs64.push(b);
+            }
+        }
         let no_buses = buffers == Buffers::NoBuses;
         // SAFETY: plain data; every field that matters is set below.
         let mut context: ProcessContext = unsafe { std::mem::zeroed() };
@@ -1040,7 +1117,7 @@ impl Plugin {
         let mut data = ProcessData {
             processMode: if setup.offline { ProcessModes_::kOffline } else { ProcessModes_::kRealtime } as i32,
             symbolicSampleSize: setup.precision.symbolic(),
-            numSamples: frames as i32,
+            numSamples: hostile.num_samples.unwrap_or(frames as i32),
             numInputs: if no_buses { 0 } else { p.in_buses.len() as i32 },
             numOutputs: if no_buses { 0 } else { p.out_buses.len() as i32 },
             inputs: if no_buses || p.in_buses.is_empty() { std::ptr::null_mut() } else { p.in_buses.as_mut_ptr() },
@@ -1111,6 +1188,23 @@ impl Plugin {
     /// set = channel `c` is silent).
     pub fn silence_flags(&self) -> &[u64] {
         &self.last_silence
+    }
+
+    /// Whether the plugin ever wrote into any output buffer beyond the setup's
+    /// `maxSamplesPerBlock` (the buffers have room for twice that; see
+    /// [`Hostile::num_samples`]).
+    pub fn wrote_past_the_maximum(&self) -> bool {
+        let Some(setup) = self.setup else { return false };
+        let b = &self.buffers;
+        let past32 = b
+            .out32
+            .iter()
+            .chain(&b.in32)
+            .flatten()
+            .any(|c| c.iter().skip(setup.max_block).any(|&x| x != SENTINEL as f32));
+        let past64 =
+            b.out64.iter().chain(&b.in64).flatten().any(|c| c.iter().skip(setup.max_block).any(|&x| x != SENTINEL));
+        past32 || past64
     }
 
     /// The main output of the last block, 32-bit.

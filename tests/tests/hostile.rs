@@ -1,0 +1,194 @@
+//! Untrusted host buffers, through the real bundles' VST3 entry points: null channel
+//! pointers (32 and 64 bit), fewer or more channels than negotiated, `numSamples` of 0,
+//! negative or above the maximum, unsorted and out-of-range event offsets, thousands of
+//! events in one block, and changes for parameter ids the plugin does not have. None may
+//! crash; each gives defined output, and the next well-formed block plays normally.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Result, ensure};
+use integration::{rms, scratch_dir};
+use trio_host::{Buffers, Hostile, Module, NoteEvent, ParamPoint, Plugin, Precision, Setup};
+use trio_xtask::bundle::{BundleOptions, bundle};
+
+const SR: f64 = 48_000.0;
+const MAX: usize = 512;
+
+/// A bundle in a scratch folder, removed when dropped.
+struct TestBundle {
+    path: PathBuf,
+    scratch: PathBuf,
+}
+
+impl TestBundle {
+    fn new(manifest: &Path) -> Result<Self> {
+        let scratch = scratch_dir("hostile")?;
+        let report =
+            bundle(&BundleOptions { manifest: manifest.to_owned(), release: false, out_dir: Some(scratch.clone()) })?;
+        Ok(Self { path: report.path, scratch })
+    }
+
+    fn synth() -> Result<Self> {
+        Self::new(&trio_xtask::framework_root().join("build.yaml"))
+    }
+
+    fn echo() -> Result<Self> {
+        Self::new(&trio_xtask::framework_root().join("examples/trio_echo/build.yaml"))
+    }
+
+    fn started(&self, precision: Precision) -> Result<Plugin> {
+        let mut plugin = Plugin::new(Arc::new(Module::load(&self.path)?))?;
+        let mut setup = Setup::new(SR, MAX);
+        setup.precision = precision;
+        plugin.start(setup)?;
+        Ok(plugin)
+    }
+}
+
+impl Drop for TestBundle {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
+
+/// A chord held from the first block, then `blocks` well-formed blocks; the level of the
+/// last ones.
+fn plays_on(plugin: &mut Plugin, blocks: usize) -> Result<f64> {
+    let mut last = Vec::new();
+    for i in 0..blocks {
+        let notes: Vec<NoteEvent> =
+            if i == 0 { [60, 64, 67].iter().map(|&p| NoteEvent::on(0, p, 0.8)).collect() } else { Vec::new() };
+        let noise: Vec<f32> = (0..MAX).map(|n| ((n * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.5).collect();
+        let out = plugin.process_audio(MAX, &[&[&noise, &noise]], &notes, &[])?;
+        ensure!(out.iter().flatten().all(|s| s.is_finite()), "a non-finite sample after the hostile block");
+        last = out[0].clone();
+    }
+    Ok(rms(&last))
+}
+
+fn hostile(plugin: &mut Plugin, frames: usize, notes: &[NoteEvent], how: Hostile) -> Result<(), String> {
+    plugin.process_hostile(frames, notes, &[], Buffers::Normal, how).map(|_| ()).map_err(|e| e.to_string())
+}
+
+#[test]
+fn null_channel_pointers_in_32_and_64_bits_are_survived() -> Result<()> {
+    for bundle in [TestBundle::synth()?, TestBundle::echo()?] {
+        for precision in [Precision::F32, Precision::F64] {
+            let mut plugin = bundle.started(precision)?;
+            plays_on(&mut plugin, 2)?;
+            let chord: Vec<NoteEvent> = [48, 55].iter().map(|&p| NoteEvent::on(0, p, 0.8)).collect();
+            let result = hostile(&mut plugin, MAX, &chord, Hostile { null_channels: true, ..Hostile::default() });
+            eprintln!("{}: null channels, {precision:?}: {result:?}", bundle.path.display());
+            let level = plays_on(&mut plugin, 8)?;
+            ensure!(level > 0.001, "{precision:?}: silent after null channel pointers");
+            ensure!(!plugin.wrote_past_the_maximum());
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn fewer_or_more_channels_than_negotiated_are_survived() -> Result<()> {
+    for bundle in [TestBundle::synth()?, TestBundle::echo()?] {
+        for channels in [0, 1, 3, 8, 40] {
+            let mut plugin = bundle.started(Precision::F32)?;
+            let chord: Vec<NoteEvent> = [60, 64].iter().map(|&p| NoteEvent::on(0, p, 0.8)).collect();
+            let result = hostile(&mut plugin, MAX, &chord, Hostile { channels: Some(channels), ..Hostile::default() });
+            ensure!(plugin.output().iter().flatten().all(|s| s.is_finite()), "{channels} channels: non-finite output");
+            eprintln!("{}: {channels} channels: {result:?}", bundle.path.display());
+            ensure!(plays_on(&mut plugin, 8)? > 0.001, "{channels} channels: silent afterwards");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_num_samples_of_zero_negative_or_above_the_maximum_writes_nothing_out_of_bounds() -> Result<()> {
+    for bundle in [TestBundle::synth()?, TestBundle::echo()?] {
+        for num_samples in [0, -1, -100_000, MAX as i32 + 1, 2 * MAX as i32 - 1, i32::MAX] {
+            let mut plugin = bundle.started(Precision::F32)?;
+            let chord: Vec<NoteEvent> = [60, 67].iter().map(|&p| NoteEvent::on(0, p, 0.8)).collect();
+            let result =
+                hostile(&mut plugin, MAX, &chord, Hostile { num_samples: Some(num_samples), ..Hostile::default() });
+            eprintln!("{}: numSamples {num_samples}: {result:?}", bundle.path.display());
+            ensure!(!plugin.wrote_past_the_maximum(), "numSamples {num_samples}: wrote past maxSamplesPerBlock");
+            ensure!(plays_on(&mut plugin, 8)? > 0.001, "numSamples {num_samples}: silent afterwards");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn unsorted_and_out_of_range_event_offsets_play_as_if_sorted_and_clamped() -> Result<()> {
+    let bundle = TestBundle::synth()?;
+    let notes = [
+        NoteEvent::on(400, 60, 0.8),
+        NoteEvent::on(3, 64, 0.8),
+        NoteEvent::on(MAX as u32, 67, 0.8),
+        NoteEvent::on(100_000, 71, 0.8),  // beyond the block: at its end
+        NoteEvent::on(u32::MAX, 72, 0.8), // sampleOffset -1: at its start
+        NoteEvent::off(10, 60),
+    ];
+    let mut plugin = bundle.started(Precision::F32)?;
+    hostile(&mut plugin, MAX, &notes, Hostile { unsorted: true, ..Hostile::default() }).map_err(anyhow::Error::msg)?;
+    let mut got = plugin.output()[0].clone();
+    got.extend_from_slice(&plugin.process(MAX, &[], &[])?[0]);
+    // What a well-behaved host would send: clamped into the block, sorted (stable).
+    let clamped = [
+        NoteEvent::on(0, 72, 0.8),
+        NoteEvent::on(3, 64, 0.8),
+        NoteEvent::off(10, 60),
+        NoteEvent::on(400, 60, 0.8),
+        NoteEvent::on(MAX as u32, 67, 0.8),
+        NoteEvent::on(MAX as u32, 71, 0.8),
+    ];
+    let mut reference = bundle.started(Precision::F32)?;
+    let mut want = reference.process(MAX, &clamped, &[])?[0].clone();
+    want.extend_from_slice(&reference.process(MAX, &[], &[])?[0]);
+    ensure!(got == want, "unsorted, out-of-range offsets did not play as sorted and clamped ones");
+    ensure!(plays_on(&mut plugin, 8)? > 0.001);
+    Ok(())
+}
+
+#[test]
+fn thousands_of_events_in_one_block_are_taken_or_dropped_without_harm() -> Result<()> {
+    let bundle = TestBundle::synth()?;
+    let mut plugin = bundle.started(Precision::F32)?;
+    // 16,000 note-ons and -offs at every offset, sorted as hosts send them.
+    let mut notes = Vec::new();
+    for i in 0..8_000u32 {
+        let offset = i * MAX as u32 / 8_000;
+        let pitch = 36 + (i % 48) as u8;
+        notes.push(NoteEvent::on(offset, pitch, 0.5));
+        notes.push(NoteEvent::off(offset, pitch));
+    }
+    notes.push(NoteEvent::on(MAX as u32 - 1, 60, 0.9));
+    let started = std::time::Instant::now();
+    plugin.process(MAX, &notes, &[])?;
+    eprintln!("a block of {} events took {:.2?}", notes.len(), started.elapsed());
+    ensure!(plugin.output().iter().flatten().all(|s| s.is_finite()));
+    ensure!(plays_on(&mut plugin, 4)?.is_finite());
+    Ok(())
+}
+
+#[test]
+fn changes_for_parameters_the_plugin_does_not_have_are_ignored() -> Result<()> {
+    let bundle = TestBundle::synth()?;
+    let render = |points: &[ParamPoint]| -> Result<Vec<f32>> {
+        let mut plugin = bundle.started(Precision::F32)?;
+        let chord: Vec<NoteEvent> = [60, 64].iter().map(|&p| NoteEvent::on(0, p, 0.8)).collect();
+        let mut out = plugin.process(MAX, &chord, points)?[0].clone();
+        out.extend_from_slice(&plugin.process(MAX, &[], points)?[0]);
+        Ok(out)
+    };
+    let clean = render(&[])?;
+    let strangers = [
+        ParamPoint { id: 999_999, offset: 10, value: 0.3 },
+        ParamPoint { id: 0x7FFF_0005, offset: 20, value: 1.0 }, // a MIDI CC parameter it does not list
+        ParamPoint { id: 0x8000_0000, offset: 30, value: 0.7 }, // the hosts' range
+        ParamPoint { id: u32::MAX, offset: 40, value: f64::NAN },
+    ];
+    ensure!(render(&strangers)? == clean, "unknown parameter ids changed the sound");
+    Ok(())
+}
