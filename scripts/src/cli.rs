@@ -11,6 +11,8 @@
 //! - `install`: copies the bundle to `~/.vst3/`.
 //! - `new`: creates a new plugin project that depends on this framework.
 //! - `dev`: the hot-reload development loop (see [`crate::dev`]).
+//! - `bench`: the release bundles against nih-plug's reference plugins in one pedalboard
+//!   process (`scripts/bench.py`); not run in CI.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -30,6 +32,7 @@ pub fn main() -> ExitCode {
         Some("install") => install_command(&args[1..]),
         Some("new") => new_command(&args[1..]),
         Some("dev") => dev_command(&args[1..]),
+        Some("bench") => bench_command(&args[1..]),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())
@@ -79,7 +82,15 @@ commands:
                    on every save in its crate, printing one line per reload. Notes loop; the
                    default is a held chord. --notes \"60@0+1,64@0.5+1\" is pitch@start+length
                    in seconds; --param Mix=50 % sets a parameter by its title and display text.
-                   An effect plays --input looped, by default plucked tones at the notes";
+                   An effect plays --input looped, by default plucked tones at the notes
+  bench [--anchors <folder>] [--quick] [script args...]
+                   build the release bundles and measure them against nih-plug's reference
+                   plugins (poly_mod_synth.vst3, gain.vst3 in --anchors, default
+                   ../shared/anchors beside the workspace) in one pedalboard process:
+                   idle blocks, voices, a 16-note chord, load times (also with every core
+                   busy), value-text calls, CPU of idle instances; interleaved runs, medians,
+                   ratios to figures of the same run. Takes a few minutes (--quick: fewer
+                   repetitions). Not run in CI. Other args go to scripts/bench.py (--help)";
 
 /// Command-line options shared by the commands.
 #[derive(Default)]
@@ -364,4 +375,96 @@ fn real_host_tests() -> Result<()> {
         bail!("the real-host tests failed ({status}); rerun them alone with `bash scripts/real_hosts.sh`");
     }
     Ok(())
+}
+
+/// `bench`: the release bundles against nih-plug's reference plugins in one pedalboard
+/// process, by `scripts/bench.py` in the framework's `.venv` (made as
+/// `scripts/real_hosts.sh` makes it). Not run in CI.
+fn bench_command(args: &[String]) -> Result<()> {
+    let mut anchors = None;
+    let mut passed = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.split_once('=') {
+            Some(("--anchors", folder)) => anchors = Some(PathBuf::from(folder)),
+            _ if arg == "--anchors" => {
+                anchors = Some(
+                    iter.next().map(PathBuf::from).with_context(|| format!("`--anchors` needs a folder\n\n{USAGE}"))?,
+                );
+            }
+            _ => passed.push(arg.clone()),
+        }
+    }
+    let root = framework_root();
+    let script = root.join("scripts/bench.py");
+    if passed.iter().any(|a| a == "--help" || a == "-h") {
+        let python = bench_venv(&root)?;
+        let status = Command::new(&python).arg(&script).arg("--help").status();
+        return status.map(drop).with_context(|| format!("could not run {}", python.display()));
+    }
+    let anchors = anchors.unwrap_or_else(|| workspace_root().join("../shared/anchors"));
+    let anchor = |name: &str| -> Result<PathBuf> {
+        let path = anchors.join(name);
+        if !path.join("Contents/x86_64-linux").is_dir() {
+            bail!(
+                "no nih-plug reference bundle {name} in {}: give the folder that holds poly_mod_synth.vst3 \
+                 and gain.vst3 with --anchors <folder>",
+                anchors.display()
+            );
+        }
+        Ok(path)
+    };
+    let (nih_synth, nih_gain) = (anchor("poly_mod_synth.vst3")?, anchor("gain.vst3")?);
+    let python = bench_venv(&root)?;
+
+    let synth = bundle::bundle(&bundle::BundleOptions {
+        manifest: workspace_root().join(manifest::FILE_NAME),
+        release: true,
+        out_dir: None,
+    })?;
+    println!("{synth}");
+    let mut command = Command::new(&python);
+    command.arg(&script).arg("--synth").arg(&synth.path).arg("--nih-synth").arg(&nih_synth);
+    // The example effect against nih-plug's gain, when this is the framework's checkout.
+    let effect_manifest = root.join("examples/trio_echo/build.yaml");
+    if in_framework_checkout() && effect_manifest.is_file() {
+        let effect =
+            bundle::bundle(&bundle::BundleOptions { manifest: effect_manifest, release: true, out_dir: None })?;
+        println!("{effect}");
+        command.arg("--effect").arg(&effect.path).arg("--nih-gain").arg(&nih_gain);
+    }
+    let status = command
+        .args(&passed)
+        .current_dir(workspace_root())
+        .status()
+        .with_context(|| format!("could not run {}", python.display()))?;
+    if !status.success() {
+        bail!("the benchmark failed ({status}): {}", script.display());
+    }
+    Ok(())
+}
+
+/// The framework's `.venv` with the real-host packages (`tests/hosts/requirements.txt`),
+/// made and filled as `scripts/real_hosts.sh` does; returns its python.
+fn bench_venv(root: &Path) -> Result<PathBuf> {
+    let python = root.join(".venv/bin/python");
+    let run = |program: &Path, args: &[&str]| -> Result<()> {
+        let status = Command::new(program)
+            .args(args)
+            .current_dir(root)
+            .status()
+            .with_context(|| format!("could not run {}", program.display()))?;
+        if !status.success() {
+            bail!("`{} {}` failed ({status})", program.display(), args.join(" "));
+        }
+        Ok(())
+    };
+    if !python.is_file() {
+        run(Path::new("python3"), &["-m", "venv", ".venv"])?;
+    }
+    run(
+        &python,
+        &["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", "tests/hosts/requirements.txt"],
+    )?;
+    Ok(python)
 }
