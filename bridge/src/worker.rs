@@ -98,7 +98,8 @@ pub(crate) struct WorkerContext {
 type Job = Box<dyn FnOnce(&mut WorkerContext) + Send>;
 
 /// How often an idle control module is ticked (it said it has nothing to do): slowly, so
-/// it still notices changes; an instance that does nothing costs a wake-up every 50 ms.
+/// it still notices changes; all idle instances of a module share one wake-up per
+/// interval.
 pub const IDLE_TICK_INTERVAL: Duration = trio::control::IDLE_TICK;
 
 /// The worker thread and the queue of calls it serves.
@@ -335,13 +336,25 @@ fn serve(
     Some(library)
 }
 
-/// When an instance is due next after a tick that returned `result`.
+/// When an instance is due next after a tick that returned `result`. Idle instances are
+/// due on a common grid of [`IDLE_TICK_INTERVAL`]: however many are loaded, the worker
+/// wakes once per interval for all of them.
 fn next_due(result: &TickResult) -> Instant {
-    let wait = match result.next_tick_us {
-        0 => IDLE_TICK_INTERVAL,
-        us => Duration::from_micros(us).min(IDLE_TICK_INTERVAL),
-    };
-    Instant::now() + wait
+    let now = Instant::now();
+    match result.next_tick_us {
+        0 => idle_grid_after(now),
+        us => now + Duration::from_micros(us).min(IDLE_TICK_INTERVAL),
+    }
+}
+
+/// The first point of the idle grid at least half an interval after `now`.
+fn idle_grid_after(now: Instant) -> Instant {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(Instant::now);
+    let interval = IDLE_TICK_INTERVAL.as_nanos();
+    let earliest = (now + IDLE_TICK_INTERVAL / 2).saturating_duration_since(base).as_nanos();
+    let steps = earliest.div_ceil(interval);
+    base + Duration::from_nanos((steps * interval).min(u128::from(u64::MAX)) as u64)
 }
 
 /// Runs one tick of `instance`.
@@ -365,7 +378,7 @@ fn tick_due(ctx: &mut WorkerContext) {
             }
             Err(code) => {
                 log::debug!("trio_control_tick returned {code}");
-                t.due = now + IDLE_TICK_INTERVAL;
+                t.due = idle_grid_after(now);
             }
         }
     }

@@ -171,8 +171,10 @@ pub enum NextTick {
     After(Duration),
 }
 
-/// How often an idle control module is ticked.
-pub const IDLE_TICK: Duration = Duration::from_millis(50);
+/// How often an idle control module is ticked in real time: it notices a parameter
+/// change or a message from the engine within this time. Offline, the bridge ticks it
+/// before the next block instead.
+pub const IDLE_TICK: Duration = Duration::from_millis(200);
 
 /// Lookahead beyond the largest block when `header.control_lookahead_samples` is 0.
 pub const DEFAULT_LOOKAHEAD_S: f64 = 0.020;

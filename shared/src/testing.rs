@@ -120,7 +120,7 @@
 //! # What it does differently, and what it leaves out
 //!
 //! - **Real-time ticks**: the bridge's control worker ticks on a wall-clock timer (every
-//!   2 ms or whatever the logic asked for; 50 ms when idle) with the real-time horizon
+//!   2 ms or whatever the logic asked for; 200 ms when idle) with the real-time horizon
 //!   (the engine's clock plus the largest block plus 20 ms). The rig has no timer: in
 //!   real-time mode it ticks once before every block with that same horizon, so the
 //!   result does not depend on how fast the test runs. Offline it ticks only as
