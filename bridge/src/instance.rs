@@ -453,7 +453,7 @@ impl Instance {
 
     /// The definition of parameter `id`.
     pub fn param_info(&self, id: u32) -> Option<ParamInfo> {
-        self.definitions().params.iter().find(|p| p.id == id).cloned()
+        self.definitions().param(id).cloned()
     }
 
     /// The latency the engine reports, in samples.
@@ -496,12 +496,15 @@ impl Instance {
     /// [`ControlError::Failed`] for an unknown id; [`ControlError`] if custom formatting
     /// fails.
     pub fn format_value(&self, id: u32, normalized: f64) -> Result<String, ControlError> {
-        let Some(info) = self.param_info(id) else {
+        // Hosts call this thousands of times at load: no copy of the definition.
+        let defs = self.definitions();
+        let Some(info) = defs.param(id) else {
             return Err(unknown_param("trio_control_format_value", id));
         };
         if info.display.kind != DisplayKind::Custom {
             return Ok(info.format_normalized(normalized));
         }
+        drop(defs);
         self.control_call("trio_control_format_value", move |fns, inst| {
             // SAFETY: a live control instance, on the worker; the closure writes only into
             // the buffer it is given.
@@ -515,7 +518,8 @@ impl Instance {
     /// # Errors
     /// [`ControlError::Failed`] with the reason when the text is not a value.
     pub fn parse_value(&self, id: u32, text: &str) -> Result<f64, ControlError> {
-        let Some(info) = self.param_info(id) else {
+        let defs = self.definitions();
+        let Some(info) = defs.param(id) else {
             return Err(unknown_param("trio_control_parse_value", id));
         };
         if info.display.kind != DisplayKind::Custom {

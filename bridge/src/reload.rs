@@ -599,13 +599,7 @@ mod tests {
                 .info;
             let mut cc_map = [None; trio::block::MIDI_CONTROLLERS];
             cc_map[7] = cc;
-            Definitions {
-                version: 0,
-                params: vec![param],
-                slots: vec![0],
-                cc_map,
-                raw_midi: [false; trio::block::MIDI_CONTROLLERS],
-            }
+            Definitions::new(vec![param], vec![0], cc_map, [false; trio::block::MIDI_CONTROLLERS])
         };
         assert_eq!(restart_flags(&defs("Hz", None), &defs("Hz", None)), 0);
         assert_eq!(

@@ -616,17 +616,34 @@ pub struct Definitions {
     /// The controllers the engine receives as events (no parameter of the plugin's):
     /// the bridge lists a hidden parameter for each, for hosts to map controllers to.
     pub raw_midi: [bool; MIDI_CONTROLLERS],
+    /// `(id, position in params)`, sorted by id ([`Definitions::param`]).
+    by_id: Vec<(u32, usize)>,
+}
+
+impl Definitions {
+    /// Definitions of `params` (in host order) in `slots`, with their MIDI maps.
+    pub fn new(
+        params: Vec<ParamInfo>,
+        slots: Vec<usize>,
+        cc_map: [Option<u32>; MIDI_CONTROLLERS],
+        raw_midi: [bool; MIDI_CONTROLLERS],
+    ) -> Self {
+        let mut by_id: Vec<(u32, usize)> = params.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
+        by_id.sort_unstable();
+        Self { version: 0, params, slots, cc_map, raw_midi, by_id }
+    }
+
+    /// The definition of parameter `id` (a binary search: hosts look parameters up on
+    /// every text call).
+    pub fn param(&self, id: u32) -> Option<&ParamInfo> {
+        let i = self.by_id.binary_search_by_key(&id, |&(id, _)| id).ok()?;
+        self.params.get(self.by_id[i].1)
+    }
 }
 
 impl Default for Definitions {
     fn default() -> Self {
-        Self {
-            version: 0,
-            params: Vec::new(),
-            slots: Vec::new(),
-            cc_map: [None; MIDI_CONTROLLERS],
-            raw_midi: [false; MIDI_CONTROLLERS],
-        }
+        Self::new(Vec::new(), Vec::new(), [None; MIDI_CONTROLLERS], [false; MIDI_CONTROLLERS])
     }
 }
 
@@ -799,7 +816,7 @@ impl ParamTable {
                 *out = Some(s.id.load(Ordering::Relaxed));
             }
         }
-        Definitions { version: 0, params, slots, cc_map, raw_midi }
+        Definitions::new(params, slots, cc_map, raw_midi)
     }
 
     /// Assigns a slot to `id` (which has none); `None` when every slot is taken.
