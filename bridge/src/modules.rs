@@ -194,12 +194,50 @@ impl Modules {
             watcher: std::sync::Mutex::new(None),
         });
         let watching = std::env::var_os(crate::reload::HOT_RELOAD_ENV).is_none_or(|v| v != "0");
-        if let Some(file) = watch.filter(|_| watching)
-            && let Err(e) = modules.watch_control(file)
-        {
-            log::error!("hot reload is off: {e}");
+        if let Some(file) = watch.filter(|_| watching) {
+            modules.start_from_newest(&paths.control, file);
+            if let Err(e) = modules.watch_control(file) {
+                log::error!("hot reload is off: {e}");
+            }
         }
         Ok(modules)
+    }
+
+    /// A development bundle loaded after its control crate was rebuilt (the host restarted
+    /// since the last bundle): serves the newer library, `watched`, instead of the bundle's
+    /// copy, checked like any reload. Says which it serves, and why.
+    fn start_from_newest(&self, bundled: &Path, watched: &Path) {
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let (Some(ours), Some(theirs)) = (modified(bundled), modified(watched)) else {
+            log::info!(
+                "serving the bundle's control module {} ({} is not there)",
+                bundled.display(),
+                watched.display()
+            );
+            return;
+        };
+        if theirs <= ours {
+            log::info!(
+                "serving the bundle's control module {} ({} is not newer)",
+                bundled.display(),
+                watched.display()
+            );
+            return;
+        }
+        match self.control.reload(watched) {
+            Ok(report) => log::info!(
+                "serving the newer build {} ({}) instead of the bundle's control module ({}): it was rebuilt \
+                 after the bundle was made",
+                watched.display(),
+                report.new_version,
+                report.old_version
+            ),
+            Err(e) => log::warn!(
+                "{} is newer than the bundle's control module but could not be loaded, so the bundle's copy serves: \
+                 {e}",
+                watched.display()
+            ),
+        }
     }
 
     /// Watches `file` (a control library a build rewrites) and reloads the control module

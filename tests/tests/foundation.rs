@@ -364,6 +364,56 @@ fn a_slow_control_call_that_returns_after_its_instance_is_gone_touches_nothing_f
     Ok(())
 }
 
+/// A development bundle opened after its control crate was rebuilt serves the newer
+/// build (checked like a reload); an older or broken one leaves the bundle's copy serving.
+#[test]
+fn a_development_bundle_starts_with_the_newer_control_build() -> Result<()> {
+    use std::time::{Duration, SystemTime};
+    let dir = ModuleDir::new(Build::Normal)?;
+    let variant = integration::target_dir().join("variant/debug/libcontrol.so");
+    anyhow::ensure!(variant.is_file(), "{} is missing: run `cargo xtask test`", variant.display());
+    let scratch = integration::scratch_dir("newest")?;
+    let watched = scratch.join("libcontrol.so");
+    let set_time = |path: &std::path::Path, t: SystemTime| -> Result<()> {
+        std::fs::File::options().write(true).open(path)?.set_modified(t)?;
+        Ok(())
+    };
+    let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    let cutoff_unit = |modules: &std::sync::Arc<Modules>| -> Result<String> {
+        let inst = Instance::new(modules, setup())?;
+        Ok(inst.definitions().param(id::CUTOFF).map(|p| p.unit.clone()).unwrap_or_default())
+    };
+
+    // An older build in the target folder: the bundle's copy serves.
+    std::fs::copy(&variant, &watched)?;
+    set_time(&watched, hour_ago)?;
+    set_time(&dir.control(), SystemTime::now())?;
+    let modules = Modules::load(&dir.paths(), Some(&watched))?;
+    modules.stop_watching();
+    assert_eq!(modules.control.current().path(), dir.control());
+    assert_eq!(cutoff_unit(&modules)?, "Hz");
+    drop(modules);
+
+    // A newer one (the crate was rebuilt after bundling): it serves.
+    set_time(&dir.control(), hour_ago)?;
+    set_time(&watched, SystemTime::now())?;
+    let modules = Modules::load(&dir.paths(), Some(&watched))?;
+    modules.stop_watching();
+    assert_ne!(modules.control.current().path(), dir.control());
+    assert_eq!(cutoff_unit(&modules)?, "Hertz", "the newer (variant) build does not serve");
+    drop(modules);
+
+    // A newer file that is no library: refused, the bundle's copy serves.
+    std::fs::write(&watched, b"half a library")?;
+    set_time(&watched, SystemTime::now())?;
+    let modules = Modules::load(&dir.paths(), Some(&watched))?;
+    modules.stop_watching();
+    assert_eq!(modules.control.current().path(), dir.control());
+    assert_eq!(cutoff_unit(&modules)?, "Hz");
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(())
+}
+
 #[test]
 fn parameters_come_from_the_control_module() -> Result<()> {
     let dir = ModuleDir::new(Build::Normal)?;
