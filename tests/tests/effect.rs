@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, ensure};
 use integration::scratch_dir;
 use trio_echo_common::id;
-use trio_host::vst3::Steinberg::Vst::RestartFlags_;
+use trio_host::vst3::Steinberg::Vst::{BusDirections_, MediaTypes_, RestartFlags_};
 use trio_host::{Module, Plugin, Setup};
 use trio_xtask::bundle::{BundleOptions, bundle};
 
@@ -187,6 +187,33 @@ fn a_lookahead_change_reaches_the_host_as_latency_changed_on_its_main_thread() -
     assert!(restarts.iter().all(|c| c.on_main_thread), "restartComponent off the main thread: {restarts:?}");
     // Nothing more to report once the host has re-read it.
     assert_eq!(plugin.idle()? & RestartFlags_::kLatencyChanged, 0);
+    Ok(())
+}
+
+/// Hosts differ in which calls they make on their main thread between blocks (Ardour:
+/// few controller calls until a session save). Any main-thread call delivers a pending
+/// restart request: here the component's bus and tail queries only.
+#[test]
+fn a_latency_change_is_delivered_at_any_main_thread_call() -> Result<()> {
+    let (bundle, _scratch) = bundled(&echo_manifest(), "echo-delivery")?;
+    let mut plugin = echo(&bundle, &[])?;
+    let ten_ms = plugin.param_from_text(id::LOOKAHEAD, "10 ms").context("10 ms")?;
+    let input = noise(BLOCK, 0.1);
+    let point = trio_host::ParamPoint { id: id::LOOKAHEAD, offset: 0, value: ten_ms };
+    let restarts =
+        |p: &Plugin| p.restart_requests().iter().filter(|&&f| f & RestartFlags_::kLatencyChanged != 0).count();
+    assert_eq!(restarts(&plugin), 0, "a latency change before any");
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| plugin.process_audio(BLOCK, &[&[&input, &input]], &[], &[point]).map(drop))
+            .join()
+            .expect("audio")
+    })?;
+    assert_eq!(restarts(&plugin), 0, "delivered from the audio thread");
+    let _ = plugin.buses(MediaTypes_::kAudio, BusDirections_::kOutput);
+    let _ = plugin.tail_samples();
+    assert_eq!(restarts(&plugin), 1, "a bus query on the main thread did not deliver the latency change");
+    assert!(plugin.handler_calls().iter().all(|c| c.on_main_thread));
     Ok(())
 }
 

@@ -183,7 +183,8 @@ impl TrioPlugin {
             scratch: AtomicRefCell::new(AudioScratch::new(setup.max_block_size as usize)),
             handler: Mutex::new(HandlerSlot(None)),
             main_thread: AtomicU64::new(0),
-            reported_latency: AtomicU32::new(0),
+            // The host has not read it yet: nothing to tell it about a change.
+            reported_latency: AtomicU32::new(NOT_REPORTED),
             main_channels: AtomicU32::new(main),
             side_channels: AtomicU32::new(if config.sidechain { main } else { 0 }),
             side_active: AtomicBool::new(false),
@@ -209,6 +210,12 @@ impl TrioPlugin {
         fresh
     }
 
+    /// [`Self::main_thread_work`] from a call that has no panic guard of its own: a host's
+    /// main-thread call of any kind is a chance to deliver restart requests.
+    fn deliver_main_thread_work(&self) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.main_thread_work()));
+    }
+
     /// Whether the calling thread is the one that called `initialize`.
     fn on_main_thread(&self) -> bool {
         // Relaxed: the value is the caller's own thread id or another thread's; a stale
@@ -217,8 +224,9 @@ impl TrioPlugin {
         main != 0 && main == current_thread()
     }
 
-    /// Main-thread work, run at the entry of host calls: delivers pending restart flags
-    /// (from reloads) and a changed latency to the host. Does nothing on any other thread
+    /// Main-thread work, run at the entry of every host call but `process` and the state
+    /// transitions (initialize's end aside; a host may re-enter from `restartComponent`):
+    /// delivers pending restart flags (from reloads) and a changed latency to the host. Does nothing on any other thread
     /// than the host's main thread, so never on the audio thread; holds no lock while
     /// calling the host (which may call back).
     fn main_thread_work(&self) {
@@ -228,7 +236,8 @@ impl TrioPlugin {
         let mut flags = self.instance.take_restart_request();
         let latency = self.instance.latency_samples();
         // Relaxed: only this (main) thread compares; `getLatencySamples` stores.
-        if latency != self.reported_latency.load(Ordering::Relaxed) {
+        let reported = self.reported_latency.load(Ordering::Relaxed);
+        if reported != NOT_REPORTED && latency != reported {
             flags |= RestartFlags_::kLatencyChanged;
         }
         if flags == 0 {
@@ -646,6 +655,9 @@ fn transport_of(ctx: Option<&ProcessContext>) -> TransportInfo {
     }
 }
 
+/// `reported_latency` before the host first asked for the latency.
+const NOT_REPORTED: u32 = u32::MAX;
+
 /// The engine event for a MIDI controller parameter's change to `normalized`.
 fn midi_event(time: u64, number: u8, normalized: f64) -> Event {
     let (kind, value) = match number {
@@ -685,6 +697,7 @@ impl IPluginBaseTrait for TrioPlugin {
 
 impl IComponentTrait for TrioPlugin {
     unsafe fn getControllerClassId(&self, _class_id: *mut TUID) -> tresult {
+        self.deliver_main_thread_work();
         // This object is its own controller.
         kNotImplemented
     }
@@ -695,12 +708,14 @@ impl IComponentTrait for TrioPlugin {
 
     unsafe fn getBusCount(&self, media_type: MediaType, dir: BusDirection) -> int32 {
         guard_value(0, || {
+            self.main_thread_work();
             (0..2).filter(|&i| self.bus(media_type as MediaTypes, dir as BusDirections, i).is_some()).count() as int32
         })
     }
 
     unsafe fn getBusInfo(&self, media_type: MediaType, dir: BusDirection, index: int32, bus: *mut BusInfo) -> tresult {
         guard(|| {
+            self.main_thread_work();
             // SAFETY: the host passes a valid `BusInfo` or null.
             let Some(out) = (unsafe { bus.as_mut() }) else { return kInvalidArgument };
             let Some((kind, name, channels)) = self.bus(media_type as MediaTypes, dir as BusDirections, index) else {
@@ -717,6 +732,7 @@ impl IComponentTrait for TrioPlugin {
     }
 
     unsafe fn getRoutingInfo(&self, _in_info: *mut RoutingInfo, _out_info: *mut RoutingInfo) -> tresult {
+        self.deliver_main_thread_work();
         kNotImplemented
     }
 
@@ -746,6 +762,7 @@ impl IComponentTrait for TrioPlugin {
     }
 
     unsafe fn getState(&self, state: *mut IBStream) -> tresult {
+        self.deliver_main_thread_work();
         guard(|| self.save_state_to(state))
     }
 }
@@ -796,6 +813,7 @@ impl IAudioProcessorTrait for TrioPlugin {
 
     unsafe fn getBusArrangement(&self, dir: BusDirection, index: int32, arr: *mut SpeakerArrangement) -> tresult {
         guard(|| {
+            self.main_thread_work();
             // SAFETY: the host passes a valid pointer or null.
             let Some(arr) = (unsafe { arr.as_mut() }) else { return kInvalidArgument };
             let Some((_, _, channels)) = self.bus(MediaTypes_::kAudio, dir as BusDirections, index) else {
@@ -807,6 +825,7 @@ impl IAudioProcessorTrait for TrioPlugin {
     }
 
     unsafe fn canProcessSampleSize(&self, size: int32) -> tresult {
+        self.deliver_main_thread_work();
         // 64-bit: the engine renders 32-bit into scratch buffers sized by
         // `setupProcessing`, converted on the way in and out.
         match size as SymbolicSampleSizes {
@@ -869,6 +888,7 @@ impl IAudioProcessorTrait for TrioPlugin {
 
     /// What the engine reports (`set_tail`).
     unsafe fn getTailSamples(&self) -> uint32 {
+        self.deliver_main_thread_work();
         guard_value(kNoTail, || match self.instance.tail_samples() {
             None => kInfiniteTail,
             Some(0) => kNoTail,
@@ -879,6 +899,7 @@ impl IAudioProcessorTrait for TrioPlugin {
 
 impl IProcessContextRequirementsTrait for TrioPlugin {
     unsafe fn getProcessContextRequirements(&self) -> uint32 {
+        self.deliver_main_thread_work();
         use IProcessContextRequirements_::Flags_ as F;
         (F::kNeedTempo
             | F::kNeedTimeSignature
@@ -900,6 +921,7 @@ impl IEditControllerTrait for TrioPlugin {
     }
 
     unsafe fn getState(&self, state: *mut IBStream) -> tresult {
+        self.deliver_main_thread_work();
         guard(|| self.save_state_to(state))
     }
 
@@ -1072,6 +1094,7 @@ impl IMidiMappingTrait for TrioPlugin {
         cc: CtrlNumber,
         id: *mut ParamID,
     ) -> tresult {
+        self.deliver_main_thread_work();
         guard(|| {
             // SAFETY: the host passes a valid out pointer or null.
             let Some(out) = (unsafe { id.as_mut() }) else { return kInvalidArgument };
@@ -1106,6 +1129,7 @@ impl IUnitInfoTrait for TrioPlugin {
 
     unsafe fn getUnitInfo(&self, index: int32, info: *mut UnitInfo) -> tresult {
         guard(|| {
+            self.main_thread_work();
             // SAFETY: the host passes a valid `UnitInfo` or null.
             let Some(out) = (unsafe { info.as_mut() }) else { return kInvalidArgument };
             let tables = self.tables();
@@ -1125,14 +1149,17 @@ impl IUnitInfoTrait for TrioPlugin {
     }
 
     unsafe fn getProgramListCount(&self) -> int32 {
+        self.deliver_main_thread_work();
         0
     }
 
     unsafe fn getProgramListInfo(&self, _index: int32, _info: *mut ProgramListInfo) -> tresult {
+        self.deliver_main_thread_work();
         kInvalidArgument
     }
 
     unsafe fn getProgramName(&self, _list: ProgramListID, _index: int32, _name: *mut String128) -> tresult {
+        self.deliver_main_thread_work();
         kInvalidArgument
     }
 
@@ -1143,10 +1170,12 @@ impl IUnitInfoTrait for TrioPlugin {
         _attribute: vst3::Steinberg::Vst::CString,
         _value: *mut String128,
     ) -> tresult {
+        self.deliver_main_thread_work();
         kInvalidArgument
     }
 
     unsafe fn hasProgramPitchNames(&self, _list: ProgramListID, _index: int32) -> tresult {
+        self.deliver_main_thread_work();
         kResultFalse
     }
 
@@ -1157,10 +1186,12 @@ impl IUnitInfoTrait for TrioPlugin {
         _pitch: int16,
         _name: *mut String128,
     ) -> tresult {
+        self.deliver_main_thread_work();
         kResultFalse
     }
 
     unsafe fn getSelectedUnit(&self) -> UnitID {
+        self.deliver_main_thread_work();
         ROOT_UNIT
     }
 
@@ -1177,6 +1208,7 @@ impl IUnitInfoTrait for TrioPlugin {
         unit: *mut UnitID,
     ) -> tresult {
         guard(|| {
+            self.main_thread_work();
             // SAFETY: the host passes a valid out pointer or null.
             let Some(out) = (unsafe { unit.as_mut() }) else { return kInvalidArgument };
             *out = ROOT_UNIT;

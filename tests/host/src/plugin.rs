@@ -850,8 +850,8 @@ impl Plugin {
         Ok(())
     }
 
-    /// The usual start: `setupProcessing`, every bus activated, `setActive(true)`,
-    /// `setProcessing(true)`.
+    /// The usual start: `setupProcessing`, every bus activated, `setActive(true)`, the
+    /// latency read (as hosts do, to compensate it), `setProcessing(true)`.
     ///
     /// # Errors
     /// The first step that fails.
@@ -859,6 +859,8 @@ impl Plugin {
         self.setup_processing(setup)?;
         self.activate_all_buses(true)?;
         self.set_active(true)?;
+        // Hosts read the latency once active, to compensate it (JUCE in prepareToPlay).
+        let _ = self.latency_samples();
         self.set_processing(true)
     }
 
