@@ -18,9 +18,14 @@
 //!
 //! Nothing of the arpeggiator's runtime state is kept in the control instance: the step
 //! index, the last step's exact position, the phrase being played, what has been pushed up
-//! to which sample and the note-offs still due all live in [`SynthArea::cursor`]. A
-//! control module loaded in place of this one (a hot reload) adopts the block and
-//! continues on the next step not yet scheduled, bit for bit, with its own [`sequence`].
+//! to which sample and the note-offs still due all live in [`SynthArea::cursor`], which
+//! only this module writes. A control module loaded in place of this one (a hot reload)
+//! adopts the block and continues on the next step not yet scheduled, bit for bit, with
+//! its own [`sequence`].
+//!
+//! The first step of each phrase is the engine's: it is decided and played there, and
+//! recorded with the held keys ([`HeldKeys::first_step`](synth_common::HeldKeys::first_step),
+//! which only the engine writes). This module takes a phrase up at step 1.
 //!
 //! # Timing
 //!
@@ -30,58 +35,53 @@
 //! - The host gives a tempo but is stopped: steps follow the host tempo from the first key.
 //! - No host tempo: steps follow the `Arp Tempo` parameter from the first key.
 //!
+//! The first step (step 0) of a phrase falls on the first key's own sample when the arp
+//! runs free, on the first grid point at or after it when the host plays. The control
+//! module learns of the key only after the engine has rendered the block holding it, too
+//! late for that step, so the **engine** plays it: when the first key goes down it decides
+//! the step's exact position ([`Timebase::first_pos`](synth_common::arp::Timebase::first_pos),
+//! with the block's transport), and when that sample comes (in the same block or a later
+//! one), after every event at that sample has been applied, it plays the first entry of
+//! [`Sequence`] over the keys held then (all keys of a chord pressed on one sample count),
+//! with the key's velocity, the note id `arp_note_id(phrase, 0)` and a note-off
+//! `gate × step length` later, which it also plays itself. It records the position (and what it played) in
+//! [`HeldKeys::first_step`](synth_common::HeldKeys::first_step); [`tick`] starts the phrase
+//! at step 1, at the step after that position, and schedules every later step ahead of the
+//! engine's clock. So every step, the first included, falls on a sample that depends
+//! neither on the block size nor on when the control module ticks, offline and in real
+//! time alike. (Step 1 is this module's, so it needs the key to have been seen in time:
+//! offline, it must fall after the block holding the first key; in real time, after the
+//! block the engine renders when the next tick comes, up to 2 ms later. That holds for a
+//! step longer than the host's block offline, longer than about two blocks plus 2 ms in
+//! real time.)
+//!
 //! A step's length and notes are decided when it is scheduled, so a change of rate,
 //! pattern, octaves, gate or tempo (or a new build of [`sequence`]) applies from the next
-//! step not yet scheduled. The first step of a phrase falls on the first key's own sample;
-//! the control module learns of the key only after the engine has rendered that block, so
-//! the engine plays that first note at the start of its next block (up to one block plus
-//! one tick late). Every later step is exact.
+//! step not yet scheduled; the engine's step 0 always follows the shared [`Sequence`] (a
+//! build of [`sequence`] that changes the order, like the `reload-variant` one, applies
+//! from step 1).
 //!
 //! Each note-off falls `gate × step length` after its note-on (the gate is below one
 //! step). Releasing every key ends the phrase: the engine drops arp note-ons scheduled for
-//! it after that sample, and the sounding note ends at its own note-off. Switching the
-//! arp off does the same and pushes the note-offs still due at once.
+//! it after that sample (and a step 0 still waiting for its grid point), and the sounding
+//! note ends at its own note-off. Switching the arp off does the same and pushes the
+//! note-offs still due at once.
 
 use core::sync::atomic::Ordering;
 
-use synth_common::{ArpCursor, HeldKey, HeldKeys, MAX_ARP_PENDING_OFFS, SynthArea, arp_note_id, id};
-use trio::block::Transport;
-use trio::control::{ControlParams, TickContext};
+pub use synth_common::arp::{Pattern, RATE_BEATS, Settings};
+use synth_common::arp::{Sequence, Timebase, note_off_time, sample_time};
+use synth_common::{ArpCursor, HeldKey, HeldKeys, MAX_ARP_PENDING_OFFS, SynthArea, arp_note_id};
+use trio::control::TickContext;
 use trio::engine::Event;
-
-/// The order in which the held keys are played.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pattern {
-    /// Lowest to highest, octave by octave.
-    Up,
-    /// Highest to lowest.
-    Down,
-    /// Up, then down, without repeating the top and bottom notes.
-    UpDown,
-    /// In the order the keys went down.
-    AsPlayed,
-}
-
-impl Pattern {
-    /// The pattern for a plain value of the `Arp Pattern` parameter (a list index).
-    pub fn from_index(index: u32) -> Self {
-        match index {
-            1 => Self::Down,
-            2 => Self::UpDown,
-            3 => Self::AsPlayed,
-            _ => Self::Up,
-        }
-    }
-}
-
-/// Step length in quarter notes for each index of the `Arp Rate` list (1/4 .. 1/32).
-pub const RATE_BEATS: [f64; 4] = [1.0, 0.5, 0.25, 0.125];
 
 /// One cycle of notes that `pattern` plays over `keys` (in press order) across `octaves`
 /// octaves. Step `n` of a phrase plays `sequence(..)[n % len]`.
 ///
-/// This is the arpeggiator's musical logic: edit it, rebuild the control module, and the
-/// next step not yet scheduled plays the new pattern while audio keeps running.
+/// The order itself is [`synth_common::arp::Sequence`], which the engine also uses for
+/// the first step of each phrase; this build may change it for the steps it schedules
+/// (the `reload-variant` build does). Edit it, rebuild the control module, and the next
+/// step not yet scheduled plays the new pattern while audio keeps running.
 ///
 /// # Examples
 /// ```
@@ -94,35 +94,8 @@ pub const RATE_BEATS: [f64; 4] = [1.0, 0.5, 0.25, 0.125];
 /// assert_eq!(notes(Pattern::AsPlayed), [64, 60, 76, 72]);
 /// ```
 pub fn sequence(pattern: Pattern, keys: &[HeldKey], octaves: u32) -> Vec<HeldKey> {
-    let mut by_pitch = keys.to_vec();
-    by_pitch.sort_by_key(|k| k.note);
-    let spread = |base: &[HeldKey]| -> Vec<HeldKey> {
-        (0..octaves.max(1))
-            .flat_map(|octave| {
-                base.iter().filter_map(move |k| {
-                    let note = u32::from(k.note) + 12 * octave;
-                    (note < 128).then_some(HeldKey { note: note as u8, velocity: k.velocity })
-                })
-            })
-            .collect()
-    };
-    match pattern {
-        Pattern::Up => up(spread(&by_pitch)),
-        Pattern::Down => {
-            let mut notes = spread(&by_pitch);
-            notes.reverse();
-            notes
-        }
-        Pattern::UpDown => {
-            let mut notes = spread(&by_pitch);
-            if notes.len() > 2 {
-                let back: Vec<HeldKey> = notes[1..notes.len() - 1].iter().rev().copied().collect();
-                notes.extend(back);
-            }
-            notes
-        }
-        Pattern::AsPlayed => spread(keys),
-    }
+    let notes = Sequence::new(pattern, keys, octaves).as_slice().to_vec();
+    if pattern == Pattern::Up { up(notes) } else { notes }
 }
 
 /// The "up" order: lowest first.
@@ -137,103 +110,6 @@ fn up(notes: Vec<HeldKey>) -> Vec<HeldKey> {
 fn up(mut notes: Vec<HeldKey>) -> Vec<HeldKey> {
     notes.reverse();
     notes
-}
-
-/// The arp parameters, in plain units.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Settings {
-    /// `Arpeggiator` is on.
-    pub on: bool,
-    /// Step length in quarter notes.
-    pub rate_beats: f64,
-    /// Pattern.
-    pub pattern: Pattern,
-    /// Octaves spanned, 1..4.
-    pub octaves: u32,
-    /// Note length as a fraction of a step.
-    pub gate: f64,
-    /// Tempo when the host gives none, BPM.
-    pub tempo_bpm: f64,
-}
-
-impl Settings {
-    /// Reads the arp parameters.
-    pub fn read(p: &ControlParams<'_>) -> Self {
-        let rate = p.index(id::ARP_RATE).min(RATE_BEATS.len() - 1);
-        Self {
-            on: p.is_on(id::ARP_ON),
-            rate_beats: RATE_BEATS[rate],
-            pattern: Pattern::from_index(p.index(id::ARP_PATTERN) as u32),
-            octaves: p.plain(id::ARP_OCTAVES).round().clamp(1.0, 4.0) as u32,
-            gate: p.plain(id::ARP_GATE).clamp(0.01, 0.99),
-            tempo_bpm: p.plain(id::ARP_TEMPO).clamp(1.0, 999.0),
-        }
-    }
-}
-
-/// Where steps fall: the tempo in use and, when the host is playing, its beat grid.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Timebase {
-    sample_rate: f64,
-    tempo_bpm: f64,
-    /// The host transport, when it gives a tempo and is playing.
-    grid: Option<Transport>,
-}
-
-/// Tolerance, in steps, for a position that should be on a grid point.
-const GRID_EPSILON: f64 = 1e-6;
-
-impl Timebase {
-    fn new(sample_rate: f64, settings: &Settings, transport: &Transport) -> Self {
-        let host_tempo = transport.tempo_bpm.is_finite() && transport.tempo_bpm > 0.0;
-        Self {
-            sample_rate,
-            tempo_bpm: if host_tempo { transport.tempo_bpm } else { settings.tempo_bpm },
-            grid: (host_tempo && transport.playing && transport.ppq_position.is_finite()).then_some(*transport),
-        }
-    }
-
-    /// Length of a step of `rate_beats` quarter notes, in samples.
-    fn step_len(&self, rate_beats: f64) -> f64 {
-        rate_beats * 60.0 / self.tempo_bpm * self.sample_rate
-    }
-
-    /// Quarter notes per sample.
-    fn beats_per_sample(&self) -> f64 {
-        self.tempo_bpm / 60.0 / self.sample_rate
-    }
-
-    /// Position of the first step of a phrase that started at `start`.
-    fn first_pos(&self, start: u64, rate_beats: f64) -> f64 {
-        let Some(t) = self.grid else {
-            return start as f64;
-        };
-        let bps = self.beats_per_sample();
-        let ppq = t.ppq_position + (start as f64 - t.sample_time as f64) * bps;
-        let k = (ppq / rate_beats - GRID_EPSILON).ceil();
-        (t.sample_time as f64 + (k * rate_beats - t.ppq_position) / bps).max(start as f64)
-    }
-
-    /// Position of the step after one at `last`.
-    fn next_pos(&self, last: f64, rate_beats: f64) -> f64 {
-        let Some(t) = self.grid else {
-            return last + self.step_len(rate_beats);
-        };
-        let bps = self.beats_per_sample();
-        let ppq = t.ppq_position + (last - t.sample_time as f64) * bps;
-        let mut k = (ppq / rate_beats + GRID_EPSILON).floor() + 1.0;
-        let mut pos = t.sample_time as f64 + (k * rate_beats - t.ppq_position) / bps;
-        if pos < last + 0.5 {
-            k += 1.0;
-            pos = t.sample_time as f64 + (k * rate_beats - t.ppq_position) / bps;
-        }
-        pos
-    }
-}
-
-/// The sample time a fractional step position plays at.
-fn sample_time(pos: f64) -> u64 {
-    if pos.is_finite() && pos > 0.0 { pos.round() as u64 } else { 0 }
 }
 
 /// A note-off still due, as the cursor holds it.
@@ -360,8 +236,7 @@ pub fn tick(ctx: &mut TickContext<'_, SynthArea>) -> TickReport {
     let Some(transport) = ctx.transport() else {
         return TickReport::default();
     };
-    let sample_rate = ctx.sample_rate();
-    let timebase = Timebase::new(if sample_rate > 0.0 { sample_rate } else { 48_000.0 }, &settings, &transport);
+    let timebase = Timebase::new(ctx.sample_rate(), &settings, &transport);
     let mut cursor = Cursor::load(&area.cursor);
     let horizon = if settings.on {
         follow_keys(&mut cursor, &keys);
@@ -379,13 +254,21 @@ pub fn tick(ctx: &mut TickContext<'_, SynthArea>) -> TickReport {
     report
 }
 
-/// Starts a new phrase or ends the current one, following the held keys.
+/// Starts a new phrase or ends the current one, following the held keys. The engine
+/// takes each phrase's step 0 ([`synth_common::FirstStep`]): a new phrase continues at
+/// step 1, one step after the position the engine chose for step 0.
 fn follow_keys(cursor: &mut Cursor, keys: &HeldKeys) {
     if keys.count > 0 && (!cursor.running || cursor.phrase != keys.phrase) {
         cursor.running = true;
         cursor.phrase = keys.phrase;
-        cursor.step = 0;
-        cursor.last_step_pos = 0.0;
+        if keys.first_step.taken_for(keys.phrase) {
+            cursor.step = 1;
+            cursor.last_step_pos = keys.first_step.pos;
+        } else {
+            // An engine that left step 0 to us: it plays at the first key's position.
+            cursor.step = 0;
+            cursor.last_step_pos = 0.0;
+        }
     } else if keys.count == 0 {
         cursor.running = false;
     }
@@ -451,8 +334,7 @@ fn schedule(
             break;
         }
         cursor.last_pushed = time;
-        let gate = settings.gate * timebase.step_len(settings.rate_beats);
-        let off_time = sample_time(pos + gate).max(time + 1);
+        let off_time = note_off_time(pos, time, settings.gate, timebase.step_len(settings.rate_beats));
         cursor.pending[cursor.pending_count] = PendingOff { time: off_time, note: key.note, note_id };
         cursor.pending_count += 1;
         cursor.step += 1;
@@ -487,10 +369,23 @@ mod tests {
         assert_eq!(notes(Pattern::UpDown, &[60, 62], 1), [60, 62]);
     }
 
+    /// The steps this module schedules follow the order the engine uses for step 0.
+    #[cfg(not(feature = "reload-variant"))]
+    #[test]
+    fn the_sequence_is_the_engines() {
+        for pattern in [Pattern::Up, Pattern::Down, Pattern::UpDown, Pattern::AsPlayed] {
+            for octaves in 1..=4 {
+                let held = keys(&[64, 60, 67, 100]);
+                assert_eq!(sequence(pattern, &held, octaves), Sequence::new(pattern, &held, octaves).as_slice());
+            }
+        }
+    }
+
     #[cfg(feature = "reload-variant")]
     #[test]
     fn the_variant_plays_up_reversed() {
         assert_eq!(notes(Pattern::Up, &[64, 60, 67], 1), [67, 64, 60]);
+        assert_eq!(notes(Pattern::Down, &[64, 60, 67], 1), [67, 64, 60]);
     }
 
     #[test]
@@ -500,33 +395,25 @@ mod tests {
     }
 
     #[test]
-    fn free_running_steps_follow_the_tempo() {
-        let settings =
-            Settings { on: true, rate_beats: 0.25, pattern: Pattern::Up, octaves: 1, gate: 0.5, tempo_bpm: 120.0 };
-        let tb = Timebase::new(48_000.0, &settings, &Transport::default());
-        assert_eq!(tb.step_len(0.25), 6000.0);
-        assert_eq!(tb.first_pos(1234, 0.25), 1234.0);
-        assert_eq!(tb.next_pos(1234.0, 0.25), 7234.0);
-    }
-
-    #[test]
-    fn playing_steps_sit_on_the_host_grid() {
-        let settings =
-            Settings { on: true, rate_beats: 0.5, pattern: Pattern::Up, octaves: 1, gate: 0.5, tempo_bpm: 120.0 };
-        // 100 BPM at 48 kHz: 28_800 samples per beat; beat 2.0 at sample 10_000.
-        let t = Transport {
-            sample_time: 10_000,
-            tempo_bpm: 100.0,
-            ppq_position: 2.0,
-            playing: true,
-            ..Transport::default()
-        };
-        let tb = Timebase::new(48_000.0, &settings, &t);
-        assert_eq!(tb.first_pos(10_000, 0.5), 10_000.0);
-        assert_eq!(tb.first_pos(10_001, 0.5), 24_400.0);
-        assert_eq!(tb.next_pos(10_000.0, 0.5), 24_400.0);
-        assert_eq!(tb.next_pos(24_400.0, 0.5), 38_800.0);
-        // A position between grid points moves to the next one.
-        assert_eq!(tb.next_pos(20_000.0, 0.5), 24_400.0);
+    fn a_phrase_whose_first_step_the_engine_took_continues_at_step_1() {
+        use synth_common::{FirstStep, FirstStepState};
+        let mut held = HeldKeys { phrase: 4, count: 1, phrase_start: 1000, ..HeldKeys::default() };
+        held.first_step = FirstStep { phrase: 4, state: FirstStepState::Pending, pos: 1500.5, ..FirstStep::default() };
+        let mut cursor = Cursor { phrase: 3, running: true, step: 9, last_step_pos: 99.0, ..Cursor::default() };
+        follow_keys(&mut cursor, &held);
+        assert_eq!((cursor.running, cursor.phrase, cursor.step, cursor.last_step_pos), (true, 4, 1, 1500.5));
+        // Another step later the phrase goes on where it is.
+        cursor.step = 2;
+        follow_keys(&mut cursor, &held);
+        assert_eq!(cursor.step, 2);
+        // An engine that did not take step 0 leaves it to this module.
+        held.phrase = 5;
+        let mut cursor = Cursor::default();
+        follow_keys(&mut cursor, &held);
+        assert_eq!((cursor.phrase, cursor.step), (5, 0));
+        // All keys up: the phrase ends.
+        held.count = 0;
+        follow_keys(&mut cursor, &held);
+        assert!(!cursor.running);
     }
 }

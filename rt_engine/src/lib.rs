@@ -1,5 +1,6 @@
 //! TrioSynth's engine: a 128-voice subtractive synthesizer ([`dsp::Synth`]) driven by the
-//! SDK's events, and the arpeggiator's key recording.
+//! SDK's events, the arpeggiator's key recording and the first step of each arpeggiator
+//! phrase.
 //!
 //! # Arpeggiator keys
 //!
@@ -12,6 +13,33 @@
 //! and their phrase is the current one, so notes the control module scheduled ahead never
 //! sound after the keys are released or the arp is switched off. Switching the arp off ends
 //! the phrase (the held keys are forgotten). Everything here is fixed-size: no allocation.
+//!
+//! # The first step of a phrase
+//!
+//! The control module hears of a key only once the block holding it has been rendered,
+//! too late for the phrase's first step, so the engine plays that step itself, at its
+//! exact sample, whatever the block size and whenever the control module ticks:
+//!
+//! - When a key goes down while none is held (a new phrase), the engine decides where
+//!   step 0 falls, with the rules the control module uses for every step
+//!   ([`synth_common::arp::Timebase::first_pos`], with this block's transport as the
+//!   framework publishes it to the control module): the key's own sample when the arp runs
+//!   free (no host tempo: the `Arp Tempo`; or a host tempo, stopped), the first grid point
+//!   at or after the key (multiples of the step length in quarter notes from the song
+//!   start) when the host plays. It records the position as pending in
+//!   [`HeldKeys::first_step`](synth_common::HeldKeys::first_step).
+//! - When that sample comes, in this block or a later one, after every event at that
+//!   sample has been applied and before rendering from it, it plays the first entry of the
+//!   pattern's [`Sequence`] over the keys held then (a chord's note-ons on one sample all
+//!   count), with the key's velocity and the note id `arp_note_id(phrase, 0)`, and keeps
+//!   its note-off, `gate × step length` later, to play at its sample too (with a short gate
+//!   it is due a few milliseconds later, before a control tick might come round). The
+//!   record becomes "played", with the note and the note-off time. If every key comes up
+//!   (or the arp goes off) first, the step is dropped.
+//!
+//! The control module takes the phrase up at step 1, one step after the recorded
+//! position ([`HeldKeys`] is engine-written, the control module's
+//! [`ArpCursor`](synth_common::ArpCursor) control-written).
 //!
 //! # Pitch wheel
 //!
@@ -27,7 +55,11 @@
 
 pub mod dsp;
 
-use synth_common::{HeldKey, HeldKeys, MAX_HELD_KEYS, SynthArea, arp_note_phrase, id};
+use synth_common::arp::{self, Sequence, Timebase};
+use synth_common::{
+    FirstStep, FirstStepState, HeldKey, HeldKeys, MAX_HELD_KEYS, SynthArea, arp_note_id, arp_note_phrase, id,
+};
+use trio::block::Transport;
 use trio::engine::{Block, Engine, EngineContext, Event, Params, Tail, VoiceInfo};
 
 use crate::dsp::{Synth, SynthParams, Waveform};
@@ -40,6 +72,18 @@ pub const PITCH_BEND_RANGE_SEMITONES: f32 = 2.0;
 /// steal fades, all shorter than this.
 const TAIL_MARGIN_S: f64 = 0.010;
 
+/// Most note-offs of first steps the engine keeps waiting (one per phrase, each due
+/// within a step of its note-on); when full, the earliest is played at once.
+const MAX_FIRST_STEP_OFFS: usize = 8;
+
+/// A note-off of a first step the engine played, due at `time`.
+#[derive(Clone, Copy, Debug, Default)]
+struct DueOff {
+    time: u64,
+    note: u8,
+    note_id: i32,
+}
+
 /// The engine of one TrioSynth instance.
 pub struct SynthEngine {
     synth: Synth,
@@ -48,9 +92,17 @@ pub struct SynthEngine {
     sample_rate: f64,
     /// Whether the arpeggiator is on (host notes become held keys).
     arp_on: bool,
-    /// The keys held for the arpeggiator; published to the area when `held_dirty`.
+    /// The arp parameters as of the events applied so far.
+    arp: arp::Settings,
+    /// The host transport of the block being processed, as the control module sees it.
+    transport: Transport,
+    /// The keys held for the arpeggiator and the phrase's first step; published to the
+    /// area when `held_dirty`.
     held: HeldKeys,
     held_dirty: bool,
+    /// Note-offs of first steps still due (the first `offs_len`).
+    offs: [DueOff; MAX_FIRST_STEP_OFFS],
+    offs_len: usize,
     /// Absolute sample time of the event being applied.
     now: u64,
 }
@@ -97,9 +149,14 @@ impl Engine for SynthEngine {
             scratch: vec![0.0; ctx.max_block()],
             sample_rate: ctx.sample_rate(),
             arp_on: false,
-            // A new engine on a used block continues its held keys.
+            arp: arp::Settings::default(),
+            transport: Transport::default(),
+            // A new engine on a used block continues its held keys (and a first step
+            // still to play).
             held: ctx.area().held.read().unwrap_or_default(),
             held_dirty: false,
+            offs: [DueOff::default(); MAX_FIRST_STEP_OFFS],
+            offs_len: 0,
             now: 0,
         };
         engine.apply_params(ctx.params());
@@ -123,10 +180,13 @@ impl Engine for SynthEngine {
 
     fn process(&mut self, block: &mut Block<'_, SynthArea>) {
         let len = block.len();
+        self.transport = transport_of(block);
         let mut pos = 0;
         while let Some(timed) = block.next_event() {
             if timed.offset > pos {
-                self.render(block, pos, timed.offset);
+                // Every event at `pos` has been applied: the arp's own notes due from
+                // there play before the audio is rendered on.
+                self.render_span(block, pos, timed.offset);
                 pos = timed.offset;
             }
             self.now = block.clock() + timed.offset as u64;
@@ -141,9 +201,7 @@ impl Engine for SynthEngine {
                 event => self.apply_from_host(&event),
             }
         }
-        if pos < len {
-            self.render(block, pos, len);
-        }
+        self.render_span(block, pos, len);
         for i in 0..synth_common_voices() {
             let v = self.synth.voice(i);
             block.publish_voice(
@@ -173,7 +231,108 @@ const fn synth_common_voices() -> usize {
     Synth::MAX_VOICES
 }
 
+/// The block's host transport exactly as the framework publishes it for the control
+/// module, so both sides compute the same step times.
+fn transport_of(block: &Block<'_, SynthArea>) -> Transport {
+    let t = block.transport();
+    Transport {
+        sample_time: block.clock(),
+        tempo_bpm: t.tempo().unwrap_or(0.0),
+        ppq_position: t.position().unwrap_or(0.0),
+        playing: t.is_playing(),
+        ..Transport::default()
+    }
+}
+
 impl SynthEngine {
+    /// Renders `from..to` of the block, stopping on the way at each arp note of the
+    /// engine's own (a first step, a first step's note-off) due in that span to play it
+    /// at its sample.
+    fn render_span(&mut self, block: &mut Block<'_, SynthArea>, from: usize, to: usize) {
+        let clock = block.clock();
+        let end = clock + to as u64;
+        let mut pos = from;
+        while let Some(time) = self.next_arp_time().filter(|&t| t < end) {
+            let at = (time.saturating_sub(clock) as usize).clamp(pos, to);
+            if at > pos {
+                self.render(block, pos, at);
+                pos = at;
+            }
+            self.now = clock + pos as u64;
+            self.play_due_arp(time);
+        }
+        if to > pos {
+            self.render(block, pos, to);
+        }
+    }
+
+    /// Time of the first step waiting for its time, if any.
+    fn first_step_time(&self) -> Option<u64> {
+        let f = &self.held.first_step;
+        (f.state == FirstStepState::Pending).then(|| arp::sample_time(f.pos))
+    }
+
+    /// The earliest of the arp notes the engine still has to play.
+    fn next_arp_time(&self) -> Option<u64> {
+        let off = self.offs[..self.offs_len].iter().map(|o| o.time).min();
+        match (off, self.first_step_time()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Plays what is due at `time`: note-offs first (a repeated note is released before it
+    /// restarts), then the first step.
+    fn play_due_arp(&mut self, time: u64) {
+        if let Some(i) = self.offs[..self.offs_len].iter().position(|o| o.time == time) {
+            let off = self.offs[i];
+            self.offs.copy_within(i + 1..self.offs_len, i);
+            self.offs_len -= 1;
+            self.synth.note_off(off.note, off.note_id);
+        } else if self.first_step_time() == Some(time) {
+            self.play_first_step();
+        }
+    }
+
+    /// Plays the current phrase's step 0, which is due now: the first entry of the
+    /// pattern's sequence over the keys held now, with the note id, velocity and note-off
+    /// the control module gives any step.
+    fn play_first_step(&mut self) {
+        let settings = self.arp;
+        let f = self.held.first_step;
+        let key = if self.arp_on && self.held.count > 0 && f.phrase == self.held.phrase {
+            Sequence::new(settings.pattern, self.held.held(), settings.octaves).step(0)
+        } else {
+            None
+        };
+        self.held_dirty = true;
+        let Some(key) = key else {
+            self.held.first_step.state = FirstStepState::Dropped;
+            return;
+        };
+        let note_id = arp_note_id(f.phrase, 0);
+        self.synth.note_on(key.note, key.velocity, note_id);
+        let step_len = self.timebase().step_len(settings.rate_beats);
+        let off_time = arp::note_off_time(f.pos, self.now, settings.gate, step_len);
+        if self.offs_len == MAX_FIRST_STEP_OFFS {
+            // Phrases started faster than their first notes end: end the oldest now.
+            if let Some((i, _)) = self.offs.iter().enumerate().min_by_key(|(_, o)| o.time) {
+                let old = self.offs[i];
+                self.offs.copy_within(i + 1.., i);
+                self.offs_len -= 1;
+                self.synth.note_off(old.note, old.note_id);
+            }
+        }
+        self.offs[self.offs_len] = DueOff { time: off_time, note: key.note, note_id };
+        self.offs_len += 1;
+        self.held.first_step = FirstStep { state: FirstStepState::Played, note: key.note, off_time, ..f };
+    }
+
+    /// Where steps fall, with the arp settings and the block's transport.
+    fn timebase(&self) -> Timebase {
+        Timebase::new(self.sample_rate, &self.arp, &self.transport)
+    }
+
     fn render(&mut self, block: &mut Block<'_, SynthArea>, from: usize, to: usize) {
         match block.main() {
             [left, right, rest @ ..] => {
@@ -193,7 +352,8 @@ impl SynthEngine {
 
     fn apply_params(&mut self, params: &Params) {
         self.synth.set_params(&synth_params(params));
-        let arp_on = params.is_on(id::ARP_ON);
+        self.arp = arp::Settings::from_engine(params);
+        let arp_on = self.arp.on;
         if self.arp_on && !arp_on {
             // Switching the arp off ends the phrase; the keys are forgotten.
             self.release_all_keys();
@@ -202,14 +362,18 @@ impl SynthEngine {
     }
 
     /// Records a key going down for the arpeggiator. A key already held moves to the end
-    /// of the press order with its new velocity.
+    /// of the press order with its new velocity. The first key of a phrase decides where
+    /// the phrase's step 0 falls; the engine plays it there.
     fn key_down(&mut self, note: u8, velocity: f32) {
         self.remove_key(note);
-        let h = &mut self.held;
-        if h.count == 0 {
+        if self.held.count == 0 {
+            let pos = self.timebase().first_pos(self.now, self.arp.rate_beats);
+            let h = &mut self.held;
             h.phrase = h.phrase.wrapping_add(1);
             h.phrase_start = self.now;
+            h.first_step = FirstStep { phrase: h.phrase, state: FirstStepState::Pending, pos, note: 0, off_time: 0 };
         }
+        let h = &mut self.held;
         if let Some(slot) = h.keys.get_mut(h.count as usize) {
             *slot = HeldKey { note, velocity };
             h.count += 1;
@@ -236,7 +400,7 @@ impl SynthEngine {
             return false;
         }
         if self.held.count == 0 {
-            self.held.released_at = self.now;
+            self.end_phrase();
         }
         true
     }
@@ -245,9 +409,17 @@ impl SynthEngine {
     fn release_all_keys(&mut self) {
         if self.held.count > 0 {
             self.held.count = 0;
-            self.held.released_at = self.now;
-            self.held_dirty = true;
+            self.end_phrase();
         }
+    }
+
+    /// The last key came up: a first step still waiting for its time is not played.
+    fn end_phrase(&mut self) {
+        self.held.released_at = self.now;
+        if self.held.first_step.state == FirstStepState::Pending {
+            self.held.first_step.state = FirstStepState::Dropped;
+        }
+        self.held_dirty = true;
     }
 
     /// A note or other event from the host.

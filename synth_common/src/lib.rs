@@ -3,11 +3,16 @@
 //! - [`id`]: the parameter ids (the VST3 `ParamID`s; stable across versions, saved
 //!   projects refer to them);
 //! - [`SynthArea`]: the plugin area of the shared block, where the engine records the
-//!   keys held for the arpeggiator and the control module keeps the arpeggiator's
-//!   position, so a reloaded control module continues the sequence bit for bit;
-//! - [`arp_note_id`]: how the arpeggiator marks its notes.
+//!   keys held for the arpeggiator and the first step of each phrase, which it plays
+//!   itself ([`FirstStep`]), and the control module keeps the arpeggiator's position from
+//!   the second step on, so a reloaded control module continues the sequence bit for bit;
+//! - [`arp_note_id`]: how the arpeggiator marks its notes;
+//! - [`arp`]: the arpeggiator's musical rules (note order, step times), which the engine
+//!   (for the first step of each phrase) and the control module (for the rest) share.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod arp;
 
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64};
 
@@ -88,6 +93,8 @@ pub struct HeldKeys {
     /// Sample time at which the last phrase ended (the last key came up, or the arp was
     /// switched off); meaningful when `count == 0`.
     pub released_at: u64,
+    /// Step 0 of the current (or last) phrase, which the engine plays itself.
+    pub first_step: FirstStep,
     /// The held keys in press order; entries from `count` on are unused.
     pub keys: [HeldKey; MAX_HELD_KEYS],
 }
@@ -99,9 +106,76 @@ impl HeldKeys {
     }
 }
 
-/// Words of the held-key seqlock: phrase and count, phrase start, release time, then
-/// one word per key.
-const HELD_WORDS: usize = 3 + MAX_HELD_KEYS;
+/// What became of a phrase's step 0 ([`FirstStep::state`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FirstStepState {
+    /// No phrase yet, or a phrase whose step 0 the engine did not take: the control module
+    /// plays it.
+    #[default]
+    None,
+    /// Decided, waiting for its time (a grid point after the first key).
+    Pending,
+    /// Played: its note sounds from `sample_time(pos)`, and the engine plays its note-off
+    /// at `off_time`.
+    Played,
+    /// Not played: every key came up (or the arp went off) before its time.
+    Dropped,
+}
+
+impl FirstStepState {
+    fn code(self) -> u64 {
+        match self {
+            Self::None => 0,
+            Self::Pending => 1,
+            Self::Played => 2,
+            Self::Dropped => 3,
+        }
+    }
+
+    fn from_code(code: u64) -> Self {
+        match code {
+            1 => Self::Pending,
+            2 => Self::Played,
+            3 => Self::Dropped,
+            _ => Self::None,
+        }
+    }
+}
+
+/// Step 0 of a phrase, which the engine plays at its exact sample: the control module
+/// learns of a phrase only after the engine has rendered the block with its first key,
+/// too late for that step. The engine decides the step's position when the first key goes
+/// down (the key's own sample when the arp runs free, the first grid point at or after it
+/// when the host plays, see [`arp::Timebase::first_pos`]) and plays it when its time comes
+/// (note, velocity, note id and note-off exactly as the control module plays any other
+/// step); the control module continues the phrase at step 1, one step after `pos`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FirstStep {
+    /// The phrase ([`HeldKeys::phrase`]) this step belongs to; the engine took the current
+    /// phrase's step 0 when it equals [`HeldKeys::phrase`] and `state` is not `None`.
+    pub phrase: u32,
+    /// What became of it.
+    pub state: FirstStepState,
+    /// Exact (fractional) sample position of the step; it plays at
+    /// [`arp::sample_time`]`(pos)`.
+    pub pos: f64,
+    /// The note played (`Played` only).
+    pub note: u8,
+    /// Sample time of its note-off, played by the engine (`Played` only).
+    pub off_time: u64,
+}
+
+impl FirstStep {
+    /// Whether the engine took step 0 of `phrase` (played it, will play it or dropped it
+    /// with the phrase): the control module starts that phrase at step 1.
+    pub fn taken_for(&self, phrase: u32) -> bool {
+        self.phrase == phrase && self.state != FirstStepState::None
+    }
+}
+
+/// Words of the held-key seqlock: phrase and count, phrase start, release time, the first
+/// step (phrase, state and note; position; note-off time), then one word per key.
+const HELD_WORDS: usize = 6 + MAX_HELD_KEYS;
 
 trio::area! {
     /// The keys the engine holds for the arpeggiator, published through a seqlock so the
@@ -118,7 +192,11 @@ impl HeldKeysCell {
         words[0] = u64::from(k.phrase) | (u64::from(k.count) << 32);
         words[1] = k.phrase_start;
         words[2] = k.released_at;
-        for (w, key) in words[3..].iter_mut().zip(&k.keys) {
+        let f = &k.first_step;
+        words[3] = u64::from(f.phrase) | (f.state.code() << 32) | (u64::from(f.note) << 40);
+        words[4] = f.pos.to_bits();
+        words[5] = f.off_time;
+        for (w, key) in words[6..].iter_mut().zip(&k.keys) {
             *w = u64::from(key.note) | (u64::from(key.velocity.to_bits()) << 32);
         }
         self.lock.write(words);
@@ -133,9 +211,16 @@ impl HeldKeysCell {
             count: ((w[0] >> 32) as u32).min(MAX_HELD_KEYS as u32),
             phrase_start: w[1],
             released_at: w[2],
+            first_step: FirstStep {
+                phrase: w[3] as u32,
+                state: FirstStepState::from_code((w[3] >> 32) & 0xff),
+                pos: f64::from_bits(w[4]),
+                note: ((w[3] >> 40) & 0x7f) as u8,
+                off_time: w[5],
+            },
             keys: [HeldKey::default(); MAX_HELD_KEYS],
         };
-        for (key, &word) in k.keys.iter_mut().zip(&w[3..]) {
+        for (key, &word) in k.keys.iter_mut().zip(&w[6..]) {
             *key = HeldKey { note: (word & 0x7f) as u8, velocity: f32::from_bits((word >> 32) as u32) };
         }
         Some(k)
@@ -200,6 +285,7 @@ trio::area! {
         /// Nonzero while a phrase is being played.
         pub running: AtomicU32,
         /// Steps of the current phrase already scheduled; the next step has this index.
+        /// Step 0 is the engine's ([`FirstStep`]), so a phrase starts here at 1.
         pub step: AtomicU64,
         /// Exact (fractional) sample position of the last scheduled step.
         pub last_step_pos: AtomicF64,
@@ -217,10 +303,12 @@ trio::area! {
 }
 
 trio::area! {
-    /// TrioSynth's plugin area: the keys the engine records for the arpeggiator
-    /// (engine-written) and the sequence cursor (control-owned).
+    /// TrioSynth's plugin area: the keys the engine records for the arpeggiator and the
+    /// first step of each phrase, which the engine plays (engine-written), and the
+    /// sequence cursor from the second step on (control-owned).
     pub struct SynthArea {
-        /// Keys held, written by the engine while the arp is on.
+        /// Keys held and each phrase's first step, written by the engine while the arp is
+        /// on.
         pub held: HeldKeysCell,
         /// The sequence cursor, written by the control module.
         pub cursor: ArpCursor,
@@ -269,7 +357,10 @@ mod tests {
     #[test]
     fn held_keys_round_trip() {
         let area = unsafe_free_zeroed();
-        let mut k = HeldKeys { phrase: 7, count: 3, phrase_start: 12_345, released_at: 99, ..HeldKeys::default() };
+        let first_step =
+            FirstStep { phrase: 7, state: FirstStepState::Played, pos: 12_345.25, note: 127, off_time: 15_000 };
+        let mut k =
+            HeldKeys { phrase: 7, count: 3, phrase_start: 12_345, released_at: 99, first_step, ..HeldKeys::default() };
         k.keys[0] = HeldKey { note: 64, velocity: 0.5 };
         k.keys[1] = HeldKey { note: 60, velocity: 1.0 };
         k.keys[2] = HeldKey { note: 127, velocity: 0.25 };
@@ -277,6 +368,11 @@ mod tests {
         let back = area.held.read().unwrap();
         assert_eq!(back, k);
         assert_eq!(back.held().iter().map(|k| k.note).collect::<Vec<_>>(), [64, 60, 127]);
+        assert!(back.first_step.taken_for(7) && !back.first_step.taken_for(8));
+        for state in [FirstStepState::None, FirstStepState::Pending, FirstStepState::Dropped] {
+            area.held.publish(&HeldKeys { first_step: FirstStep { state, ..first_step }, ..k });
+            assert_eq!(area.held.read().unwrap().first_step.state, state);
+        }
     }
 
     #[test]

@@ -217,11 +217,9 @@ fn steps_start_at_their_exact_samples_at_the_arp_tempo() -> Result<()> {
     }
     rig.run(t + 8 * STEP + 100, &[]);
     let onsets = rig.onsets_from(0);
-    // Step 0 is due on the key's own sample, which the engine has rendered by the time the
-    // control module hears of the key: it plays at the start of the next block.
-    let next_block = t.div_ceil(BLOCK) * BLOCK;
-    let mut expected = vec![(next_block, 60)];
-    expected.extend((1..=8).map(|k| (t + k * STEP, [60, 64, 67][k as usize % 3])));
+    // Step 0 on the key's own sample (the engine plays it: the control module hears of the
+    // key only once the block is rendered), then every 1/16 (the control module's).
+    let expected: Vec<(u64, u32)> = (0..=8).map(|k| (t + k * STEP, [60, 64, 67][k as usize % 3])).collect();
     assert_eq!(onsets, expected);
     // The keys were not played as notes themselves, and nothing was dropped.
     assert_eq!(rig.plugin.block().stats.events_dropped.load(Ordering::Relaxed), 0);
@@ -241,8 +239,8 @@ fn rate_and_arp_tempo_set_the_step_length() -> Result<()> {
     rig.key_down(t, 48, 1.0);
     rig.run(t + 40_000, &[]);
     // 1/8 at 90 BPM: 0.5 * 60 / 90 * 48000 = 16000 samples.
-    let times: Vec<u64> = rig.onsets_from(t + 1).iter().map(|&(t, _)| t).collect();
-    assert_eq!(&times[1..], [t + 16_000, t + 32_000]);
+    let times: Vec<u64> = rig.onsets_from(0).iter().map(|&(t, _)| t).collect();
+    assert_eq!(times, [t, t + 16_000, t + 32_000]);
     Ok(())
 }
 
@@ -275,13 +273,13 @@ fn steps_follow_the_host_tempo_and_beat_grid() -> Result<()> {
     rig.key_down(3000, 72, 0.9);
     rig.run(3000 + 3 * 4800 + 10, &[]);
     // 1/16 at 150 BPM: 4800 samples.
-    let times: Vec<u64> = rig.onsets_from(3001).iter().map(|&(t, _)| t).collect();
-    assert_eq!(&times[1..], [7800, 12_600, 17_400]);
+    let times: Vec<u64> = rig.onsets_from(0).iter().map(|&(t, _)| t).collect();
+    assert_eq!(times, [3000, 7800, 12_600, 17_400]);
     Ok(())
 }
 
-/// The notes of steps 1.. (step 0 plays late, see above) with keys 64, 60, 67 pressed in
-/// that order and two octaves.
+/// The notes of steps 0..=12 with keys 64, 60, 67 pressed in that order, a sample apart,
+/// and two octaves. Step 0 falls on the first key's sample, when only 64 is held.
 fn pattern_notes(dir: &ModuleDir, pattern: f64) -> Result<Vec<u32>> {
     let mut rig = arp_instance(dir)?;
     rig.plugin.set_param_normalized(id::ARP_PATTERN, stepped(id::ARP_PATTERN, pattern));
@@ -293,7 +291,7 @@ fn pattern_notes(dir: &ModuleDir, pattern: f64) -> Result<Vec<u32>> {
     rig.run(t + 12 * STEP + 10, &[]);
     let onsets = rig.onsets_from(0);
     ensure!(onsets.len() == 13, "{onsets:?}");
-    for (k, &(time, _)) in onsets.iter().enumerate().skip(1) {
+    for (k, &(time, _)) in onsets.iter().enumerate() {
         ensure!(time == t + k as u64 * STEP, "step {k} at {time}");
     }
     Ok(onsets.iter().map(|&(_, n)| n).collect())
@@ -303,11 +301,15 @@ fn pattern_notes(dir: &ModuleDir, pattern: f64) -> Result<Vec<u32>> {
 fn each_pattern_plays_its_order() -> Result<()> {
     let dir = ModuleDir::new(Build::Normal)?;
     let up = [60, 64, 67, 72, 76, 79];
-    let cycle = |c: &[u32]| c.iter().copied().cycle().take(13).collect::<Vec<u32>>();
-    assert_eq!(pattern_notes(&dir, UP)?, cycle(&up));
-    assert_eq!(pattern_notes(&dir, DOWN)?, cycle(&[79, 76, 72, 67, 64, 60]));
-    assert_eq!(pattern_notes(&dir, UP_DOWN)?, cycle(&[60, 64, 67, 72, 76, 79, 76, 72, 67, 64]));
-    assert_eq!(pattern_notes(&dir, AS_PLAYED)?, cycle(&[64, 60, 67, 76, 72, 79]));
+    // Step 0 plays the first entry of the cycle over the one key then held (64 and 76);
+    // steps 1.. go on through the cycle over all three keys from its second entry.
+    let cycle = |first: u32, c: &[u32]| {
+        std::iter::once(first).chain(c.iter().copied().cycle().skip(1).take(12)).collect::<Vec<u32>>()
+    };
+    assert_eq!(pattern_notes(&dir, UP)?, cycle(64, &up));
+    assert_eq!(pattern_notes(&dir, DOWN)?, cycle(76, &[79, 76, 72, 67, 64, 60]));
+    assert_eq!(pattern_notes(&dir, UP_DOWN)?, cycle(64, &[60, 64, 67, 72, 76, 79, 76, 72, 67, 64]));
+    assert_eq!(pattern_notes(&dir, AS_PLAYED)?, cycle(64, &[64, 60, 67, 76, 72, 79]));
     Ok(())
 }
 
@@ -687,7 +689,8 @@ fn a_reload_with_changed_logic_plays_the_next_unscheduled_step_differently() -> 
     for note in [60, 64, 67] {
         rig.key_down(t, note, 0.8);
     }
-    // Steps 0..=3 are scheduled by the normal module (step 4 is beyond its lookahead).
+    // Step 0 is the engine's; steps 1..=3 are scheduled by the normal module (step 4 is
+    // beyond its lookahead).
     rig.run(t + 3 * STEP + 100, &[]);
     rig.plugin.hand_over(variant)?;
     let variant_cutoff = param_info(rig.plugin.block(), id::CUTOFF)?;
