@@ -382,6 +382,8 @@ impl Instance {
                     if events.iter().any(|e| e.kind == trio::abi::event_kind::PARAM) {
                         // Relaxed: a hint for the next offline block.
                         self.params_moved.store(true, Ordering::Relaxed);
+                        // Idle control logic looks at the new values soon (wait-free).
+                        self.core.tick_feedback.poke();
                     }
                 }
                 // SAFETY: a live engine; the guard excludes any concurrent engine call;
@@ -389,6 +391,11 @@ impl Instance {
                 unsafe { process(engine, data) }
             })
         }));
+        self.core.tick_feedback.count_block();
+        if !self.block().from_engine.is_empty() {
+            // The engine sent the control module something: tick it soon (wait-free).
+            self.core.tick_feedback.poke();
+        }
         let violations = assert_no_alloc::violation_count().wrapping_sub(before);
         if violations > 0 {
             // Relaxed: a telemetry counter.
@@ -421,6 +428,18 @@ impl Instance {
         }
     }
 
+    /// The host is about to process (call from `setActive(true)` or `setProcessing(true)`,
+    /// never from the audio thread): the control worker starts looking for parameter
+    /// moves and engine messages every few milliseconds, until blocks stop coming.
+    pub fn expect_blocks(&self) {
+        let binding = read(&self.core.control);
+        if let Some(b) = binding.as_ref()
+            && let Err(e) = b.module.worker.expect_blocks(b.ptr.0)
+        {
+            log::debug!("the control worker was not told that blocks are coming: {e}");
+        }
+    }
+
     /// A parameter's normalized value (any thread; wait-free).
     pub fn param_normalized(&self, id: u32) -> Option<f64> {
         self.block().params.value(id)
@@ -430,7 +449,12 @@ impl Instance {
     /// engine applies it at the start of its next block; for sample-accurate changes pass
     /// [`Event::param`] to `process`. `false` for an undefined id or a non-finite value.
     pub fn set_param_normalized(&self, id: u32, value: f64) -> bool {
-        self.block().params.set_value(id, value)
+        let set = self.block().params.set_value(id, value);
+        if set {
+            // Idle control logic looks at the new value soon (wait-free).
+            self.core.tick_feedback.poke();
+        }
+        set
     }
 
     /// The parameter definitions, read from the block (re-read only when the control

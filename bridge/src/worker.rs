@@ -62,6 +62,9 @@ pub struct ControlFns {
 /// A control instance the worker ticks on its own schedule.
 struct Ticking {
     instance: usize,
+    /// `feedback.blocks` at the last look, and how many looks found no new block since.
+    seen_blocks: u64,
+    quiet_checks: u32,
     /// When to tick it next.
     due: Instant,
     /// Where the worker reports what the last tick asked for ([`TickFeedback`]).
@@ -73,6 +76,13 @@ struct Ticking {
 pub struct TickFeedback {
     /// Microseconds until the logic wants its next tick; 0 while it is idle.
     pub next_tick_us: AtomicU64,
+    /// Set by the audio path (a parameter moved, the engine sent a message) and by value
+    /// changes from the host: the worker ticks idle logic at its next check instead of
+    /// waiting for the idle interval.
+    poked: std::sync::atomic::AtomicBool,
+    /// Blocks processed, counted by the audio path: the worker checks for pokes only
+    /// while blocks keep coming (a loaded instance the host does not play costs nothing).
+    blocks: AtomicU64,
 }
 
 impl TickFeedback {
@@ -85,6 +95,24 @@ impl TickFeedback {
     pub(crate) fn record(&self, result: &TickResult) {
         // Relaxed: see `wants_ticks`.
         self.next_tick_us.store(result.next_tick_us, Ordering::Relaxed);
+    }
+
+    /// Something the control logic may react to happened. Wait-free: safe on the audio
+    /// thread (no wake-up call; the worker checks within [`POKE_CHECK_INTERVAL`]).
+    pub fn poke(&self) {
+        // Relaxed: a hint; what changed is read from the block by the tick itself.
+        self.poked.store(true, Ordering::Relaxed);
+    }
+
+    /// A block was processed (wait-free).
+    pub fn count_block(&self) {
+        // Relaxed: a count compared with itself by the worker.
+        self.blocks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn take_poke(&self) -> bool {
+        // Relaxed: see `poke`.
+        self.poked.swap(false, Ordering::Relaxed)
     }
 }
 
@@ -101,6 +129,15 @@ type Job = Box<dyn FnOnce(&mut WorkerContext) + Send>;
 /// it still notices changes; all idle instances of a module share one wake-up per
 /// interval.
 pub const IDLE_TICK_INTERVAL: Duration = trio::control::IDLE_TICK;
+
+/// How often the worker looks, without calling the module, whether an idle instance was
+/// poked ([`TickFeedback::poke`]): the longest an idle control logic waits, in real
+/// time, to see a parameter move or a message from the engine.
+pub const POKE_CHECK_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Checks without a new block after which an instance counts as not playing (no more
+/// checks for pokes until blocks come again or the host starts processing).
+const QUIET_CHECKS: u32 = 10;
 
 /// The worker thread and the queue of calls it serves.
 pub struct ControlWorker {
@@ -185,7 +222,22 @@ impl ControlWorker {
     pub(crate) fn start_ticking(&self, instance: usize, feedback: Arc<TickFeedback>) -> Result<(), ControlError> {
         self.call_in("trio_control_tick", move |ctx| {
             if !ctx.ticking.iter().any(|t| t.instance == instance) {
-                ctx.ticking.push(Ticking { instance, due: Instant::now(), feedback });
+                let seen_blocks = feedback.blocks.load(Ordering::Relaxed);
+                ctx.ticking.push(Ticking { instance, seen_blocks, quiet_checks: 0, due: Instant::now(), feedback });
+            }
+        })
+    }
+
+    /// The host is about to process `instance` (`setActive`, `setProcessing`): look for
+    /// pokes at once, and every [`POKE_CHECK_INTERVAL`] while blocks come. Not for the
+    /// audio thread (it sends the worker a job).
+    ///
+    /// # Errors
+    /// As [`Self::call`].
+    pub(crate) fn expect_blocks(&self, instance: usize) -> Result<(), ControlError> {
+        self.call_in("trio_control_tick", move |ctx| {
+            if let Some(t) = ctx.ticking.iter_mut().find(|t| t.instance == instance) {
+                t.quiet_checks = 0;
             }
         })
     }
@@ -295,7 +347,12 @@ fn serve(
     let mut after_job = false;
     loop {
         let spun = if after_job { spin_for(SPIN, || jobs.try_recv().ok()) } else { None };
+        // Instances the host is playing are also checked for pokes, cheaply (no call into
+        // the module), every POKE_CHECK_INTERVAL; idle ones only on the idle grid.
+        let playing = ctx.ticking.iter().any(|t| t.quiet_checks < QUIET_CHECKS);
         let next_due = ctx.ticking.iter().map(|t| t.due).min();
+        let next_due =
+            if playing { next_due.map(|due| due.min(Instant::now() + POKE_CHECK_INTERVAL)) } else { next_due };
         let next = match (spun, next_due) {
             (Some(job), _) => Ok(job),
             (None, None) => jobs.recv().map_err(|_| RecvTimeoutError::Disconnected),
@@ -370,7 +427,20 @@ fn tick_one(fns: &ControlFns, instance: usize, until: u64) -> Result<TickResult,
 fn tick_due(ctx: &mut WorkerContext) {
     let now = Instant::now();
     let fns = ctx.fns;
-    for t in ctx.ticking.iter_mut().filter(|t| t.due <= now) {
+    for t in &mut ctx.ticking {
+        // Relaxed: see `TickFeedback::count_block`.
+        let blocks = t.feedback.blocks.load(Ordering::Relaxed);
+        if blocks == t.seen_blocks {
+            t.quiet_checks = t.quiet_checks.saturating_add(1);
+        } else {
+            t.seen_blocks = blocks;
+            t.quiet_checks = 0;
+        }
+    }
+    for t in ctx.ticking.iter_mut().filter(|t| {
+        let poked = t.feedback.take_poke();
+        t.due <= now || poked
+    }) {
         match tick_one(&fns, t.instance, 0) {
             Ok(result) => {
                 t.feedback.record(&result);

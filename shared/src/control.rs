@@ -164,16 +164,16 @@ pub trait Control: Sized + Send + 'static {
 /// When [`Control::tick`] wants to run again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NextTick {
-    /// Nothing to do until something changes. The framework still ticks slowly (every
-    /// [`IDLE_TICK`]) so the logic notices parameter changes and messages.
+    /// Nothing to do until something changes: the framework ticks it again when a
+    /// parameter moves or the engine sends it a message, and every [`IDLE_TICK`].
     Idle,
     /// After this long (at most [`IDLE_TICK`]; at least 1 ms).
     After(Duration),
 }
 
-/// How often an idle control module is ticked in real time: it notices a parameter
-/// change or a message from the engine within this time. Offline, the bridge ticks it
-/// before the next block instead.
+/// How often an idle control module is ticked in real time when nothing happens. A
+/// parameter that moves or a message from the engine gets it ticked sooner (the bridge
+/// checks for those every 20 ms); offline, the bridge ticks it before the next block.
 pub const IDLE_TICK: Duration = Duration::from_millis(200);
 
 /// Lookahead beyond the largest block when `header.control_lookahead_samples` is 0.

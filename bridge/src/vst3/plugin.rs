@@ -750,10 +750,15 @@ impl IComponentTrait for TrioPlugin {
         })
     }
 
-    unsafe fn setActive(&self, _state: TBool) -> tresult {
-        guard(|| match self.instance.reset() {
-            status::OK => kResultOk,
-            _ => kResultFalse,
+    unsafe fn setActive(&self, state: TBool) -> tresult {
+        guard(|| {
+            if state != 0 {
+                self.instance.expect_blocks();
+            }
+            match self.instance.reset() {
+                status::OK => kResultOk,
+                _ => kResultFalse,
+            }
         })
     }
 
@@ -872,8 +877,13 @@ impl IAudioProcessorTrait for TrioPlugin {
         })
     }
 
-    unsafe fn setProcessing(&self, _state: TBool) -> tresult {
-        kResultOk
+    unsafe fn setProcessing(&self, state: TBool) -> tresult {
+        guard(|| {
+            if state != 0 {
+                self.instance.expect_blocks();
+            }
+            kResultOk
+        })
     }
 
     unsafe fn process(&self, data: *mut vst3::Steinberg::Vst::ProcessData) -> tresult {
