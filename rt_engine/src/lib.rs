@@ -105,6 +105,8 @@ pub struct SynthEngine {
     offs_len: usize,
     /// Absolute sample time of the event being applied.
     now: u64,
+    /// Whether the voices last published were all idle.
+    published_silence: bool,
 }
 
 trio::export_engine!(SynthEngine);
@@ -158,6 +160,7 @@ impl Engine for SynthEngine {
             offs: [DueOff::default(); MAX_FIRST_STEP_OFFS],
             offs_len: 0,
             now: 0,
+            published_silence: false,
         };
         engine.apply_params(ctx.params());
         let t = tail(ctx.params(), engine.sample_rate);
@@ -202,23 +205,14 @@ impl Engine for SynthEngine {
             }
         }
         self.render_span(block, pos, len);
-        for i in 0..synth_common_voices() {
-            let v = self.synth.voice(i);
-            block.publish_voice(
-                i,
-                &VoiceInfo {
-                    active: v.active,
-                    releasing: v.releasing,
-                    note: v.note,
-                    channel: 0,
-                    note_id: v.note_id,
-                    velocity: v.velocity,
-                    level: v.level,
-                    age: v.age_samples,
-                },
-            );
+        // Voices are published while any sounds, and once more after the last stopped (so
+        // observers see them idle); a silent synth skips the 128 comparisons.
+        let silent = self.synth.is_silent();
+        if !(silent && self.published_silence) {
+            self.publish_voices(block);
         }
-        block.set_active_voices(self.synth.active_voices());
+        self.published_silence = silent;
+        block.set_active_voices(if silent { 0 } else { self.synth.active_voices() });
         if self.held_dirty {
             self.held_dirty = false;
             block.area().held.publish(&self.held);
@@ -245,6 +239,25 @@ fn transport_of(block: &Block<'_, SynthArea>) -> Transport {
 }
 
 impl SynthEngine {
+    /// Reports every voice's state in the block.
+    fn publish_voices(&self, block: &mut Block<'_, SynthArea>) {
+        for i in 0..synth_common_voices() {
+            let v = self.synth.voice(i);
+            block.publish_voice(
+                i,
+                &VoiceInfo {
+                    active: v.active,
+                    releasing: v.releasing,
+                    note: v.note,
+                    channel: 0,
+                    note_id: v.note_id,
+                    velocity: v.velocity,
+                    level: v.level,
+                    age: v.age_samples,
+                },
+            );
+        }
+    }
     /// Renders `from..to` of the block, stopping on the way at each arp note of the
     /// engine's own (a first step, a first step's note-off) due in that span to play it
     /// at its sample.

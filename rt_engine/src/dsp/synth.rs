@@ -484,6 +484,20 @@ impl Synth {
         self.bend_semitones
     }
 
+    /// Whether no voice sounds (cheaper than [`Synth::active_voices`]` == 0`).
+    pub fn is_silent(&self) -> bool {
+        self.groups.iter().all(|g| g.active == 0)
+    }
+
+    /// No voice sounds and no smoothed parameter is moving.
+    fn silent_and_settled(&self) -> bool {
+        self.is_silent()
+            && !(self.gain.is_ramping()
+                || self.bypass.is_ramping()
+                || self.cutoff.is_ramping()
+                || self.resonance.is_ramping())
+    }
+
     /// Number of sounding voices (including releasing and fading ones).
     pub fn active_voices(&self) -> usize {
         self.voices.iter().filter(|v| v.stage != Stage::Idle).count()
@@ -584,6 +598,21 @@ impl Synth {
         let (right, right_rest) = right.split_at_mut(n);
         left_rest.fill(0.0);
         right_rest.fill(0.0);
+        if self.silent_and_settled() {
+            // Nothing sounds and nothing moves: the output is exactly zero, and the state
+            // after `n` samples is what the full path would leave (a control tick of a
+            // settled synth with no voice only re-reads settled values, so one stands for
+            // all the period boundaries crossed).
+            left.fill(0.0);
+            right.fill(0.0);
+            let crossed = self.tick_pos + n > CONTROL_PERIOD || (self.tick_pos == 0 && n > 0);
+            if crossed {
+                self.control_tick();
+            }
+            self.tick_pos = (self.tick_pos + n) % CONTROL_PERIOD;
+            self.clock = self.clock.wrapping_add(n as u64);
+            return;
+        }
         let mut done = 0;
         while done < n {
             if self.tick_pos == 0 {
