@@ -22,7 +22,8 @@ def notes(pitches, on=0.0, off=1.0, velocity=100):
 def test_loads_as_an_instrument_with_the_control_modules_parameters(bundle, definitions):
     start = time.perf_counter()
     plugin = load(bundle)
-    print(f"\npedalboard load time: {(time.perf_counter() - start) * 1000:.1f} ms (nih-plug gain: ~18 ms)")
+    # Comparisons with nih-plug are measured side by side by `cargo xtask bench`.
+    print(f"\npedalboard load time: {(time.perf_counter() - start) * 1000:.1f} ms")
     assert plugin.is_instrument
     assert set(plugin.parameters) == {host_key(d) for d in definitions}
     numeric = 0
@@ -88,6 +89,6 @@ def test_render_time_of_a_16_note_chord(bundle):
         times.append(time.perf_counter() - start)
     median = sorted(times)[len(times) // 2] * 1000
     print(f"\npedalboard: 16-note chord held 8 s, 10 s render at 48 kHz, buffer 512: {median:.1f} ms median of 5"
-          f" (nih-plug poly_mod_synth: ~32 ms; ratio {median / 32:.2f})")
+          " (against nih-plug in the same process: cargo xtask bench)")
     assert np.abs(out).max() > 0.1
     assert np.all(out[:, int(9.5 * SR) :] == 0.0)
