@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Real-host tests: builds the release bundles of both examples (TrioSynth, TrioEcho) and
-# drives them in third-party hosts
+# Real-host tests: builds the release bundles of the example instrument (build.yaml) and
+# the example effect (examples/*/build.yaml) and drives them in third-party hosts
 # (pedalboard, DawDreamer, Ardour's VST3 scanner).
 # Installs what it needs: PyPI packages pinned in tests/hosts/requirements.txt into .venv/,
 # and Debian's ardour package for its VST3 scanner.
@@ -24,7 +24,9 @@ bundle_report=$(cargo xtask bundle --release)
 printf '%s\n' "$bundle_report"
 bundle_line=$(printf '%s\n' "$bundle_report" | grep '^bundle: ')
 bundle=${bundle_line#bundle: }
-effect_report=$(cargo xtask bundle --release --manifest examples/trio_echo/build.yaml)
+# The example effect: the first examples/*/build.yaml of kind effect.
+effect_manifest=$(grep -l '^ *kind: *effect' examples/*/build.yaml | head -n 1)
+effect_report=$(cargo xtask bundle --release --manifest "$effect_manifest")
 printf '%s\n' "$effect_report"
 effect_line=$(printf '%s\n' "$effect_report" | grep '^bundle: ')
 effect_bundle=${effect_line#bundle: }

@@ -325,14 +325,18 @@ fn framework_test(extra: &[String]) -> Result<()> {
     let real_hosts = !extra.iter().any(|a| a == "--no-hosts");
     let extra: Vec<String> = extra.iter().filter(|a| *a != "--no-hosts").cloned().collect();
     cargo(&["build", "--workspace", "--all-targets"])?;
+    // The example plugin of this checkout's build.yaml, built twice more for the tests.
+    let example = manifest::Manifest::load(&workspace_root().join(manifest::FILE_NAME))?;
+    let engine = crate::cargo::crate_info(&example.rt_engine.crate_dir)?.package;
+    let control = crate::cargo::crate_info(&example.control.crate_dir)?.package;
     let probes = workspace_root().join("target/probes");
     let probes = probes.to_str().context("target path is not UTF-8")?;
     cargo(&[
         "build",
         "-p",
-        "rt_engine",
+        &engine,
         "-p",
-        "control",
+        &control,
         "--lib",
         // Release, so the allocation-check test proves the check is active in release builds.
         "--release",
@@ -344,7 +348,7 @@ fn framework_test(extra: &[String]) -> Result<()> {
     // The control module with changed logic that the reload tests swap in.
     let variant = workspace_root().join("target/variant");
     let variant = variant.to_str().context("target path is not UTF-8")?;
-    cargo(&["build", "-p", "control", "--lib", "--features", "reload-variant", "--target-dir", variant])?;
+    cargo(&["build", "-p", &control, "--lib", "--features", "reload-variant", "--target-dir", variant])?;
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     if has_nextest() {
         let mut args = vec!["nextest", "run", "--workspace", "--no-fail-fast"];
@@ -425,9 +429,10 @@ fn bench_command(args: &[String]) -> Result<()> {
     println!("{synth}");
     let mut command = Command::new(&python);
     command.arg(&script).arg("--synth").arg(&synth.path).arg("--nih-synth").arg(&nih_synth);
-    // The example effect against nih-plug's gain, when this is the framework's checkout.
-    let effect_manifest = root.join("examples/trio_echo/build.yaml");
-    if in_framework_checkout() && effect_manifest.is_file() {
+    // An example effect (the first `examples/*/build.yaml` of kind effect) against
+    // nih-plug's gain, when this is the framework's checkout.
+    let effect_manifest = first_example_effect(&root);
+    if let Some(effect_manifest) = effect_manifest.filter(|_| in_framework_checkout()) {
         let effect =
             bundle::bundle(&bundle::BundleOptions { manifest: effect_manifest, release: true, out_dir: None })?;
         println!("{effect}");
@@ -467,4 +472,15 @@ fn bench_venv(root: &Path) -> Result<PathBuf> {
         &["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", "tests/hosts/requirements.txt"],
     )?;
     Ok(python)
+}
+
+/// The `build.yaml` of the first example (in `examples/*/`, by name) that is an effect.
+fn first_example_effect(root: &Path) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(root.join("examples"))
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join(manifest::FILE_NAME)))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    found.into_iter().find(|p| manifest::Manifest::load(p).is_ok_and(|m| m.plugin.kind == manifest::Kind::Effect))
 }
