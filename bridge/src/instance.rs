@@ -367,15 +367,14 @@ impl Instance {
         // Relaxed: written by `setup_processing`, which the host never runs during process.
         let offline = self.setup_offline.load(Ordering::Relaxed);
         data.process_mode = if offline { process_mode::OFFLINE } else { process_mode::REALTIME };
-        let before = assert_no_alloc::violation_count();
         if offline {
             // Offline there is no deadline: allocating and waiting for the worker is fine.
             assert_no_alloc::permit_alloc(|| self.catch_up_control(data));
         }
         let engine = self.engine_ptr;
         let process = self.engine.fns.process;
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            assert_no_alloc::assert_no_alloc(|| {
+        let (result, violations) = trio::realtime::count_allocations(|| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 if data.num_events > 0 && !data.events.is_null() {
                     // SAFETY: the caller's `ProcessData` holds `num_events` valid events.
                     let events = unsafe { core::slice::from_raw_parts(data.events, data.num_events as usize) };
@@ -389,14 +388,13 @@ impl Instance {
                 // SAFETY: a live engine; the guard excludes any concurrent engine call;
                 // `data`'s pointers are valid for this call (the caller built it).
                 unsafe { process(engine, data) }
-            })
-        }));
+            }))
+        });
         self.core.tick_feedback.count_block();
         if !self.block().from_engine.is_empty() {
             // The engine sent the control module something: tick it soon (wait-free).
             self.core.tick_feedback.poke();
         }
-        let violations = assert_no_alloc::violation_count().wrapping_sub(before);
         if violations > 0 {
             // Relaxed: a telemetry counter.
             self.block().stats.alloc_violations.fetch_add(u64::from(violations), Ordering::Relaxed);

@@ -1111,12 +1111,10 @@ pub mod __export {
         let runner_ptr = engine.cast::<Runner<E>>();
         super::IN_PROCESS.with(|f| f.set(true));
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let before = assert_no_alloc::violation_count();
             // SAFETY: caller's guarantee: a live engine with no concurrent call, and a
             // valid `ProcessData` (both non-null, checked above).
             let (runner, data) = unsafe { (&mut *runner_ptr, &mut *data) };
-            let code = assert_no_alloc::assert_no_alloc(|| runner.process(data));
-            let violations = assert_no_alloc::violation_count().wrapping_sub(before);
+            let (code, violations) = crate::realtime::count_allocations(|| runner.process(data));
             if violations > 0 {
                 // Relaxed: a telemetry counter.
                 runner

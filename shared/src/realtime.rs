@@ -73,3 +73,46 @@ fn write_mxcsr(value: u32) {
         core::arch::asm!("ldmxcsr [{}]", in(reg) &value, options(nostack, preserves_flags, readonly));
     }
 }
+
+std::thread_local! {
+    /// Whether this thread is inside [`count_allocations`] (of this library).
+    static COUNTING: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// Runs `f` with allocation forbidden on this thread (`assert_no_alloc`, whose allocator
+/// is the library's global allocator) and returns how many allocator calls it made. Never
+/// prints: `assert_no_alloc` on its own writes a warning to stderr from the offending
+/// thread, which on the audio thread is itself a system call; here the count is returned,
+/// for the caller to record where another thread reports it. Inside another
+/// `count_allocations` of the same library, runs `f` and leaves the counting to the
+/// outer one (returning 0).
+///
+/// # Examples
+/// ```
+/// let (sum, calls) = trio::realtime::count_allocations(|| 2 + 2);
+/// assert_eq!((sum, calls), (4, 0));
+/// ```
+pub fn count_allocations<T>(f: impl FnOnce() -> T) -> (T, u32) {
+    if COUNTING.with(core::cell::Cell::get) {
+        return (f(), 0);
+    }
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            COUNTING.with(|c| c.set(false));
+        }
+    }
+    COUNTING.with(|c| c.set(true));
+    let _reset = Reset;
+    assert_no_alloc::assert_no_alloc(|| {
+        let before = assert_no_alloc::violation_count();
+        let out = f();
+        let made = assert_no_alloc::violation_count().wrapping_sub(before);
+        if made > 0 {
+            // `assert_no_alloc` prints when the count rose across its closure: it does not
+            // now (it compares with the count it saw on entry, at least `before`).
+            assert_no_alloc::reset_violation_count();
+        }
+        (out, made)
+    })
+}

@@ -203,6 +203,42 @@ fn an_allocating_engine_is_caught_by_the_allocation_check() -> Result<()> {
     Ok(())
 }
 
+/// The check never prints on the audio thread (a write to stderr is a system call): the
+/// probe's allocations are counted, and its render writes nothing to stderr.
+#[test]
+fn a_caught_allocation_prints_nothing_on_the_audio_thread() -> Result<()> {
+    use std::io::Read;
+    let dir = ModuleDir::new(Build::Probes)?;
+    let inst = instance(&dir)?;
+    let capture = integration::scratch_dir("stderr")?.join("stderr.txt");
+    let file = std::fs::File::create(&capture)?;
+    // SAFETY: plain descriptor calls on this process's own descriptors; fd 2 is restored
+    // below before anything else here writes to it.
+    let saved = unsafe { libc::dup(2) };
+    // SAFETY: as above.
+    unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&file), 2) };
+    std::thread::spawn(move || {
+        render(&inst, 0.1, &[Event::note_on(0, 60, 1.0)]);
+        inst.block().stats.alloc_violations.load(Ordering::Relaxed)
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the audio thread panicked"))
+    .and_then(|violations| {
+        anyhow::ensure!(violations >= 9, "only {violations} allocation violations caught");
+        Ok(())
+    })
+    .inspect_err(|_| {
+        // SAFETY: as above.
+        unsafe { libc::dup2(saved, 2) };
+    })?;
+    // SAFETY: as above.
+    unsafe { libc::dup2(saved, 2) };
+    let mut text = String::new();
+    std::fs::File::open(&capture)?.read_to_string(&mut text)?;
+    assert!(!text.contains("Tried to (de)allocate"), "the audio thread printed:\n{text}");
+    Ok(())
+}
+
 fn load_error(dir: &ModuleDir) -> LoadError {
     match Modules::load(&dir.paths(), None) {
         Ok(_) => panic!("a broken module was accepted"),

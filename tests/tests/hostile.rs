@@ -192,3 +192,50 @@ fn changes_for_parameters_the_plugin_does_not_have_are_ignored() -> Result<()> {
     ensure!(render(&strangers)? == clean, "unknown parameter ids changed the sound");
     Ok(())
 }
+
+/// Runs `f` with this process's stderr captured into a file; returns what was written.
+fn captured_stderr(f: impl FnOnce() -> Result<()>) -> Result<String> {
+    let path = scratch_dir("stderr")?.join("stderr.txt");
+    let file = std::fs::File::create(&path)?;
+    // SAFETY: descriptor calls on this process's own descriptors; fd 2 is restored before
+    // this function returns.
+    let saved = unsafe { libc::dup(2) };
+    // SAFETY: as above.
+    unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&file), 2) };
+    let result = f();
+    // SAFETY: as above.
+    unsafe { libc::dup2(saved, 2) };
+    result?;
+    Ok(std::fs::read_to_string(&path)?)
+}
+
+#[test]
+fn an_allocating_engine_is_reported_by_the_main_thread_never_the_audio_thread() -> Result<()> {
+    let bundle = TestBundle::synth()?;
+    // The same bundle with the test-only engine that allocates in every block.
+    let probe = integration::artifact_dir(integration::Build::Probes).join("librt_engine.so");
+    ensure!(probe.is_file(), "{} is missing: run `cargo xtask test`", probe.display());
+    std::fs::copy(&probe, bundle.path.join("Contents/x86_64-linux/rt_engine.so"))?;
+    let mut plugin = bundle.started(Precision::F32)?;
+    let audio = captured_stderr(|| {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| -> Result<()> {
+                    for _ in 0..10 {
+                        plugin.process(MAX, &[NoteEvent::on(0, 60, 0.8)], &[])?;
+                    }
+                    Ok(())
+                })
+                .join()
+                .map_err(|_| anyhow::anyhow!("the audio thread panicked"))?
+        })
+    })?;
+    ensure!(audio.is_empty(), "the audio thread wrote to stderr:\n{audio}");
+    let main = captured_stderr(|| {
+        let _ = plugin.parameters();
+        Ok(())
+    })?;
+    eprintln!("{main}");
+    ensure!(main.contains("allocator call(s) where none are allowed"), "no report from the main thread:\n{main}");
+    Ok(())
+}

@@ -156,6 +156,8 @@ pub struct TrioPlugin {
     side_channels: AtomicU32,
     /// Whether the host activated the sidechain bus (`activateBus`).
     side_active: AtomicBool,
+    /// `stats.alloc_violations` when last reported (main thread).
+    reported_alloc_violations: AtomicU64,
     /// The last normalized value (`f64` bits) the host gave each MIDI controller
     /// parameter, for `getParamNormalized`.
     midi_values: [AtomicU64; MIDI_CONTROLLERS],
@@ -188,6 +190,7 @@ impl TrioPlugin {
             main_channels: AtomicU32::new(main),
             side_channels: AtomicU32::new(if config.sidechain { main } else { 0 }),
             side_active: AtomicBool::new(false),
+            reported_alloc_violations: AtomicU64::new(0),
             midi_values: core::array::from_fn(|n| AtomicU64::new(midi_param_default(n as u8).to_bits())),
         })
     }
@@ -216,6 +219,22 @@ impl TrioPlugin {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.main_thread_work()));
     }
 
+    /// Logs, from the main thread, what the audio thread counted since the last report:
+    /// allocations where none are allowed (the audio thread itself never prints).
+    fn report_audio_thread_problems(&self) {
+        // Relaxed: telemetry counters.
+        let count = self.instance.block().stats.alloc_violations.load(Ordering::Relaxed);
+        let reported = self.reported_alloc_violations.swap(count, Ordering::Relaxed);
+        if count > reported {
+            log::warn!(
+                "{}: the audio thread made {} allocator call(s) where none are allowed ({count} since the plugin \
+                 was created); the engine or the bridge allocates while processing",
+                self.config.name,
+                count - reported
+            );
+        }
+    }
+
     /// Whether the calling thread is the one that called `initialize`.
     fn on_main_thread(&self) -> bool {
         // Relaxed: the value is the caller's own thread id or another thread's; a stale
@@ -233,6 +252,7 @@ impl TrioPlugin {
         if !self.on_main_thread() {
             return;
         }
+        self.report_audio_thread_problems();
         let mut flags = self.instance.take_restart_request();
         let latency = self.instance.latency_samples();
         // Relaxed: only this (main) thread compares; `getLatencySamples` stores.
@@ -890,7 +910,17 @@ impl IAudioProcessorTrait for TrioPlugin {
         guard(|| {
             // SAFETY: the host passes valid process data or null.
             match unsafe { data.as_mut() } {
-                Some(data) => self.process_block(data),
+                Some(data) => {
+                    // The whole call is checked, not only the engine's part; a violation is
+                    // counted here and reported by the host's main thread (never printed on
+                    // this one).
+                    let (result, made) = trio::realtime::count_allocations(|| self.process_block(data));
+                    if made > 0 {
+                        // Relaxed: a telemetry counter.
+                        self.instance.block().stats.alloc_violations.fetch_add(u64::from(made), Ordering::Relaxed);
+                    }
+                    result
+                }
                 None => kInvalidArgument,
             }
         })
