@@ -726,9 +726,9 @@ impl ControlBinding {
 /// The state as JSON. Runs on the worker.
 pub(crate) fn save_state_of(fns: &ControlFns, inst: *mut c_void) -> Result<Vec<u8>, i32> {
     let mut bytes: Vec<u8> = Vec::new();
-    // SAFETY: a live control instance, on the worker; `append` matches `WriteFn` and
+    // SAFETY: a live control instance, on the worker; `append_to_vec` matches `WriteFn` and
     // `ctx` is `&mut bytes`, alive for the call.
-    check(unsafe { (fns.save_state)(inst, append, (&mut bytes as *mut Vec<u8>).cast()) })?;
+    check(unsafe { (fns.save_state)(inst, trio::abi::append_to_vec, (&mut bytes as *mut Vec<u8>).cast()) })?;
     Ok(bytes)
 }
 
@@ -801,33 +801,6 @@ pub(crate) fn last_error(fns: &ControlFns, instance: *mut c_void, code: i32) -> 
 }
 
 /// Calls a `(buf, cap, out_len)` export, growing the buffer once if it was too small.
-pub(crate) fn read_text(mut f: impl FnMut(*mut u8, usize, *mut usize) -> i32) -> Result<String, i32> {
-    let mut buf = vec![0u8; 256];
-    let mut len = 0usize;
-    let mut code = f(buf.as_mut_ptr(), buf.len(), &mut len);
-    if code == status::BUFFER_TOO_SMALL && len > buf.len() && len <= 1 << 24 {
-        buf.resize(len, 0);
-        code = f(buf.as_mut_ptr(), buf.len(), &mut len);
-    }
-    check(code)?;
-    buf.truncate(len.min(buf.len()));
-    Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
-/// `WriteFn` that appends to the `Vec<u8>` behind `ctx`.
-pub(crate) unsafe extern "C" fn append(ctx: *mut c_void, data: *const u8, len: usize) {
-    if ctx.is_null() || (data.is_null() && len > 0) {
-        return;
-    }
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: `ctx` is the `&mut Vec<u8>` passed to `save_state` for this call, and
-        // `data` is valid for `len` bytes (the module's guarantee).
-        unsafe {
-            let bytes = &mut *ctx.cast::<Vec<u8>>();
-            if len > 0 {
-                bytes.extend_from_slice(core::slice::from_raw_parts(data, len));
-            }
-        }
-    }));
-    let _ = result;
+pub(crate) fn read_text(f: impl FnMut(*mut u8, usize, *mut usize) -> i32) -> Result<String, i32> {
+    trio::abi::read_text(f)
 }

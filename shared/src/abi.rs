@@ -386,6 +386,40 @@ impl ChannelPointers {
     }
 }
 
+/// Calls a `(buf, cap, out_len)` export (text into a caller's buffer), growing the
+/// buffer once if it was too small; the text, or the export's failing status.
+pub fn read_text(mut f: impl FnMut(*mut u8, usize, *mut usize) -> i32) -> Result<String, i32> {
+    let mut buf = vec![0u8; 256];
+    let mut len = 0usize;
+    let mut code = f(buf.as_mut_ptr(), buf.len(), &mut len);
+    if code == status::BUFFER_TOO_SMALL && len > buf.len() && len <= 1 << 24 {
+        buf.resize(len, 0);
+        code = f(buf.as_mut_ptr(), buf.len(), &mut len);
+    }
+    if code != status::OK {
+        return Err(code);
+    }
+    buf.truncate(len.min(buf.len()));
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// A write callback ([`control::WriteFn`]) that appends to the `Vec<u8>` behind `ctx`.
+///
+/// # Safety
+/// `ctx` is null or a `*mut Vec<u8>` valid and not otherwise borrowed for the call; `data`
+/// is null or valid for `len` bytes.
+pub unsafe extern "C" fn append_to_vec(ctx: *mut core::ffi::c_void, data: *const u8, len: usize) {
+    if ctx.is_null() || data.is_null() || len == 0 {
+        return;
+    }
+    // No panic may leave an `extern "C"` function.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: the caller's guarantee: `ctx` is a `&mut Vec<u8>` for this call, and
+        // `data` is valid for `len` bytes.
+        unsafe { (*ctx.cast::<Vec<u8>>()).extend_from_slice(core::slice::from_raw_parts(data, len)) };
+    }));
+}
+
 /// Bits of a parameter's flags.
 pub mod param_flags {
     /// The host may automate the parameter.

@@ -177,7 +177,7 @@ use core::ffi::c_void;
 use core::sync::atomic::Ordering;
 use std::sync::OnceLock;
 
-use crate::abi::{self, AreaLayout, TickResult, TransportInfo, control as control_abi, status};
+use crate::abi::{self, AreaLayout, TickResult, TransportInfo, control as control_abi, read_text, status};
 use crate::abi::{event_kind, process_mode, transport_flags};
 use crate::block::{Definitions, HeapBlock, INFINITE_TAIL, SharedBlock, voice_activity};
 use crate::control::Control;
@@ -627,39 +627,6 @@ fn capture<R>(f: impl FnOnce() -> R) -> (R, Option<String>) {
     (result, CAUGHT.with(|c| c.borrow_mut().take()))
 }
 
-/// Calls a `(buf, cap, out_len)` export, growing the buffer once if it was too small.
-fn read_text(mut f: impl FnMut(*mut u8, usize, *mut usize) -> i32) -> Result<String, i32> {
-    let mut buf = vec![0u8; 256];
-    let mut len = 0usize;
-    let mut code = f(buf.as_mut_ptr(), buf.len(), &mut len);
-    if code == status::BUFFER_TOO_SMALL && len > buf.len() && len <= 1 << 24 {
-        buf.resize(len, 0);
-        code = f(buf.as_mut_ptr(), buf.len(), &mut len);
-    }
-    if code != status::OK {
-        return Err(code);
-    }
-    buf.truncate(len.min(buf.len()));
-    Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
-/// `WriteFn` that appends to the `Vec<u8>` behind `ctx`.
-///
-/// # Safety
-/// `ctx` is null or a `*mut Vec<u8>` valid for the call; `data` is null or valid for
-/// `len` bytes.
-unsafe extern "C" fn append(ctx: *mut c_void, data: *const u8, len: usize) {
-    if ctx.is_null() || data.is_null() || len == 0 {
-        return;
-    }
-    // No panic may leave an `extern "C"` function.
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: the caller's guarantee: `ctx` is the `&mut Vec<u8>` handed to
-        // `save_state` with this callback, and `data` is valid for `len` bytes.
-        unsafe { (*ctx.cast::<Vec<u8>>()).extend_from_slice(core::slice::from_raw_parts(data, len)) };
-    }));
-}
-
 /// A plugin's engine and control module, running together in process. See the
 /// [module docs](self) for what it does like the bridge and what it does not.
 ///
@@ -1052,12 +1019,12 @@ impl<E: Engine, C: Control<Area = E::Area>> Rig<E, C> {
     pub fn save_state(&mut self) -> Result<String, RigError> {
         let mut bytes: Vec<u8> = Vec::new();
         let (code, panic) = capture(|| {
-            // SAFETY: a live control instance made for `C`, no other call running; `append`
+            // SAFETY: a live control instance made for `C`, no other call running; `append_to_vec`
             // matches `WriteFn` and `ctx` is `&mut bytes`, alive for the call.
             unsafe {
                 crate::control::__export::save_state::<C>(
                     self.control,
-                    Some(append),
+                    Some(crate::abi::append_to_vec),
                     (&mut bytes as *mut Vec<u8>).cast(),
                 )
             }
