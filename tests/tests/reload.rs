@@ -165,11 +165,15 @@ fn audio_is_bit_identical_through_a_hundred_reloads() -> Result<()> {
     assert_eq!(first_difference, None, "output differs from the render without reloads");
     assert_eq!(counter(&inst, |s| &s.reloads), 100);
     // A block that misses its deadline is the machine's doing as often as ours (these
-    // machines are shared): reloads must not add more than a couple over the same render
-    // without them.
+    // machines are shared, and the scheduler alone costs a few): a reload that held the
+    // audio thread up would miss about once per reload, 100 here, so reloads may add at
+    // most 1 % of the blocks over the same render without them.
     let misses = counter(&inst, |s| &s.deadline_misses);
-    println!("deadline misses: {misses} with 100 reloads, {reference_misses} without");
-    assert!(misses <= reference_misses + 2, "{misses} deadline misses with reloads, {reference_misses} without");
+    println!("deadline misses: {misses} with 100 reloads, {reference_misses} without, {BLOCKS} blocks");
+    assert!(
+        misses <= reference_misses + (BLOCKS as u64).div_ceil(100),
+        "{misses} deadline misses with reloads, {reference_misses} without, in {BLOCKS} blocks"
+    );
     assert_eq!(counter(&inst, |s| &s.alloc_violations), 0, "allocations on the audio path");
     let mut ms: Vec<f64> = reloads.iter().map(|d| d.as_secs_f64() * 1e3).collect();
     ms.sort_by(f64::total_cmp);
