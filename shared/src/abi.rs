@@ -403,7 +403,7 @@ pub fn read_text(mut f: impl FnMut(*mut u8, usize, *mut usize) -> i32) -> Result
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
-/// A write callback ([`control::WriteFn`]) that appends to the `Vec<u8>` behind `ctx`.
+/// A write callback ([`WriteFn`]) that appends to the `Vec<u8>` behind `ctx`.
 ///
 /// # Safety
 /// `ctx` is null or a `*mut Vec<u8>` valid and not otherwise borrowed for the call; `data`
