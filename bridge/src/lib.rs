@@ -43,25 +43,29 @@ macro_rules! export_vst3 {
     ($config:expr) => {
         static TRIO_PLUGIN_CONFIG: $crate::PluginConfig = $config;
 
-        /// Linux entry point; optional for hosts.
+        /// Linux entry point; optional for hosts. No panic leaves it (`false` instead).
         ///
         /// # Safety
         /// Called by the host with its library handle (unused).
         #[unsafe(no_mangle)]
         pub unsafe extern "system" fn ModuleEntry(library_handle: *mut ::core::ffi::c_void) -> bool {
-            $crate::vst3::module_entry(&TRIO_PLUGIN_CONFIG, library_handle)
+            let handle = ::std::panic::AssertUnwindSafe(library_handle);
+            ::std::panic::catch_unwind(move || $crate::vst3::module_entry(&TRIO_PLUGIN_CONFIG, { handle }.0))
+                .unwrap_or(false)
         }
 
-        /// Linux exit point: releases the modules if no instance uses them any more.
+        /// Linux exit point: releases the modules if no instance uses them any more. No
+        /// panic leaves it (`false` instead).
         #[unsafe(no_mangle)]
         pub extern "system" fn ModuleExit() -> bool {
-            $crate::vst3::module_exit()
+            ::std::panic::catch_unwind($crate::vst3::module_exit).unwrap_or(false)
         }
 
-        /// Returns a new reference to the plugin factory.
+        /// Returns a new reference to the plugin factory (null, never a panic, on failure).
         #[unsafe(no_mangle)]
         pub extern "system" fn GetPluginFactory() -> *mut $crate::__vst3::Steinberg::IPluginFactory {
-            $crate::vst3::get_plugin_factory(&TRIO_PLUGIN_CONFIG)
+            ::std::panic::catch_unwind(|| $crate::vst3::get_plugin_factory(&TRIO_PLUGIN_CONFIG))
+                .unwrap_or(::core::ptr::null_mut())
         }
     };
 }

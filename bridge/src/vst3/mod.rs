@@ -102,29 +102,26 @@ pub fn bundle_binary_dir() -> Option<PathBuf> {
     crate::own_library_path()?.parent().map(PathBuf::from)
 }
 
+// The three entry points' bodies. The exports `export_vst3!` generates in the plugin's
+// bridge crate call them inside `catch_unwind`: no panic crosses into the host.
+
 /// `ModuleEntry`: optional for hosts (initialisation is lazy anyway).
 pub fn module_entry(config: &'static PluginConfig, _library_handle: *mut c_void) -> bool {
-    util::guard_value(false, || {
-        init(config);
-        true
-    })
+    init(config);
+    true
 }
 
 /// `ModuleExit`: releases the modules if no instance uses them any more.
 pub fn module_exit() -> bool {
-    util::guard_value(false, || {
-        let taken = MODULES.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
-        drop(taken);
-        true
-    })
+    let taken = MODULES.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    drop(taken);
+    true
 }
 
 /// `GetPluginFactory`: a new reference to the plugin factory.
 pub fn get_plugin_factory(config: &'static PluginConfig) -> *mut IPluginFactory {
-    util::guard_value(std::ptr::null_mut(), || {
-        let config = init(config);
-        ComWrapper::new(factory::Factory { config })
-            .to_com_ptr::<IPluginFactory>()
-            .map_or(std::ptr::null_mut(), |p| p.into_raw())
-    })
+    let config = init(config);
+    ComWrapper::new(factory::Factory { config })
+        .to_com_ptr::<IPluginFactory>()
+        .map_or(std::ptr::null_mut(), |p| p.into_raw())
 }
