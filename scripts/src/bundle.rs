@@ -230,15 +230,7 @@ pub fn check_library(manifest: &Manifest, module: &ModuleSpec, library: &Library
         && !module.role.descriptor_symbol().is_some_and(|own| exports.contains(own))
     {
         let found = library.descriptor(other_symbol)?;
-        problems.push(format!(
-            "{}: {lib}'s descriptor says module kind {} ({}), but modules.{key} needs kind {kind} ({}): point \
-             modules.{key}.crate at the {} crate",
-            manifest.at(module.crate_pos),
-            found.kind,
-            kind_name(found.kind),
-            kind_name(kind),
-            kind_name(kind)
-        ));
+        problems.push(wrong_kind(&manifest.at(module.crate_pos), &lib.to_string(), key, found.kind, kind));
         return Ok(problems);
     }
     let how = if module.role == Role::Bridge {
@@ -347,15 +339,7 @@ fn check_descriptor(
         ));
     }
     if d.kind != kind {
-        problems.push(format!(
-            "{}: {lib}'s descriptor says module kind {} ({}), but modules.{key} needs kind {kind} ({}): point \
-             modules.{key}.crate at the {} crate",
-            manifest.at(module.crate_pos),
-            d.kind,
-            kind_name(d.kind),
-            kind_name(kind),
-            kind_name(kind)
-        ));
+        problems.push(wrong_kind(&manifest.at(module.crate_pos), &lib.to_string(), key, d.kind, kind));
     }
     if d.alloc_policy != module.allocation.policy() {
         problems.push(format!(
@@ -436,4 +420,16 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
     text.push('\n');
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     fsutil::sync_file(path)
+}
+
+/// The problem of a library whose descriptor says module kind `found` where `modules.key`
+/// needs `kind` (the engine and control crates swapped, usually).
+fn wrong_kind(at: &str, lib: &str, key: &str, found: u32, kind: u32) -> String {
+    format!(
+        "{at}: {lib}'s descriptor says module kind {found} ({}), but modules.{key} needs kind {kind} ({}): point \
+         modules.{key}.crate at the {} crate",
+        kind_name(found),
+        kind_name(kind),
+        kind_name(kind)
+    )
 }
