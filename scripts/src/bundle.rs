@@ -339,7 +339,7 @@ fn check_descriptor(
         ));
     }
     if d.kind != kind {
-        problems.push(wrong_kind(&manifest.at(module.crate_pos), &lib.to_string(), key, d.kind, kind));
+        problems.push(wrong_kind(&manifest.at(module.crate_pos), lib, key, d.kind, kind));
     }
     if d.alloc_policy != module.allocation.policy() {
         problems.push(format!(
