@@ -353,8 +353,9 @@ impl Instance {
         self.process_raw(&mut data)
     }
 
-    /// The bridge's audio path, wrapped in exactly this one place: flush-to-zero, the
-    /// allocation check (violations are counted in the block), and panic capture. Sets
+    /// The bridge's audio path, wrapped in exactly this one place: the allocation check
+    /// (violations are counted in the block) and panic capture (flush-to-zero is the
+    /// engine export's, around the engine's own code). Sets
     /// `data.process_mode` from the setup. Never waits in real time: if another thread is
     /// inside the engine (a host calling `process` and `setupProcessing` at once), returns
     /// [`status::BUSY`] with the outputs untouched. Offline, it first lets the control
@@ -363,7 +364,6 @@ impl Instance {
         let Some(_guard) = EngineGuard::try_take(&self.engine_busy) else {
             return status::BUSY;
         };
-        let _ftz = trio::realtime::DenormalGuard::new();
         // Relaxed: written by `setup_processing`, which the host never runs during process.
         let offline = self.setup_offline.load(Ordering::Relaxed);
         data.process_mode = if offline { process_mode::OFFLINE } else { process_mode::REALTIME };
