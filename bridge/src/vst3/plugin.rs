@@ -1025,7 +1025,8 @@ impl IEditControllerTrait for TrioPlugin {
             // SAFETY: the host passes a valid `String128` or null.
             let Some(out) = (unsafe { string.as_mut() }) else { return kInvalidArgument };
             self.main_thread_work();
-            if self.tables().midi_controller(id).is_some() {
+            // The range check first: the tables are looked at only for the framework's ids.
+            if midi_controller_of(id).is_some() && self.tables().midi_controller(id).is_some() {
                 copy_wstr(&format!("{:.3}", value.clamp(0.0, 1.0)), out);
                 return kResultOk;
             }
@@ -1046,7 +1047,8 @@ impl IEditControllerTrait for TrioPlugin {
             // SAFETY: the host passes a valid out pointer or null.
             let Some(out) = (unsafe { value.as_mut() }) else { return kInvalidArgument };
             self.main_thread_work();
-            if self.tables().midi_controller(id).is_some() {
+            // The range check first: the tables are looked at only for the framework's ids.
+            if midi_controller_of(id).is_some() && self.tables().midi_controller(id).is_some() {
                 return match text.trim().parse::<f64>() {
                     Ok(v) if (0.0..=1.0).contains(&v) => {
                         *out = v;
