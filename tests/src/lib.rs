@@ -91,6 +91,76 @@ impl Drop for ModuleDir {
     }
 }
 
+/// A bundle made by the build tool (`cargo xtask bundle`, debug build) in a scratch
+/// folder, removed when dropped. Each test makes its own, so tests run in parallel and
+/// each loads its own copy of the libraries, as separate hosts would.
+pub struct TestBundle {
+    /// The `.vst3` folder.
+    pub path: PathBuf,
+    /// The bundle's `moduleinfo.json`.
+    pub moduleinfo: serde_json::Value,
+    scratch: PathBuf,
+}
+
+impl TestBundle {
+    /// Bundles the plugin of `manifest` (a `build.yaml`).
+    pub fn new(manifest: &Path) -> Result<Self> {
+        let scratch = scratch_dir("bundle")?;
+        let report = trio_xtask::bundle::bundle(&trio_xtask::bundle::BundleOptions {
+            manifest: manifest.to_owned(),
+            release: false,
+            out_dir: Some(scratch.clone()),
+        })?;
+        let info = report.path.join("Contents/Resources/moduleinfo.json");
+        let moduleinfo =
+            serde_json::from_slice(&std::fs::read(&info).with_context(|| format!("reading {}", info.display()))?)
+                .with_context(|| format!("parsing {}", info.display()))?;
+        Ok(Self { path: report.path, moduleinfo, scratch })
+    }
+
+    /// The example instrument (TrioSynth, the repository's `build.yaml`).
+    pub fn synth() -> Result<Self> {
+        Self::new(&trio_xtask::framework_root().join("build.yaml"))
+    }
+
+    /// The example effect (TrioEcho).
+    pub fn echo() -> Result<Self> {
+        Self::new(&trio_xtask::framework_root().join("examples/trio_echo/build.yaml"))
+    }
+
+    /// The plugin's name, as the bundle declares it.
+    pub fn name(&self) -> String {
+        self.moduleinfo["Name"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// A file in the bundle's binary folder.
+    pub fn bin(&self, file: &str) -> PathBuf {
+        self.path.join("Contents/x86_64-linux").join(file)
+    }
+
+    /// The bridge library (the one the host loads).
+    pub fn bridge(&self) -> PathBuf {
+        self.bin(&format!("{}.so", self.name()))
+    }
+
+    /// The first class's id, from `moduleinfo.json`.
+    pub fn cid(&self) -> [std::ffi::c_char; 16] {
+        let text = self.moduleinfo["Classes"][0]["CID"].as_str().unwrap_or_default();
+        let mut cid = [0 as std::ffi::c_char; 16];
+        for (i, b) in cid.iter_mut().enumerate() {
+            *b = text.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).unwrap_or(0)
+                as std::ffi::c_char;
+        }
+        cid
+    }
+}
+
+impl Drop for TestBundle {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
+
 /// A new empty folder under the system temp folder.
 pub fn scratch_dir(tag: &str) -> Result<PathBuf> {
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -8,35 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, ensure};
-use integration::{peak_frequency, rms, scratch_dir};
+use integration::{TestBundle, peak_frequency, rms};
 use synth_common::id;
 use trio_host::vst3::Steinberg::Vst::*;
 use trio_host::vst3::Steinberg::*;
 use trio_host::{Buffers, HostError, Module, NoteEvent, ParamPoint, Plugin, Precision, Setup};
-
-/// A bundle made by the build tool from the real `build.yaml`, in a scratch folder.
-struct TestBundle {
-    root: PathBuf,
-    scratch: PathBuf,
-}
-
-impl TestBundle {
-    fn new() -> Result<Self> {
-        let scratch = scratch_dir("conformance")?;
-        let report = trio_xtask::bundle::bundle(&trio_xtask::bundle::BundleOptions {
-            manifest: trio_xtask::framework_root().join("build.yaml"),
-            release: false,
-            out_dir: Some(scratch.clone()),
-        })?;
-        Ok(Self { root: report.path, scratch })
-    }
-}
-
-impl Drop for TestBundle {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.scratch);
-    }
-}
 
 /// A bundle and a plugin made from it.
 struct Fixture {
@@ -46,8 +22,8 @@ struct Fixture {
 }
 
 fn fixture() -> Result<Fixture> {
-    let bundle = TestBundle::new()?;
-    let module = Arc::new(Module::load(&bundle.root)?);
+    let bundle = TestBundle::synth()?;
+    let module = Arc::new(Module::load(&bundle.path)?);
     let plugin = Plugin::new(Arc::clone(&module))?;
     Ok(Fixture { plugin, module, _bundle: bundle })
 }
@@ -635,7 +611,7 @@ mod in_process {
     }
 
     pub(super) fn linked() -> Result<Linked> {
-        let _bundle = TestBundle::new()?; // builds the modules
+        let _bundle = TestBundle::synth()?; // builds the modules
         let dir = ModuleDir::new(Build::Normal)?;
         let modules = trio_bridge::Modules::load(&dir.paths(), None)?;
         let object = ComWrapper::new(TrioPlugin::new(&CONFIG, &modules).map_err(anyhow::Error::msg)?);
@@ -685,7 +661,7 @@ mod in_process {
 
     #[test]
     fn a_request_made_before_the_host_gave_a_handler_is_kept_for_it() -> Result<()> {
-        let _bundle = TestBundle::new()?;
+        let _bundle = TestBundle::synth()?;
         let dir = ModuleDir::new(Build::Normal)?;
         let modules = trio_bridge::Modules::load(&dir.paths(), None)?;
         let object = ComWrapper::new(TrioPlugin::new(&CONFIG, &modules).map_err(anyhow::Error::msg)?);

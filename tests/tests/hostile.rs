@@ -4,52 +4,22 @@
 //! events in one block, and changes for parameter ids the plugin does not have. None may
 //! crash; each gives defined output, and the next well-formed block plays normally.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Result, ensure};
-use integration::{rms, scratch_dir};
+use integration::{TestBundle, rms, scratch_dir};
 use trio_host::{Buffers, Hostile, Module, NoteEvent, ParamPoint, Plugin, Precision, Setup};
-use trio_xtask::bundle::{BundleOptions, bundle};
 
 const SR: f64 = 48_000.0;
 const MAX: usize = 512;
 
-/// A bundle in a scratch folder, removed when dropped.
-struct TestBundle {
-    path: PathBuf,
-    scratch: PathBuf,
-}
-
-impl TestBundle {
-    fn new(manifest: &Path) -> Result<Self> {
-        let scratch = scratch_dir("hostile")?;
-        let report =
-            bundle(&BundleOptions { manifest: manifest.to_owned(), release: false, out_dir: Some(scratch.clone()) })?;
-        Ok(Self { path: report.path, scratch })
-    }
-
-    fn synth() -> Result<Self> {
-        Self::new(&trio_xtask::framework_root().join("build.yaml"))
-    }
-
-    fn echo() -> Result<Self> {
-        Self::new(&trio_xtask::framework_root().join("examples/trio_echo/build.yaml"))
-    }
-
-    fn started(&self, precision: Precision) -> Result<Plugin> {
-        let mut plugin = Plugin::new(Arc::new(Module::load(&self.path)?))?;
-        let mut setup = Setup::new(SR, MAX);
-        setup.precision = precision;
-        plugin.start(setup)?;
-        Ok(plugin)
-    }
-}
-
-impl Drop for TestBundle {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.scratch);
-    }
+/// An instance of `bundle`'s plugin, set up and processing.
+fn started(bundle: &TestBundle, precision: Precision) -> Result<Plugin> {
+    let mut plugin = Plugin::new(Arc::new(Module::load(&bundle.path)?))?;
+    let mut setup = Setup::new(SR, MAX);
+    setup.precision = precision;
+    plugin.start(setup)?;
+    Ok(plugin)
 }
 
 /// A chord held from the first block, then `blocks` well-formed blocks; the level of the
@@ -75,7 +45,7 @@ fn hostile(plugin: &mut Plugin, frames: usize, notes: &[NoteEvent], how: Hostile
 fn null_channel_pointers_in_32_and_64_bits_are_survived() -> Result<()> {
     for bundle in [TestBundle::synth()?, TestBundle::echo()?] {
         for precision in [Precision::F32, Precision::F64] {
-            let mut plugin = bundle.started(precision)?;
+            let mut plugin = started(&bundle, precision)?;
             plays_on(&mut plugin, 2)?;
             let chord: Vec<NoteEvent> = [48, 55].iter().map(|&p| NoteEvent::on(0, p, 0.8)).collect();
             let result = hostile(&mut plugin, MAX, &chord, Hostile { null_channels: true, ..Hostile::default() });
@@ -92,7 +62,7 @@ fn null_channel_pointers_in_32_and_64_bits_are_survived() -> Result<()> {
 fn fewer_or_more_channels_than_negotiated_are_survived() -> Result<()> {
     for bundle in [TestBundle::synth()?, TestBundle::echo()?] {
         for channels in [0, 1, 3, 8, 40] {
-            let mut plugin = bundle.started(Precision::F32)?;
+            let mut plugin = started(&bundle, Precision::F32)?;
             let chord: Vec<NoteEvent> = [60, 64].iter().map(|&p| NoteEvent::on(0, p, 0.8)).collect();
             let result = hostile(&mut plugin, MAX, &chord, Hostile { channels: Some(channels), ..Hostile::default() });
             ensure!(plugin.output().iter().flatten().all(|s| s.is_finite()), "{channels} channels: non-finite output");
@@ -107,7 +77,7 @@ fn fewer_or_more_channels_than_negotiated_are_survived() -> Result<()> {
 fn a_num_samples_of_zero_negative_or_above_the_maximum_writes_nothing_out_of_bounds() -> Result<()> {
     for bundle in [TestBundle::synth()?, TestBundle::echo()?] {
         for num_samples in [0, -1, -100_000, MAX as i32 + 1, 2 * MAX as i32 - 1, i32::MAX] {
-            let mut plugin = bundle.started(Precision::F32)?;
+            let mut plugin = started(&bundle, Precision::F32)?;
             let chord: Vec<NoteEvent> = [60, 67].iter().map(|&p| NoteEvent::on(0, p, 0.8)).collect();
             let result =
                 hostile(&mut plugin, MAX, &chord, Hostile { num_samples: Some(num_samples), ..Hostile::default() });
@@ -130,7 +100,7 @@ fn unsorted_and_out_of_range_event_offsets_play_as_if_sorted_and_clamped() -> Re
         NoteEvent::on(u32::MAX, 72, 0.8), // sampleOffset -1: at its start
         NoteEvent::off(10, 60),
     ];
-    let mut plugin = bundle.started(Precision::F32)?;
+    let mut plugin = started(&bundle, Precision::F32)?;
     hostile(&mut plugin, MAX, &notes, Hostile { unsorted: true, ..Hostile::default() }).map_err(anyhow::Error::msg)?;
     let mut got = plugin.output()[0].clone();
     got.extend_from_slice(&plugin.process(MAX, &[], &[])?[0]);
@@ -143,7 +113,7 @@ fn unsorted_and_out_of_range_event_offsets_play_as_if_sorted_and_clamped() -> Re
         NoteEvent::on(MAX as u32, 67, 0.8),
         NoteEvent::on(MAX as u32, 71, 0.8),
     ];
-    let mut reference = bundle.started(Precision::F32)?;
+    let mut reference = started(&bundle, Precision::F32)?;
     let mut want = reference.process(MAX, &clamped, &[])?[0].clone();
     want.extend_from_slice(&reference.process(MAX, &[], &[])?[0]);
     ensure!(got == want, "unsorted, out-of-range offsets did not play as sorted and clamped ones");
@@ -154,7 +124,7 @@ fn unsorted_and_out_of_range_event_offsets_play_as_if_sorted_and_clamped() -> Re
 #[test]
 fn thousands_of_events_in_one_block_are_taken_or_dropped_without_harm() -> Result<()> {
     let bundle = TestBundle::synth()?;
-    let mut plugin = bundle.started(Precision::F32)?;
+    let mut plugin = started(&bundle, Precision::F32)?;
     // 16,000 note-ons and -offs at every offset, sorted as hosts send them.
     let mut notes = Vec::new();
     for i in 0..8_000u32 {
@@ -176,7 +146,7 @@ fn thousands_of_events_in_one_block_are_taken_or_dropped_without_harm() -> Resul
 fn changes_for_parameters_the_plugin_does_not_have_are_ignored() -> Result<()> {
     let bundle = TestBundle::synth()?;
     let render = |points: &[ParamPoint]| -> Result<Vec<f32>> {
-        let mut plugin = bundle.started(Precision::F32)?;
+        let mut plugin = started(&bundle, Precision::F32)?;
         let chord: Vec<NoteEvent> = [60, 64].iter().map(|&p| NoteEvent::on(0, p, 0.8)).collect();
         let mut out = plugin.process(MAX, &chord, points)?[0].clone();
         out.extend_from_slice(&plugin.process(MAX, &[], points)?[0]);
@@ -216,7 +186,7 @@ fn an_allocating_engine_is_reported_by_the_main_thread_never_the_audio_thread() 
     let probe = integration::artifact_dir(integration::Build::Probes).join("librt_engine.so");
     ensure!(probe.is_file(), "{} is missing: run `cargo xtask test`", probe.display());
     std::fs::copy(&probe, bundle.path.join("Contents/x86_64-linux/rt_engine.so"))?;
-    let mut plugin = bundle.started(Precision::F32)?;
+    let mut plugin = started(&bundle, Precision::F32)?;
     let audio = captured_stderr(|| {
         std::thread::scope(|scope| {
             scope

@@ -3,63 +3,15 @@
 //! through `IBStream`, and the failure modes of a broken bundle.
 
 use std::ffi::c_void;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
-use integration::scratch_dir;
+use integration::TestBundle;
 use vst3::Steinberg::Vst::*;
 use vst3::Steinberg::*;
 use vst3::{Class, ComPtr, ComWrapper};
-
-/// A bundle made by the build tool from the real `build.yaml`, in a scratch folder.
-struct TestBundle {
-    root: PathBuf,
-    scratch: PathBuf,
-    moduleinfo: serde_json::Value,
-}
-
-impl TestBundle {
-    fn new() -> Result<Self> {
-        let scratch = scratch_dir("bundle")?;
-        let report = trio_xtask::bundle::bundle(&trio_xtask::bundle::BundleOptions {
-            manifest: trio_xtask::framework_root().join("build.yaml"),
-            release: false,
-            out_dir: Some(scratch.clone()),
-        })?;
-        let moduleinfo =
-            serde_json::from_slice(&std::fs::read(report.path.join("Contents/Resources/moduleinfo.json"))?)?;
-        Ok(Self { root: report.path, scratch, moduleinfo })
-    }
-
-    fn name(&self) -> String {
-        self.moduleinfo["Name"].as_str().unwrap_or_default().to_owned()
-    }
-
-    fn bridge(&self) -> PathBuf {
-        self.bin(&format!("{}.so", self.name()))
-    }
-
-    fn bin(&self, file: &str) -> PathBuf {
-        self.root.join("Contents/x86_64-linux").join(file)
-    }
-
-    fn cid(&self) -> TUID {
-        let text = self.moduleinfo["Classes"][0]["CID"].as_str().unwrap_or_default();
-        let mut cid = [0 as _; 16];
-        for (i, b) in cid.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap_or(0) as _;
-        }
-        cid
-    }
-}
-
-impl Drop for TestBundle {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.scratch);
-    }
-}
 
 /// The bridge library and its factory.
 struct Loaded {
@@ -104,7 +56,7 @@ fn w_str(chars: &[TChar]) -> String {
 
 #[test]
 fn the_factory_reports_what_moduleinfo_json_says() -> Result<()> {
-    let bundle = TestBundle::new()?;
+    let bundle = TestBundle::synth()?;
     let loaded = load(&bundle.bridge())?;
     let info_json = &bundle.moduleinfo;
     let class_json = &info_json["Classes"][0];
@@ -218,7 +170,7 @@ impl IBStreamTrait for Stream {
 
 #[test]
 fn an_instance_plays_a_note_through_process_and_round_trips_state() -> Result<()> {
-    let bundle = TestBundle::new()?;
+    let bundle = TestBundle::synth()?;
     let loaded = load(&bundle.bridge())?;
     let processor = create::<IAudioProcessor>(&bundle, &loaded.factory).context("createInstance refused")?;
     let component = processor.cast::<IComponent>().context("no IComponent")?;
@@ -303,7 +255,7 @@ fn an_instance_plays_a_note_through_process_and_round_trips_state() -> Result<()
 
 #[test]
 fn a_bundle_with_a_broken_module_refuses_instances_without_crashing() -> Result<()> {
-    let bundle = TestBundle::new()?;
+    let bundle = TestBundle::synth()?;
     std::fs::write(bundle.bin("rt_engine.so"), "not a library\n".repeat(20))?;
     let loaded = load(&bundle.bridge())?;
     // SAFETY: a valid factory.
@@ -317,9 +269,9 @@ fn a_bundle_with_a_broken_module_refuses_instances_without_crashing() -> Result<
 #[test]
 fn an_edited_or_missing_moduleinfo_changes_nothing_the_host_sees() -> Result<()> {
     for edit in [true, false] {
-        let bundle = TestBundle::new()?;
+        let bundle = TestBundle::synth()?;
         let original = bundle.name();
-        let info = bundle.root.join("Contents/Resources/moduleinfo.json");
+        let info = bundle.path.join("Contents/Resources/moduleinfo.json");
         if edit {
             let text = std::fs::read_to_string(&info)?.replace(&original, "Impostor").replace("Trio Audio", "Nobody");
             std::fs::write(&info, text)?;
