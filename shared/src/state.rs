@@ -150,6 +150,10 @@ impl StateSchema<'_> {
     fn cc_map_to_json(&self, map: &[(u8, u32)]) -> String {
         let mut map = map.to_vec();
         map.sort_by_key(|&(cc, _)| cc);
+        // One entry per controller, the last given (a JSON object repeats no key).
+        map.reverse();
+        map.dedup_by_key(|&mut (cc, _)| cc);
+        map.reverse();
         let entries: Vec<String> = map
             .iter()
             .filter_map(|&(cc, id)| Some(format!("\"{cc}\":{}", Value::from(self.def_by_id(id)?.key.as_str()))))
@@ -307,9 +311,14 @@ fn required<'a>(object: &'a Map<String, Value>, field: &'static str) -> Result<&
     object.get(field).ok_or(StateError::MissingField { field })
 }
 
-/// `"74"` → 74: one to three ASCII digits with a value below 128.
+/// `"74"` → 74: the controller's number below 128 in decimal, without leading zeros. One
+/// spelling per controller: with `"7"` and `"07"` both allowed, a map could assign
+/// controller 7 twice, and the state saved from it would repeat a key.
 fn parse_cc_key(key: &str) -> Option<u8> {
     if key.is_empty() || key.len() > 3 || !key.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if key.len() > 1 && key.starts_with('0') {
         return None;
     }
     key.parse::<u8>().ok().filter(|&cc| usize::from(cc) < CC_COUNT)
@@ -529,7 +538,7 @@ impl fmt::Display for StateError {
             Self::BadCcKey { key } => write!(
                 f,
                 "the MIDI CC map entry {key:?} is not a controller number: use a whole number from 0 to 127 written \
-                 as a string, such as \"74\"; nothing was loaded"
+                 as a string without leading zeros, such as \"74\"; nothing was loaded"
             ),
             Self::BadCcEntry { cc, found } => write!(
                 f,
@@ -620,6 +629,7 @@ mod tests {
                 (good.replace("\"gain\":-6.0", "\"wobble\":1"), "\"wobble\""),
                 (good.replace("\"gain\":-6.0", "\"gain\":\"loud\""), "\"loud\""),
                 (good.replace("\"midi_cc\":{}", "\"midi_cc\":{\"300\":\"gain\"}"), "\"300\""),
+                (good.replace("\"midi_cc\":{}", "\"midi_cc\":{\"7\":\"gain\",\"07\":\"cutoff\"}"), "\"07\""),
                 (good.replace("\"midi_cc\":{}", "\"midi_cc\":{\"7\":\"wobble\"}"), "CC 7 names \"wobble\""),
                 (good.replace("\"preset\":null", "\"preset\":5"), "\"preset\""),
             ];
@@ -629,6 +639,22 @@ mod tests {
             }
             for end in 0..good.len() {
                 assert!(s.from_json(&good.as_bytes()[..end]).is_err());
+            }
+        });
+    }
+
+    #[test]
+    fn each_controller_is_saved_once() {
+        with(|s| {
+            let state =
+                StateData { values: vec![], preset: None, cc_map: vec![(7, 0), (74, 6), (7, 1)], extra: Map::new() };
+            let text = s.to_json(&state);
+            assert!(text.contains("\"midi_cc\":{\"7\":\"waveform\",\"74\":\"cutoff\"}"), "{text}");
+            assert_eq!(s.from_json(text.as_bytes()).unwrap().cc_map, [(7, 1), (74, 6)]);
+            assert_eq!(parse_cc_key("0"), Some(0));
+            assert_eq!(parse_cc_key("127"), Some(127));
+            for bad in ["00", "07", "007", "0127", "128", "", "x"] {
+                assert_eq!(parse_cc_key(bad), None, "{bad:?}");
             }
         });
     }
