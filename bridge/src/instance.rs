@@ -426,6 +426,12 @@ impl Instance {
         }
     }
 
+    /// Records in the block that the host switched `flag` (a
+    /// [`trio::block::state_flags`] bit) on or off.
+    pub fn note_host_state(&self, flag: u32, on: bool) {
+        self.block().header.set_state_flag(flag, on);
+    }
+
     /// The host is about to process (call from `setActive(true)` or `setProcessing(true)`,
     /// never from the audio thread): the control worker starts looking for parameter
     /// moves and engine messages every few milliseconds, until blocks stop coming.

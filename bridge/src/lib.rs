@@ -75,7 +75,7 @@ macro_rules! export_vst3 {
 pub use ::vst3 as __vst3;
 
 #[global_allocator]
-static ALLOCATOR: assert_no_alloc::AllocDisabler = assert_no_alloc::AllocDisabler;
+static ALLOCATOR: trio::realtime::RealtimeAllocator = trio::realtime::RealtimeAllocator;
 
 /// The path of the file this code was loaded from (the bridge's `.so` inside a bundle, or
 /// the executable when linked statically), found with `dladdr`.

@@ -21,7 +21,7 @@ use core::ffi::c_void;
 /// History: 1, the first layout; 2, the SDK (separate descriptor symbols, plugin areas,
 /// 1,024 parameters keyed by the plugin's own ids with their definitions in the block,
 /// buses, latency and tail from the engine).
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// `"TRIOMOD\0"`: marks a module descriptor.
 pub const DESCRIPTOR_MAGIC: [u8; 8] = *b"TRIOMOD\0";

@@ -89,7 +89,9 @@ pub struct BlockHeader {
     pub sample_rate: AtomicF64,
     /// Largest block the host will send.
     pub max_block_size: AtomicU32,
-    /// Bit 0: the engine is active (between activate and deactivate).
+    /// What the host has switched on, as [`state_flags`] bits (written by the bridge from
+    /// `setActive` and `setProcessing`; read by control logic and by tools that read the
+    /// block from outside the process).
     pub state_flags: AtomicU32,
     /// Samples the engine has rendered since it was created: the sample time of the start
     /// of the next block. Control schedules timed events against it. Written by the engine
@@ -306,8 +308,87 @@ pub struct Statistics {
     pub nonfinite_blocks: AtomicU64,
     /// Control ticks run.
     pub control_ticks: AtomicU64,
-    /// Reserved, zero.
-    pub reserved: AtomicU64,
+    /// Blocks whose output went above [`RUNAWAY_PEAK`] (+40 dBFS) and were replaced by
+    /// silence: a runaway filter or feedback loop, kept from the host's speakers.
+    pub runaway_blocks: AtomicU64,
+    /// Where and why the engine last panicked (written by the engine export after it
+    /// caught the panic, read by the bridge to log it).
+    pub panic_note: PanicNote,
+}
+
+/// Bits of [`BlockHeader::state_flags`].
+pub mod state_flags {
+    /// The host activated the plugin (`setActive(true)`, until `setActive(false)`).
+    pub const ACTIVE: u32 = 1;
+    /// The host is processing (`setProcessing(true)`, until `setProcessing(false)` or
+    /// deactivation).
+    pub const PROCESSING: u32 = 2;
+}
+
+impl BlockHeader {
+    /// Sets or clears `flag` (one of [`state_flags`]).
+    pub fn set_state_flag(&self, flag: u32, on: bool) {
+        // Relaxed: a status word; no other memory is published through it.
+        if on {
+            self.state_flags.fetch_or(flag, Ordering::Relaxed);
+        } else {
+            self.state_flags.fetch_and(!flag, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether `flag` (one of [`state_flags`]) is set.
+    pub fn has_state_flag(&self, flag: u32) -> bool {
+        // Relaxed: as in `set_state_flag`.
+        self.state_flags.load(Ordering::Relaxed) & flag != 0
+    }
+}
+
+/// Output peak above which a block counts as runaway and is silenced: +40 dBFS (100 times
+/// full scale). No instrument or effect plays there on purpose; a filter or feedback loop
+/// that blew up does, and the host would pass it to the speakers.
+pub const RUNAWAY_PEAK: f32 = 100.0;
+
+/// A short text (at most [`PanicNote::CAPACITY`] bytes of UTF-8) behind a seqlock: where
+/// and why the engine last panicked. Written without allocating (on the audio thread),
+/// read anywhere.
+#[repr(C)]
+pub struct PanicNote {
+    lock: SeqLock<{ PanicNote::WORDS }>,
+}
+
+impl PanicNote {
+    const WORDS: usize = 32;
+    /// Longest text kept, in bytes (longer texts are cut at a character boundary).
+    pub const CAPACITY: usize = (Self::WORDS - 1) * 8;
+
+    /// Stores `text`, cut to [`Self::CAPACITY`] bytes. One writer at a time (the engine
+    /// of this block). Does not allocate.
+    pub fn write(&self, text: &str) {
+        let mut cut = text.len().min(Self::CAPACITY);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let bytes = &text.as_bytes()[..cut];
+        let mut words = [0u64; Self::WORDS];
+        words[0] = cut as u64;
+        for (word, chunk) in words[1..].iter_mut().zip(bytes.chunks(8)) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            *word = u64::from_le_bytes(b);
+        }
+        self.lock.write(words);
+    }
+
+    /// The stored text; `None` when nothing was stored or a write kept overlapping the read.
+    pub fn read(&self) -> Option<String> {
+        let words = self.lock.read()?;
+        let len = (words[0] as usize).min(Self::CAPACITY);
+        if len == 0 {
+            return None;
+        }
+        let bytes: Vec<u8> = words[1..].iter().flat_map(|w| w.to_le_bytes()).take(len).collect();
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
 }
 
 impl Statistics {

@@ -310,6 +310,13 @@ impl<'a, A: Area> ControlContext<'a, A> {
         // Relaxed: a setup value.
         self.shared.header.process_mode.load(Ordering::Relaxed) == process_mode::OFFLINE
     }
+
+    /// Whether the host is processing audio (between `setProcessing(true)` and
+    /// `setProcessing(false)` or deactivation): while it is not, the engine renders no
+    /// block and the sample clock stands still, so timed events wait.
+    pub fn is_processing(&self) -> bool {
+        self.shared.header.has_state_flag(crate::block::state_flags::PROCESSING)
+    }
 }
 
 /// The event queue to the engine was full; the event was not scheduled.

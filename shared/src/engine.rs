@@ -69,7 +69,7 @@ use std::time::Instant;
 use crate::abi::{self, ProcessData, TransportInfo, event_kind, process_mode, status, transport_flags};
 use crate::area::Area;
 use crate::block::{
-    FROM_ENGINE_CAPACITY, INFINITE_TAIL, MAX_PARAMS, MAX_VOICES, ParamTable, SharedBlock, Statistics,
+    FROM_ENGINE_CAPACITY, INFINITE_TAIL, MAX_PARAMS, MAX_VOICES, ParamTable, RUNAWAY_PEAK, SharedBlock, Statistics,
     TO_ENGINE_CAPACITY, Transport, voice_activity,
 };
 use crate::params::ParamMapping;
@@ -720,10 +720,44 @@ thread_local! {
     /// Set while the engine's `process` runs on this thread: the panic hook stays silent
     /// then (printing allocates and makes system calls on the audio thread).
     static IN_PROCESS: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+    /// Where and why the engine's `process` last panicked on this thread, noted by the
+    /// hook into fixed memory (no allocation) for the export to publish in the block.
+    static PANIC_TEXT: core::cell::RefCell<FixedText> = const { core::cell::RefCell::new(FixedText::new()) };
 }
 
-/// Installs, once per engine library, a panic hook that is silent inside `process` and
-/// hands every other panic to the hook that was there before.
+/// A text in fixed memory, filled with `write!` without allocating; longer text is cut.
+struct FixedText {
+    bytes: [u8; crate::block::PanicNote::CAPACITY],
+    len: usize,
+}
+
+impl FixedText {
+    const fn new() -> Self {
+        Self { bytes: [0; crate::block::PanicNote::CAPACITY], len: 0 }
+    }
+
+    fn as_str(&self) -> &str {
+        // The bytes were written from `&str`s, cut at character boundaries.
+        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
+    }
+}
+
+impl core::fmt::Write for FixedText {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let room = self.bytes.len() - self.len;
+        let mut cut = s.len().min(room);
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        self.bytes[self.len..self.len + cut].copy_from_slice(&s.as_bytes()[..cut]);
+        self.len += cut;
+        Ok(())
+    }
+}
+
+/// Installs, once per engine library, a panic hook that is silent inside `process` (it
+/// notes the location and message in fixed memory instead) and hands every other panic
+/// to the hook that was there before.
 fn install_quiet_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -731,7 +765,24 @@ fn install_quiet_panic_hook() {
         std::panic::set_hook(Box::new(move |info| {
             if !IN_PROCESS.with(core::cell::Cell::get) {
                 previous(info);
+                return;
             }
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("(a panic payload that is not text)");
+            let _ = PANIC_TEXT.try_with(|text| {
+                if let Ok(mut text) = text.try_borrow_mut() {
+                    use core::fmt::Write;
+                    text.len = 0;
+                    let _ = match info.location() {
+                        Some(at) => write!(text, "{}:{}:{}: {message}", at.file(), at.line(), at.column()),
+                        None => write!(text, "{message}"),
+                    };
+                }
+            });
         }));
     });
 }
@@ -793,6 +844,11 @@ impl<E: Engine> Runner<E> {
 
     fn fault(&mut self, data: &mut ProcessData) {
         self.faulted = true;
+        let _ = PANIC_TEXT.try_with(|text| {
+            if let Ok(text) = text.try_borrow() {
+                self.shared.stats.panic_note.write(text.as_str());
+            }
+        });
         Statistics::bump(&self.shared.stats.engine_panics);
         // Relaxed: a telemetry flag.
         self.shared.stats.engine_faulted.store(1, Ordering::Relaxed);
@@ -812,6 +868,8 @@ impl<E: Engine> Runner<E> {
             silence(data);
             return status::FAULTED;
         }
+        #[cfg(feature = "fault-injection")]
+        crate::fault::point(crate::fault::PROCESS);
         #[cfg(feature = "alloc-probe")]
         std::hint::black_box(Vec::<u8>::with_capacity(64));
         let len = n as usize;
@@ -910,11 +968,13 @@ impl<E: Engine> Runner<E> {
     fn finish(&mut self, data: &mut ProcessData, main: &mut [&mut [f32]], len: usize, start_time: Instant) {
         let mut silence = 0u64;
         let mut finite = true;
+        let mut loudest = 0.0f32;
         let meters = &self.shared.meters;
         for (c, channel) in main.iter().enumerate() {
             let (peak, sum) = peak_and_energy(channel);
             // A NaN sample makes `sum` NaN; an infinite one makes both infinite.
             finite &= peak.is_finite() && sum.is_finite();
+            loudest = loudest.max(peak);
             if peak == 0.0 {
                 silence |= 1 << c;
             }
@@ -925,12 +985,14 @@ impl<E: Engine> Runner<E> {
                 meters.rms[c].store(rms, Ordering::Relaxed);
             }
         }
-        if !finite {
+        let runaway = finite && loudest > RUNAWAY_PEAK;
+        if !finite || runaway {
             for channel in main.iter_mut() {
                 channel.fill(0.0);
             }
             silence = (1u64 << main.len()) - 1;
-            Statistics::bump(&self.shared.stats.nonfinite_blocks);
+            let stats = &self.shared.stats;
+            Statistics::bump(if runaway { &stats.runaway_blocks } else { &stats.nonfinite_blocks });
         }
         data.silence_flags = silence;
         let n = len as u64;
@@ -1129,10 +1191,19 @@ pub mod __export {
         match result {
             Ok(code) => code,
             Err(payload) => {
-                // Dropping the payload frees it: allowed here, after the check ended.
+                // Dropping the payload frees it (into the emergency arena it came from).
                 drop(payload);
                 // SAFETY: same pointers as above; the panicking borrow has ended.
                 let (runner, data) = unsafe { (&mut *runner_ptr, &mut *data) };
+                let unwound = crate::realtime::take_unwound_allocations();
+                if unwound > 0 {
+                    // Relaxed: a telemetry counter.
+                    runner
+                        .shared
+                        .stats
+                        .alloc_violations
+                        .fetch_add(u64::from(unwound), core::sync::atomic::Ordering::Relaxed);
+                }
                 runner.fault(data);
                 status::PANIC
             }
@@ -1154,7 +1225,7 @@ pub mod __export {
 macro_rules! export_engine {
     ($engine:ty) => {
         #[global_allocator]
-        static TRIO_ENGINE_ALLOCATOR: $crate::__private::AllocDisabler = $crate::__private::AllocDisabler;
+        static TRIO_ENGINE_ALLOCATOR: $crate::realtime::RealtimeAllocator = $crate::realtime::RealtimeAllocator;
 
         /// This engine's descriptor: ABI version, layout hash, plugin area, "allocation forbidden".
         #[unsafe(no_mangle)]

@@ -11,7 +11,8 @@
 //! `libcontrol-fault-load_state-hang.so`, or a reload's copy of it, which keeps the name)
 //! also performs that fault once, the first time a call reaches the point. Points:
 //! `create`, `load_state`, `save_state`, `tick`, `format`; actions: `panic`, `hang`,
-//! `slow` (sleeps [`SLOW_MS`], then carries on).
+//! `slow` (sleeps [`SLOW_MS`], then carries on). The engine's `process` has its own
+//! export, `trio_engine_fault_inject(action)`.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -25,6 +26,9 @@ pub const SAVE_STATE: u32 = 3;
 pub const TICK: u32 = 4;
 /// Fault point: `format_value`.
 pub const FORMAT: u32 = 5;
+
+/// Fault point: the engine's `process` (armed with [`trio_engine_fault_inject`]).
+pub const PROCESS: u32 = 6;
 
 /// Action: panic.
 pub const PANIC: u32 = 1;
@@ -48,13 +52,23 @@ pub extern "C" fn trio_control_fault_inject(point: u32, action: u32) {
     ARMED_POINT.store(point, Ordering::SeqCst);
 }
 
+/// Arms `action` at the engine's `process` for the next block (the engine library's
+/// copy of this crate: look the symbol up in the engine library).
+#[unsafe(no_mangle)]
+pub extern "C" fn trio_engine_fault_inject(action: u32) {
+    trio_control_fault_inject(PROCESS, action);
+}
+
 /// Performs the armed action if `here` is the armed point.
 pub(crate) fn point(here: u32) {
     // SeqCst: simplest correct choice for a test-only hook that is not on any hot path.
     if ARMED_POINT.compare_exchange(here, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
         perform(here, ARMED_ACTION.swap(0, Ordering::SeqCst));
     }
-    if let Some((point, action)) = armed_by_name()
+    // The engine's point is armed by its export only: reading the file name allocates
+    // and reads a file, which the audio thread must not.
+    if here != PROCESS
+        && let Some((point, action)) = armed_by_name()
         && point == here
         && !NAME_FAULT_DONE.swap(true, Ordering::SeqCst)
     {

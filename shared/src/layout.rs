@@ -11,7 +11,8 @@ use core::mem::{align_of, offset_of, size_of};
 use crate::abi::{AreaLayout, Event, ModuleDescriptor, ProcessData, TickResult, TransportInfo};
 use crate::block::{
     BlockHeader, DEF_WORDS, FROM_ENGINE_CAPACITY, MAX_PARAMS, MAX_VOICES, MIDI_CONTROLLERS, Meters, PARAM_INDEX_LEN,
-    ParamSlot, ParamTable, SharedBlock, Statistics, TO_ENGINE_CAPACITY, TransportCell, VALUE_NAMES_BYTES, VoiceState,
+    PanicNote, ParamSlot, ParamTable, SharedBlock, Statistics, TO_ENGINE_CAPACITY, TransportCell, VALUE_NAMES_BYTES,
+    VoiceState,
 };
 use crate::ring::SpscRing;
 
@@ -111,8 +112,10 @@ pub const LAYOUT_HASH: u64 = {
         late_events,
         nonfinite_blocks,
         control_ticks,
-        reserved
+        runaway_blocks,
+        panic_note
     );
+    h = fold_type!(h, PanicNote);
     h = fold_type!(h, SpscRing<Event, TO_ENGINE_CAPACITY>);
     h = fold_type!(h, SpscRing<Event, FROM_ENGINE_CAPACITY>);
     h = fold_type!(h, SharedBlock, header, transport, stats, meters, params, voices, to_engine, from_engine);
@@ -173,7 +176,7 @@ const _: () = {
     assert!(size_of::<VoiceState>() == 32);
     assert!(offset_of!(VoiceState, age) == 24);
     assert!(size_of::<Meters>() == 24);
-    assert!(size_of::<Statistics>() == 128);
+    assert!(size_of::<Statistics>() == 128 + 8 + 8 * 32);
     assert!(size_of::<Event>() == 32);
     assert!(offset_of!(Event, value) == 16);
     assert!(offset_of!(Event, note_id) == 24);

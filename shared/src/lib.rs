@@ -71,10 +71,3 @@ pub mod prelude {
     pub use crate::engine::{Block, Engine, EngineContext, Event, Params, Tail, Timed, VoiceInfo};
     pub use crate::params::{DisplayKind, ParamDef, ParamMapping};
 }
-
-/// Re-exports for the export macros; not part of the API.
-#[cfg(not(loom))]
-#[doc(hidden)]
-pub mod __private {
-    pub use assert_no_alloc::AllocDisabler;
-}

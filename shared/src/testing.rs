@@ -1300,7 +1300,7 @@ mod tests {
     /// An instrument that outputs the `Level` from a host note-on to its note-off on
     /// channel 0 (reporting the note as voice 0), marks each note the control module
     /// scheduled with a -1 sample, reports a pitch bend of `b` as a latency of `100 b`
-    /// samples, and panics on note 0.
+    /// samples, panics on note 0 and outputs 1000 (+60 dBFS) on note 1.
     struct Probe {
         level: f32,
         /// The host note sounding and the sample time it started at.
@@ -1321,6 +1321,7 @@ mod tests {
                 pos = timed.offset;
                 match timed.event {
                     Event::NoteOn { note: 0, .. } => panic!("note 0 is not for me"),
+                    Event::NoteOn { note: 1, .. } => self.level = 1000.0,
                     Event::NoteOn { .. } if timed.from_control => {
                         // At most 16 marks per block (the test schedules far fewer).
                         marks[marked.min(15)] = timed.offset;
@@ -1474,6 +1475,20 @@ mod tests {
         assert_eq!(r.render(10, &[]).unwrap_err(), RigError::EngineFaulted);
         r.reset().unwrap();
         r.render(10, &[]).unwrap();
+    }
+
+    #[test]
+    fn output_above_40_dbfs_is_silenced_and_counted() {
+        let mut r = rig(false);
+        let out = r.render(64, &[(0, HostEvent::note_on(60, 1.0))]).unwrap();
+        assert!(out[0].iter().all(|&s| s == 1.0));
+        let out = r.render(64, &[(10, HostEvent::note_on(1, 1.0))]).unwrap();
+        assert!(out[0].iter().all(|&s| s == 0.0), "a block above +40 dBFS is silenced whole");
+        let stats = &r.block().stats;
+        assert_eq!(stats.runaway_blocks.load(core::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(stats.nonfinite_blocks.load(core::sync::atomic::Ordering::Relaxed), 0);
+        let out = r.render(64, &[(0, HostEvent::note_off(1)), (0, HostEvent::note_on(60, 1.0))]).unwrap();
+        assert!(out[0].iter().all(|&s| s == 1.0), "the next sane block plays");
     }
 
     #[test]

@@ -161,6 +161,27 @@ impl Drop for TestBundle {
     }
 }
 
+/// Runs `f` with this process's stderr going to a file; returns `f`'s result and what was
+/// written to stderr meanwhile (by any thread).
+pub fn captured_stderr<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, String)> {
+    let path = scratch_dir("stderr")?.join("stderr.txt");
+    let file = std::fs::File::create(&path)?;
+    // SAFETY: descriptor calls on this process's own descriptors; fd 2 is restored before
+    // this function returns.
+    let saved = unsafe { libc::dup(2) };
+    // SAFETY: as above.
+    unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&file), 2) };
+    let result = f();
+    // SAFETY: as above.
+    unsafe {
+        libc::dup2(saved, 2);
+        libc::close(saved);
+    }
+    let text = std::fs::read_to_string(&path)?;
+    let _ = std::fs::remove_dir_all(path.parent().unwrap_or(&path));
+    Ok((result?, text))
+}
+
 /// A new empty folder under the system temp folder.
 pub fn scratch_dir(tag: &str) -> Result<PathBuf> {
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -794,3 +794,39 @@ mod golden {
         Ok(())
     }
 }
+
+/// The block's `state_flags` as another process would read them: from the instance's
+/// shared-memory segment (the only one this test process has).
+fn host_state_seen_from_outside() -> Result<u32> {
+    use std::os::unix::fs::FileExt;
+    let prefix = format!("{}{}-", trio::segment::SEGMENT_PREFIX, std::process::id());
+    let segments: Vec<_> = std::fs::read_dir("/dev/shm")?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .collect();
+    ensure!(segments.len() == 1, "{} segments of this process, expected one", segments.len());
+    let offset = std::mem::offset_of!(trio::block::BlockHeader, state_flags) as u64;
+    let mut word = [0u8; 4];
+    std::fs::File::open(segments[0].path())?.read_exact_at(&mut word, offset)?;
+    Ok(u32::from_ne_bytes(word))
+}
+
+#[test]
+fn the_block_shows_what_the_host_switched_on() -> Result<()> {
+    use trio::block::state_flags::{ACTIVE, PROCESSING};
+    let mut f = fixture()?;
+    let p = &mut f.plugin;
+    ensure!(host_state_seen_from_outside()? == 0, "a new instance is neither active nor processing");
+    p.setup_processing(Setup::new(SR, MAX_BLOCK))?;
+    p.set_active(true)?;
+    assert_eq!(host_state_seen_from_outside()?, ACTIVE);
+    p.set_processing(true)?;
+    assert_eq!(host_state_seen_from_outside()?, ACTIVE | PROCESSING);
+    p.set_processing(false)?;
+    assert_eq!(host_state_seen_from_outside()?, ACTIVE);
+    p.set_processing(true)?;
+    // Deactivation ends processing too (hosts may skip `setProcessing(false)`).
+    p.set_active(false)?;
+    assert_eq!(host_state_seen_from_outside()?, 0);
+    Ok(())
+}

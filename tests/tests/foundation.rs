@@ -207,35 +207,66 @@ fn an_allocating_engine_is_caught_by_the_allocation_check() -> Result<()> {
 /// probe's allocations are counted, and its render writes nothing to stderr.
 #[test]
 fn a_caught_allocation_prints_nothing_on_the_audio_thread() -> Result<()> {
-    use std::io::Read;
     let dir = ModuleDir::new(Build::Probes)?;
     let inst = instance(&dir)?;
-    let capture = integration::scratch_dir("stderr")?.join("stderr.txt");
-    let file = std::fs::File::create(&capture)?;
-    // SAFETY: plain descriptor calls on this process's own descriptors; fd 2 is restored
-    // below before anything else here writes to it.
-    let saved = unsafe { libc::dup(2) };
-    // SAFETY: as above.
-    unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&file), 2) };
-    std::thread::spawn(move || {
-        render(&inst, 0.1, &[Event::note_on(0, 60, 1.0)]);
-        inst.block().stats.alloc_violations.load(Ordering::Relaxed)
-    })
-    .join()
-    .map_err(|_| anyhow::anyhow!("the audio thread panicked"))
-    .and_then(|violations| {
-        anyhow::ensure!(violations >= 9, "only {violations} allocation violations caught");
-        Ok(())
-    })
-    .inspect_err(|_| {
-        // SAFETY: as above.
-        unsafe { libc::dup2(saved, 2) };
+    let (violations, text) = integration::captured_stderr(|| {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                render(&inst, 0.1, &[Event::note_on(0, 60, 1.0)]);
+                inst.block().stats.alloc_violations.load(Ordering::Relaxed)
+            })
+            .join()
+        })
+        .map_err(|_| anyhow::anyhow!("the audio thread panicked"))
     })?;
-    // SAFETY: as above.
-    unsafe { libc::dup2(saved, 2) };
-    let mut text = String::new();
-    std::fs::File::open(&capture)?.read_to_string(&mut text)?;
+    assert!(violations >= 9, "only {violations} allocation violations caught");
     assert!(!text.contains("Tried to (de)allocate"), "the audio thread printed:\n{text}");
+    Ok(())
+}
+
+/// An engine panic on the audio thread is caught without an allocator call (the panic's
+/// payload and exception object come from the engine library's emergency arena) and
+/// without printing; the engine outputs silence until reset, and the block tells where
+/// and why it panicked, for the host's main thread to log.
+#[test]
+fn an_engine_panic_is_caught_without_allocating_or_printing_and_noted_in_the_block() -> Result<()> {
+    let dir = ModuleDir::new(Build::Probes)?;
+    let inst = instance(&dir)?;
+    let stats = &inst.block().stats;
+    let violations = || stats.alloc_violations.load(Ordering::Relaxed);
+    // The probe engine allocates once per block (the allocation check's own test): the
+    // count a normal block adds is the baseline a panicking block is compared with.
+    let block = |inst: &Instance| {
+        let (mut l, mut r) = (vec![0.0f32; BLOCK], vec![0.0f32; BLOCK]);
+        let code = inst.process(&mut [&mut l, &mut r], &[Event::note_on(0, 60, 1.0)]);
+        (code, l)
+    };
+    block(&inst);
+    let before = violations();
+    block(&inst);
+    let per_block = violations() - before;
+    assert!(per_block > 0, "the probe engine's allocation was not counted");
+    // SAFETY: the engine library (already loaded by the bridge from this path, so the
+    // same image) exports `trio_engine_fault_inject(u32)` in probe builds.
+    let lib = unsafe { libloading::Library::new(dir.engine()) }?;
+    // SAFETY: the export's signature.
+    let arm: libloading::Symbol<extern "C" fn(u32)> = unsafe { lib.get(b"trio_engine_fault_inject\0") }?;
+    // `trio::fault::PANIC` (the module exists in probe builds only).
+    arm(1);
+    // On a thread of its own, as a host's audio thread.
+    let ((code, out, made), printed) = integration::captured_stderr(|| {
+        let before = violations();
+        let (code, out) = std::thread::scope(|s| s.spawn(|| block(&inst)).join())
+            .map_err(|_| anyhow::anyhow!("the panic crossed into the audio thread's caller"))?;
+        Ok((code, out, violations() - before))
+    })?;
+    assert_eq!(made, 0, "the panicking block made {made} allocator call(s) (a normal block: {per_block})");
+    assert_eq!(code, status::PANIC, "{}", status::describe(code));
+    assert!(out.iter().all(|&s| s == 0.0), "a faulted engine outputs silence");
+    assert_eq!(printed, "", "the audio thread printed");
+    assert_eq!(stats.engine_panics.load(Ordering::Relaxed), 1);
+    let note = stats.panic_note.read().unwrap_or_default();
+    assert!(note.contains("fault.rs:") && note.contains("fault injected at point 6"), "{note}");
     Ok(())
 }
 

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use anyhow::{Result, ensure};
-use integration::{TestBundle, rms, scratch_dir};
+use integration::{TestBundle, captured_stderr, rms};
 use trio_host::{Buffers, Hostile, Module, NoteEvent, ParamPoint, Plugin, Precision, Setup};
 
 const SR: f64 = 48_000.0;
@@ -163,22 +163,6 @@ fn changes_for_parameters_the_plugin_does_not_have_are_ignored() -> Result<()> {
     Ok(())
 }
 
-/// Runs `f` with this process's stderr captured into a file; returns what was written.
-fn captured_stderr(f: impl FnOnce() -> Result<()>) -> Result<String> {
-    let path = scratch_dir("stderr")?.join("stderr.txt");
-    let file = std::fs::File::create(&path)?;
-    // SAFETY: descriptor calls on this process's own descriptors; fd 2 is restored before
-    // this function returns.
-    let saved = unsafe { libc::dup(2) };
-    // SAFETY: as above.
-    unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&file), 2) };
-    let result = f();
-    // SAFETY: as above.
-    unsafe { libc::dup2(saved, 2) };
-    result?;
-    Ok(std::fs::read_to_string(&path)?)
-}
-
 #[test]
 fn an_allocating_engine_is_reported_by_the_main_thread_never_the_audio_thread() -> Result<()> {
     let bundle = TestBundle::synth()?;
@@ -187,7 +171,7 @@ fn an_allocating_engine_is_reported_by_the_main_thread_never_the_audio_thread() 
     ensure!(probe.is_file(), "{} is missing: run `cargo xtask test`", probe.display());
     std::fs::copy(&probe, bundle.path.join("Contents/x86_64-linux/rt_engine.so"))?;
     let mut plugin = started(&bundle, Precision::F32)?;
-    let audio = captured_stderr(|| {
+    let ((), audio) = captured_stderr(|| {
         std::thread::scope(|scope| {
             scope
                 .spawn(|| -> Result<()> {
@@ -201,11 +185,51 @@ fn an_allocating_engine_is_reported_by_the_main_thread_never_the_audio_thread() 
         })
     })?;
     ensure!(audio.is_empty(), "the audio thread wrote to stderr:\n{audio}");
-    let main = captured_stderr(|| {
+    let ((), main) = captured_stderr(|| {
         let _ = plugin.parameters();
         Ok(())
     })?;
     eprintln!("{main}");
     ensure!(main.contains("allocator call(s) where none are allowed"), "no report from the main thread:\n{main}");
+    Ok(())
+}
+
+#[test]
+fn an_engine_panic_is_logged_by_the_main_thread_with_where_and_why() -> Result<()> {
+    let bundle = TestBundle::synth()?;
+    // The test-only engine, which panics in `process` when armed.
+    let probe = integration::artifact_dir(integration::Build::Probes).join("librt_engine.so");
+    ensure!(probe.is_file(), "{} is missing: run `cargo xtask test`", probe.display());
+    let engine = bundle.bin("rt_engine.so");
+    std::fs::copy(&probe, &engine)?;
+    let mut plugin = started(&bundle, Precision::F32)?;
+    plugin.process(MAX, &[NoteEvent::on(0, 60, 0.8)], &[])?;
+    // SAFETY: the bridge loaded the engine from this path (the same image); probe builds
+    // export `trio_engine_fault_inject(u32)`.
+    let lib = unsafe { libloading::Library::new(&engine) }?;
+    // SAFETY: the export's signature.
+    let arm: libloading::Symbol<extern "C" fn(u32)> = unsafe { lib.get(b"trio_engine_fault_inject\0") }?;
+    arm(1); // `trio::fault::PANIC`
+    // The block fails (`kResultFalse`) with silence written.
+    let (result, audio) = captured_stderr(|| {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| plugin.process(MAX, &[NoteEvent::on(0, 64, 0.8)], &[]).map(drop))
+                .join()
+                .map_err(|_| anyhow::anyhow!("the audio thread panicked"))
+        })
+    })?;
+    ensure!(result.is_err(), "a panicking block reported success");
+    ensure!(audio.is_empty(), "the audio thread wrote to stderr:\n{audio}");
+    // Until the host resets it, the engine outputs silence (and the block succeeds).
+    let out = plugin.process(MAX, &[NoteEvent::on(0, 67, 0.8)], &[])?;
+    ensure!(out.iter().flatten().all(|&s| s == 0.0), "a faulted engine outputs silence");
+    let ((), main) = captured_stderr(|| {
+        let _ = plugin.parameters();
+        Ok(())
+    })?;
+    for part in ["the engine panicked while processing", "fault.rs:", "fault injected at point 6", "resets it"] {
+        ensure!(main.contains(part), "the main thread's report lacks {part:?}:\n{main}");
+    }
     Ok(())
 }

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use atomic_refcell::AtomicRefCell;
 use trio::abi::{self, Event, TransportInfo, event_kind, param_flags, status, transport_flags};
-use trio::block::{CHANNEL_PRESSURE, Definitions, MIDI_CONTROLLERS, PITCH_BEND};
+use trio::block::{CHANNEL_PRESSURE, Definitions, MIDI_CONTROLLERS, PITCH_BEND, state_flags};
 use trio::params::{midi_controller_of, midi_param_default, midi_param_id, midi_param_name};
 use vst3::Steinberg::Vst::*;
 use vst3::Steinberg::*;
@@ -156,8 +156,9 @@ pub struct TrioPlugin {
     side_channels: AtomicU32,
     /// Whether the host activated the sidechain bus (`activateBus`).
     side_active: AtomicBool,
-    /// `stats.alloc_violations` when last reported (main thread).
-    reported_alloc_violations: AtomicU64,
+    /// The audio thread's problem counters when last reported (main thread):
+    /// allocation violations, engine panics, non-finite blocks, runaway blocks.
+    reported_problems: [AtomicU64; 4],
     /// The last normalized value (`f64` bits) the host gave each MIDI controller
     /// parameter, for `getParamNormalized`.
     midi_values: [AtomicU64; MIDI_CONTROLLERS],
@@ -190,7 +191,7 @@ impl TrioPlugin {
             main_channels: AtomicU32::new(main),
             side_channels: AtomicU32::new(if config.sidechain { main } else { 0 }),
             side_active: AtomicBool::new(false),
-            reported_alloc_violations: AtomicU64::new(0),
+            reported_problems: Default::default(),
             midi_values: core::array::from_fn(|n| AtomicU64::new(midi_param_default(n as u8).to_bits())),
         })
     }
@@ -219,19 +220,40 @@ impl TrioPlugin {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.main_thread_work()));
     }
 
-    /// Logs, from the main thread, what the audio thread counted since the last report:
-    /// allocations where none are allowed (the audio thread itself never prints).
+    /// Logs, from the main thread, what the audio thread counted since the last report
+    /// (the audio thread itself never prints): allocations where none are allowed, engine
+    /// panics (with where and why, from the block), blocks silenced for NaN or infinite
+    /// samples or for output above +40 dBFS.
     fn report_audio_thread_problems(&self) {
-        // Relaxed: telemetry counters.
-        let count = self.instance.block().stats.alloc_violations.load(Ordering::Relaxed);
-        let reported = self.reported_alloc_violations.swap(count, Ordering::Relaxed);
-        if count > reported {
-            log::warn!(
-                "{}: the audio thread made {} allocator call(s) where none are allowed ({count} since the plugin \
-                 was created); the engine or the bridge allocates while processing",
-                self.config.name,
-                count - reported
-            );
+        let stats = &self.instance.block().stats;
+        let name = &self.config.name;
+        let counters = [&stats.alloc_violations, &stats.engine_panics, &stats.nonfinite_blocks, &stats.runaway_blocks];
+        for (kind, (counter, reported)) in counters.iter().zip(&self.reported_problems).enumerate() {
+            // Relaxed: telemetry counters.
+            let count = counter.load(Ordering::Relaxed);
+            let new = count.saturating_sub(reported.swap(count, Ordering::Relaxed));
+            if new == 0 {
+                continue;
+            }
+            match kind {
+                0 => log::warn!(
+                    "{name}: the audio thread made {new} allocator call(s) where none are allowed ({count} since the \
+                     plugin was created); the engine or the bridge allocates while processing"
+                ),
+                1 => log::error!(
+                    "{name}: the engine panicked while processing ({count} time(s) so far), last at {}; it outputs \
+                     silence until the host resets it (deactivate and activate the plugin)",
+                    stats.panic_note.read().as_deref().unwrap_or("an unknown place")
+                ),
+                2 => log::warn!(
+                    "{name}: {new} block(s) of engine output held NaN or infinite samples and were replaced by silence \
+                     ({count} so far)"
+                ),
+                _ => log::warn!(
+                    "{name}: {new} block(s) of engine output went above +40 dBFS and were replaced by silence ({count} so \
+                     far): a filter or feedback loop is running away"
+                ),
+            }
         }
     }
 
@@ -772,8 +794,11 @@ impl IComponentTrait for TrioPlugin {
 
     unsafe fn setActive(&self, state: TBool) -> tresult {
         guard(|| {
+            self.instance.note_host_state(state_flags::ACTIVE, state != 0);
             if state != 0 {
                 self.instance.expect_blocks();
+            } else {
+                self.instance.note_host_state(state_flags::PROCESSING, false);
             }
             match self.instance.reset() {
                 status::OK => kResultOk,
@@ -899,6 +924,7 @@ impl IAudioProcessorTrait for TrioPlugin {
 
     unsafe fn setProcessing(&self, state: TBool) -> tresult {
         guard(|| {
+            self.instance.note_host_state(state_flags::PROCESSING, state != 0);
             if state != 0 {
                 self.instance.expect_blocks();
             }
