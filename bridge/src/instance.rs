@@ -5,7 +5,7 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use trio::abi::{Event, ProcessData, TransportInfo, control, process_mode, status};
-use trio::block::{Definitions, INFINITE_TAIL, SharedBlock, Statistics};
+use trio::block::{CC_COUNT, Definitions, INFINITE_TAIL, SharedBlock, Statistics};
 use trio::params::{DisplayKind, ParamInfo};
 use trio::segment::BlockSegment;
 
@@ -570,8 +570,31 @@ impl Instance {
     ///
     /// # Errors
     /// [`ControlError`] if the control module fails.
+    ///
+    /// When the control module is hung (a call to it timed out), it cannot be asked: the
+    /// state is then the parameter values and MIDI CC map read from the block, as a
+    /// [`trio::state::VALUES_FORMAT`] document (the plugin's own fields are lost), and a
+    /// warning says so.
     pub fn save_state(&self) -> Result<Vec<u8>, ControlError> {
-        self.control_call("trio_control_save_state", save_state_of)
+        let hung = |b: &ControlBinding| b.module.worker.is_hung();
+        if read(&self.core.control).as_ref().is_some_and(hung) {
+            return Ok(self.values_only_state());
+        }
+        match self.control_call("trio_control_save_state", save_state_of) {
+            Err(ControlError::Timeout { .. }) => Ok(self.values_only_state()),
+            other => other,
+        }
+    }
+
+    /// The state as the block holds it, without the control module: see [`Self::save_state`].
+    fn values_only_state(&self) -> Vec<u8> {
+        log::warn!(
+            "instance {}: the control module is hung, so the saved state holds only the parameter values and \
+             MIDI CC map from the shared block (the plugin's own state fields are not saved); reload or restart \
+             the plugin",
+            self.core.instance_id()
+        );
+        values_only_state(self.block())
     }
 
     /// Loads a state. All or nothing: a rejected state changes nothing.
@@ -736,6 +759,23 @@ pub(crate) fn save_state_of(fns: &ControlFns, inst: *mut c_void) -> Result<Vec<u
     // `ctx` is `&mut bytes`, alive for the call.
     check(unsafe { (fns.save_state)(inst, trio::abi::append_to_vec, (&mut bytes as *mut Vec<u8>).cast()) })?;
     Ok(bytes)
+}
+
+/// The parameter values (plain) and MIDI CC map in `block`, as a
+/// [`trio::state::VALUES_FORMAT`] state, without calling the control module.
+pub(crate) fn values_only_state(block: &SharedBlock) -> Vec<u8> {
+    let Some(defs) = block.params.read_definitions() else {
+        // Definitions change only when a control module publishes them: an empty state
+        // loads as every parameter at its default.
+        return trio::state::values_to_json(&[], &[]).into_bytes();
+    };
+    let values: Vec<(u32, f64)> =
+        defs.params.iter().filter_map(|p| Some((p.id, p.mapping.to_plain(block.params.value(p.id)?)))).collect();
+    // States map controllers 0..=127 only (pressure and pitch bend follow the plugin's
+    // declarations, not the user's map).
+    let cc_map: Vec<(u8, u32)> =
+        defs.cc_map.iter().take(CC_COUNT).enumerate().filter_map(|(cc, id)| Some((cc as u8, (*id)?))).collect();
+    trio::state::values_to_json(&values, &cc_map).into_bytes()
 }
 
 /// Loads a state. Runs on the worker.

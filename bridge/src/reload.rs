@@ -35,7 +35,8 @@ use vst3::Steinberg::Vst::RestartFlags_;
 
 use crate::error::LoadError;
 use crate::instance::{
-    ControlBinding, ControlPtr, Core, create_control, destroy_control, load_state_of, save_state_of, write,
+    ControlBinding, ControlPtr, Core, create_control, destroy_control, load_state_of, save_state_of, values_only_state,
+    write,
 };
 use crate::modules::{ControlHub, ControlModule, Modules};
 
@@ -356,6 +357,11 @@ impl ControlHub {
                 log::error!("instance {}: the new control module does not tick: {e}", core.instance_id());
             }
             if let Some(old) = guard.replace(binding) {
+                if old.module.worker.is_hung() {
+                    // The hung call may still run on this block: keep it mapped for good
+                    // (as dropping an instance of a hung module does).
+                    std::mem::forget(Arc::clone(core));
+                }
                 retired.push(old);
             }
             core.new_generation(p.restart_flags);
@@ -371,9 +377,13 @@ impl ControlHub {
         // Retire the old module: its instances (ticks already stopped), its worker, its library.
         let instances = retired.len();
         for old in retired {
-            destroy_control(&old.module, old.ptr);
+            // A hung module's instances are abandoned with it (its worker runs nothing more).
+            if !old.module.worker.is_hung() {
+                destroy_control(&old.module, old.ptr);
+            }
         }
         let old_version = old_module.version_label();
+        let old_hung = old_module.worker.is_hung();
         let old_path = old_module.path().to_owned();
         let old_unmapped = match Arc::try_unwrap(old_module) {
             Ok(module) => {
@@ -387,6 +397,12 @@ impl ControlHub {
         };
         if !old_unmapped {
             log::warn!("the old control library {} is still mapped", old_path.display());
+        }
+        if old_hung {
+            log::warn!(
+                "the old control module was hung: its worker thread and library are abandoned, not unloaded, since \
+                 the thread may still be running its code"
+            );
         }
         Ok(ReloadReport {
             old_version,
@@ -408,13 +424,24 @@ impl ControlHub {
 fn prepare(core: &Core, old: &ControlBinding, new: &Arc<ControlModule>) -> Result<Prepared, ReloadError> {
     let instance = core.instance_id();
     let fail = |step: &'static str, reason: String| ReloadError::Handover { instance, step, reason };
-    old.module.worker.stop_ticking(old.ptr.0).map_err(|e| fail("stop the old module's ticks", e.to_string()))?;
+    // A hung module is not asked anything: the new one starts from the values in the block.
+    let hung = old.module.worker.is_hung();
+    if !hung {
+        old.module.worker.stop_ticking(old.ptr.0).map_err(|e| fail("stop the old module's ticks", e.to_string()))?;
+    }
     let result = (|| {
         let block = core.block();
         let snapshot = block.params.snapshot();
-        let state = old
-            .call("trio_control_save_state", save_state_of)
-            .map_err(|e| fail("save the old module's state", e.to_string()))?;
+        let state = if hung {
+            log::warn!(
+                "instance {instance}: the old control module is hung; the new one starts from the parameter values \
+                 and MIDI CC map in the shared block (the plugin's own state fields are lost)"
+            );
+            values_only_state(block)
+        } else {
+            old.call("trio_control_save_state", save_state_of)
+                .map_err(|e| fail("save the old module's state", e.to_string()))?
+        };
         let old_defs = block
             .params
             .read_definitions()
@@ -441,7 +468,7 @@ fn prepare(core: &Core, old: &ControlBinding, new: &Arc<ControlModule>) -> Resul
         };
         Ok(Prepared { ptr, snapshot, state_bytes, restart_flags: restart_flags(&old_defs, &new_defs) })
     })();
-    if result.is_err() {
+    if result.is_err() && !hung {
         restart_ticking(core, old);
     }
     result
@@ -451,7 +478,9 @@ fn prepare(core: &Core, old: &ControlBinding, new: &Arc<ControlModule>) -> Resul
 fn abort(core: &Core, old: &ControlBinding, new: &Arc<ControlModule>, p: Prepared) {
     destroy_control(new, p.ptr);
     core.block().params.restore(&p.snapshot);
-    restart_ticking(core, old);
+    if !old.module.worker.is_hung() {
+        restart_ticking(core, old);
+    }
 }
 
 fn restart_ticking(core: &Core, old: &ControlBinding) {

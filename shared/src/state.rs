@@ -166,7 +166,11 @@ impl StateSchema<'_> {
     /// # Errors
     /// A [`StateError`] saying what is wrong and where; nothing is half-loaded.
     pub fn from_json(&self, bytes: &[u8]) -> Result<StateData, StateError> {
-        let mut doc = self.read_document(bytes, self.format, true)?;
+        let object = parse_object(bytes, self.format)?;
+        if object.get("format").and_then(Value::as_str) == Some(VALUES_FORMAT) {
+            return self.values_from_json(&object);
+        }
+        let mut doc = self.check_document(object, self.format, true)?;
         let values = self.parse_params(required(&doc, "params")?)?;
         let preset = match doc.get("preset") {
             None | Some(Value::Null) => None,
@@ -209,25 +213,81 @@ impl StateSchema<'_> {
         Ok(PresetData { name, values })
     }
 
+    /// Reads a [`VALUES_FORMAT`] document (see [`values_to_json`]): the values by id, the
+    /// MIDI CC map if present (else the default), no preset and no plugin fields.
+    fn values_from_json(&self, object: &Map<String, Value>) -> Result<StateData, StateError> {
+        let raw_version = required(object, "version")?;
+        if raw_version.as_u64() != Some(1) {
+            return Err(match raw_version.as_u64() {
+                Some(found) => StateError::FutureVersion { found, supported: 1 },
+                None => StateError::BadField {
+                    field: "version",
+                    expected: "the whole number 1",
+                    found: describe_json(raw_version),
+                },
+            });
+        }
+        let table = |field: &'static str| -> Result<Option<&Map<String, Value>>, StateError> {
+            match object.get(field) {
+                None => Ok(None),
+                Some(Value::Object(table)) => Ok(Some(table)),
+                Some(other) => Err(StateError::BadField {
+                    field,
+                    expected: "an object keyed by parameter id or controller number",
+                    found: describe_json(other),
+                }),
+            }
+        };
+        let by_id = |key: &str| key.parse::<u32>().ok().and_then(|id| self.def_by_id(id));
+        let mut values = self.defaults();
+        for (key, raw) in table("values")?.ok_or(StateError::MissingField { field: "values" })? {
+            let def = by_id(key).ok_or_else(|| StateError::UnknownParameter { key: key.clone() })?;
+            let plain = raw
+                .as_f64()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| StateError::BadValue { key: key.clone(), found: describe_json(raw) })?;
+            if let Some(slot) = values.iter_mut().find(|(id, _)| *id == def.id()) {
+                slot.1 = def.info.clamp(plain);
+            }
+        }
+        let cc_map = match table("midi_cc")? {
+            None => self.default_cc_map.to_vec(),
+            Some(entries) => {
+                let mut map = Vec::new();
+                for (key, entry) in entries {
+                    let cc = parse_cc_key(key).ok_or_else(|| StateError::BadCcKey { key: key.clone() })?;
+                    let def = entry
+                        .as_u64()
+                        .and_then(|id| u32::try_from(id).ok())
+                        .and_then(|id| self.def_by_id(id))
+                        .ok_or_else(|| StateError::BadField {
+                            field: "midi_cc",
+                            expected: "ids of this plugin's parameters, such as {\"74\": 2}",
+                            found: format!("{} for CC {cc}", describe_json(entry)),
+                        })?;
+                    map.push((cc, def.id()));
+                }
+                map
+            }
+        };
+        Ok(StateData { values, preset: None, cc_map, extra: Map::new() })
+    }
+
     /// Checks the envelope shared by states and presets and returns the top-level object,
     /// migrated to the current version: size, UTF-8 (a leading byte-order mark is
     /// skipped), JSON syntax, an object, the `format` tag, a supported `version`.
     fn read_document(&self, bytes: &[u8], expected: &str, migrate: bool) -> Result<Map<String, Value>, StateError> {
-        if bytes.is_empty() {
-            return Err(StateError::Empty);
-        }
-        if bytes.len() > MAX_STATE_BYTES {
-            return Err(StateError::TooLarge { len: bytes.len(), max: MAX_STATE_BYTES });
-        }
-        let text = std::str::from_utf8(bytes).map_err(|e| StateError::NotUtf8 { valid_up_to: e.valid_up_to() })?;
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        if text.trim().is_empty() {
-            return Err(StateError::Empty);
-        }
-        let value: Value = serde_json::from_str(text).map_err(|e| json_error(&e))?;
-        let Value::Object(mut object) = value else {
-            return Err(StateError::NotAnObject { found: describe_json(&value), expected_format: expected.to_owned() });
-        };
+        self.check_document(parse_object(bytes, expected)?, expected, migrate)
+    }
+
+    /// The envelope checks after [`parse_object`]: the `format` tag, a supported
+    /// `version`, migrated to the current one when `migrate`.
+    fn check_document(
+        &self,
+        mut object: Map<String, Value>,
+        expected: &str,
+        migrate: bool,
+    ) -> Result<Map<String, Value>, StateError> {
         match object.get("format") {
             Some(Value::String(found)) if found == expected => {}
             found => {
@@ -301,6 +361,51 @@ impl StateSchema<'_> {
         }
         map.sort_by_key(|&(cc, _)| cc);
         Ok(map)
+    }
+}
+
+/// The `format` tag of a state that holds parameter values only, keyed by parameter id,
+/// with the MIDI CC map: what the bridge saves when the control module cannot be asked
+/// (it hung), from the values in the shared block. Every plugin's control module loads
+/// it ([`StateSchema::from_json`]): parameters it lacks take their defaults, the
+/// plugin's own fields are absent (the plugin's `load_extra` sees none).
+///
+/// ```json
+/// {"format":"trio-param-values","version":1,"values":{"1":-6.0,"2":8000.0},"midi_cc":{"74":2}}
+/// ```
+pub const VALUES_FORMAT: &str = "trio-param-values";
+
+/// A [`VALUES_FORMAT`] document: `values` as `(parameter id, plain value)` (non-finite
+/// ones left out), `cc_map` as `(controller, parameter id)`.
+pub fn values_to_json(values: &[(u32, f64)], cc_map: &[(u8, u32)]) -> String {
+    let values: Vec<String> =
+        values.iter().filter(|(_, v)| v.is_finite()).map(|(id, v)| format!("\"{id}\":{}", Value::from(*v))).collect();
+    let ccs: Vec<String> = cc_map.iter().map(|(cc, id)| format!("\"{cc}\":{id}")).collect();
+    format!(
+        "{{\"format\":\"{VALUES_FORMAT}\",\"version\":1,\"values\":{{{}}},\"midi_cc\":{{{}}}}}",
+        values.join(","),
+        ccs.join(",")
+    )
+}
+
+/// Size, UTF-8 (a leading byte-order mark is skipped), JSON syntax and an object: the
+/// first checks of every document.
+fn parse_object(bytes: &[u8], expected: &str) -> Result<Map<String, Value>, StateError> {
+    if bytes.is_empty() {
+        return Err(StateError::Empty);
+    }
+    if bytes.len() > MAX_STATE_BYTES {
+        return Err(StateError::TooLarge { len: bytes.len(), max: MAX_STATE_BYTES });
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| StateError::NotUtf8 { valid_up_to: e.valid_up_to() })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.trim().is_empty() {
+        return Err(StateError::Empty);
+    }
+    let value: Value = serde_json::from_str(text).map_err(|e| json_error(&e))?;
+    match value {
+        Value::Object(object) => Ok(object),
+        other => Err(StateError::NotAnObject { found: describe_json(&other), expected_format: expected.to_owned() }),
     }
 }
 
@@ -589,6 +694,35 @@ mod tests {
             migrate: &migrate,
         };
         f(&schema)
+    }
+
+    #[test]
+    fn a_values_only_state_loads_by_id_with_defaults_and_is_checked_like_any() {
+        with(|s| {
+            let text = values_to_json(&[(6, 440.0), (0, 99.0), (1, f64::NAN)], &[(7, 0)]);
+            assert_eq!(
+                text,
+                r#"{"format":"trio-param-values","version":1,"values":{"6":440.0,"0":99.0},"midi_cc":{"7":0}}"#
+            );
+            let loaded = s.from_json(text.as_bytes()).unwrap();
+            // Clamped into the range; the missing (NaN) one at its default.
+            assert_eq!(loaded.values, [(0, 6.0), (1, 0.0), (6, 440.0)]);
+            assert_eq!((loaded.cc_map, loaded.preset, loaded.extra.len()), (vec![(7, 0)], None, 0));
+            let no_map = r#"{"format":"trio-param-values","version":1,"values":{}}"#;
+            assert_eq!(s.from_json(no_map.as_bytes()).unwrap().cc_map, [(74, 6)], "the default map");
+            for (doc, says) in [
+                (r#"{"format":"trio-param-values","version":1,"values":{"5":1}}"#, "\"5\""),
+                (r#"{"format":"trio-param-values","version":1,"values":{"gain":1}}"#, "\"gain\""),
+                (r#"{"format":"trio-param-values","version":1,"values":{"0":"loud"}}"#, "loud"),
+                (r#"{"format":"trio-param-values","version":2,"values":{}}"#, "version 2"),
+                (r#"{"format":"trio-param-values","version":1}"#, "values"),
+                (r#"{"format":"trio-param-values","version":1,"values":[]}"#, "values"),
+                (r#"{"format":"trio-param-values","version":1,"values":{},"midi_cc":{"7":5}}"#, "CC 7"),
+            ] {
+                let err = s.from_json(doc.as_bytes()).unwrap_err().to_string();
+                assert!(err.contains(says), "{doc}: {err}");
+            }
+        });
     }
 
     #[test]

@@ -460,3 +460,62 @@ fn the_arpeggiator_plays_on_bit_identically_through_fifty_reloads() -> Result<()
     assert_eq!(counter(&inst, |s| &s.alloc_violations), 0);
     Ok(())
 }
+
+/// A control module that hangs: the host can still save the parameter values (and the
+/// MIDI CC map) from the block, and a reload replaces the hung module, which starts from
+/// those values; the audio never stops.
+#[test]
+fn a_hung_module_still_saves_values_and_a_reload_replaces_it() -> Result<()> {
+    let dir = ModuleDir::new(Build::Probes)?;
+    let modules = Modules::load(&dir.paths(), None)?;
+    modules.control.set_call_timeout(Duration::from_millis(300));
+    let inst = Instance::new(&modules, setup())?;
+    // Resonance: the test performance automates the cutoff, not this.
+    let resonance = 0.4321;
+    assert!(inst.set_param_normalized(id::RESONANCE, resonance));
+    let defs = inst.definitions();
+    let info = defs.params.iter().find(|p| p.id == id::RESONANCE).context("resonance")?;
+    let resonance_plain = info.mapping.to_plain(resonance);
+    let normal = String::from_utf8(inst.save_state()?)?;
+    // SAFETY: the worker loaded the control library from this path (the same image); probe
+    // builds export `trio_control_fault_inject(point, action)`.
+    let lib = unsafe { libloading::Library::new(dir.control()) }?;
+    // SAFETY: the export's signature.
+    let arm: libloading::Symbol<extern "C" fn(u32, u32)> = unsafe { lib.get(b"trio_control_fault_inject\0") }?;
+    arm(3, 2); // `trio::fault::SAVE_STATE`, `HANG`
+    let next = copy_of(&dir, "libcontrol-next.so")?;
+    let (out, (hung_state, again, report, after)) = render_paced(&inst, 300, |_| {
+        // Times out, then answers from the block; the second time without waiting.
+        let hung_state = inst.save_state().map(String::from_utf8);
+        let started = Instant::now();
+        let again = inst.save_state().map(|s| (s, started.elapsed()));
+        let report = modules.control.reload(&next);
+        (hung_state, again, report, inst.save_state())
+    });
+    let hung_state = hung_state??;
+    let value: serde_json::Value = serde_json::from_str(&hung_state)?;
+    assert_eq!(value["format"], trio::state::VALUES_FORMAT, "{hung_state}");
+    let plain = value["values"][id::RESONANCE.to_string()].as_f64().context("no resonance in the saved values")?;
+    assert_eq!(plain, resonance_plain, "{hung_state}");
+    let (again, waited) = again?;
+    // The automated cutoff moved meanwhile: the same kind of state, with the new value.
+    assert!(again.starts_with(b"{\"format\":\"trio-param-values\""), "{}", String::from_utf8_lossy(&again));
+    assert!(waited < Duration::from_millis(100), "the second save waited {waited:?} for the hung module");
+    let report = report?;
+    assert_eq!(report.instances, 1);
+    // The new module serves, with the values the block held, and saves its own format again.
+    let after = String::from_utf8(after?)?;
+    let format =
+        |s: &str| -> Result<String> { Ok(serde_json::from_str::<serde_json::Value>(s)?["format"].to_string()) };
+    assert_eq!(format(&after)?, format(&normal)?, "{after}");
+    let carried = inst.param_normalized(id::RESONANCE).context("resonance")?;
+    assert!((carried - resonance).abs() < 1e-9, "resonance {carried} after the reload, {resonance} before");
+    assert_eq!(inst.control_module().context("serving")?.path(), modules.control.current().path());
+    assert!(rms(&out) > 0.01, "the audio stopped");
+    // The instance (whose block the hung call may still use) goes away without a crash,
+    // and a new one works.
+    drop(inst);
+    let fresh = Instance::new(&modules, setup())?;
+    fresh.save_state()?;
+    Ok(())
+}
