@@ -31,7 +31,12 @@
 //!
 //! - The host gives a tempo and is playing: steps sit on the host's beat grid (multiples
 //!   of the step length in quarter notes from the song start); the first step of a phrase
-//!   is the first grid point at or after the first key.
+//!   is the first grid point at or after the first key. Each block brings the host's
+//!   position anew, rounded and jittering by a few samples in some hosts (Ardour), or
+//!   jumping at a tempo change or loop: a key within
+//!   [`POSITION_TOLERANCE_BEATS`](synth_common::arp::POSITION_TOLERANCE_BEATS) after a
+//!   grid point counts as on it, and each next step is the first grid point at least half
+//!   a step after the last, so no step is doubled or skipped.
 //! - The host gives a tempo but is stopped: steps follow the host tempo from the first key.
 //! - No host tempo: steps follow the `Arp Tempo` parameter from the first key.
 //!

@@ -196,8 +196,11 @@ impl Settings {
     }
 }
 
-/// Tolerance, in steps, for a position that should be on a grid point.
-const GRID_EPSILON: f64 = 1e-6;
+/// How far a host's musical position may be off the exact one, in quarter notes. Hosts
+/// round it (Ardour 7 to 1/1920 of a quarter note, 12.5 samples at 120 BPM and 48 kHz)
+/// and it may be early or late from block to block, so a key this close after a grid
+/// point counts as on it: it plays at once instead of a whole step later.
+pub const POSITION_TOLERANCE_BEATS: f64 = 1.0 / 480.0;
 
 /// Where steps fall: the tempo in use and, when the host is playing, its beat grid.
 ///
@@ -241,31 +244,33 @@ impl Timebase {
 
     /// Position of the first step of a phrase whose first key went down at `start`: the
     /// key's own sample when the arp runs free, the first grid point at or after it when
-    /// the host plays.
+    /// the host plays (a grid point up to [`POSITION_TOLERANCE_BEATS`] before the key
+    /// counts: the step plays on the key's sample).
     pub fn first_pos(&self, start: u64, rate_beats: f64) -> f64 {
         let Some(t) = self.grid else {
             return start as f64;
         };
         let bps = self.beats_per_sample();
         let ppq = t.ppq_position + (start as f64 - t.sample_time as f64) * bps;
-        let k = (ppq / rate_beats - GRID_EPSILON).ceil();
+        let k = ((ppq - POSITION_TOLERANCE_BEATS) / rate_beats).ceil();
         (t.sample_time as f64 + (k * rate_beats - t.ppq_position) / bps).max(start as f64)
     }
 
-    /// Position of the step after one at `last`.
+    /// Position of the step after one at `last`: `last` plus a step when the arp runs
+    /// free; when the host plays, the first grid point at least half a step after `last`.
+    ///
+    /// Each block brings its own transport, so the grid is seen anew at every tick: host
+    /// positions rounded or jittering by a few samples, a tempo change and a loop that
+    /// jumps back all move it. Half a step of slack keeps such a move from placing a
+    /// step a few samples after the last one (a double trigger) or skipping one.
     pub fn next_pos(&self, last: f64, rate_beats: f64) -> f64 {
         let Some(t) = self.grid else {
             return last + self.step_len(rate_beats);
         };
         let bps = self.beats_per_sample();
         let ppq = t.ppq_position + (last - t.sample_time as f64) * bps;
-        let mut k = (ppq / rate_beats + GRID_EPSILON).floor() + 1.0;
-        let mut pos = t.sample_time as f64 + (k * rate_beats - t.ppq_position) / bps;
-        if pos < last + 0.5 {
-            k += 1.0;
-            pos = t.sample_time as f64 + (k * rate_beats - t.ppq_position) / bps;
-        }
-        pos
+        let k = ((ppq + rate_beats / 2.0) / rate_beats).ceil();
+        t.sample_time as f64 + (k * rate_beats - t.ppq_position) / bps
     }
 }
 
@@ -381,15 +386,87 @@ mod tests {
         };
         let tb = Timebase::new(48_000.0, &settings, &t);
         assert_eq!(tb.first_pos(10_000, 0.5), 10_000.0);
-        assert_eq!(tb.first_pos(10_001, 0.5), 24_400.0);
+        // A key a hair after a grid point (within the host's rounding) plays at once ...
+        assert_eq!(tb.first_pos(10_001, 0.5), 10_001.0);
+        // ... one clearly after it waits for the next grid point.
+        assert_eq!(tb.first_pos(10_100, 0.5), 24_400.0);
         assert_eq!(tb.next_pos(10_000.0, 0.5), 24_400.0);
         assert_eq!(tb.next_pos(24_400.0, 0.5), 38_800.0);
-        // A position between grid points moves to the next one.
-        assert_eq!(tb.next_pos(20_000.0, 0.5), 24_400.0);
+        // A step off the grid: the next grid point at least half a step later.
+        assert_eq!(tb.next_pos(14_000.0, 0.5), 24_400.0);
+        assert_eq!(tb.next_pos(20_000.0, 0.5), 38_800.0);
         // The same grid seen from a later block gives the same first step.
         let later = Transport { sample_time: 30_000, ppq_position: 2.0 + 20_000.0 / 28_800.0, ..t };
         let tb2 = Timebase::new(48_000.0, &settings, &later);
-        assert_eq!(sample_time(tb2.first_pos(10_001, 0.5)), 24_400);
+        assert_eq!(sample_time(tb2.first_pos(10_100, 0.5)), 24_400);
+    }
+
+    /// Replays positions as Ardour 7 passes them (rounded down to 1/1920 of a quarter
+    /// note, then up to another 1/1920 early or late from block to block), with a tempo
+    /// change and a loop: every step lands within the rounding of its grid point, a step
+    /// apart, never doubled or skipped.
+    #[test]
+    fn steps_stay_on_the_grid_with_rounded_jittering_positions_tempo_changes_and_loops() {
+        let settings = Settings { on: true, rate_beats: 0.25, ..Settings::default() };
+        const SR: f64 = 48_000.0;
+        const BLOCK: u64 = 256;
+        // The exact song: 120 BPM until beat 16, then 90 BPM; from sample LOOP on, the
+        // host loops beats 16..24 (at 90 BPM: 8 beats of 32_000 samples).
+        let tempo_change = 16.0 * 24_000.0;
+        let loop_start = tempo_change + 8.0 * 32_000.0;
+        let exact = |s: f64| -> (f64, f64) {
+            if s < tempo_change {
+                (120.0, s / 24_000.0)
+            } else {
+                let beats = (s - tempo_change) / 32_000.0;
+                (90.0, 16.0 + if s < loop_start { beats } else { beats % 8.0 })
+            }
+        };
+        let mut seed = 0x2545_f491u32;
+        let mut jitter = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            (f64::from(seed % 3) - 1.0) / 1920.0
+        };
+        let mut steps = vec![0.0f64];
+        let mut last = 0.0;
+        let end = loop_start + 3.0 * 8.0 * 32_000.0;
+        let mut block = 0u64;
+        while (block * BLOCK) as f64 <= end {
+            let start = block * BLOCK;
+            let (tempo, ppq) = exact(start as f64);
+            let host = ((ppq * 1920.0).floor() / 1920.0 + jitter()).max(0.0);
+            let t = Transport {
+                sample_time: start,
+                tempo_bpm: tempo,
+                ppq_position: host,
+                playing: true,
+                ..Default::default()
+            };
+            let tb = Timebase::new(SR, &settings, &t);
+            // The control module schedules every step due before the block's end.
+            loop {
+                let next = tb.next_pos(last, settings.rate_beats);
+                if next >= (start + BLOCK) as f64 {
+                    break;
+                }
+                steps.push(next);
+                last = next;
+            }
+            block += 1;
+        }
+        // 64 steps at 120 BPM, 32 at 90 BPM, then 32 per pass of the loop.
+        assert_eq!(steps.len(), 64 + 32 + 3 * 32 + 1, "steps doubled or skipped");
+        for (n, pair) in steps.windows(2).enumerate() {
+            let (_, ppq) = exact(pair[1]);
+            let grid = (ppq / 0.25).round() * 0.25;
+            let samples_per_beat = if pair[1] < tempo_change { 24_000.0 } else { 32_000.0 };
+            let off = (ppq - grid) * samples_per_beat;
+            assert!(off.abs() <= 2.0 * samples_per_beat / 1920.0, "step {} is {off:.1} samples off the grid", n + 1);
+            let step = (pair[1] - pair[0]) / samples_per_beat;
+            assert!((step - 0.25).abs() < 0.01, "steps {n} and {} are {step} beats apart", n + 1);
+        }
     }
 
     #[test]

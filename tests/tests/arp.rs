@@ -101,6 +101,9 @@ struct Rig<P: Plugin> {
     /// Host events with absolute times, not yet delivered (sorted).
     host: Vec<Event>,
     transport: Option<HostTransport>,
+    /// When set, the transport of the block starting at each sample, as a host gives it
+    /// (in place of `transport`).
+    song: Option<Box<dyn FnMut(u64) -> TransportInfo>>,
     onsets: BTreeSet<(u64, u32)>,
     /// Notes sounding (not releasing) at the end of the last block.
     sounding: BTreeSet<(u64, u32)>,
@@ -117,6 +120,7 @@ impl<P: Plugin> Rig<P> {
             right: Vec::new(),
             host: Vec::new(),
             transport: None,
+            song: None,
             onsets: BTreeSet::new(),
             sounding: BTreeSet::new(),
             released: BTreeMap::new(),
@@ -148,8 +152,9 @@ impl<P: Plugin> Rig<P> {
 
     fn render_block(&mut self, n: u64) {
         let start = self.clock;
-        let transport = match self.transport {
-            Some(t) => TransportInfo {
+        let transport = match (self.transport, self.song.as_mut()) {
+            (_, Some(song)) => song(start),
+            (Some(t), None) => TransportInfo {
                 tempo_bpm: t.tempo_bpm,
                 ppq_position: t.ppq_at_zero + start as f64 * t.tempo_bpm / 60.0 / SR,
                 flags: transport_flags::TEMPO
@@ -157,7 +162,7 @@ impl<P: Plugin> Rig<P> {
                     | if t.playing { transport_flags::PLAYING } else { 0 },
                 ..TransportInfo::default()
             },
-            None => TransportInfo::default(),
+            (None, None) => TransportInfo::default(),
         };
         let due = self.host.iter().take_while(|e| e.time < start + n).count();
         let events: Vec<Event> =
@@ -275,6 +280,43 @@ fn steps_follow_the_host_tempo_and_beat_grid() -> Result<()> {
     // 1/16 at 150 BPM: 4800 samples.
     let times: Vec<u64> = rig.onsets_from(0).iter().map(|&(t, _)| t).collect();
     assert_eq!(times, [3000, 7800, 12_600, 17_400]);
+    Ok(())
+}
+
+/// Positions as Ardour 7.3 passes them: the musical position rounded down to 1/1920 of a
+/// quarter note and, from block to block, up to another 1/1920 early or late (up to 12.5
+/// samples at 120 BPM and 48 kHz). The arp used to schedule extra steps a few samples
+/// after the previous one (40 double triggers in 3.5 s); every step must land once, on
+/// its grid point within the host's rounding.
+#[test]
+fn rounded_and_jittering_host_positions_give_one_step_per_grid_point() -> Result<()> {
+    let dir = ModuleDir::new(Build::Normal)?;
+    let mut rig = arp_instance(&dir)?;
+    let mut seed = 0x2545_f491u32;
+    rig.song = Some(Box::new(move |start| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        let exact = start as f64 * 120.0 / 60.0 / SR;
+        let jitter = (f64::from(seed % 3) - 1.0) / 1920.0;
+        TransportInfo {
+            tempo_bpm: 120.0,
+            ppq_position: ((exact * 1920.0).floor() / 1920.0 + jitter).max(0.0),
+            flags: transport_flags::TEMPO | transport_flags::POSITION | transport_flags::PLAYING,
+            ..TransportInfo::default()
+        }
+    }));
+    // Keys on the grid (beat 1: sample 24_000), as a DAW's MIDI clip places them.
+    rig.key_down(24_000, 60, 0.9);
+    rig.key_down(24_000, 67, 0.9);
+    rig.run(24_000 + 3 * SR as u64 + 500, &[]);
+    let times: Vec<u64> = rig.onsets_from(0).iter().map(|&(t, _)| t).collect();
+    // 3.5 s from the start, 3 s from the first step: 1 + 24 sixteenths at 6000 samples.
+    assert_eq!(times.len(), 25, "steps doubled or skipped: {times:?}");
+    for (k, &t) in times.iter().enumerate() {
+        let grid = 24_000 + k as u64 * STEP;
+        assert!(t.abs_diff(grid) <= 25, "step {k} at {t}, its grid point is {grid}: {times:?}");
+    }
     Ok(())
 }
 
