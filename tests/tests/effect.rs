@@ -217,6 +217,36 @@ fn a_latency_change_is_delivered_at_any_main_thread_call() -> Result<()> {
     Ok(())
 }
 
+/// A host whose context offers a run loop (`IRunLoop`) gets a timer registered on it, and
+/// a pending restart request goes out from that timer, on the main thread, with no other
+/// call from the host; `terminate` takes the timer away.
+#[test]
+fn a_latency_change_is_delivered_by_the_host_run_loop() -> Result<()> {
+    let (bundle, _scratch) = bundled(&echo_manifest(), "echo-run-loop")?;
+    let mut plugin = echo(&bundle, &[])?;
+    assert_eq!(plugin.run_loop_timers(), [100], "no timer on the host's run loop");
+    let ten_ms = plugin.param_from_text(id::LOOKAHEAD, "10 ms").context("10 ms")?;
+    let input = noise(BLOCK, 0.1);
+    let point = trio_host::ParamPoint { id: id::LOOKAHEAD, offset: 0, value: ten_ms };
+    let restarts =
+        |p: &Plugin| p.restart_requests().iter().filter(|&&f| f & RestartFlags_::kLatencyChanged != 0).count();
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| plugin.process_audio(BLOCK, &[&[&input, &input]], &[], &[point]).map(drop))
+            .join()
+            .expect("audio")
+    })?;
+    assert_eq!(restarts(&plugin), 0, "delivered before the run loop ran");
+    assert_eq!(plugin.run_loop_once()?, 1);
+    assert_eq!(restarts(&plugin), 1, "the run loop's timer did not deliver the latency change");
+    assert!(plugin.handler_calls().iter().all(|c| c.on_main_thread));
+    plugin.run_loop_once()?;
+    assert_eq!(restarts(&plugin), 1, "delivered twice");
+    plugin.reinitialize()?;
+    assert_eq!(plugin.run_loop_timers(), [100], "terminate and initialize leave one timer");
+    Ok(())
+}
+
 #[test]
 fn a_loud_sidechain_ducks_the_echoes() -> Result<()> {
     let (bundle, _scratch) = bundled(&echo_manifest(), "echo-duck")?;

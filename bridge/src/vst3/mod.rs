@@ -8,6 +8,7 @@
 
 mod factory;
 mod plugin;
+mod run_loop;
 mod util;
 
 use std::ffi::c_void;

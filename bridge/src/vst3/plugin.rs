@@ -36,6 +36,7 @@ use vst3::Steinberg::Vst::*;
 use vst3::Steinberg::*;
 use vst3::{Class, ComPtr, ComRef};
 
+use super::run_loop;
 use super::util::{copy_wstr, guard, guard_value, read_stream, read_wstr, write_stream};
 use crate::config::{Layout, PluginConfig, PluginKind};
 use crate::instance::Buses;
@@ -135,6 +136,9 @@ unsafe impl Send for HandlerSlot {}
 
 /// A plugin instance as the host sees it.
 pub struct TrioPlugin {
+    /// The timer on the host's run loop, when its context offers one. First, so it is
+    /// unregistered before anything else of the plugin is dropped.
+    run_loop: run_loop::Slot,
     config: &'static PluginConfig,
     instance: Instance,
     /// Rebuilt by any controller call when the definitions' version changed; never
@@ -180,6 +184,7 @@ impl TrioPlugin {
         let instance = Instance::with_buses(modules, setup, Buses { main, sidechain: 0 }).map_err(|e| e.to_string())?;
         let tables = ParamTables::build(instance.definitions());
         Ok(Self {
+            run_loop: Default::default(),
             config,
             instance,
             tables: RwLock::new(Arc::new(tables)),
@@ -270,7 +275,7 @@ impl TrioPlugin {
     /// delivers pending restart flags (from reloads) and a changed latency to the host. Does nothing on any other thread
     /// than the host's main thread, so never on the audio thread; holds no lock while
     /// calling the host (which may call back).
-    fn main_thread_work(&self) {
+    pub(super) fn main_thread_work(&self) {
         if !self.on_main_thread() {
             return;
         }
@@ -717,11 +722,16 @@ fn note(time: u64, kind: u32, pitch: i16, value: f64, note_id: i32, channel: i16
 }
 
 impl IPluginBaseTrait for TrioPlugin {
-    unsafe fn initialize(&self, _context: *mut FUnknown) -> tresult {
+    unsafe fn initialize(&self, context: *mut FUnknown) -> tresult {
         guard(|| {
             // Relaxed: read back only by this object's own calls on the same or later
             // host calls (the host orders `initialize` before everything else).
             self.main_thread.store(current_thread(), Ordering::Relaxed);
+            if let Ok(mut slot) = self.run_loop.lock()
+                && slot.is_none()
+            {
+                *slot = run_loop::Registration::register(context, self);
+            }
             self.main_thread_work();
             kResultOk
         })
@@ -729,6 +739,9 @@ impl IPluginBaseTrait for TrioPlugin {
 
     unsafe fn terminate(&self) -> tresult {
         guard(|| {
+            if let Ok(mut slot) = self.run_loop.lock() {
+                slot.take();
+            }
             if let Ok(mut slot) = self.handler.lock() {
                 slot.0 = None;
             }

@@ -11,7 +11,7 @@ use std::thread::ThreadId;
 
 use vst3::Steinberg::Vst::*;
 use vst3::Steinberg::*;
-use vst3::{Class, ComWrapper};
+use vst3::{Class, ComPtr, ComRef, ComWrapper};
 
 /// Locks, ignoring poisoning: the data stays usable for the rest of the session.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -40,11 +40,58 @@ pub(crate) fn c_str(chars: &[std::ffi::c_char]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// The host context passed to `initialize`.
-pub(crate) struct HostApplication;
+/// The host context passed to `initialize`. It also offers a run loop
+/// (`Steinberg::Linux::IRunLoop`), as Linux hosts do for plugins with their own timers:
+/// the host runs the registered timers when its driver asks ([`HostApplication::run_timers`]).
+#[derive(Default)]
+pub(crate) struct HostApplication {
+    /// Timers the plugin registered, with their interval in milliseconds.
+    pub(crate) timers: Mutex<Vec<(ComPtr<Linux::ITimerHandler>, u64)>>,
+}
 
 impl Class for HostApplication {
-    type Interfaces = (IHostApplication,);
+    type Interfaces = (IHostApplication, Linux::IRunLoop);
+}
+
+impl HostApplication {
+    /// Calls every registered timer once, on this thread; returns how many ran.
+    pub(crate) fn run_timers(&self) -> usize {
+        // Copies, so a timer may (un)register timers while it runs.
+        let timers: Vec<ComPtr<Linux::ITimerHandler>> = lock(&self.timers).iter().map(|(t, _)| t.clone()).collect();
+        for timer in &timers {
+            // SAFETY: a handler the plugin registered and has not unregistered.
+            unsafe { Linux::ITimerHandlerTrait::onTimer(timer) };
+        }
+        timers.len()
+    }
+}
+
+impl Linux::IRunLoopTrait for HostApplication {
+    unsafe fn registerEventHandler(&self, _handler: *mut Linux::IEventHandler, _fd: Linux::FileDescriptor) -> tresult {
+        kNotImplemented
+    }
+
+    unsafe fn unregisterEventHandler(&self, _handler: *mut Linux::IEventHandler) -> tresult {
+        kNotImplemented
+    }
+
+    unsafe fn registerTimer(&self, handler: *mut Linux::ITimerHandler, milliseconds: Linux::TimerInterval) -> tresult {
+        // SAFETY: the plugin passes a valid handler or null; `to_com_ptr` adds a reference.
+        match unsafe { ComRef::from_raw(handler) } {
+            Some(h) if milliseconds > 0 => {
+                lock(&self.timers).push((h.to_com_ptr(), milliseconds));
+                kResultOk
+            }
+            _ => kInvalidArgument,
+        }
+    }
+
+    unsafe fn unregisterTimer(&self, handler: *mut Linux::ITimerHandler) -> tresult {
+        let mut timers = lock(&self.timers);
+        let before = timers.len();
+        timers.retain(|(t, _)| t.as_ptr() != handler);
+        if timers.len() < before { kResultOk } else { kInvalidArgument }
+    }
 }
 
 impl IHostApplicationTrait for HostApplication {

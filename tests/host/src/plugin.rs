@@ -65,7 +65,7 @@ pub struct NoteEvent {
     pub velocity: f32,
     /// Note-on (`true`) or note-off.
     pub on: bool,
-    /// MIDI channel `0..16`.
+    /// MIDI channel `0..16` (clamped into it unless [`Hostile::any_channel`]).
     pub channel: u8,
 }
 
@@ -80,13 +80,13 @@ impl NoteEvent {
         Self { offset, pitch, velocity: 0.0, on: false, channel: 0 }
     }
 
-    fn to_vst(self) -> Event {
+    fn to_vst(self, any_channel: bool) -> Event {
         // SAFETY: `Event` is plain data; all-zero is a valid value, overwritten below.
         let mut e: Event = unsafe { std::mem::zeroed() };
         e.busIndex = 0;
         e.sampleOffset = self.offset as i32;
         e.flags = Event_::EventFlags_::kIsLive as u16;
-        let channel = i16::from(self.channel.min(15));
+        let channel = i16::from(if any_channel { self.channel } else { self.channel.min(15) });
         if self.on {
             e.r#type = Event_::EventTypes_::kNoteOnEvent as u16;
             e.__field0.noteOn = NoteOnEvent {
@@ -154,6 +154,9 @@ pub struct Hostile {
     /// Events are passed in the given order (hosts sort them by offset), with their
     /// offsets as given (even beyond the block).
     pub unsorted: bool,
+    /// Note channels are passed as given, even 16 and above (otherwise they are clamped
+    /// to MIDI's 16 channels).
+    pub any_channel: bool,
 }
 
 /// A parameter as the controller describes it.
@@ -345,7 +348,7 @@ impl Plugin {
         class: ClassInfo,
     ) -> Result<Self, HostError> {
         let main_thread = std::thread::current().id();
-        let host = ComWrapper::new(HostApplication);
+        let host = ComWrapper::new(HostApplication::default());
         let host_unknown = host.as_com_ref::<FUnknown>().map_or(std::ptr::null_mut(), |h| h.as_ptr());
         // SAFETY: a valid component and host context.
         let code = unsafe { component.initialize(host_unknown) };
@@ -1008,7 +1011,7 @@ impl Plugin {
             let mut events = lock(&self.events.events);
             events.clear();
             for n in notes.iter().take(MAX_EVENTS) {
-                events.push(n.to_vst());
+                events.push(n.to_vst(hostile.any_channel));
             }
             // Hosts deliver events sorted by time. Insertion sort: stable (a note-off and
             // a note-on at one offset keep their order) and allocation-free.
@@ -1257,6 +1260,24 @@ impl Plugin {
             }
         }
         Ok(flags)
+    }
+
+    /// Runs the host's run loop once, on this (the main) thread: calls every timer the
+    /// plugin registered on the run loop the host context offers. Returns how many ran.
+    ///
+    /// # Errors
+    /// [`HostError::WrongThread`] on another thread than the plugin's main thread.
+    pub fn run_loop_once(&self) -> Result<usize, HostError> {
+        if std::thread::current().id() != self.main_thread {
+            return Err(HostError::WrongThread { call: "run_loop_once" });
+        }
+        Ok(self.host.run_timers())
+    }
+
+    /// The timers the plugin has registered on the host's run loop, as their intervals
+    /// in milliseconds.
+    pub fn run_loop_timers(&self) -> Vec<u64> {
+        crate::com::lock(&self.host.timers).iter().map(|&(_, ms)| ms).collect()
     }
 
     /// Every component-handler call the plugin made, with its thread.
