@@ -388,8 +388,11 @@ fn a_hanging_control_export_times_out_and_audio_goes_on() -> Result<()> {
     let inst = Instance::new(&modules, setup())?;
     modules.control.set_call_timeout(std::time::Duration::from_millis(200));
     let _lib = arm_fault(&dir, SAVE_STATE, HANG)?;
-    let err = inst.save_state().expect_err("the armed hang did not happen");
-    assert!(matches!(err, ControlError::Timeout { function: "trio_control_save_state", millis: 200 }), "{err}");
+    // The call times out; the state then comes from the block (values only).
+    let started = std::time::Instant::now();
+    let state = inst.save_state()?;
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200), "the armed hang did not happen");
+    assert!(state.starts_with(b"{\"format\":\"trio-param-values\""), "{}", String::from_utf8_lossy(&state));
     assert!(matches!(inst.preset_names(), Err(ControlError::WorkerGone)));
     // Parameter texts come from the block: they keep working while control is hung.
     assert_eq!(inst.format_value(id::GAIN, inst.parse_value(id::GAIN, "-6 dB")?)?, "-6.0 dB");
@@ -413,8 +416,9 @@ fn a_slow_control_call_that_returns_after_its_instance_is_gone_touches_nothing_f
     let (left, _) = render(&inst, 0.1, &[Event::note_on(0, 60, 1.0)]);
     assert!(rms(&left) > 0.01);
     let _lib = arm_fault(&dir, SAVE_STATE, SLOW)?;
-    let err = inst.save_state().expect_err("the armed slow call returned in time");
-    assert!(matches!(err, ControlError::Timeout { function: "trio_control_save_state", .. }), "{err}");
+    // The call times out (the state then comes from the block, values only).
+    let state = inst.save_state()?;
+    assert!(state.starts_with(b"{\"format\":\"trio-param-values\""), "the armed slow call returned in time");
     // The host gives up on the instance while the call still sleeps inside the module;
     // when it wakes it writes the state from this instance's block.
     drop(inst);
