@@ -664,6 +664,11 @@ impl Instance {
     /// (0 if none). The plugin delivers them to the host's `restartComponent` on a thread
     /// the host accepts; the reload itself runs on a background thread.
     pub fn take_restart_request(&self) -> i32 {
+        // Relaxed: a cheap look first (hosts call this path thousands of times); a request
+        // missed here is taken by the next call.
+        if self.core.restart_request.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
         // AcqRel: pairs with the Release in `request_restart`, so a caller that sees the
         // flags also sees the new module's parameter definitions.
         self.core.restart_request.swap(0, Ordering::AcqRel)

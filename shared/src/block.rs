@@ -281,9 +281,10 @@ pub struct Statistics {
     pub blocks_processed: AtomicU64,
     /// Samples the engine processed.
     pub samples_processed: AtomicU64,
-    /// Longest engine process call, nanoseconds.
+    /// Longest engine process call in real-time processing, nanoseconds (offline blocks
+    /// have no deadline and are not timed).
     pub worst_process_ns: AtomicU64,
-    /// Last engine process call, nanoseconds.
+    /// Last engine process call in real-time processing, nanoseconds.
     pub last_process_ns: AtomicU64,
     /// Blocks whose processing took longer than their duration in real time.
     pub deadline_misses: AtomicU64,

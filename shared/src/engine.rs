@@ -857,7 +857,9 @@ impl<E: Engine> Runner<E> {
 
     /// One block. Runs inside the allocation check.
     fn process(&mut self, data: &mut ProcessData) -> i32 {
-        let start_time = Instant::now();
+        // Timed in real time only: an offline block has no deadline, and reading the clock
+        // twice costs more than an idle block's work.
+        let start_time = (data.process_mode != process_mode::OFFLINE).then(Instant::now);
         let n = data.num_samples;
         let channels = (data.num_main as usize).min(MAX_CHANNELS);
         if n > self.max_block || (n > 0 && channels > 0 && data.main.is_null()) {
@@ -965,7 +967,7 @@ impl<E: Engine> Runner<E> {
         status::OK
     }
 
-    fn finish(&mut self, data: &mut ProcessData, main: &mut [&mut [f32]], len: usize, start_time: Instant) {
+    fn finish(&mut self, data: &mut ProcessData, main: &mut [&mut [f32]], len: usize, start_time: Option<Instant>) {
         let mut silence = 0u64;
         let mut finite = true;
         let mut loudest = 0.0f32;
@@ -1001,15 +1003,22 @@ impl<E: Engine> Runner<E> {
         // reading this clock are timed against a block that has been rendered.
         self.shared.header.sample_clock.store(self.clock, Ordering::Release);
         let stats = &self.shared.stats;
-        Statistics::bump(&stats.blocks_processed);
-        // Relaxed: telemetry counters.
-        stats.samples_processed.fetch_add(n, Ordering::Relaxed);
+        // Relaxed loads and stores, no read-modify-write: this engine is the only writer
+        // of these counters (one `process` at a time), and readers want telemetry.
+        let add = |counter: &core::sync::atomic::AtomicU64, by: u64| {
+            counter.store(counter.load(Ordering::Relaxed).wrapping_add(by), Ordering::Relaxed);
+        };
+        add(&stats.blocks_processed, 1);
+        add(&stats.samples_processed, n);
+        let Some(start_time) = start_time else { return };
         let elapsed = start_time.elapsed().as_nanos() as u64;
         stats.last_process_ns.store(elapsed, Ordering::Relaxed);
-        stats.worst_process_ns.fetch_max(elapsed, Ordering::Relaxed);
+        if elapsed > stats.worst_process_ns.load(Ordering::Relaxed) {
+            stats.worst_process_ns.store(elapsed, Ordering::Relaxed);
+        }
         let deadline_ns = (n as f64 / self.sample_rate * 1e9) as u64;
-        if n > 0 && data.process_mode != process_mode::OFFLINE && elapsed > deadline_ns {
-            Statistics::bump(&stats.deadline_misses);
+        if n > 0 && elapsed > deadline_ns {
+            add(&stats.deadline_misses, 1);
         }
     }
 }

@@ -234,12 +234,15 @@ impl TrioPlugin {
         let name = &self.config.name;
         let counters = [&stats.alloc_violations, &stats.engine_panics, &stats.nonfinite_blocks, &stats.runaway_blocks];
         for (kind, (counter, reported)) in counters.iter().zip(&self.reported_problems).enumerate() {
-            // Relaxed: telemetry counters.
+            // Relaxed: telemetry counters. Loads only, unless something is new: hosts
+            // make main-thread calls by the thousand.
             let count = counter.load(Ordering::Relaxed);
-            let new = count.saturating_sub(reported.swap(count, Ordering::Relaxed));
-            if new == 0 {
+            let last = reported.load(Ordering::Relaxed);
+            if count <= last {
                 continue;
             }
+            reported.store(count, Ordering::Relaxed);
+            let new = count - last;
             match kind {
                 0 => log::warn!(
                     "{name}: the audio thread made {new} allocator call(s) where none are allowed ({count} since the \
