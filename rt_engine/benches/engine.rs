@@ -117,6 +117,21 @@ fn main() {
             sixteen_ms = ours * 1e3;
         }
     }
+    // One voice against the marginal voice at 16: what a voice costs alone, where it
+    // cannot share its vector with others.
+    let median_of = |voices: usize| {
+        run_synth(voices);
+        median((0..ROUNDS).map(|_| run_synth(voices)).collect()).as_secs_f64()
+    };
+    let (v0, v1, v16) = (median_of(0), median_of(1), median_of(16));
+    let one = (v1 - v0) * 1e9 / samples;
+    let marginal = (v16 - v1) * 1e9 / samples / 15.0;
+    println!(
+        "one voice: {one:.2} ns/sample over silence ({:.2} ns/sample), marginal voice at 16: {marginal:.2} \
+         ns/sample; one voice = {:.2}x the marginal one",
+        v0 * 1e9 / samples,
+        one / marginal
+    );
     // The comparison with nih-plug is measured in one process by `cargo xtask bench`.
     println!("16-note chord, 10 s: {sixteen_ms:.2} ms (against nih-plug side by side: cargo xtask bench)");
 }

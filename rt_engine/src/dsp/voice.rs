@@ -58,6 +58,10 @@ impl VoiceCtl {
     }
 }
 
+/// A group with at most this many active lanes is processed lane by lane (a voice alone
+/// does not pay for the silent lanes of its vector); more, and all lanes go together.
+pub(crate) const SPARSE_LANES: usize = 2;
+
 /// Per-sample state of [`LANES`] voices. A free lane has `env == 0`, a
 /// silent envelope segment, a stopped oscillator, a velocity gain of 0 and a
 /// cleared filter, so it contributes exactly 0.0 (and its filter state stays
@@ -143,13 +147,57 @@ impl Group {
         self.amp[l % LANES]
     }
 
-    /// Recomputes the filter coefficients of every lane from its envelope.
+    /// Recomputes the filter coefficients of every active lane from its envelope (a free
+    /// lane's input and state are exactly 0, so its coefficients do not matter; a lane
+    /// gets fresh ones when it starts).
     pub fn update_filter(&mut self, fc: &FilterControl) {
-        for l in 0..LANES {
+        if self.active.count_ones() as usize > SPARSE_LANES {
+            // Most lanes sound: all lanes at once, which vectorises.
+            for l in 0..LANES {
+                let (a1, a2, a3) = filter::coefs(self.env[l], fc);
+                self.a1[l] = a1;
+                self.a2[l] = a2;
+                self.a3[l] = a3;
+            }
+            return;
+        }
+        let mut active = self.active;
+        while active != 0 {
+            let l = active.trailing_zeros() as usize % LANES;
+            active &= active - 1;
             let (a1, a2, a3) = filter::coefs(self.env[l], fc);
             self.a1[l] = a1;
             self.a2[l] = a2;
             self.a3[l] = a3;
+        }
+    }
+
+    /// Renders `acc.len()` samples of the active lanes only, one lane at a time, adding
+    /// lane `l` of each output frame into `acc[i][l]`: the same arithmetic as
+    /// [`Group::render`] lane for lane (bit-identical output and state; a free lane's state
+    /// stays exactly what `render` would leave it), cheaper when few lanes sound.
+    #[inline(always)]
+    pub fn render_sparse<O: Oscillator>(&mut self, acc: &mut [[f32; LANES]]) {
+        let mut active = self.active;
+        while active != 0 {
+            let l = active.trailing_zeros() as usize % LANES;
+            active &= active - 1;
+            let (mut phase, mut env, mut ic1, mut ic2) = (self.phase[l], self.env[l], self.ic1[l], self.ic2[l]);
+            let (inc, inv_inc, amp) = (self.inc[l], self.inv_inc[l], self.amp[l]);
+            let (env_mul, env_add, env_floor) = (self.env_mul[l], self.env_add[l], self.env_floor[l]);
+            let (a1, a2, a3) = (self.a1[l], self.a2[l], self.a3[l]);
+            for frame in acc.iter_mut() {
+                let x = O::sample(phase, inv_inc) * amp;
+                phase = osc::wrap(phase + inc);
+                let e = Segment::step(env, env_mul, env_add, env_floor);
+                env = e;
+                let y = filter::lowpass(x, &mut ic1, &mut ic2, a1, a2, a3);
+                frame[l] += y * e;
+            }
+            self.phase[l] = phase;
+            self.env[l] = env;
+            self.ic1[l] = ic1;
+            self.ic2[l] = ic2;
         }
     }
 
