@@ -28,7 +28,9 @@
 //! `modules.bridge` is optional too: the framework's bridge serves every plugin (give
 //! `crate:` only to build a modified bridge). `hot_reload` exists for `control` only and
 //! defaults to `false`. Unknown fields are errors. Every error names the file, the line
-//! and the column, and all the problems of a file are reported at once.
+//! and the column, and the field it is about (the YAML parser's own messages do not, so it
+//! runs under `serde_path_to_error`, whose path goes in front); all the problems of a file
+//! are reported at once.
 //!
 //! # Why serde-saphyr
 //!
@@ -366,10 +368,28 @@ impl Manifest {
     /// # Errors
     /// A [`ManifestError`] listing every problem found, each with its line and column.
     pub fn parse(text: &str, file: &Path, base: &Path) -> std::result::Result<Self, ManifestError> {
-        let raw: RawManifest = serde_saphyr::from_str(text).map_err(|e| {
+        // The field the parser was reading when it failed: serde's messages do not say it
+        // ("unknown variant ``"), and the position can be past the field's line (after an
+        // empty block scalar, or a quote that runs on).
+        let mut field = String::new();
+        let raw: std::result::Result<RawManifest, _> = serde_saphyr::with_deserializer_from_str(text, |de| {
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                field = field_path(e.path());
+                e.into_inner()
+            })
+        });
+        let raw = raw.map_err(|e| {
             let pos = e.location().map(Pos::of).unwrap_or(Pos { line: 1, column: 1 });
-            let message = UserMessageFormatter.format_message(e.without_snippet()).into_owned();
-            ManifestError::new(file, text, vec![Problem { pos, message: explain_parse_error(message) }])
+            let mut message = UserMessageFormatter.format_message(e.without_snippet()).into_owned();
+            if message.starts_with("unknown field") {
+                // The path ends with the unknown field, which the message names: say its section.
+                field = field.rsplit_once('.').map(|(section, _)| section.to_owned()).unwrap_or_default();
+            }
+            message = explain_parse_error(message);
+            if !field.is_empty() {
+                message = format!("{field}: {message}");
+            }
+            ManifestError::new(file, text, vec![Problem { pos, message }])
         })?;
         let mut problems = Vec::new();
         let manifest = raw.check(file, base, &mut problems);
@@ -392,12 +412,35 @@ impl Manifest {
     }
 }
 
+/// `plugin.kind`, `modules.control.exports[2]`: where the parser was, without the fields
+/// [`Spanned`] reads internally.
+fn field_path(path: &serde_path_to_error::Path) -> String {
+    let mut text = String::new();
+    for segment in path {
+        match segment {
+            serde_path_to_error::Segment::Map { key }
+                if !matches!(key.as_str(), "value" | "referenced" | "defined") && !key.starts_with("__") =>
+            {
+                if !text.is_empty() {
+                    text.push('.');
+                }
+                text.push_str(key);
+            }
+            serde_path_to_error::Segment::Seq { index } => text.push_str(&format!("[{index}]")),
+            _ => {}
+        }
+    }
+    text
+}
+
 /// Adds what to do to the parser's messages that need it.
 fn explain_parse_error(message: String) -> String {
     if message.starts_with("unknown field") {
         format!("{message} (only the names listed are valid here)")
     } else if message.starts_with("missing field") {
         format!("{message} in the section that ends here: add it (the schema is in the example build.yaml)")
+    } else if message.contains("quoted scalar") {
+        format!("{message} (a quote opened on this line or above is not closed)")
     } else {
         message
     }
@@ -927,6 +970,28 @@ mod tests {
         let text = error.to_string();
         assert!(text.contains("audio.sidechain is for effects"), "{text}");
         assert!(text.contains("must be [stereo]"), "{text}");
+    }
+
+    #[test]
+    fn errors_of_the_yaml_parser_name_the_field() {
+        for (edit, field, message) in [
+            (("kind: instrument", "kind: |"), "plugin.kind: ", "unknown variant"),
+            (("kind: instrument", "kind: [instrument]"), "plugin.kind: ", ""),
+            // A syntax error: the parser stops before it reads the key; it names the section.
+            (("version: 0.1.0", "version: 'unterminated"), "plugin: ", "is not closed"),
+            (("hot_reload: true", "hot_reload: |"), "modules.control.hot_reload: ", ""),
+            (
+                ("    crate: control", "    crate: control\n    exprots: []"),
+                "modules.control: unknown field `exprots`",
+                "",
+            ),
+        ] {
+            let error = parse_example(|t| t.replacen(edit.0, edit.1, 1)).unwrap_err();
+            let text = error.to_string();
+            assert_eq!(error.problems.len(), 1, "{text}");
+            assert!(error.problems[0].message.contains(field), "{edit:?}: {text}");
+            assert!(text.contains(message), "{edit:?}: {text}");
+        }
     }
 
     #[test]

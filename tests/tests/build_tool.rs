@@ -193,7 +193,7 @@ fn a_mistyped_field_name_lists_the_valid_names() {
     assert_contains(
         &error,
         &[
-            &format!("{}:{line}:5: unknown field `exprots`", previous.manifest()),
+            &format!("{}:{line}:5: modules.rt_engine: unknown field `exprots`", previous.manifest()),
             "expected one of crate, allocation, exports",
         ],
     );
