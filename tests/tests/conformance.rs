@@ -185,7 +185,7 @@ fn midi_controllers_map_to_the_parameters_the_control_module_names() -> Result<(
     // The pitch wheel (129) goes to the engine as events, through a hidden parameter.
     let bend = p.midi_cc_assignment(0, 3, 129).expect("the pitch wheel is mapped");
     let info = params.iter().find(|q| q.id == bend).expect("listed");
-    assert_eq!((info.title.as_str(), info.default_normalized), ("Pitch Bend", 0.5));
+    assert_eq!((info.title.as_str(), info.default_normalized), ("MIDI CC 129 (Pitch Bend)", 0.5));
     assert_eq!(info.flags, ParameterInfo_::ParameterFlags_::kIsHidden, "hidden, not automatable");
     assert_eq!(p.midi_cc_assignment(0, 0, 128), None, "channel pressure is not taken");
     Ok(())
