@@ -29,8 +29,8 @@
 //! `crate:` only to build a modified bridge). `hot_reload` exists for `control` only and
 //! defaults to `false`. Unknown fields are errors. Every error names the file, the line
 //! and the column, and the field it is about (the YAML parser's own messages do not, so it
-//! runs under `serde_path_to_error`, whose path goes in front); all the problems of a file
-//! are reported at once.
+//! runs under `serde_path_to_error`, whose path goes in front) or that it is not valid
+//! YAML; all the problems of a file are reported at once.
 //!
 //! # Why serde-saphyr
 //!
@@ -386,7 +386,11 @@ impl Manifest {
                 field = field.rsplit_once('.').map(|(section, _)| section.to_owned()).unwrap_or_default();
             }
             message = explain_parse_error(message);
-            if !field.is_empty() {
+            if matches!(e.without_snippet(), serde_saphyr::Error::ExternalMessage { .. }) {
+                // The YAML scanner's: the path is only where the parser was (the section
+                // before, for a bad key), and the position where it noticed.
+                message = format!("not valid YAML: {message}");
+            } else if !field.is_empty() {
                 message = format!("{field}: {message}");
             }
             ManifestError::new(file, text, vec![Problem { pos, message }])
@@ -519,7 +523,7 @@ struct RawPlugin {
     class_id: Spanned<String>,
     kind: Spanned<Kind>,
     #[serde(default)]
-    sub_categories: Option<Vec<Spanned<String>>>,
+    sub_categories: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -726,8 +730,18 @@ impl RawPlugin {
                 Kind::Effect => vec!["Fx".to_owned()],
             },
             Some(subs) => {
+                if subs.value.is_empty() {
+                    problems.push(Problem {
+                        pos: at(subs.referenced),
+                        message: format!(
+                            "plugin.sub_categories is empty: hosts file the plugin by its sub-categories, so list at \
+                             least one (e.g. {}), or leave the field out for that default",
+                            if kind == Kind::Instrument { "[Instrument, Synth]" } else { "[Fx]" }
+                        ),
+                    });
+                }
                 let mut out = Vec::new();
-                for sub in subs {
+                for sub in subs.value {
                     if sub.value.trim().is_empty() || sub.value.contains('|') {
                         problems.push(Problem {
                             pos: at(sub.referenced),
@@ -973,12 +987,20 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_list_of_sub_categories_is_refused() {
+        let error =
+            parse_example(|t| t.replace("sub_categories: [Instrument, Synth]", "sub_categories: []")).unwrap_err();
+        assert_eq!(error.problems.len(), 1, "{error}");
+        assert!(error.to_string().contains("plugin.sub_categories is empty"), "{error}");
+    }
+
+    #[test]
     fn errors_of_the_yaml_parser_name_the_field() {
         for (edit, field, message) in [
             (("kind: instrument", "kind: |"), "plugin.kind: ", "unknown variant"),
             (("kind: instrument", "kind: [instrument]"), "plugin.kind: ", ""),
-            // A syntax error: the parser stops before it reads the key; it names the section.
-            (("version: 0.1.0", "version: 'unterminated"), "plugin: ", "is not closed"),
+            // A syntax error, noticed on the next line.
+            (("version: 0.1.0", "version: 'unterminated"), "not valid YAML: ", "is not closed"),
             (("hot_reload: true", "hot_reload: |"), "modules.control.hot_reload: ", ""),
             (
                 ("    crate: control", "    crate: control\n    exprots: []"),
