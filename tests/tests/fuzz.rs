@@ -1434,7 +1434,8 @@ impl EditedField {
     }
 
     /// Whether a problem at `line` saying `message` points at this field: at its line, by
-    /// its path or key, or (a syntax error, found before the key is read) by its section.
+    /// its path or key, or (noticed there or below) as a syntax error or by its section (a
+    /// merge key `<<` puts the fields it merges in the section).
     fn named_by(&self, line: u64, message: &str) -> bool {
         let path = |key: &str| if self.section.is_empty() { key.to_owned() } else { format!("{}.{key}", self.section) };
         line == self.line
@@ -1443,7 +1444,8 @@ impl EditedField {
                 .iter()
                 .filter(|k| !k.is_empty())
                 .any(|k| message.contains(&path(k)) || message.contains(&format!("`{k}`")))
-            || (!self.section.is_empty() && message.starts_with(&format!("{}:", self.section)))
+            || (line >= self.line && message.starts_with("not valid YAML: "))
+            || (line >= self.line && !self.section.is_empty() && message.starts_with(&format!("{}:", self.section)))
     }
 }
 
