@@ -107,6 +107,8 @@ pub struct SynthEngine {
     now: u64,
     /// Whether the voices last published were all idle.
     published_silence: bool,
+    /// Every span of the current block left the output at zero.
+    all_silent: bool,
 }
 
 trio::export_engine!(SynthEngine);
@@ -161,6 +163,7 @@ impl Engine for SynthEngine {
             offs_len: 0,
             now: 0,
             published_silence: false,
+            all_silent: true,
         };
         engine.apply_params(ctx.params());
         let t = tail(ctx.params(), engine.sample_rate);
@@ -183,6 +186,7 @@ impl Engine for SynthEngine {
 
     fn process(&mut self, block: &mut Block<'_, SynthArea>) {
         let len = block.len();
+        self.all_silent = true;
         self.transport = transport_of(block);
         let mut pos = 0;
         while let Some(timed) = block.next_event() {
@@ -213,6 +217,10 @@ impl Engine for SynthEngine {
         }
         self.published_silence = silent;
         block.set_active_voices(if silent { 0 } else { self.synth.active_voices() });
+        if self.all_silent {
+            // Nothing was written over the zeroed output: the framework need not scan it.
+            block.set_silent();
+        }
         if self.held_dirty {
             self.held_dirty = false;
             block.area().held.publish(&self.held);
@@ -346,21 +354,21 @@ impl SynthEngine {
         Timebase::new(self.sample_rate, &self.arp, &self.transport)
     }
 
+    /// Renders `from..to` into the block's channels, which hold zeros until rendered (an
+    /// instrument's output starts zeroed). Clears `all_silent` unless the synth left
+    /// them so.
     fn render(&mut self, block: &mut Block<'_, SynthArea>, from: usize, to: usize) {
-        match block.main() {
-            [left, right, rest @ ..] => {
-                self.synth.render(&mut left[from..to], &mut right[from..to]);
-                // The instrument is stereo: any further channel stays silent.
-                for extra in rest {
-                    extra[from..to].fill(0.0);
-                }
-            }
+        let silent = match block.main() {
+            // The instrument is stereo: any further channel stays silent (zero).
+            [left, right, ..] => self.synth.render_over_zeros(&mut left[from..to], &mut right[from..to]),
             [mono] => {
                 let to = to.min(self.scratch.len());
-                self.synth.render(&mut mono[from..to], &mut self.scratch[from..to]);
+                // The scratch channel is the discarded right one: what it holds is of no use.
+                self.synth.render_over_zeros(&mut mono[from..to], &mut self.scratch[from..to])
             }
-            [] => {}
-        }
+            [] => true,
+        };
+        self.all_silent &= silent;
     }
 
     fn apply_params(&mut self, params: &Params) {

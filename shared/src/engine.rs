@@ -514,6 +514,7 @@ pub struct Block<'a, A> {
     sample_rate: f64,
     mode: u32,
     late: u64,
+    silent: bool,
 }
 
 impl<'a, A: Area> Block<'a, A> {
@@ -679,6 +680,16 @@ impl<'a, A: Area> Block<'a, A> {
         slot.velocity.store(voice.velocity, Ordering::Relaxed);
         slot.level.store(voice.level, Ordering::Relaxed);
         slot.age.store(voice.age, Ordering::Relaxed);
+    }
+
+    /// Declares that every main channel holds only zeros at the end of this block (an
+    /// instrument's channels start zeroed, so one with nothing sounding just leaves them;
+    /// an effect must have written the zeros). The framework then skips its scan of the
+    /// output (meters, NaN and runaway checks) and reports the channels silent to the
+    /// host, so a block with nothing to do costs almost nothing. Debug builds check the
+    /// claim.
+    pub fn set_silent(&mut self) {
+        self.silent = true;
     }
 
     /// Reports how many voices sound (for meters).
@@ -920,7 +931,7 @@ impl<E: Engine> Runner<E> {
             },
             playing: transport.is_playing(),
         });
-        let late = {
+        let (late, silent) = {
             let mut block = Block {
                 len,
                 main,
@@ -941,12 +952,13 @@ impl<E: Engine> Runner<E> {
                 sample_rate: self.sample_rate,
                 mode: data.process_mode,
                 late: 0,
+                silent: false,
             };
             self.engine.process(&mut block);
             // Events the engine did not ask for are still applied, so parameters and the
             // ring stay in step whatever the engine does.
             while block.next_event().is_some() {}
-            block.late
+            (block.late, block.silent)
         };
         if late > 0 {
             // Relaxed: a telemetry counter.
@@ -963,16 +975,35 @@ impl<E: Engine> Runner<E> {
                 }
             }
         }
-        self.finish(data, &mut main[..channels], len, start_time);
+        self.finish(data, &mut main[..channels], len, start_time, silent);
         status::OK
     }
 
-    fn finish(&mut self, data: &mut ProcessData, main: &mut [&mut [f32]], len: usize, start_time: Option<Instant>) {
+    fn finish(
+        &mut self,
+        data: &mut ProcessData,
+        main: &mut [&mut [f32]],
+        len: usize,
+        start_time: Option<Instant>,
+        declared_silent: bool,
+    ) {
         let mut silence = 0u64;
         let mut finite = true;
         let mut loudest = 0.0f32;
         let meters = &self.shared.meters;
-        for (c, channel) in main.iter().enumerate() {
+        if declared_silent {
+            debug_assert!(
+                main.iter().all(|c| c.iter().all(|&s| s == 0.0)),
+                "the engine declared a block silent that is not (Block::set_silent)"
+            );
+            for c in 0..main.len().min(2) {
+                // Relaxed: meters are telemetry.
+                meters.peak[c].store(0.0, Ordering::Relaxed);
+                meters.rms[c].store(0.0, Ordering::Relaxed);
+            }
+            silence = if main.len() >= 64 { u64::MAX } else { (1u64 << main.len()) - 1 };
+        }
+        for (c, channel) in main.iter().enumerate().filter(|_| !declared_silent) {
             let (peak, sum) = peak_and_energy(channel);
             // A NaN sample makes `sum` NaN; an infinite one makes both infinite.
             finite &= peak.is_finite() && sum.is_finite();

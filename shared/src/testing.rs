@@ -1300,7 +1300,8 @@ mod tests {
     /// An instrument that outputs the `Level` from a host note-on to its note-off on
     /// channel 0 (reporting the note as voice 0), marks each note the control module
     /// scheduled with a -1 sample, reports a pitch bend of `b` as a latency of `100 b`
-    /// samples, panics on note 0 and outputs 1000 (+60 dBFS) on note 1.
+    /// samples, panics on note 0, outputs 1000 (+60 dBFS) on note 1 and on note 2 plays
+    /// while declaring the block silent.
     struct Probe {
         level: f32,
         /// The host note sounding and the sample time it started at.
@@ -1322,6 +1323,11 @@ mod tests {
                 match timed.event {
                     Event::NoteOn { note: 0, .. } => panic!("note 0 is not for me"),
                     Event::NoteOn { note: 1, .. } => self.level = 1000.0,
+                    // Claims a silent block while it plays: a bug the debug check catches.
+                    Event::NoteOn { note: 2, .. } => {
+                        self.level = 0.5;
+                        block.set_silent();
+                    }
                     Event::NoteOn { .. } if timed.from_control => {
                         // At most 16 marks per block (the test schedules far fewer).
                         marks[marked.min(15)] = timed.offset;
@@ -1475,6 +1481,14 @@ mod tests {
         assert_eq!(r.render(10, &[]).unwrap_err(), RigError::EngineFaulted);
         r.reset().unwrap();
         r.render(10, &[]).unwrap();
+    }
+
+    #[test]
+    fn a_block_declared_silent_that_is_not_fails_in_debug_builds() {
+        let mut r = rig(false);
+        let e = r.render(64, &[(3, HostEvent::note_on(2, 1.0))]).unwrap_err();
+        let RigError::EnginePanicked { message, .. } = &e else { panic!("{e:?}") };
+        assert!(message.contains("declared a block silent that is not"), "{message}");
     }
 
     #[test]

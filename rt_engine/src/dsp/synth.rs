@@ -603,6 +603,20 @@ impl Synth {
     /// lengths differ the extra samples of the longer slice are zeroed.
     pub fn render(&mut self, left: &mut [f32], right: &mut [f32]) {
         let n = left.len().min(right.len());
+        left[n..].fill(0.0);
+        right[n..].fill(0.0);
+        if self.render_over_zeros(&mut left[..n], &mut right[..n]) {
+            left[..n].fill(0.0);
+            right[..n].fill(0.0);
+        }
+    }
+
+    /// As [`Synth::render`] into channels that already hold zeros (an instrument's
+    /// output before it renders): when nothing sounds it leaves them untouched and
+    /// returns `true` (the output is exactly zero); otherwise it renders and returns
+    /// `false`.
+    pub fn render_over_zeros(&mut self, left: &mut [f32], right: &mut [f32]) -> bool {
+        let n = left.len().min(right.len());
         let (left, left_rest) = left.split_at_mut(n);
         let (right, right_rest) = right.split_at_mut(n);
         left_rest.fill(0.0);
@@ -612,8 +626,6 @@ impl Synth {
             // after `n` samples is what the full path would leave (a control tick of a
             // settled synth with no voice only re-reads settled values, so one stands for
             // all the period boundaries crossed).
-            left.fill(0.0);
-            right.fill(0.0);
             let crossed = self.tick_pos + n > CONTROL_PERIOD || (self.tick_pos == 0 && n > 0);
             if crossed && !self.silent_ticked {
                 self.control_tick();
@@ -621,7 +633,7 @@ impl Synth {
             }
             self.tick_pos = (self.tick_pos + n) % CONTROL_PERIOD;
             self.clock = self.clock.wrapping_add(n as u64);
-            return;
+            return true;
         }
         self.silent_ticked = false;
         let mut done = 0;
@@ -648,6 +660,7 @@ impl Synth {
             done += len;
         }
         right.copy_from_slice(left);
+        false
     }
 }
 
