@@ -438,7 +438,7 @@ impl Instance {
     pub fn expect_blocks(&self) {
         let binding = read(&self.core.control);
         if let Some(b) = binding.as_ref()
-            && let Err(e) = b.module.worker.expect_blocks(b.ptr.0)
+            && let Err(e) = b.module.worker.expect_blocks(b.ptr.0, &self.core.tick_feedback)
         {
             log::debug!("the control worker was not told that blocks are coming: {e}");
         }

@@ -83,6 +83,10 @@ pub struct TickFeedback {
     /// Blocks processed, counted by the audio path: the worker checks for pokes only
     /// while blocks keep coming (a loaded instance the host does not play costs nothing).
     blocks: AtomicU64,
+    /// Set by the worker while it checks this instance for pokes every
+    /// [`POKE_CHECK_INTERVAL`] (blocks came recently): telling it blocks are coming is
+    /// then unnecessary.
+    watching: std::sync::atomic::AtomicBool,
 }
 
 impl TickFeedback {
@@ -215,12 +219,13 @@ impl ControlWorker {
     }
 
     /// Starts ticking `instance` on the worker: at once, then on the schedule each tick
-    /// asks for (idle instances every [`IDLE_TICK_INTERVAL`]).
+    /// asks for (idle instances every [`IDLE_TICK_INTERVAL`]). Queued without waiting:
+    /// jobs run in order, so any later call finds it registered.
     ///
     /// # Errors
-    /// As [`Self::call`].
+    /// [`ControlError::WorkerGone`] if the worker is not serving.
     pub(crate) fn start_ticking(&self, instance: usize, feedback: Arc<TickFeedback>) -> Result<(), ControlError> {
-        self.call_in("trio_control_tick", move |ctx| {
+        self.post(move |ctx| {
             if !ctx.ticking.iter().any(|t| t.instance == instance) {
                 let seen_blocks = feedback.blocks.load(Ordering::Relaxed);
                 ctx.ticking.push(Ticking { instance, seen_blocks, quiet_checks: 0, due: Instant::now(), feedback });
@@ -229,25 +234,43 @@ impl ControlWorker {
     }
 
     /// The host is about to process `instance` (`setActive`, `setProcessing`): look for
-    /// pokes at once, and every [`POKE_CHECK_INTERVAL`] while blocks come. Not for the
-    /// audio thread (it sends the worker a job).
+    /// pokes every [`POKE_CHECK_INTERVAL`] while blocks come. Does not wait for the
+    /// worker, and sends it nothing when it is watching the instance already (hosts
+    /// toggle these states at every reset: pedalboard before each render). Not for the
+    /// audio thread (it may wake the worker).
     ///
     /// # Errors
-    /// As [`Self::call`].
-    pub(crate) fn expect_blocks(&self, instance: usize) -> Result<(), ControlError> {
-        self.call_in("trio_control_tick", move |ctx| {
+    /// [`ControlError::WorkerGone`] if the worker is not serving.
+    pub(crate) fn expect_blocks(&self, instance: usize, feedback: &TickFeedback) -> Result<(), ControlError> {
+        // Relaxed: a hint; at worst a redundant job.
+        if feedback.watching.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.post(move |ctx| {
             if let Some(t) = ctx.ticking.iter_mut().find(|t| t.instance == instance) {
                 t.quiet_checks = 0;
+                t.feedback.watching.store(true, Ordering::Relaxed);
             }
         })
     }
 
-    /// Stops ticking `instance`. When this returns, no tick of it is running or will run.
+    /// Queues `f` for the worker without waiting for it.
+    fn post(&self, f: impl FnOnce(&mut WorkerContext) + Send + 'static) -> Result<(), ControlError> {
+        if self.is_hung() {
+            return Err(ControlError::WorkerGone);
+        }
+        let jobs = self.jobs.as_ref().ok_or(ControlError::WorkerGone)?;
+        jobs.send(Box::new(f)).map_err(|_| ControlError::WorkerGone)
+    }
+
+    /// Stops ticking `instance`. Queued without waiting: jobs run in order, so when any
+    /// later call returns (destroying the instance, saving its state), no tick of it is
+    /// running or will run.
     ///
     /// # Errors
-    /// As [`Self::call`].
+    /// [`ControlError::WorkerGone`] if the worker is not serving.
     pub(crate) fn stop_ticking(&self, instance: usize) -> Result<(), ControlError> {
-        self.call_in("trio_control_tick", move |ctx| ctx.ticking.retain(|t| t.instance != instance))
+        self.post(move |ctx| ctx.ticking.retain(|t| t.instance != instance))
     }
 
     /// Ticks `instance` now with horizon `until` (0: the real-time lookahead) and waits for
@@ -436,6 +459,8 @@ fn tick_due(ctx: &mut WorkerContext) {
             t.seen_blocks = blocks;
             t.quiet_checks = 0;
         }
+        // Relaxed: a hint for `expect_blocks`.
+        t.feedback.watching.store(t.quiet_checks < QUIET_CHECKS, Ordering::Relaxed);
     }
     for t in ctx.ticking.iter_mut().filter(|t| {
         let poked = t.feedback.take_poke();

@@ -72,13 +72,19 @@ unsafe impl Send for BlockSegment {}
 unsafe impl Sync for BlockSegment {}
 
 impl BlockSegment {
-    /// Removes stale segments of dead processes, then creates a zero-filled segment big
-    /// enough for a [`SharedBlock`] followed by a plugin area of layout `area`.
+    /// Creates a zero-filled segment big enough for a [`SharedBlock`] followed by a plugin
+    /// area of layout `area`. The first creation in a process first removes the stale
+    /// segments of dead processes (hosts that crashed earlier); later ones do not scan
+    /// the folder again (hosts create and destroy instances by the hundred, pedalboard at
+    /// every reset).
     ///
     /// # Errors
     /// [`SegmentError`] naming the segment when the OS refuses.
     pub fn create(area: &AreaLayout) -> Result<Self, SegmentError> {
-        remove_stale_segments();
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| {
+            remove_stale_segments();
+        });
         let needed = segment_size(area);
         let name = format!(
             "/{SEGMENT_PREFIX}{}-{}-{:08x}",
