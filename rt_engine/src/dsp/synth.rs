@@ -650,10 +650,19 @@ impl Synth {
                 Waveform::Sine => render_groups::<SineOsc>(&mut self.groups, acc),
             }
             let out = left.iter_mut().skip(done).take(len);
-            for (o, f) in out.zip(acc.iter()) {
-                let sum = lane_sum(f);
-                let g = self.gain.next_value() * self.bypass.next_value();
-                *o = sum * HEADROOM * g;
+            if self.gain.is_ramping() || self.bypass.is_ramping() {
+                for (o, f) in out.zip(acc.iter()) {
+                    let sum = lane_sum(f);
+                    let g = self.gain.next_value() * self.bypass.next_value();
+                    *o = sum * HEADROOM * g;
+                }
+            } else {
+                // Settled gains: the same product every sample (what `next_value` returns
+                // when not ramping), without two branches per sample.
+                let g = self.gain.value() * self.bypass.value();
+                for (o, f) in out.zip(acc.iter()) {
+                    *o = lane_sum(f) * HEADROOM * g;
+                }
             }
             self.tick_pos = (self.tick_pos + len) % CONTROL_PERIOD;
             self.clock = self.clock.wrapping_add(len as u64);
