@@ -238,18 +238,8 @@ impl StateSchema<'_> {
                 }),
             }
         };
-        let by_id = |key: &str| key.parse::<u32>().ok().and_then(|id| self.def_by_id(id));
-        let mut values = self.defaults();
-        for (key, raw) in table("values")?.ok_or(StateError::MissingField { field: "values" })? {
-            let def = by_id(key).ok_or_else(|| StateError::UnknownParameter { key: key.clone() })?;
-            let plain = raw
-                .as_f64()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| StateError::BadValue { key: key.clone(), found: describe_json(raw) })?;
-            if let Some(slot) = values.iter_mut().find(|(id, _)| *id == def.id()) {
-                slot.1 = def.info.clamp(plain);
-            }
-        }
+        let entries = table("values")?.ok_or(StateError::MissingField { field: "values" })?;
+        let values = self.read_values(entries, |key| key.parse::<u32>().ok().and_then(|id| self.def_by_id(id)))?;
         let cc_map = match table("midi_cc")? {
             None => self.default_cc_map.to_vec(),
             Some(entries) => {
@@ -327,9 +317,19 @@ impl StateSchema<'_> {
                 found: describe_json(value),
             });
         };
+        self.read_values(object, |key| self.def_by_key(key))
+    }
+
+    /// Every parameter's plain value in definition order: those `entries` name (through
+    /// `find`), clamped into their range, the others at their default.
+    fn read_values<'s>(
+        &'s self,
+        entries: &Map<String, Value>,
+        find: impl Fn(&str) -> Option<&'s ParamDef>,
+    ) -> Result<Vec<(u32, f64)>, StateError> {
         let mut values = self.defaults();
-        for (key, raw) in object {
-            let def = self.def_by_key(key).ok_or_else(|| StateError::UnknownParameter { key: key.clone() })?;
+        for (key, raw) in entries {
+            let def = find(key).ok_or_else(|| StateError::UnknownParameter { key: key.clone() })?;
             let plain = raw
                 .as_f64()
                 .filter(|v| v.is_finite())

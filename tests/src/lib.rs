@@ -182,6 +182,28 @@ pub fn captured_stderr<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, String)> 
     Ok((result?, text))
 }
 
+/// Resident set size of this process, bytes.
+pub fn rss() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .context("no VmRSS in /proc/self/status")?;
+    Ok(kb * 1024)
+}
+
+/// Lines of `/proc/self/maps` that belong to a staged (reloaded) control library other
+/// than `serving`.
+pub fn stale_mappings(serving: &Path) -> Result<Vec<String>> {
+    let serving = serving.to_string_lossy().into_owned();
+    Ok(std::fs::read_to_string("/proc/self/maps")?
+        .lines()
+        .filter(|l| l.contains("trio-reload") && !l.ends_with(&serving))
+        .map(str::to_owned)
+        .collect())
+}
+
 /// A new empty folder under the system temp folder.
 pub fn scratch_dir(tag: &str) -> Result<PathBuf> {
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -197,23 +197,33 @@ fn a_lookahead_change_reaches_the_host_as_latency_changed_on_its_main_thread() -
 fn a_latency_change_is_delivered_at_any_main_thread_call() -> Result<()> {
     let (bundle, _scratch) = bundled(&echo_manifest(), "echo-delivery")?;
     let mut plugin = echo(&bundle, &[])?;
+    assert_eq!(latency_restarts(&plugin), 0, "a latency change before any");
+    lookahead_to_10_ms_from_an_audio_thread(&mut plugin)?;
+    assert_eq!(latency_restarts(&plugin), 0, "delivered from the audio thread");
+    let _ = plugin.buses(MediaTypes_::kAudio, BusDirections_::kOutput);
+    let _ = plugin.tail_samples();
+    assert_eq!(latency_restarts(&plugin), 1, "a bus query on the main thread did not deliver the latency change");
+    assert!(plugin.handler_calls().iter().all(|c| c.on_main_thread));
+    Ok(())
+}
+
+/// The `restartComponent(kLatencyChanged)` calls the plugin made so far.
+fn latency_restarts(plugin: &Plugin) -> usize {
+    plugin.restart_requests().iter().filter(|&&f| f & RestartFlags_::kLatencyChanged != 0).count()
+}
+
+/// One block with the lookahead automated to 10 ms, processed on another thread (a host's
+/// audio thread): the engine reports a new latency there.
+fn lookahead_to_10_ms_from_an_audio_thread(plugin: &mut Plugin) -> Result<()> {
     let ten_ms = plugin.param_from_text(id::LOOKAHEAD, "10 ms").context("10 ms")?;
     let input = noise(BLOCK, 0.1);
     let point = trio_host::ParamPoint { id: id::LOOKAHEAD, offset: 0, value: ten_ms };
-    let restarts =
-        |p: &Plugin| p.restart_requests().iter().filter(|&&f| f & RestartFlags_::kLatencyChanged != 0).count();
-    assert_eq!(restarts(&plugin), 0, "a latency change before any");
     std::thread::scope(|scope| {
         scope
             .spawn(|| plugin.process_audio(BLOCK, &[&[&input, &input]], &[], &[point]).map(drop))
             .join()
-            .expect("audio")
-    })?;
-    assert_eq!(restarts(&plugin), 0, "delivered from the audio thread");
-    let _ = plugin.buses(MediaTypes_::kAudio, BusDirections_::kOutput);
-    let _ = plugin.tail_samples();
-    assert_eq!(restarts(&plugin), 1, "a bus query on the main thread did not deliver the latency change");
-    assert!(plugin.handler_calls().iter().all(|c| c.on_main_thread));
+            .map_err(|_| anyhow::anyhow!("the audio thread panicked"))
+    })??;
     Ok(())
 }
 
@@ -225,23 +235,13 @@ fn a_latency_change_is_delivered_by_the_host_run_loop() -> Result<()> {
     let (bundle, _scratch) = bundled(&echo_manifest(), "echo-run-loop")?;
     let mut plugin = echo(&bundle, &[])?;
     assert_eq!(plugin.run_loop_timers(), [100], "no timer on the host's run loop");
-    let ten_ms = plugin.param_from_text(id::LOOKAHEAD, "10 ms").context("10 ms")?;
-    let input = noise(BLOCK, 0.1);
-    let point = trio_host::ParamPoint { id: id::LOOKAHEAD, offset: 0, value: ten_ms };
-    let restarts =
-        |p: &Plugin| p.restart_requests().iter().filter(|&&f| f & RestartFlags_::kLatencyChanged != 0).count();
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| plugin.process_audio(BLOCK, &[&[&input, &input]], &[], &[point]).map(drop))
-            .join()
-            .expect("audio")
-    })?;
-    assert_eq!(restarts(&plugin), 0, "delivered before the run loop ran");
+    lookahead_to_10_ms_from_an_audio_thread(&mut plugin)?;
+    assert_eq!(latency_restarts(&plugin), 0, "delivered before the run loop ran");
     assert_eq!(plugin.run_loop_once()?, 1);
-    assert_eq!(restarts(&plugin), 1, "the run loop's timer did not deliver the latency change");
+    assert_eq!(latency_restarts(&plugin), 1, "the run loop's timer did not deliver the latency change");
     assert!(plugin.handler_calls().iter().all(|c| c.on_main_thread));
     plugin.run_loop_once()?;
-    assert_eq!(restarts(&plugin), 1, "delivered twice");
+    assert_eq!(latency_restarts(&plugin), 1, "delivered twice");
     plugin.reinitialize()?;
     assert_eq!(plugin.run_loop_timers(), [100], "terminate and initialize leave one timer");
     Ok(())

@@ -1,12 +1,12 @@
 //! Hot reload of the control module through the bridge's Rust API, on the real built
 //! libraries: continuity of the audio, what is carried over, bad new modules, leaks.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use integration::{Build, ModuleDir, rms};
+use integration::{Build, ModuleDir, rms, rss, stale_mappings};
 use synth_common::id;
 use trio::abi::Event;
 use trio_bridge::{Instance, Modules, ProcessSetup, ReloadError};
@@ -239,27 +239,6 @@ fn broken_new_modules_are_refused_and_the_old_one_keeps_serving() -> Result<()> 
     let first_difference = out.iter().zip(&reference).position(|(a, b)| a.to_bits() != b.to_bits());
     assert_eq!(first_difference, None, "the failed reloads changed the audio");
     Ok(())
-}
-
-/// Resident set size of this process, bytes.
-fn rss() -> Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .context("no VmRSS in /proc/self/status")?;
-    Ok(kb * 1024)
-}
-
-/// Lines of `/proc/self/maps` that belong to a control library other than `serving`.
-fn stale_mappings(serving: &Path) -> Result<Vec<String>> {
-    let serving = serving.to_string_lossy().into_owned();
-    Ok(std::fs::read_to_string("/proc/self/maps")?
-        .lines()
-        .filter(|l| l.contains("trio-reload") && !l.ends_with(&serving))
-        .map(str::to_owned)
-        .collect())
 }
 
 #[test]

@@ -7,13 +7,12 @@
 //!   no old library stays mapped, resident memory grows by less than 5 MB after warm-up,
 //!   and the audio goes on, bit for bit as without reloads.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use integration::{Build, ModuleDir, TestBundle, rms};
+use integration::{Build, ModuleDir, TestBundle, rms, rss, stale_mappings};
 use synth_common::id;
 use trio::abi::Event;
 use trio_bridge::{Instance, Modules, ProcessSetup};
@@ -198,27 +197,6 @@ fn performance(index: usize) -> Vec<Event> {
         }
     }
     events
-}
-
-/// Resident set size of this process, bytes.
-fn rss() -> Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .context("no VmRSS in /proc/self/status")?;
-    Ok(kb * 1024)
-}
-
-/// Lines of `/proc/self/maps` that belong to a staged control library other than `serving`.
-fn stale_mappings(serving: &Path) -> Result<Vec<String>> {
-    let serving = serving.to_string_lossy().into_owned();
-    Ok(std::fs::read_to_string("/proc/self/maps")?
-        .lines()
-        .filter(|l| l.contains("trio-reload") && !l.ends_with(&serving))
-        .map(str::to_owned)
-        .collect())
 }
 
 /// What the audio thread of the reload test saw.
