@@ -468,14 +468,20 @@ enum Via {
     Controller,
 }
 
-fn state_case() -> impl Strategy<Value = (Blob, Via)> {
-    let byte_edit = prop_oneof![
+/// One edit of a byte string: a bit flipped, a byte set, inserted, or a run deleted or
+/// duplicated.
+fn byte_edit() -> impl Strategy<Value = ByteEdit> {
+    prop_oneof![
         (any::<Index>(), 0u8..8).prop_map(|(i, b)| ByteEdit::Flip(i, b)),
         (any::<Index>(), any::<u8>()).prop_map(|(i, b)| ByteEdit::Set(i, b)),
         (any::<Index>(), any::<u8>()).prop_map(|(i, b)| ByteEdit::Insert(i, b)),
         (any::<Index>(), 1u8..32).prop_map(|(i, n)| ByteEdit::Delete(i, n)),
         (any::<Index>(), 1u8..32).prop_map(|(i, n)| ByteEdit::Duplicate(i, n)),
-    ];
+    ]
+}
+
+fn state_case() -> impl Strategy<Value = (Blob, Via)> {
+    let byte_edit = byte_edit();
     let around_limits = select(vec![
         trio::state::MAX_STATE_BYTES - 1,
         trio::state::MAX_STATE_BYTES,
@@ -1363,13 +1369,7 @@ fn yaml_case() -> impl Strategy<Value = YamlCase> {
         1 => (1usize..100_000).prop_map(|n| "x".repeat(n)),
     ];
     let key = prop_oneof![3 => select(YAML_KEYS).prop_map(str::to_owned), 1 => vec(any::<char>(), 0..8).prop_map(|c| c.into_iter().collect())];
-    let byte_edit = prop_oneof![
-        (any::<Index>(), 0u8..8).prop_map(|(i, b)| ByteEdit::Flip(i, b)),
-        (any::<Index>(), any::<u8>()).prop_map(|(i, b)| ByteEdit::Set(i, b)),
-        (any::<Index>(), any::<u8>()).prop_map(|(i, b)| ByteEdit::Insert(i, b)),
-        (any::<Index>(), 1u8..32).prop_map(|(i, n)| ByteEdit::Delete(i, n)),
-        (any::<Index>(), 1u8..32).prop_map(|(i, n)| ByteEdit::Duplicate(i, n)),
-    ];
+    let byte_edit = byte_edit();
     let edit = prop_oneof![
         2 => any::<Index>().prop_map(YamlEdit::DeleteLine),
         2 => any::<Index>().prop_map(YamlEdit::DuplicateLine),
