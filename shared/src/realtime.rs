@@ -188,8 +188,7 @@ impl Arena {
     fn alloc(&self, layout: core::alloc::Layout) -> Option<*mut u8> {
         use core::sync::atomic::Ordering;
         let base = self.base();
-        // Relaxed: the state only hands out disjoint ranges; the bytes carry no data
-        // between threads through it.
+        // Relaxed here; the successful exchange below is Acquire.
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
             let (offset, live) = (state & 0xFFFF_FFFF, state >> 32);
@@ -199,7 +198,9 @@ impl Arena {
                 return None;
             }
             let next = ((live + 1) << 32) | end as u64;
-            match self.state.compare_exchange_weak(state, next, Ordering::Relaxed, Ordering::Relaxed) {
+            // Acquire: pairs with the Release of the `dealloc` that emptied the arena, so
+            // the writes into a block freed then happen before this thread reuses its bytes.
+            match self.state.compare_exchange_weak(state, next, Ordering::Acquire, Ordering::Relaxed) {
                 // SAFETY: `start..end` lies inside the arena (checked above).
                 Ok(_) => return Some(unsafe { self.bytes.0.get().cast::<u8>().add(start) }),
                 Err(now) => state = now,
@@ -209,12 +210,14 @@ impl Arena {
 
     fn dealloc(&self) {
         use core::sync::atomic::Ordering;
-        // Relaxed: as in `alloc`.
+        // Relaxed here; the successful exchange below is Release.
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
             let live = (state >> 32).saturating_sub(1);
             let next = if live == 0 { 0 } else { (live << 32) | (state & 0xFFFF_FFFF) };
-            match self.state.compare_exchange_weak(state, next, Ordering::Relaxed, Ordering::Relaxed) {
+            // Release: this thread's writes into the freed block happen before a later
+            // `alloc` (Acquire) hands its bytes out again.
+            match self.state.compare_exchange_weak(state, next, Ordering::Release, Ordering::Relaxed) {
                 Ok(_) => return,
                 Err(now) => state = now,
             }
