@@ -395,10 +395,7 @@ impl Instance {
             // The engine sent the control module something: tick it soon (wait-free).
             self.core.tick_feedback.poke();
         }
-        if violations > 0 {
-            // Relaxed: a telemetry counter.
-            self.block().stats.alloc_violations.fetch_add(u64::from(violations), Ordering::Relaxed);
-        }
+        self.block().stats.add_alloc_violations(violations);
         result.unwrap_or(status::PANIC)
     }
 

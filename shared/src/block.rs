@@ -398,6 +398,14 @@ impl Statistics {
     pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Records `count` allocator calls caught on the audio path (none when 0). Wait-free.
+    pub fn add_alloc_violations(&self, count: u32) {
+        if count > 0 {
+            // Relaxed: a telemetry counter.
+            self.alloc_violations.fetch_add(u64::from(count), Ordering::Relaxed);
+        }
+    }
 }
 
 /// The whole block. See the module docs for who writes which field.

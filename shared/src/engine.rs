@@ -1217,14 +1217,7 @@ pub mod __export {
             // valid `ProcessData` (both non-null, checked above).
             let (runner, data) = unsafe { (&mut *runner_ptr, &mut *data) };
             let (code, violations) = crate::realtime::count_allocations(|| runner.process(data));
-            if violations > 0 {
-                // Relaxed: a telemetry counter.
-                runner
-                    .shared
-                    .stats
-                    .alloc_violations
-                    .fetch_add(u64::from(violations), core::sync::atomic::Ordering::Relaxed);
-            }
+            runner.shared.stats.add_alloc_violations(violations);
             code
         }));
         super::IN_PROCESS.with(|f| f.set(false));
@@ -1235,15 +1228,7 @@ pub mod __export {
                 drop(payload);
                 // SAFETY: same pointers as above; the panicking borrow has ended.
                 let (runner, data) = unsafe { (&mut *runner_ptr, &mut *data) };
-                let unwound = crate::realtime::take_unwound_allocations();
-                if unwound > 0 {
-                    // Relaxed: a telemetry counter.
-                    runner
-                        .shared
-                        .stats
-                        .alloc_violations
-                        .fetch_add(u64::from(unwound), core::sync::atomic::Ordering::Relaxed);
-                }
+                runner.shared.stats.add_alloc_violations(crate::realtime::take_unwound_allocations());
                 runner.fault(data);
                 status::PANIC
             }

@@ -957,10 +957,7 @@ impl IAudioProcessorTrait for TrioPlugin {
                     // counted here and reported by the host's main thread (never printed on
                     // this one).
                     let (result, made) = trio::realtime::count_allocations(|| self.process_block(data));
-                    if made > 0 {
-                        // Relaxed: a telemetry counter.
-                        self.instance.block().stats.alloc_violations.fetch_add(u64::from(made), Ordering::Relaxed);
-                    }
+                    self.instance.block().stats.add_alloc_violations(made);
                     result
                 }
                 None => kInvalidArgument,
