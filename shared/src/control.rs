@@ -1050,9 +1050,9 @@ pub mod __export {
         with::<C>(instance, |r| unsafe { abi::write_text(&r.last_error, buf, cap, out_len) })
     }
 
-    /// `trio_control_module_shutdown`: nothing to join yet.
+    /// `trio_control_module_shutdown`: nothing to join yet. No panic leaves it.
     pub fn module_shutdown() -> i32 {
-        status::OK
+        catch_status(|| status::OK)
     }
 }
 

@@ -47,16 +47,22 @@ static NAME_FAULT_DONE: AtomicBool = AtomicBool::new(false);
 /// Arms `action` at `point` for the next call that reaches it.
 #[unsafe(no_mangle)]
 pub extern "C" fn trio_control_fault_inject(point: u32, action: u32) {
-    // SeqCst: simplest correct choice for a test-only hook; arming happens before the call.
-    ARMED_ACTION.store(action, Ordering::SeqCst);
-    ARMED_POINT.store(point, Ordering::SeqCst);
+    // No panic may leave an export (nothing here panics; the guard keeps it so).
+    let _ = std::panic::catch_unwind(|| arm(point, action));
 }
 
 /// Arms `action` at the engine's `process` for the next block (the engine library's
 /// copy of this crate: look the symbol up in the engine library).
 #[unsafe(no_mangle)]
 pub extern "C" fn trio_engine_fault_inject(action: u32) {
-    trio_control_fault_inject(PROCESS, action);
+    // No panic may leave an export (nothing here panics; the guard keeps it so).
+    let _ = std::panic::catch_unwind(|| arm(PROCESS, action));
+}
+
+fn arm(point: u32, action: u32) {
+    // SeqCst: simplest correct choice for a test-only hook; arming happens before the call.
+    ARMED_ACTION.store(action, Ordering::SeqCst);
+    ARMED_POINT.store(point, Ordering::SeqCst);
 }
 
 /// Performs the armed action if `here` is the armed point.
