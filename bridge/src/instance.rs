@@ -4,7 +4,7 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use trio::abi::{Event, ProcessData, TransportInfo, control, process_mode, status};
+use trio::abi::{Event, ProcessData, TransportInfo, control, process_mode, read_text, status};
 use trio::block::{CC_COUNT, Definitions, INFINITE_TAIL, SharedBlock, Statistics};
 use trio::params::{DisplayKind, ParamInfo};
 use trio::segment::BlockSegment;
@@ -846,9 +846,4 @@ pub(crate) fn last_error(fns: &ControlFns, instance: *mut c_void, code: i32) -> 
     // SAFETY: a live control instance (or null, which the export handles), on the worker.
     let text = read_text(|buf, cap, len| unsafe { (fns.last_error)(instance, buf, cap, len) }).unwrap_or_default();
     if text.is_empty() || code == status::PANIC { status::describe(code).to_owned() } else { text }
-}
-
-/// Calls a `(buf, cap, out_len)` export, growing the buffer once if it was too small.
-pub(crate) fn read_text(f: impl FnMut(*mut u8, usize, *mut usize) -> i32) -> Result<String, i32> {
-    trio::abi::read_text(f)
 }

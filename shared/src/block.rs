@@ -365,10 +365,7 @@ impl PanicNote {
     /// Stores `text`, cut to [`Self::CAPACITY`] bytes. One writer at a time (the engine
     /// of this block). Does not allocate.
     pub fn write(&self, text: &str) {
-        let mut cut = text.len().min(Self::CAPACITY);
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
+        let cut = text.floor_char_boundary(Self::CAPACITY);
         let bytes = &text.as_bytes()[..cut];
         let mut words = [0u64; Self::WORDS];
         words[0] = cut as u64;

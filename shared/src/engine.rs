@@ -755,11 +755,7 @@ impl FixedText {
 
 impl core::fmt::Write for FixedText {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let room = self.bytes.len() - self.len;
-        let mut cut = s.len().min(room);
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
+        let cut = s.floor_char_boundary(self.bytes.len() - self.len);
         self.bytes[self.len..self.len + cut].copy_from_slice(&s.as_bytes()[..cut]);
         self.len += cut;
         Ok(())
@@ -1001,7 +997,7 @@ impl<E: Engine> Runner<E> {
                 meters.peak[c].store(0.0, Ordering::Relaxed);
                 meters.rms[c].store(0.0, Ordering::Relaxed);
             }
-            silence = if main.len() >= 64 { u64::MAX } else { (1u64 << main.len()) - 1 };
+            silence = all_channels(main.len());
         }
         for (c, channel) in main.iter().enumerate().filter(|_| !declared_silent) {
             let (peak, sum) = peak_and_energy(channel);
@@ -1023,7 +1019,7 @@ impl<E: Engine> Runner<E> {
             for channel in main.iter_mut() {
                 channel.fill(0.0);
             }
-            silence = (1u64 << main.len()) - 1;
+            silence = all_channels(main.len());
             let stats = &self.shared.stats;
             Statistics::bump(if runaway { &stats.runaway_blocks } else { &stats.nonfinite_blocks });
         }
@@ -1091,7 +1087,12 @@ fn silence(data: &mut ProcessData) {
             }
         }
     }
-    data.silence_flags = if channels >= 64 { u64::MAX } else { (1u64 << channels) - 1 };
+    data.silence_flags = all_channels(channels);
+}
+
+/// Silence flags with the bits of `channels` channels set.
+fn all_channels(channels: usize) -> u64 {
+    if channels >= 64 { u64::MAX } else { (1u64 << channels) - 1 }
 }
 
 /// The functions behind the engine exports, generic over the plugin's engine. Called only

@@ -204,6 +204,34 @@ pub fn stale_mappings(serving: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Arms a fault in a probe build's control library at `library` (already loaded by the
+/// bridge from that path, so the same image): the next call reaching `point` performs
+/// `action` (`trio::fault`'s numbers; that module exists in probe builds only). Keep the
+/// returned handle while the fault matters.
+pub fn arm_control_fault(library: &Path, point: u32, action: u32) -> Result<libloading::Library> {
+    // SAFETY: the probe library has no initialisers beyond std's; in the fault-injection
+    // build the symbol has this signature.
+    unsafe {
+        let lib = libloading::Library::new(library)?;
+        let inject: libloading::Symbol<unsafe extern "C" fn(u32, u32)> = lib.get(b"trio_control_fault_inject\0")?;
+        inject(point, action);
+        Ok(lib)
+    }
+}
+
+/// Makes the next `process` of the probe engine library at `library` (already loaded by
+/// the bridge from that path) panic. Keep the returned handle while the fault matters.
+pub fn arm_engine_panic(library: &Path) -> Result<libloading::Library> {
+    const PANIC: u32 = 1; // `trio::fault::PANIC`
+    // SAFETY: as `arm_control_fault`, for `trio_engine_fault_inject(u32)`.
+    unsafe {
+        let lib = libloading::Library::new(library)?;
+        let inject: libloading::Symbol<unsafe extern "C" fn(u32)> = lib.get(b"trio_engine_fault_inject\0")?;
+        inject(PANIC);
+        Ok(lib)
+    }
+}
+
 /// A new empty folder under the system temp folder.
 pub fn scratch_dir(tag: &str) -> Result<PathBuf> {
     use std::sync::atomic::{AtomicU32, Ordering};

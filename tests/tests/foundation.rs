@@ -246,13 +246,7 @@ fn an_engine_panic_is_caught_without_allocating_or_printing_and_noted_in_the_blo
     block(&inst);
     let per_block = violations() - before;
     assert!(per_block > 0, "the probe engine's allocation was not counted");
-    // SAFETY: the engine library (already loaded by the bridge from this path, so the
-    // same image) exports `trio_engine_fault_inject(u32)` in probe builds.
-    let lib = unsafe { libloading::Library::new(dir.engine()) }?;
-    // SAFETY: the export's signature.
-    let arm: libloading::Symbol<extern "C" fn(u32)> = unsafe { lib.get(b"trio_engine_fault_inject\0") }?;
-    // `trio::fault::PANIC` (the module exists in probe builds only).
-    arm(1);
+    let _lib = integration::arm_engine_panic(&dir.engine())?;
     // On a thread of its own, as a host's audio thread.
     let ((code, out, made), printed) = integration::captured_stderr(|| {
         let before = violations();
@@ -350,14 +344,7 @@ fn files_that_are_not_modules_are_refused_with_their_path() -> Result<()> {
 
 /// Arms a fault in the probe control library loaded from `dir` (the test's own copy).
 fn arm_fault(dir: &ModuleDir, point: u32, action: u32) -> Result<libloading::Library> {
-    // SAFETY: the probe control library has no initialisers beyond std's; the symbol has
-    // this signature in the fault-injection build.
-    unsafe {
-        let lib = libloading::Library::new(dir.control())?;
-        let inject: libloading::Symbol<unsafe extern "C" fn(u32, u32)> = lib.get(b"trio_control_fault_inject\0")?;
-        inject(point, action);
-        Ok(lib)
-    }
+    integration::arm_control_fault(&dir.control(), point, action)
 }
 
 #[test]

@@ -163,13 +163,31 @@ fn changes_for_parameters_the_plugin_does_not_have_are_ignored() -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn an_allocating_engine_is_reported_by_the_main_thread_never_the_audio_thread() -> Result<()> {
+/// TrioSynth's bundle with the test-only engine (the probe build: it allocates in every
+/// block, and panics in `process` when armed); also the engine's path in the bundle.
+fn with_probe_engine() -> Result<(TestBundle, std::path::PathBuf)> {
     let bundle = TestBundle::synth()?;
-    // The same bundle with the test-only engine that allocates in every block.
     let probe = integration::artifact_dir(integration::Build::Probes).join("librt_engine.so");
     ensure!(probe.is_file(), "{} is missing: run `cargo xtask test`", probe.display());
-    std::fs::copy(&probe, bundle.path.join("Contents/x86_64-linux/rt_engine.so"))?;
+    let engine = bundle.bin("rt_engine.so");
+    std::fs::copy(&probe, &engine)?;
+    Ok((bundle, engine))
+}
+
+/// What the plugin writes to stderr at a main-thread call (its reports of the audio
+/// thread's problems).
+fn main_thread_report(plugin: &Plugin) -> Result<String> {
+    let ((), text) = captured_stderr(|| {
+        let _ = plugin.parameters();
+        Ok(())
+    })?;
+    Ok(text)
+}
+
+#[test]
+fn an_allocating_engine_is_reported_by_the_main_thread_never_the_audio_thread() -> Result<()> {
+    // The test-only engine allocates in every block.
+    let (bundle, _engine) = with_probe_engine()?;
     let mut plugin = started(&bundle, Precision::F32)?;
     let ((), audio) = captured_stderr(|| {
         std::thread::scope(|scope| {
@@ -185,10 +203,7 @@ fn an_allocating_engine_is_reported_by_the_main_thread_never_the_audio_thread() 
         })
     })?;
     ensure!(audio.is_empty(), "the audio thread wrote to stderr:\n{audio}");
-    let ((), main) = captured_stderr(|| {
-        let _ = plugin.parameters();
-        Ok(())
-    })?;
+    let main = main_thread_report(&plugin)?;
     eprintln!("{main}");
     ensure!(main.contains("allocator call(s) where none are allowed"), "no report from the main thread:\n{main}");
     Ok(())
@@ -196,20 +211,11 @@ fn an_allocating_engine_is_reported_by_the_main_thread_never_the_audio_thread() 
 
 #[test]
 fn an_engine_panic_is_logged_by_the_main_thread_with_where_and_why() -> Result<()> {
-    let bundle = TestBundle::synth()?;
     // The test-only engine, which panics in `process` when armed.
-    let probe = integration::artifact_dir(integration::Build::Probes).join("librt_engine.so");
-    ensure!(probe.is_file(), "{} is missing: run `cargo xtask test`", probe.display());
-    let engine = bundle.bin("rt_engine.so");
-    std::fs::copy(&probe, &engine)?;
+    let (bundle, engine) = with_probe_engine()?;
     let mut plugin = started(&bundle, Precision::F32)?;
     plugin.process(MAX, &[NoteEvent::on(0, 60, 0.8)], &[])?;
-    // SAFETY: the bridge loaded the engine from this path (the same image); probe builds
-    // export `trio_engine_fault_inject(u32)`.
-    let lib = unsafe { libloading::Library::new(&engine) }?;
-    // SAFETY: the export's signature.
-    let arm: libloading::Symbol<extern "C" fn(u32)> = unsafe { lib.get(b"trio_engine_fault_inject\0") }?;
-    arm(1); // `trio::fault::PANIC`
+    let _lib = integration::arm_engine_panic(&engine)?;
     // The block fails (`kResultFalse`) with silence written.
     let (result, audio) = captured_stderr(|| {
         std::thread::scope(|scope| {
@@ -224,10 +230,7 @@ fn an_engine_panic_is_logged_by_the_main_thread_with_where_and_why() -> Result<(
     // Until the host resets it, the engine outputs silence (and the block succeeds).
     let out = plugin.process(MAX, &[NoteEvent::on(0, 67, 0.8)], &[])?;
     ensure!(out.iter().flatten().all(|&s| s == 0.0), "a faulted engine outputs silence");
-    let ((), main) = captured_stderr(|| {
-        let _ = plugin.parameters();
-        Ok(())
-    })?;
+    let main = main_thread_report(&plugin)?;
     for part in ["the engine panicked while processing", "fault.rs:", "fault injected at point 6", "resets it"] {
         ensure!(main.contains(part), "the main thread's report lacks {part:?}:\n{main}");
     }

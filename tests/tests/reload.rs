@@ -456,12 +456,7 @@ fn a_hung_module_still_saves_values_and_a_reload_replaces_it() -> Result<()> {
     let info = defs.params.iter().find(|p| p.id == id::RESONANCE).context("resonance")?;
     let resonance_plain = info.mapping.to_plain(resonance);
     let normal = String::from_utf8(inst.save_state()?)?;
-    // SAFETY: the worker loaded the control library from this path (the same image); probe
-    // builds export `trio_control_fault_inject(point, action)`.
-    let lib = unsafe { libloading::Library::new(dir.control()) }?;
-    // SAFETY: the export's signature.
-    let arm: libloading::Symbol<extern "C" fn(u32, u32)> = unsafe { lib.get(b"trio_control_fault_inject\0") }?;
-    arm(3, 2); // `trio::fault::SAVE_STATE`, `HANG`
+    let _lib = integration::arm_control_fault(&dir.control(), 3, 2)?; // `SAVE_STATE`, `HANG`
     let next = copy_of(&dir, "libcontrol-next.so")?;
     let (out, (hung_state, again, report, after)) = render_paced(&inst, 300, |_| {
         // Times out, then answers from the block; the second time without waiting.
