@@ -1,4 +1,7 @@
 //! The per-voice resonant low-pass filter, from the DSP library (`trio_dsp::svf`): the
-//! trapezoidal state-variable filter with its coefficients computed at the control rate.
+//! trapezoidal state-variable filter in its state-update form, with its coefficients computed
+//! at the control rate.
 
-pub(crate) use trio_dsp::svf::{FilterControl, angle_scale, coefs, log2_cutoff_range, lowpass, resonance_to_k};
+pub(crate) use trio_dsp::svf::{
+    FilterControl, angle_scale, log2_cutoff_range, lowpass_step, resonance_to_k, step_coefs,
+};

@@ -159,14 +159,43 @@ fn lane_sum(f: &[f32; LANES]) -> f32 {
     v[0]
 }
 
-/// Renders one segment of every active group with oscillator `O`.
+/// Renders one segment of every active group with oscillator `O`; returns the lanes of
+/// `acc` that were written to (all of them when a group was rendered whole).
 #[inline(never)]
-fn render_groups<O: Oscillator>(groups: &mut [Group; GROUPS], acc: &mut [[f32; LANES]]) {
+fn render_groups<O: Oscillator>(groups: &mut [Group; GROUPS], acc: &mut [[f32; LANES]]) -> u32 {
+    let mut lanes = 0;
     for g in groups.iter_mut() {
         match g.active.count_ones() as usize {
             0 => {}
-            n if n <= SPARSE_LANES => g.render_sparse::<O>(acc),
-            _ => g.render::<O>(acc),
+            n if n <= SPARSE_LANES => {
+                g.render_sparse::<O>(acc);
+                lanes |= g.active;
+            }
+            _ => {
+                g.render::<O>(acc);
+                lanes = ALL_LANES;
+            }
+        }
+    }
+    lanes
+}
+
+/// Every lane of an output frame.
+const ALL_LANES: u32 = (1 << LANES) - 1;
+
+/// Writes `acc` summed over its lanes, times `gain(i)`, to `out`. `lanes` are the lanes
+/// that hold anything: when it is one lane, that lane is the sum (`+ 0.0` turns `-0.0`
+/// into `0.0` as the full sum does), without adding the others.
+#[inline(always)]
+fn mix_down(out: &mut [f32], acc: &[[f32; LANES]], lanes: u32, mut gain: impl FnMut() -> f32) {
+    if lanes.count_ones() == 1 {
+        let l = lanes.trailing_zeros() as usize % LANES;
+        for (o, f) in out.iter_mut().zip(acc) {
+            *o = (f[l] + 0.0) * HEADROOM * gain();
+        }
+    } else {
+        for (o, f) in out.iter_mut().zip(acc) {
+            *o = lane_sum(f) * HEADROOM * gain();
         }
     }
 }
@@ -196,6 +225,11 @@ pub struct Synth {
     cutoff: Smoother,
     resonance: Smoother,
     filter: FilterControl,
+    /// The resonance `filter.k` was computed from.
+    k_resonance: f32,
+    /// Changes whenever `filter` does: voice groups keep their filter coefficients while
+    /// it and their envelopes stand still.
+    filter_gen: u32,
     /// Position inside the current control period.
     tick_pos: usize,
     /// Samples rendered since the last reset.
@@ -241,6 +275,8 @@ impl Synth {
                 angle_scale: 0.0,
                 k: filter::resonance_to_k(params.resonance),
             },
+            k_resonance: params.resonance,
+            filter_gen: 0,
             tick_pos: 0,
             clock: 0,
             serial: 0,
@@ -295,8 +331,11 @@ impl Synth {
         self.cutoff.snap();
         self.resonance.snap();
         self.filter.log2_cutoff = self.cutoff.value();
-        self.filter.k = filter::resonance_to_k(self.resonance.value());
+        self.k_resonance = self.resonance.value();
+        self.filter.k = filter::resonance_to_k(self.k_resonance);
         self.filter.env_octaves = self.params.filter_env_octaves;
+        // The sample rate may have changed the clamps and the angle scale too.
+        self.filter_gen = self.filter_gen.wrapping_add(1);
         self.tick_pos = 0;
         self.clock = 0;
     }
@@ -538,9 +577,22 @@ impl Synth {
     /// silent voices, starts notes waiting for stolen voices, and recomputes
     /// every active voice's filter coefficients.
     fn control_tick(&mut self) {
-        self.filter.log2_cutoff = self.cutoff.next_value();
-        self.filter.k = filter::resonance_to_k(self.resonance.next_value());
-        self.filter.env_octaves = self.params.filter_env_octaves;
+        let log2_cutoff = self.cutoff.next_value();
+        let resonance = self.resonance.next_value();
+        if resonance.to_bits() != self.k_resonance.to_bits() {
+            self.k_resonance = resonance;
+            self.filter.k = filter::resonance_to_k(resonance);
+            self.filter_gen = self.filter_gen.wrapping_add(1);
+        }
+        let env_octaves = self.params.filter_env_octaves;
+        if log2_cutoff.to_bits() != self.filter.log2_cutoff.to_bits()
+            || env_octaves.to_bits() != self.filter.env_octaves.to_bits()
+        {
+            self.filter.log2_cutoff = log2_cutoff;
+            self.filter.env_octaves = env_octaves;
+            self.filter_gen = self.filter_gen.wrapping_add(1);
+        }
+        let generation = self.filter_gen;
         let env = self.env;
         let ctx = StartCtx {
             note_inc: &self.note_inc,
@@ -593,7 +645,7 @@ impl Synth {
                 }
             }
             if g.active != 0 {
-                g.update_filter(&ctx.filter);
+                g.update_filter(&ctx.filter, generation);
             }
         }
     }
@@ -644,25 +696,20 @@ impl Synth {
             let len = (CONTROL_PERIOD - self.tick_pos).min(n - done);
             let mut acc = [[0.0f32; LANES]; CONTROL_PERIOD];
             let acc = &mut acc[..len];
-            match self.params.waveform {
+            let lanes = match self.params.waveform {
                 Waveform::Saw => render_groups::<SawOsc>(&mut self.groups, acc),
                 Waveform::Square => render_groups::<SquareOsc>(&mut self.groups, acc),
                 Waveform::Sine => render_groups::<SineOsc>(&mut self.groups, acc),
-            }
-            let out = left.iter_mut().skip(done).take(len);
+            };
+            let out = &mut left[done..done + len];
             if self.gain.is_ramping() || self.bypass.is_ramping() {
-                for (o, f) in out.zip(acc.iter()) {
-                    let sum = lane_sum(f);
-                    let g = self.gain.next_value() * self.bypass.next_value();
-                    *o = sum * HEADROOM * g;
-                }
+                let (gain, bypass) = (&mut self.gain, &mut self.bypass);
+                mix_down(out, acc, lanes, || gain.next_value() * bypass.next_value());
             } else {
                 // Settled gains: the same product every sample (what `next_value` returns
                 // when not ramping), without two branches per sample.
                 let g = self.gain.value() * self.bypass.value();
-                for (o, f) in out.zip(acc.iter()) {
-                    *o = lane_sum(f) * HEADROOM * g;
-                }
+                mix_down(out, acc, lanes, || g);
             }
             self.tick_pos = (self.tick_pos + len) % CONTROL_PERIOD;
             self.clock = self.clock.wrapping_add(len as u64);
@@ -915,6 +962,44 @@ mod tests {
                 assert_eq!(flat(&acc_dense), flat(&acc_sparse), "{waveform:?}, step {step}");
                 assert_eq!(dense, sparse, "{waveform:?}, step {step}: the state differs");
             }
+        }
+    }
+
+    /// Filter coefficients kept while a lane's envelope and the filter controls stand still
+    /// render bit for bit like coefficients recomputed at every control tick, through
+    /// cutoff, resonance and envelope-amount moves, sustain changes, steals and releases.
+    #[test]
+    fn kept_filter_coefficients_render_like_recomputed_ones() {
+        for waveform in [Waveform::Saw, Waveform::Square, Waveform::Sine] {
+            let run = |recompute: bool| {
+                let mut s =
+                    synth_with(SynthParams { waveform, attack_s: 0.001, decay_s: 0.02, ..SynthParams::default() });
+                let mut out = Vec::new();
+                let mut l = [0.0f32; CONTROL_PERIOD];
+                let mut r = [0.0f32; CONTROL_PERIOD];
+                for period in 0..6000usize {
+                    match period % 1500 {
+                        0 => (0..20u8).for_each(|i| s.note_on(30 + i * 3, 0.9, -1)),
+                        200 => s.set_params(&SynthParams { waveform, cutoff_hz: 300.0, ..*s.params() }),
+                        400 => s.set_params(&SynthParams { waveform, resonance: 0.9, ..*s.params() }),
+                        600 => s.set_params(&SynthParams { waveform, filter_env_octaves: -3.0, ..*s.params() }),
+                        800 => s.set_params(&SynthParams { waveform, sustain: 0.3, ..*s.params() }),
+                        900 => (0..20u8).for_each(|i| s.note_off(30 + i * 3, -1)),
+                        1000 => (0..3u8).for_each(|i| s.note_on(70 + i, 0.5, -1)),
+                        _ => {}
+                    }
+                    if recompute {
+                        // No lane's coefficients match its envelope: all are recomputed.
+                        s.groups.iter_mut().for_each(|g| g.coef_env = [f32::NAN; LANES]);
+                    }
+                    s.render(&mut l, &mut r);
+                    out.extend_from_slice(&l);
+                }
+                out
+            };
+            let (kept, recomputed) = (run(false), run(true));
+            assert!(rms(&kept) > 0.01, "{waveform:?}");
+            assert!(bits(&kept) == bits(&recomputed), "{waveform:?}");
         }
     }
 

@@ -80,9 +80,15 @@ pub(crate) struct Group {
     pub env_floor: [f32; LANES],
     pub ic1: [f32; LANES],
     pub ic2: [f32; LANES],
-    pub a1: [f32; LANES],
-    pub a2: [f32; LANES],
-    pub a3: [f32; LANES],
+    /// Filter coefficients ([`filter::step_coefs`]).
+    pub fm: [f32; LANES],
+    pub fq: [f32; LANES],
+    pub fd: [f32; LANES],
+    /// The envelope value each lane's filter coefficients were computed for, and the
+    /// synth's filter generation they were computed in: while both stand (a held note
+    /// in its sustain, unchanged controls), the coefficients are not recomputed.
+    pub coef_env: [f32; LANES],
+    pub coef_gen: u32,
     /// Velocity gain.
     pub amp: [f32; LANES],
 }
@@ -107,10 +113,7 @@ impl Group {
         self.set_segment(l, attack);
         self.ic1[l] = 0.0;
         self.ic2[l] = 0.0;
-        let (a1, a2, a3) = filter::coefs(0.0, fc);
-        self.a1[l] = a1;
-        self.a2[l] = a2;
-        self.a3[l] = a3;
+        self.set_coefs(l, 0.0, fc);
         self.amp[l] = amp;
     }
 
@@ -147,17 +150,31 @@ impl Group {
         self.amp[l % LANES]
     }
 
-    /// Recomputes the filter coefficients of every active lane from its envelope (a free
-    /// lane's input and state are exactly 0, so its coefficients do not matter; a lane
-    /// gets fresh ones when it starts).
-    pub fn update_filter(&mut self, fc: &FilterControl) {
+    /// Computes lane `l`'s filter coefficients for envelope value `env`.
+    #[inline(always)]
+    fn set_coefs(&mut self, l: usize, env: f32, fc: &FilterControl) {
+        let (m, q, d) = filter::step_coefs(env, fc);
+        self.fm[l] = m;
+        self.fq[l] = q;
+        self.fd[l] = d;
+        self.coef_env[l] = env;
+    }
+
+    /// Recomputes the filter coefficients of every active lane from its envelope, for the
+    /// controls `fc` of filter generation `generation` (a free lane's input and state are
+    /// exactly 0, so its coefficients do not matter; a lane gets fresh ones when it
+    /// starts). A lane whose envelope and generation are those its coefficients were
+    /// computed for keeps them: they would come out the same.
+    pub fn update_filter(&mut self, fc: &FilterControl, generation: u32) {
+        let same_controls = self.coef_gen == generation;
+        self.coef_gen = generation;
         if self.active.count_ones() as usize > SPARSE_LANES {
+            if same_controls && (0..LANES).all(|l| self.env[l].to_bits() == self.coef_env[l].to_bits()) {
+                return;
+            }
             // Most lanes sound: all lanes at once, which vectorises.
             for l in 0..LANES {
-                let (a1, a2, a3) = filter::coefs(self.env[l], fc);
-                self.a1[l] = a1;
-                self.a2[l] = a2;
-                self.a3[l] = a3;
+                self.set_coefs(l, self.env[l], fc);
             }
             return;
         }
@@ -165,10 +182,9 @@ impl Group {
         while active != 0 {
             let l = active.trailing_zeros() as usize % LANES;
             active &= active - 1;
-            let (a1, a2, a3) = filter::coefs(self.env[l], fc);
-            self.a1[l] = a1;
-            self.a2[l] = a2;
-            self.a3[l] = a3;
+            if !(same_controls && self.env[l].to_bits() == self.coef_env[l].to_bits()) {
+                self.set_coefs(l, self.env[l], fc);
+            }
         }
     }
 
@@ -185,13 +201,13 @@ impl Group {
             let (mut phase, mut env, mut ic1, mut ic2) = (self.phase[l], self.env[l], self.ic1[l], self.ic2[l]);
             let (inc, inv_inc, amp) = (self.inc[l], self.inv_inc[l], self.amp[l]);
             let (env_mul, env_add, env_floor) = (self.env_mul[l], self.env_add[l], self.env_floor[l]);
-            let (a1, a2, a3) = (self.a1[l], self.a2[l], self.a3[l]);
+            let (fm, fq, fd) = (self.fm[l], self.fq[l], self.fd[l]);
             for frame in acc.iter_mut() {
                 let x = O::sample(phase, inv_inc) * amp;
                 phase = osc::wrap(phase + inc);
                 let e = Segment::step(env, env_mul, env_add, env_floor);
                 env = e;
-                let y = filter::lowpass(x, &mut ic1, &mut ic2, a1, a2, a3);
+                let y = filter::lowpass_step(x, &mut ic1, &mut ic2, fm, fq, fd);
                 frame[l] += y * e;
             }
             self.phase[l] = phase;
@@ -214,9 +230,9 @@ impl Group {
         let env_mul = self.env_mul;
         let env_add = self.env_add;
         let env_floor = self.env_floor;
-        let a1 = self.a1;
-        let a2 = self.a2;
-        let a3 = self.a3;
+        let fm = self.fm;
+        let fq = self.fq;
+        let fd = self.fd;
         let amp = self.amp;
         for frame in acc.iter_mut() {
             for l in 0..LANES {
@@ -226,7 +242,7 @@ impl Group {
                 phase[l] = osc::wrap(phase[l] + inc[l]);
                 let e = Segment::step(env[l], env_mul[l], env_add[l], env_floor[l]);
                 env[l] = e;
-                let y = filter::lowpass(x, &mut ic1[l], &mut ic2[l], a1[l], a2[l], a3[l]);
+                let y = filter::lowpass_step(x, &mut ic1[l], &mut ic2[l], fm[l], fq[l], fd[l]);
                 frame[l] += y * e;
             }
         }
