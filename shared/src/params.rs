@@ -387,9 +387,6 @@ impl ParamInfo {
     pub fn format(&self, plain: f64) -> String {
         let v = self.clamp(plain);
         let p = usize::from(self.display.precision);
-        let with_unit = |number: String| {
-            if self.unit.is_empty() { number } else { format!("{number} {}", self.unit) }
-        };
         match self.display.kind {
             DisplayKind::List => {
                 let index = (v - self.mapping.min).round();
@@ -397,30 +394,27 @@ impl ParamInfo {
                     .ok()
                     .and_then(|i| self.value_names.get(i))
                     .cloned()
-                    .unwrap_or_else(|| fixed(v, 0))
+                    .unwrap_or_else(|| fixed(v, 0, ""))
             }
             DisplayKind::Hertz => {
-                let hz = fixed(v, p);
-                if hz.parse::<f64>().is_ok_and(|x| x.abs() >= 1000.0) {
-                    format!("{} kHz", fixed(v / 1000.0, p + 2))
-                } else {
-                    format!("{hz} Hz")
-                }
+                let hz = fixed(v, p, " Hz");
+                if int_digits(&hz) >= 4 { fixed(v / 1000.0, p + 2, " kHz") } else { hz }
             }
-            DisplayKind::Decibels => format!("{} dB", fixed(v, p)),
+            DisplayKind::Decibels => fixed(v, p, " dB"),
             DisplayKind::Seconds => {
-                let ms = fixed(v * 1000.0, p);
-                if ms.parse::<f64>().is_ok_and(|x| x.abs() >= 1000.0) {
-                    format!("{} s", fixed(v, p + 1))
-                } else {
-                    format!("{ms} ms")
-                }
+                let ms = fixed(v * 1000.0, p, " ms");
+                if int_digits(&ms) >= 4 { fixed(v, p + 1, " s") } else { ms }
             }
-            DisplayKind::Percent => format!("{} %", fixed(v * 100.0, p)),
-            DisplayKind::Octaves => format!("{} oct", signed(v, p)),
-            DisplayKind::Semitones => format!("{} st", signed(v, p)),
-            DisplayKind::Bpm => format!("{} BPM", fixed(v, p)),
-            DisplayKind::Number | DisplayKind::Custom => with_unit(fixed(v, p)),
+            DisplayKind::Percent => fixed(v * 100.0, p, " %"),
+            DisplayKind::Octaves => signed(v, p, " oct"),
+            DisplayKind::Semitones => signed(v, p, " st"),
+            DisplayKind::Bpm => fixed(v, p, " BPM"),
+            DisplayKind::Number | DisplayKind::Custom if self.unit.is_empty() => fixed(v, p, ""),
+            DisplayKind::Number | DisplayKind::Custom => {
+                let mut text = fixed(v, p, " ");
+                text.push_str(&self.unit);
+                text
+            }
         }
     }
 
@@ -508,19 +502,87 @@ impl ParamInfo {
     }
 }
 
-/// `v` with `decimals` decimals, never showing a negative zero.
-fn fixed(v: f64, decimals: usize) -> String {
-    let s = format!("{v:.decimals$}");
-    match s.strip_prefix('-') {
-        Some(rest) if rest.parse::<f64>().is_ok_and(|x| x == 0.0) => rest.to_owned(),
-        _ => s,
+/// `v` with `decimals` digits after the point, then `suffix`: the digits `format!` writes
+/// for `{v:.decimals$}` (the exact value rounded, ties to even), without a `-` on a value
+/// that rounds to zero. Hosts ask for thousands of texts when they load a plugin, so the
+/// common case is written from an integer without `format!`'s exact-decimal machinery:
+/// when the scaled value is not within rounding error of a tie, rounding it is exact.
+fn fixed(v: f64, decimals: usize, suffix: &str) -> String {
+    let mut out = String::with_capacity(24 + suffix.len());
+    if !write_fixed_fast(&mut out, v, decimals) {
+        out.clear();
+        let s = format!("{v:.decimals$}");
+        match s.strip_prefix('-') {
+            Some(rest) if rest.bytes().all(|b| b == b'0' || b == b'.') => out.push_str(rest),
+            _ => out.push_str(&s),
+        }
     }
+    out.push_str(suffix);
+    out
 }
 
-/// Like [`fixed`], with a `+` in front of positive values.
-fn signed(v: f64, decimals: usize) -> String {
-    let s = fixed(v, decimals);
-    if s.starts_with('-') || s.parse::<f64>().is_ok_and(|x| x == 0.0) { s } else { format!("+{s}") }
+/// The fast path of [`fixed`]: `false` (and nothing useful written) when `v` is not
+/// finite, too large, asks for too many decimals, or lies within rounding error of a tie.
+fn write_fixed_fast(out: &mut String, v: f64, decimals: usize) -> bool {
+    const POW10: [f64; 10] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+    let Some(&scale) = POW10.get(decimals) else { return false };
+    let scaled = v.abs() * scale;
+    // Below 2^52 the product's rounding error is under 2^-1 ulp of at most 1.0: far from
+    // a tie, the nearest integer is the nearest integer of the exact product.
+    if !v.is_finite() || scaled >= 4.0e15 {
+        return false;
+    }
+    let floor = scaled.floor();
+    let frac = scaled - floor;
+    if (frac - 0.5).abs() <= scaled * (4.0 * f64::EPSILON) + f64::EPSILON {
+        return false;
+    }
+    let n = if frac > 0.5 { floor + 1.0 } else { floor } as u64;
+    if v.is_sign_negative() && n != 0 {
+        out.push('-');
+    }
+    let scale = 10u64.pow(decimals as u32);
+    push_u64(out, n / scale);
+    if decimals > 0 {
+        out.push('.');
+        let frac_digits = n % scale;
+        let mut buf = [b'0'; 9];
+        let mut rest = frac_digits;
+        for slot in buf[..decimals].iter_mut().rev() {
+            *slot = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        out.extend(buf[..decimals].iter().map(|&b| char::from(b)));
+    }
+    true
+}
+
+/// Appends the decimal digits of `n`.
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(buf[at..].iter().map(|&b| char::from(b)));
+}
+
+/// Number of digits before the point of a number [`fixed`] wrote (no leading zeros, so
+/// four or more means a magnitude of at least 1000).
+fn int_digits(text: &str) -> usize {
+    text.trim_start_matches('-').bytes().take_while(u8::is_ascii_digit).count()
+}
+
+/// Like [`fixed`], with a `+` in front of values that do not round to zero.
+fn signed(v: f64, decimals: usize, suffix: &str) -> String {
+    let s = fixed(v, decimals, suffix);
+    let zero = s.bytes().take_while(|b| b.is_ascii_digit() || *b == b'.').all(|b| b == b'0' || b == b'.');
+    if s.starts_with('-') || zero { s } else { format!("+{s}") }
 }
 
 /// Splits `"1.2 khz"` into `(1.2, "khz")`: a decimal number (optional sign, digits with
@@ -871,6 +933,76 @@ impl ParamDef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `fixed` wrote before its fast path: `format!` and a parse to drop the sign of
+    /// a zero.
+    fn fixed_reference(v: f64, decimals: usize) -> String {
+        let s = format!("{v:.decimals$}");
+        match s.strip_prefix('-') {
+            Some(rest) if rest.parse::<f64>().is_ok_and(|x| x == 0.0) => rest.to_owned(),
+            _ => s,
+        }
+    }
+
+    #[test]
+    fn fixed_writes_what_format_writes() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.5,
+            1.5,
+            2.5,
+            -0.5,
+            0.125,
+            0.375,
+            -0.125,
+            1.005,
+            2.675,
+            999.5,
+            999.95,
+            1e-7,
+            -1e-7,
+            0.045,
+            0.055,
+            1234.5678,
+            4.0e15,
+            9.9e15,
+            1e20,
+            -1e20,
+            123_456_789.125,
+        ];
+        for _ in 0..100_000 {
+            let bits = next();
+            // Magnitudes from 1e-6 to 1e12, both signs, and decimals-aligned ties.
+            let mantissa = (bits >> 11) as f64 / (1u64 << 53) as f64;
+            let exponent = (bits % 19) as i32 - 6;
+            let sign = if bits & 1 == 0 { 1.0 } else { -1.0 };
+            values.push(sign * mantissa * 10f64.powi(exponent));
+            values.push(sign * ((bits >> 20) % 100_000) as f64 / 2f64.powi((bits % 12) as i32));
+        }
+        let mut fast = 0usize;
+        for &v in &values {
+            for decimals in 0..=9 {
+                let got = fixed(v, decimals, " Hz");
+                let want = format!("{} Hz", fixed_reference(v, decimals));
+                assert_eq!(got, want, "{v:e} with {decimals} decimals");
+                fast += usize::from(write_fixed_fast(&mut String::new(), v, decimals));
+            }
+        }
+        // The fast path is the common case, not a corner.
+        assert!(fast * 10 > values.len() * 10 * 8, "fast path taken {fast} of {} times", values.len() * 10);
+        assert_eq!(signed(0.0004, 2, " oct"), "0.00 oct");
+        assert_eq!(signed(-0.004, 2, " oct"), "0.00 oct");
+        assert_eq!(signed(0.006, 2, " oct"), "+0.01 oct");
+        assert_eq!(signed(-1.5, 1, " st"), "-1.5 st");
+    }
 
     fn cutoff() -> ParamDef {
         ParamDef::float(6, "cutoff", "Filter Cutoff", ParamMapping::logarithmic(20.0, 20_000.0), 8000.0).hertz()
