@@ -368,8 +368,7 @@ impl Instance {
         let offline = self.setup_offline.load(Ordering::Relaxed);
         data.process_mode = if offline { process_mode::OFFLINE } else { process_mode::REALTIME };
         if offline {
-            // Offline there is no deadline: allocating and waiting for the worker is fine.
-            assert_no_alloc::permit_alloc(|| self.catch_up_control(data));
+            self.catch_up_control(data);
         }
         let engine = self.engine_ptr;
         let process = self.engine.fns.process;
@@ -409,18 +408,28 @@ impl Instance {
         // Acquire: pairs with the engine's Release store of its clock.
         let end = block.header.sample_clock.load(Ordering::Acquire) + u64::from(data.num_samples);
         // Relaxed: hints; a missed one is caught by the next block or the idle poll.
+        // Loads first, stores only on a change: an idle block writes nothing here.
         let epoch = block.params.values_epoch.load(Ordering::Relaxed);
-        let moved = self.params_moved.swap(false, Ordering::Relaxed)
-            | (self.ticked_epoch.swap(epoch, Ordering::Relaxed) != epoch);
-        if !(self.core.tick_feedback.wants_ticks() || moved || !block.from_engine.is_empty()) {
+        let epoch_moved = self.ticked_epoch.load(Ordering::Relaxed) != epoch;
+        if epoch_moved {
+            self.ticked_epoch.store(epoch, Ordering::Relaxed);
+        }
+        let params_moved = self.params_moved.load(Ordering::Relaxed);
+        if params_moved {
+            self.params_moved.store(false, Ordering::Relaxed);
+        }
+        if !(self.core.tick_feedback.wants_ticks() || epoch_moved || params_moved || !block.from_engine.is_empty()) {
             return;
         }
-        let binding = read(&self.core.control);
-        if let Some(b) = binding.as_ref()
-            && let Err(e) = b.module.worker.tick_now(b.ptr.0, end)
-        {
-            log::debug!("offline tick failed: {e}");
-        }
+        // Offline there is no deadline: allocating and waiting for the worker is fine.
+        assert_no_alloc::permit_alloc(|| {
+            let binding = read(&self.core.control);
+            if let Some(b) = binding.as_ref()
+                && let Err(e) = b.module.worker.tick_now(b.ptr.0, end)
+            {
+                log::debug!("offline tick failed: {e}");
+            }
+        });
     }
 
     /// Records in the block that the host switched `flag` (a

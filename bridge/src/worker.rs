@@ -108,10 +108,12 @@ impl TickFeedback {
         self.poked.store(true, Ordering::Relaxed);
     }
 
-    /// A block was processed (wait-free).
+    /// A block was processed (wait-free). Called only by the thread processing the
+    /// instance, one at a time (the engine guard), so a load and a store count without a
+    /// read-modify-write.
     pub fn count_block(&self) {
         // Relaxed: a count compared with itself by the worker.
-        self.blocks.fetch_add(1, Ordering::Relaxed);
+        self.blocks.store(self.blocks.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
 
     fn take_poke(&self) -> bool {
