@@ -103,6 +103,43 @@ pub fn is_silent(buf: &[f32], threshold: f32) -> bool {
     peak(buf) <= sane_gain(threshold)
 }
 
+/// Samples looked at together by [`first_sound`] and [`last_sound`] before they look for
+/// the exact one (a chunk of comparisons the compiler vectorises).
+const SOUND_CHUNK: usize = 16;
+
+/// Whether any sample of `chunk` is not zero (`-0.0` is zero; NaN is not).
+#[inline]
+fn any_sound(chunk: &[f32]) -> bool {
+    chunk.iter().fold(false, |any, &x| any | (x != 0.0))
+}
+
+/// Index of the first sample that is not exactly zero (`±0.0` count as zero, NaN does
+/// not), or `None` for a silent buffer: where an effect's silent input ends.
+pub fn first_sound(buf: &[f32]) -> Option<usize> {
+    let mut base = 0;
+    for chunk in buf.chunks(SOUND_CHUNK) {
+        if any_sound(chunk) {
+            return chunk.iter().position(|&x| x != 0.0).map(|i| base + i);
+        }
+        base += chunk.len();
+    }
+    None
+}
+
+/// Index of the last sample that is not exactly zero, or `None` for a silent buffer: how
+/// long an effect's input has been silent at the end of a block. See [`first_sound`].
+pub fn last_sound(buf: &[f32]) -> Option<usize> {
+    let mut end = buf.len();
+    for chunk in buf.rchunks(SOUND_CHUNK) {
+        let start = end - chunk.len();
+        if any_sound(chunk) {
+            return chunk.iter().rposition(|&x| x != 0.0).map(|i| start + i);
+        }
+        end = start;
+    }
+    None
+}
+
 /// Crossfade: `dst[i] = (1 - wet) * dry[i] + wet * wet_buf[i]`, `wet`
 /// clamped to `0..=1` (NaN counts as 0). `wet = 0` copies `dry` exactly and
 /// `wet = 1` copies `wet_buf` exactly.
@@ -162,6 +199,30 @@ pub fn gain_to_db(gain: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_and_last_sound_find_the_exact_samples() {
+        assert_eq!(first_sound(&[]), None);
+        assert_eq!(last_sound(&[]), None);
+        for len in [1usize, 15, 16, 17, 64, 100] {
+            let silent = vec![0.0f32; len];
+            assert_eq!((first_sound(&silent), last_sound(&silent)), (None, None));
+            let mut negative_zero = silent.clone();
+            negative_zero.fill(-0.0);
+            assert_eq!(first_sound(&negative_zero), None);
+            for at in 0..len {
+                for value in [1e-40f32, -0.5, f32::NAN, f32::INFINITY] {
+                    let mut x = silent.clone();
+                    x[at] = value;
+                    assert_eq!((first_sound(&x), last_sound(&x)), (Some(at), Some(at)), "{len} {at} {value}");
+                    if at + 3 < len {
+                        x[at + 3] = 1.0;
+                        assert_eq!((first_sound(&x), last_sound(&x)), (Some(at), Some(at + 3)));
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn arithmetic() {

@@ -291,6 +291,12 @@ pub struct Echo {
     /// Samples until the next coefficient update of a gliding cutoff.
     countdown: u32,
     ducker: Ducker,
+    /// The longest delay target (samples), the highest feedback and the longest lookahead
+    /// set since the state was last cleared: what the lines can still hold is bounded by
+    /// them, however far a glide has come ([`Echo::quiet_after`]).
+    bound_delay: f64,
+    bound_feedback: f32,
+    bound_lookahead: usize,
 }
 
 impl Echo {
@@ -329,6 +335,9 @@ impl Echo {
             low_cut: Smoother::new(p.low_cut_hz.log2(), filter_steps),
             countdown: 0,
             ducker: Ducker::new(sr),
+            bound_delay: 0.0,
+            bound_feedback: 0.0,
+            bound_lookahead: 0,
         };
         echo.apply(&p, true);
         echo.snap();
@@ -388,6 +397,9 @@ impl Echo {
             self.limiter.set(lookahead, ceiling, LIMITER_RELEASE_S, self.sample_rate as f32);
             self.lookahead = lookahead;
         }
+        self.bound_delay = self.bound_delay.max(self.glide.target());
+        self.bound_feedback = self.bound_feedback.max(p.feedback);
+        self.bound_lookahead = self.bound_lookahead.max(lookahead);
         latency_changed
     }
 
@@ -411,6 +423,16 @@ impl Echo {
         self.glide.snap();
     }
 
+    /// [`Echo::snap`] for an effect whose state is clear (reset, and given nothing but
+    /// silence since): also forgets the longer delays and higher feedback set before, which
+    /// left nothing behind ([`Echo::quiet_after`] then counts from the settings in force).
+    pub fn snap_clear(&mut self) {
+        self.snap();
+        self.bound_delay = self.glide.target();
+        self.bound_feedback = self.params.feedback;
+        self.bound_lookahead = self.lookahead;
+    }
+
     /// Silence: clears the delay lines, filters, limiter and ducker, and snaps every
     /// gliding value to its target.
     pub fn reset(&mut self) {
@@ -422,7 +444,7 @@ impl Echo {
         }
         self.limiter.reset();
         self.ducker.env = 0.0;
-        self.snap();
+        self.snap_clear();
     }
 
     /// How long the effect keeps sounding after its input stops, in samples: until the
@@ -434,6 +456,18 @@ impl Echo {
         let repeats = if fb > 0.0 { (TAIL_FLOOR.ln() / fb.ln()).ceil().max(0.0) } else { 0.0 };
         let echo = (delay * (1.0 + repeats)).min(MAX_TAIL_S * self.sample_rate);
         (echo.ceil() as u64 + self.lookahead as u64).min(u64::from(u32::MAX - 1)) as u32
+    }
+
+    /// Samples of silent input after which everything the effect still holds is below
+    /// -80 dB ([`TAIL_FLOOR`]) of what went in: [`Echo::tail_samples`]' formula over the
+    /// longest delay, the highest feedback and the longest lookahead set since the state
+    /// was last cleared ([`Echo::reset`]), so the answer depends only on the settings
+    /// given, not on how far a glide or a ramp has come.
+    pub fn quiet_after(&self) -> u64 {
+        let fb = f64::from(self.bound_feedback);
+        let repeats = if fb > 0.0 { (TAIL_FLOOR.ln() / fb.ln()).ceil().max(0.0) } else { 0.0 };
+        let echo = (self.bound_delay * (1.0 + repeats)).min(MAX_TAIL_S * self.sample_rate);
+        echo.ceil() as u64 + self.bound_lookahead as u64
     }
 
     fn update_filters(&mut self) {

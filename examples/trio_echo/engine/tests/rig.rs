@@ -226,3 +226,105 @@ fn process_never_allocates_with_every_parameter_moving() -> Result<(), RigError>
     );
     Ok(())
 }
+
+// ----- dormancy: silence in costs nothing, whatever the block sizes
+
+/// 100 ms free time, feedback 0.3: the repeats fall below -80 dB after 8 of them, so the
+/// effect goes quiet 0.9 s plus the lookahead after its input stops.
+const QUIET_PARAMS: [(u32, f64); 4] = [(id::MIX, 0.5), (id::FEEDBACK, 0.3), (id::SYNC, 0.0), (id::TIME, 0.1)];
+const QUIET_AFTER: usize = 43_200 + L;
+
+/// Noise bursts separated by silences longer and shorter than the effect's tail, and a
+/// feedback change inside the third burst.
+struct Bursts {
+    input: Vec<f32>,
+    events: Vec<(usize, HostEvent)>,
+    /// Each burst's first sample and the sample after its last.
+    spans: [(usize, usize); 3],
+}
+
+fn bursts() -> Bursts {
+    let mut noise = Lcg(5);
+    let spans = [(0usize, 4_800usize), (70_000, 72_000), (80_000, 81_000)];
+    let mut input = vec![0.0f32; 190_000];
+    for &(a, b) in &spans {
+        input[a..b].copy_from_slice(&noise.noise(b - a, 0.5));
+    }
+    Bursts { input, events: vec![(80_500, HostEvent::param(id::FEEDBACK, 0.35))], spans }
+}
+
+/// Renders `input` (mono, copied to both channels) in blocks whose sizes cycle through
+/// `sizes`, with `events` at absolute offsets, on a rig that already has `params`.
+fn render_in_blocks(
+    params: &[(u32, f64)],
+    input: &[f32],
+    events: &[(usize, HostEvent)],
+    sizes: &[usize],
+) -> Result<Vec<f32>, RigError> {
+    let setup = Setup { sample_rate: SR, max_block: 4096, main_channels: 2, sidechain_channels: 0, offline: true };
+    let mut r = EchoRig::new(setup)?;
+    for &(param, plain) in params {
+        r.set_param(param, plain)?;
+    }
+    let mut left = input.to_vec();
+    let mut right = input.to_vec();
+    let (mut start, mut i) = (0, 0);
+    while start < input.len() {
+        let end = (start + sizes[i % sizes.len()]).min(input.len());
+        i += 1;
+        let block_events: Vec<(usize, HostEvent)> =
+            events.iter().filter(|(at, _)| (start..end).contains(at)).map(|&(at, e)| (at - start, e)).collect();
+        r.process(&mut [&mut left[start..end], &mut right[start..end]], &[], &block_events)?;
+        start = end;
+    }
+    assert!(left == right, "both channels carry the same signal");
+    Ok(left)
+}
+
+#[test]
+fn silence_after_the_tail_puts_the_effect_to_sleep_the_same_way_for_any_block_sizes() -> Result<(), RigError> {
+    let Bursts { input, events, spans } = bursts();
+    let splits: [&[usize]; 4] = [&[4096], &[64], &[256, 1, 37, 1000, 513, 4096], &[3, 4093]];
+    let reference = render_in_blocks(&QUIET_PARAMS, &input, &events, splits[0])?;
+    for sizes in &splits[1..] {
+        let out = render_in_blocks(&QUIET_PARAMS, &input, &events, sizes)?;
+        let first_difference = out.iter().zip(&reference).position(|(a, b)| a.to_bits() != b.to_bits());
+        assert_eq!(first_difference, None, "blocks of {sizes:?}");
+    }
+    // After the first burst the effect sounds for QUIET_AFTER samples, then its output is
+    // exactly silent until the next burst; what it leaves out is below -80 dB.
+    let asleep = spans[0].1 + QUIET_AFTER;
+    let last_sound = reference[..spans[1].0].iter().rposition(|&v| v != 0.0).expect("the echo sounds");
+    let residual = reference[asleep - 4_800..asleep].iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    println!(
+        "first burst ends at {}; output last sounds at {last_sound}, silent from {asleep}; largest sample in \
+         the 100 ms before: {residual:.2e} (input peak 0.5)",
+        spans[0].1
+    );
+    assert!(last_sound < asleep && last_sound > spans[0].1 + 4_800 * 9, "{last_sound}");
+    assert!(residual > 0.0 && residual <= 0.5 * 1e-4, "{residual}");
+    // The second silence is shorter than the tail: the echo rings through it.
+    assert!(reference[spans[1].1 + 4_800..spans[2].0].iter().any(|&v| v != 0.0));
+    // At the end (more than the tail after the last burst) the output is exactly zero.
+    assert!(reference[spans[2].1 + QUIET_AFTER + 5_000..].iter().all(|&v| v == 0.0));
+    Ok(())
+}
+
+#[test]
+fn a_sleeping_effect_wakes_at_the_first_sound_exactly_as_a_fresh_one_starts() -> Result<(), RigError> {
+    let Bursts { input, events, spans } = bursts();
+    let out = render_in_blocks(&QUIET_PARAMS, &input, &events, &[512])?;
+    // From the second burst on (asleep since the first one rang out), a new instance given
+    // the same input from that point renders the same bits.
+    let from = spans[1].0;
+    let shifted: Vec<(usize, HostEvent)> = events.iter().map(|&(at, e)| (at - from, e)).collect();
+    let fresh = render_in_blocks(&QUIET_PARAMS, &input[from..], &shifted, &[512])?;
+    let first_difference = out[from..].iter().zip(&fresh).position(|(a, b)| a.to_bits() != b.to_bits());
+    assert_eq!(first_difference, None);
+    // And the input that wakes it is processed from its very first sample: with half
+    // wet, the first output sample is half the input (scaled by the limiter only if
+    // loud, which 0.5 is not), delayed by the lookahead.
+    assert!(out[from..from + L].iter().all(|&v| v == 0.0));
+    assert!(out[from + L] != 0.0);
+    Ok(())
+}
