@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+import types
 
 import numpy as np
 import pedalboard
@@ -283,6 +284,45 @@ def loads(ours_path, theirs_path, reps):
     return out
 
 
+_PB = getattr(pedalboard, "_pedalboard", None)
+
+
+def scanned_parameters(plugin):
+    """The host-side parameters pedalboard builds its Python view of at load (it skips
+    names such as "MIDI CC ...")."""
+    ignore = getattr(_PB, "PARAMETER_NAME_REGEXES_TO_IGNORE", set())
+    return [p for p in plugin._parameters if not any(regex.match(p.name) for regex in ignore)]
+
+
+def scan_floor(plugin, reps):
+    """ms per parameter that pedalboard's own load-time scan costs when every text call is
+    free: its `AudioProcessorParameter` built over a stand-in whose text call is a lookup
+    of the plugin's real texts (a C dict lookup), so the loop, the comparisons and the
+    range building are pedalboard's exactly. `None` when pedalboard's layout is unknown."""
+    if _PB is None or not hasattr(_PB, "AudioProcessorParameter"):
+        return None
+    stand_ins = []
+    for cpp in scanned_parameters(plugin):
+        texts = {x / 1000: cpp.get_text_for_raw_value(x / 1000) for x in range(1001)}
+        stand_ins.append(
+            types.SimpleNamespace(
+                name=cpp.name,
+                label=cpp.label,
+                raw_value=cpp.raw_value,
+                string_value=cpp.string_value,
+                get_text_for_raw_value=texts.__getitem__,
+            )
+        )
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        for stand_in in stand_ins:
+            owner = types.SimpleNamespace(_get_parameter=lambda name, p=stand_in: p)
+            _PB.AudioProcessorParameter(owner, stand_in.name)
+        times.append((time.perf_counter() - start) / max(len(stand_ins), 1) * 1e3)
+    return median(times)
+
+
 def float_parameter(plugin, preferred):
     """The host-side (C++) parameter object of the first preferred name that exists."""
     names = [p.name for p in plugin._parameters]
@@ -399,7 +439,8 @@ def main():
 
     log("bench: renders (idle, one voice, 16 voices, 16-note chord)...")
     ours, theirs = load(args.synth), load(args.nih_synth)
-    param_count = {"ours": len(ours._parameters), "theirs": len(theirs._parameters)}
+    param_count = {"ours": len(scanned_parameters(ours)), "theirs": len(scanned_parameters(theirs))}
+    floor = {"ours": scan_floor(ours, 5), "theirs": scan_floor(theirs, 5)}
     r = synth_renders(ours, theirs, args)
     reset_s = resets(ours, theirs, 3 * args.reps)
     ours_param = float_parameter(ours, ["Filter Cutoff"])
@@ -547,7 +588,7 @@ def main():
             digits=1,
         ),
         Row("load, slowest of the busy loads", "ms", max(load_busy["ours"]) * 1e3, max(load_busy["theirs"]) * 1e3, digits=1),
-        Row("parameters (pedalboard: 1,001 texts each at load)", "", param_count["ours"], param_count["theirs"], digits=0),
+        Row("parameters pedalboard scans (1,001 texts each at load)", "", param_count["ours"], param_count["theirs"], digits=0),
     ]
     if CAN_SKIP_SCAN:
         bare = {s: median(load_idle[s + "_bare"]) * 1e3 for s in ("ours", "theirs")}
@@ -558,6 +599,20 @@ def main():
             Row("  the same, cores busy", "ms", bare_busy["ours"], bare_busy["theirs"], digits=2),
             Row("load: pedalboard's scan per parameter", "ms", per_param["ours"], per_param["theirs"], digits=2),
         ]
+        if floor["ours"] is not None and floor["theirs"] is not None:
+            # The least a load can take in pedalboard with this many parameters: the plugin's
+            # own load, pedalboard's scan with every text call free, and for each of the
+            # 1,001 texts per parameter the host's own share of a call into the plugin (a
+            # raw_value read through pybind and JUCE, no plugin code).
+            least = {
+                s: bare[s] + param_count[s] * (floor[s] + 1001 * text_idle["host_" + s] * 1e-3)
+                for s in ("ours", "theirs")
+            }
+            info += [
+                Row("  of which pedalboard's own (text calls free)", "ms", floor["ours"], floor["theirs"], digits=2),
+                Row("load_plugin floor (bare load, scan, host share per text)", "ms", least["ours"], least["theirs"], digits=1),
+                Row("  Trio's floor / nih's measured load_plugin", "×", least["ours"] / li["theirs"], 1.0, digits=2),
+            ]
     # Renders in process CPU time (all threads): work a plugin hands to its own threads
     # does not show in wall time on an idle machine, it does here.
     for key, label, scale, unit in (
