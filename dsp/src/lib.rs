@@ -9,7 +9,8 @@
 //! | [`delay`]   | [`DelayLine`]: fractional delay with linear or cubic (Hermite) interpolation |
 //! | [`smooth`]  | parameter smoothers: linear ramp ([`Smoother`]) and one-pole ([`OnePole`]) |
 //! | [`limiter`] | [`Limiter`]: lookahead peak limiter with linked channels |
-//! | [`buffer`]  | clear, copy, add, scale, gain ramps, peak, RMS, mix; dB ↔ gain |
+//! | [`buffer`]  | clear, copy, add, scale, gain ramps, peak, RMS, mix, first and last non-zero sample; dB ↔ gain |
+//! | [`dormancy`] | [`Dormancy`]: when an effect fed silence may stop running, at exact samples |
 //! | [`math`]    | fast `2^x` and sine / cosine; sanitising helpers |
 //!
 //! Audio is `f32`; frequencies are in Hz, times in seconds, sample rates in
@@ -85,6 +86,7 @@
 pub mod biquad;
 pub mod buffer;
 pub mod delay;
+pub mod dormancy;
 pub mod env;
 pub mod limiter;
 pub mod math;
@@ -98,6 +100,7 @@ mod test_util;
 pub use biquad::{Biquad, BiquadCoefs, BiquadKind};
 pub use buffer::{db_to_gain, gain_to_db};
 pub use delay::{DelayLine, Interpolation};
+pub use dormancy::Dormancy;
 pub use env::{Adsr, Stage};
 pub use limiter::Limiter;
 pub use osc::{Oscillator, Waveform};

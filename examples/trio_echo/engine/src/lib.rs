@@ -14,16 +14,15 @@
 //! in), the engine clears the effect's state and goes *dormant*: it runs no DSP and
 //! reports its blocks silent until the first non-zero input sample, where it wakes up as
 //! a freshly reset effect. Right after a reset it is dormant already (its state is
-//! clear). Both moments fall on exact samples found by scanning the input
-//! ([`trio_dsp::buffer::first_sound`], [`trio_dsp::buffer::last_sound`]), so the output
-//! does not depend on how the host splits its blocks: offline and real-time renders stay
-//! bit for bit the same.
+//! clear). [`trio_dsp::Dormancy`] finds both moments on exact samples by scanning the
+//! input, so the output does not depend on how the host splits its blocks: offline and
+//! real-time renders stay bit for bit the same.
 #![forbid(unsafe_code)]
 
 pub mod echo;
 
 use trio::engine::{Block, Engine, EngineContext, Event, Params, Tail};
-use trio_dsp::buffer::{first_sound, last_sound};
+use trio_dsp::Dormancy;
 use trio_echo_common::{delay_seconds, id};
 
 use crate::echo::{CHANNELS, Echo, EchoParams};
@@ -39,13 +38,9 @@ pub struct EchoEngine {
     /// The latency and tail last reported.
     latency: u32,
     tail: u32,
-    /// Samples processed since the last reset, at the start of the current block.
-    clock: u64,
-    /// The clock just after the last non-zero input sample.
-    sound_until: u64,
-    /// The input has been silent long enough: the state is cleared and no DSP runs until
-    /// the input sounds again.
-    dormant: bool,
+    /// Whether the input has been silent long enough for the effect to sleep (its state
+    /// cleared, no DSP running) until the input sounds again.
+    sleep: Dormancy,
 }
 
 trio::export_engine!(EchoEngine);
@@ -79,60 +74,35 @@ impl EchoEngine {
         let tail = echo.tail_samples();
         ctx.set_latency(latency);
         ctx.set_tail(Tail::Samples(tail));
-        Self { echo, tempo: None, fresh: true, latency, tail, clock: 0, sound_until: 0, dormant: true }
+        Self { echo, tempo: None, fresh: true, latency, tail, sleep: Dormancy::new() }
     }
 
     /// Renders samples `from..to` of the block, going dormant where the input has been
     /// silent long enough and waking where it sounds again. Returns whether the DSP ran.
     fn render(&mut self, block: &mut Block<'_, ()>, from: usize, to: usize) -> bool {
-        let clock = self.clock;
         let (main, sidechain, _) = block.parts();
         let n = main.len().min(CHANNELS);
         let mut ran = false;
         let mut at = from;
         while at < to {
-            if self.dormant {
-                // Silent input gives silent output: nothing to run until the input sounds.
-                let Some(wake) = first_sound_in(&main[..n], at, to) else {
-                    silence_extra_channels(main, at, to);
-                    break;
-                };
-                silence_extra_channels(main, at, wake);
-                self.dormant = false;
-                self.sound_until = clock + wake as u64 + 1;
-                at = wake;
-                continue;
+            let span = self.sleep.next_span(&main[..n], at, to, self.echo.quiet_after());
+            let (a, b) = (span.range.start, span.range.end);
+            if span.clear {
+                // Everything the effect holds is below -80 dB of what went in.
+                self.echo.reset();
             }
-            // Where the input will have been silent for `quiet` samples, unless it sounds
-            // before: follow the last sound up to that point until it stays silent.
-            let quiet = self.echo.quiet_after();
-            let mut scanned = at;
-            let sleep = loop {
-                let sleep = self.sound_until.saturating_add(quiet).saturating_sub(clock).max(at as u64);
-                let end = sleep.min(to as u64) as usize;
-                match last_sound_in(&main[..n], scanned, end) {
-                    Some(last) => {
-                        self.sound_until = clock + last as u64 + 1;
-                        scanned = end;
-                    }
-                    None => break sleep,
-                }
-            };
-            let until = sleep.min(to as u64) as usize;
-            if until > at {
+            if span.asleep {
+                // Silent input, silent output: nothing to run.
+                silence_extra_channels(main, a, b);
+            } else {
                 if self.fresh {
                     self.echo.snap_delay();
                     self.fresh = false;
                 }
-                self.echo.process(main, sidechain, at, until);
+                self.echo.process(main, sidechain, a, b);
                 ran = true;
             }
-            if sleep <= to as u64 {
-                // Everything the effect holds is below -80 dB of what went in: clear it.
-                self.echo.reset();
-                self.dormant = true;
-            }
-            at = until;
+            at = b;
         }
         ran
     }
@@ -144,20 +114,10 @@ impl EchoEngine {
             self.latency = self.echo.latency() as u32;
             block.set_latency(self.latency);
         }
-        if self.dormant {
+        if self.sleep.is_asleep() {
             self.echo.snap_clear();
         }
     }
-}
-
-/// The first sample in `from..to` where any of `channels` is not zero.
-fn first_sound_in(channels: &[&mut [f32]], from: usize, to: usize) -> Option<usize> {
-    channels.iter().filter_map(|c| c.get(from..to).and_then(first_sound)).min().map(|i| from + i)
-}
-
-/// The last sample in `from..to` where any of `channels` is not zero.
-fn last_sound_in(channels: &[&mut [f32]], from: usize, to: usize) -> Option<usize> {
-    channels.iter().filter_map(|c| c.get(from..to).and_then(last_sound)).max().map(|i| from + i)
 }
 
 /// Zeros samples `from..to` of the channels beyond the ones the effect processes.
@@ -184,10 +144,8 @@ impl Engine for EchoEngine {
     fn reset(&mut self) {
         self.echo.reset();
         self.fresh = true;
-        self.clock = 0;
-        self.sound_until = 0;
         // The state is clear: nothing sounds until the input does.
-        self.dormant = true;
+        self.sleep.reset();
     }
 
     fn process(&mut self, block: &mut Block<'_, ()>) {
@@ -209,8 +167,8 @@ impl Engine for EchoEngine {
         if pos < len {
             ran |= self.render(block, pos, len);
         }
-        self.clock += len as u64;
-        if !ran && self.dormant {
+        self.sleep.advance(len);
+        if !ran {
             // Dormant throughout: the input was silent and is the output.
             block.set_silent();
         }
