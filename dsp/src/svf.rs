@@ -86,6 +86,16 @@ pub struct FilterControl {
     pub k: f32,
 }
 
+/// `sin w` and `cos w` of the pre-warped angle `w = π fc / fs` for envelope value `env`:
+/// the cutoff is `2^(log2_cutoff + env * env_octaves)` clamped to the control's range.
+#[inline(always)]
+fn warped_sin_cos(env: f32, c: &FilterControl) -> (f32, f32) {
+    let x = c.log2_cutoff + env * c.env_octaves;
+    let x = if x > c.log2_min { x } else { c.log2_min };
+    let x = if x < c.log2_max { x } else { c.log2_max };
+    sin_cos_fast(exp2_fast(x) * c.angle_scale)
+}
+
 /// SVF coefficients `(a1, a2, a3)` for envelope value `env`: the cutoff is
 /// `2^(log2_cutoff + env * env_octaves)` clamped to the control's range.
 ///
@@ -94,10 +104,7 @@ pub struct FilterControl {
 /// `c² + s (s + k c)`, which needs a single division.
 #[inline(always)]
 pub fn coefs(env: f32, c: &FilterControl) -> (f32, f32, f32) {
-    let x = c.log2_cutoff + env * c.env_octaves;
-    let x = if x > c.log2_min { x } else { c.log2_min };
-    let x = if x < c.log2_max { x } else { c.log2_max };
-    let (s, co) = sin_cos_fast(exp2_fast(x) * c.angle_scale);
+    let (s, co) = warped_sin_cos(env, c);
     let inv = 1.0 / (co * co + s * (s + c.k * co));
     (co * co * inv, s * co * inv, s * s * inv)
 }
@@ -108,10 +115,7 @@ pub fn coefs(env: f32, c: &FilterControl) -> (f32, f32, f32) {
 /// of `2 a1 - 1` at low cutoffs).
 #[inline(always)]
 pub fn step_coefs(env: f32, c: &FilterControl) -> (f32, f32, f32) {
-    let x = c.log2_cutoff + env * c.env_octaves;
-    let x = if x > c.log2_min { x } else { c.log2_min };
-    let x = if x < c.log2_max { x } else { c.log2_max };
-    let (s, co) = sin_cos_fast(exp2_fast(x) * c.angle_scale);
+    let (s, co) = warped_sin_cos(env, c);
     let cc = co * co;
     let damp = s * (s + c.k * co);
     let inv = 1.0 / (cc + damp);
