@@ -444,6 +444,8 @@ impl Echo {
         }
         self.limiter.reset();
         self.ducker.env = 0.0;
+        // The control-rate grid of the cutoff ramps restarts too, as in a new effect.
+        self.countdown = 0;
         self.snap_clear();
     }
 
@@ -459,14 +461,18 @@ impl Echo {
     }
 
     /// Samples of silent input after which everything the effect still holds is below
-    /// -80 dB ([`TAIL_FLOOR`]) of what went in: [`Echo::tail_samples`]' formula over the
-    /// longest delay, the highest feedback and the longest lookahead set since the state
-    /// was last cleared ([`Echo::reset`]), so the answer depends only on the settings
-    /// given, not on how far a glide or a ramp has come.
+    /// -80 dB ([`TAIL_FLOOR`]) of what went in, from the longest delay, the highest
+    /// feedback and the longest lookahead set since the state was last cleared
+    /// ([`Echo::reset`]), so the answer depends only on the settings given, not on how far
+    /// a glide or a ramp has come. Unlike [`Echo::tail_samples`] (what the host is told,
+    /// capped at 30 s) it is not capped, and it is conservative: the repeats left in the
+    /// line after `n` passes add up to at most `feedback^n / (1 - feedback)` of the input,
+    /// and each pass is counted two samples longer than the delay (the cubic
+    /// interpolation reads two samples past a fractional delay).
     pub fn quiet_after(&self) -> u64 {
         let fb = f64::from(self.bound_feedback);
-        let repeats = if fb > 0.0 { (TAIL_FLOOR.ln() / fb.ln()).ceil().max(0.0) } else { 0.0 };
-        let echo = (self.bound_delay * (1.0 + repeats)).min(MAX_TAIL_S * self.sample_rate);
+        let repeats = if fb > 0.0 { ((TAIL_FLOOR.ln() + (1.0 - fb).ln()) / fb.ln()).ceil().max(0.0) } else { 0.0 };
+        let echo = (self.bound_delay + 2.0) * (1.0 + repeats);
         echo.ceil() as u64 + self.bound_lookahead as u64
     }
 

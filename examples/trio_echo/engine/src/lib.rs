@@ -13,7 +13,8 @@
 //! silent for [`Echo::quiet_after`] samples (the repeats are below -80 dB of what went
 //! in), the engine clears the effect's state and goes *dormant*: it runs no DSP and
 //! reports its blocks silent until the first non-zero input sample, where it wakes up as
-//! a freshly reset effect. Right after a reset it is dormant already (its state is
+//! a freshly reset effect (which also means the sidechain ducker's envelope starts from
+//! zero, as in a new instance). Right after a reset it is dormant already (its state is
 //! clear). [`trio_dsp::Dormancy`] finds both moments on exact samples by scanning the
 //! input, so the output does not depend on how the host splits its blocks: offline and
 //! real-time renders stay bit for bit the same.

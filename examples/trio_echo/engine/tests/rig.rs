@@ -11,6 +11,7 @@ use trio::testing::{HostEvent, HostTransport, Rig, RigError, Setup};
 use trio_echo_common::id;
 use trio_echo_control::EchoControl;
 use trio_echo_engine::EchoEngine;
+use trio_echo_engine::echo::{Echo, EchoParams};
 
 type EchoRig = Rig<EchoEngine, EchoControl>;
 
@@ -229,13 +230,16 @@ fn process_never_allocates_with_every_parameter_moving() -> Result<(), RigError>
 
 // ----- dormancy: silence in costs nothing, whatever the block sizes
 
-/// 100 ms free time, feedback 0.3: the repeats fall below -80 dB after 8 of them, so the
-/// effect goes quiet 0.9 s plus the lookahead after its input stops.
+/// 100 ms free time, feedback 0.3: what the repeats leave falls below -80 dB after 8 of
+/// them (0.3^8 / 0.7 < 1e-4), each counted 2 samples long, so the effect goes quiet
+/// 9 × 4802 samples plus the lookahead after its input stops.
 const QUIET_PARAMS: [(u32, f64); 4] = [(id::MIX, 0.5), (id::FEEDBACK, 0.3), (id::SYNC, 0.0), (id::TIME, 0.1)];
-const QUIET_AFTER: usize = 43_200 + L;
+const QUIET_AFTER: usize = 9 * 4_802 + L;
 
-/// Noise bursts separated by silences longer and shorter than the effect's tail, and a
-/// feedback change inside the third burst.
+/// Noise bursts separated by silences longer and shorter than the effect's tail, a Tone
+/// change between the second and the third (its ramp steps on the effect's control-rate
+/// grid) and a feedback change inside the third. The first burst is not a whole number
+/// of control periods long.
 struct Bursts {
     input: Vec<f32>,
     events: Vec<(usize, HostEvent)>,
@@ -245,12 +249,13 @@ struct Bursts {
 
 fn bursts() -> Bursts {
     let mut noise = Lcg(5);
-    let spans = [(0usize, 4_800usize), (70_000, 72_000), (80_000, 81_000)];
+    let spans = [(0usize, 4_803usize), (70_000, 72_000), (80_000, 81_000)];
     let mut input = vec![0.0f32; 190_000];
     for &(a, b) in &spans {
         input[a..b].copy_from_slice(&noise.noise(b - a, 0.5));
     }
-    Bursts { input, events: vec![(80_500, HostEvent::param(id::FEEDBACK, 0.35))], spans }
+    let events = vec![(76_001, HostEvent::param(id::TONE, 2_000.0)), (80_500, HostEvent::param(id::FEEDBACK, 0.35))];
+    Bursts { input, events, spans }
 }
 
 /// Renders `input` (mono, copied to both channels) in blocks whose sizes cycle through
@@ -305,8 +310,9 @@ fn silence_after_the_tail_puts_the_effect_to_sleep_the_same_way_for_any_block_si
     assert!(residual > 0.0 && residual <= 0.5 * 1e-4, "{residual}");
     // The second silence is shorter than the tail: the echo rings through it.
     assert!(reference[spans[1].1 + 4_800..spans[2].0].iter().any(|&v| v != 0.0));
-    // At the end (more than the tail after the last burst) the output is exactly zero.
-    assert!(reference[spans[2].1 + QUIET_AFTER + 5_000..].iter().all(|&v| v == 0.0));
+    // At the end (more than the tail after the last burst, whose feedback of 0.35 needs
+    // 10 repeats) the output is exactly zero.
+    assert!(reference[spans[2].1 + 11 * 4_802 + L..].iter().all(|&v| v == 0.0));
     Ok(())
 }
 
@@ -326,5 +332,79 @@ fn a_sleeping_effect_wakes_at_the_first_sound_exactly_as_a_fresh_one_starts() ->
     // loud, which 0.5 is not), delayed by the lookahead.
     assert!(out[from..from + L].iter().all(|&v| v == 0.0));
     assert!(out[from + L] != 0.0);
+    Ok(())
+}
+
+/// The same input through `Echo` itself, which never sleeps, with the settings switched
+/// at the same samples: `changes` are `(sample, settings from then on)`.
+fn never_sleeping(input: &[f32], first: EchoParams, changes: &[(usize, EchoParams)]) -> Vec<f32> {
+    let mut echo = Echo::new(SR);
+    echo.set_params(&first);
+    echo.reset();
+    let (mut left, mut right) = (input.to_vec(), input.to_vec());
+    let mut at = 0;
+    for &(until, params) in changes.iter().chain([(input.len(), first)].iter()) {
+        echo.process(&mut [&mut left[..], &mut right[..]], &[], at, until);
+        echo.set_params(&params);
+        at = until;
+    }
+    left
+}
+
+#[test]
+fn sleeping_leaves_out_less_than_minus_80_db_of_an_effect_that_never_sleeps() -> Result<(), RigError> {
+    let base = EchoParams { mix: 0.5, feedback: 0.3, delay_s: 0.1, ..EchoParams::default() };
+    let Bursts { input, events, .. } = bursts();
+    // The bursts with their Tone and Feedback changes.
+    let toned = EchoParams { tone_hz: 2_000.0, ..base };
+    let bursts_case = (
+        input,
+        QUIET_PARAMS.to_vec(),
+        events,
+        base,
+        vec![(76_001, toned), (80_500, EchoParams { feedback: 0.35, ..toned })],
+    );
+    // A single echo whose delay shortens while it is still in the line (the delay glides,
+    // between whole samples, as the effect goes quiet).
+    let mut noise = Lcg(9);
+    let mut burst = vec![0.0f32; 60_000];
+    burst[..2_400].copy_from_slice(&noise.noise(2_400, 0.5));
+    let single = EchoParams { mix: 1.0, feedback: 0.0, delay_s: 0.5, ..EchoParams::default() };
+    let gliding_case = (
+        burst,
+        vec![(id::MIX, 1.0), (id::FEEDBACK, 0.0), (id::SYNC, 0.0), (id::TIME, 0.5)],
+        vec![(2_400 + 24_000, HostEvent::param(id::TIME, 0.1))],
+        single,
+        vec![(2_400 + 24_000, EchoParams { delay_s: 0.1, ..single })],
+    );
+    // High feedback, short delay, filters wide open: many loud repeats.
+    let mut burst = vec![0.0f32; 400_000];
+    burst[..4_800].copy_from_slice(&noise.noise(4_800, 0.5));
+    let ringing = EchoParams { mix: 1.0, feedback: 0.9, delay_s: 0.05, tone_hz: 20_000.0, low_cut_hz: 20.0, ..single };
+    let ringing_case = (
+        burst,
+        vec![
+            (id::MIX, 1.0),
+            (id::FEEDBACK, 0.9),
+            (id::SYNC, 0.0),
+            (id::TIME, 0.05),
+            (id::TONE, 20_000.0),
+            (id::LOW_CUT, 20.0),
+        ],
+        vec![],
+        ringing,
+        vec![],
+    );
+    for (name, (input, params, events, first, changes)) in
+        [("bursts", bursts_case), ("gliding delay", gliding_case), ("feedback 0.9", ringing_case)]
+    {
+        let sleeping = render_in_blocks(&params, &input, &events, &[512])?;
+        let awake = never_sleeping(&input, first, &changes);
+        let worst = sleeping.iter().zip(&awake).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let silent_tail = sleeping.iter().rposition(|&v| v != 0.0).map_or(0, |i| input.len() - 1 - i);
+        println!("{name}: largest difference {worst:.2e} (input peak 0.5); the last {silent_tail} samples asleep");
+        assert!(worst <= 0.5 * 1e-4, "{name}: {worst}");
+        assert!(silent_tail > 0, "{name}: the effect never went to sleep");
+    }
     Ok(())
 }

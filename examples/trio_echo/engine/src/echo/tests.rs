@@ -555,3 +555,22 @@ fn throughput() {
     let ns = t.as_nanos() as f64 / n as f64;
     println!("stereo with sidechain ducking: {ns:.1} ns per frame, {:.2} % of one core at 48 kHz", ns * 48_000.0 / 1e7);
 }
+
+#[test]
+fn quiet_after_covers_every_repeat_above_minus_80_db_without_a_cap() {
+    // Feedback 0.95, 2 s: the repeats stay above -80 dB for minutes; what the host is told
+    // stops at 30 s, when the effect may stop working does not.
+    let mut e = echo_with(EchoParams { feedback: 0.95, delay_s: 2.0, ..EchoParams::default() });
+    e.reset();
+    let delay = 2.0 * SR;
+    let repeats = ((TAIL_FLOOR.ln() + (1.0f64 - 0.95).ln()) / 0.95f64.ln()).ceil();
+    assert!(e.tail_samples() as f64 <= MAX_TAIL_S * SR + e.latency() as f64);
+    let quiet = e.quiet_after() as f64;
+    println!("feedback 0.95, 2 s: quiet after {:.1} s ({repeats} repeats)", quiet / SR);
+    assert!(quiet >= (delay + 2.0) * (1.0 + repeats) && quiet > 300.0 * SR, "{quiet}");
+    // The bound keeps the longest delay and highest feedback set since the last reset.
+    e.set_params(&EchoParams { feedback: 0.1, delay_s: 0.01, ..EchoParams::default() });
+    assert_eq!(e.quiet_after() as f64, quiet);
+    e.reset();
+    assert!((e.quiet_after() as f64) < 0.1 * SR);
+}
