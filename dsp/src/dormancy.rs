@@ -114,6 +114,9 @@ impl Dormancy {
     /// first non-zero sample, or to `to`. Call [`Dormancy::advance`] once at the end of
     /// each block.
     pub fn next_span<C: AsRef<[f32]>>(&mut self, channels: &[C], at: usize, to: usize, quiet: u64) -> Span {
+        debug_assert!(at < to, "next_span needs a non-empty stretch: {at}..{to}");
+        // A caller's empty stretch still gets a span of one sample (never zero: a loop
+        // over spans always moves on).
         let to = to.max(at + 1);
         let mut clear = false;
         if !self.asleep {

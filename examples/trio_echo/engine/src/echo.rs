@@ -297,6 +297,9 @@ pub struct Echo {
     bound_delay: f64,
     bound_feedback: f32,
     bound_lookahead: usize,
+    /// [`Echo::quiet_after`] for those bounds, recomputed when they change (the engine
+    /// asks for it at every span of every block).
+    quiet: u64,
 }
 
 impl Echo {
@@ -335,9 +338,11 @@ impl Echo {
             low_cut: Smoother::new(p.low_cut_hz.log2(), filter_steps),
             countdown: 0,
             ducker: Ducker::new(sr),
-            bound_delay: 0.0,
+            // NaN: the first `set_bounds` always computes `quiet` (`max` ignores NaN).
+            bound_delay: f64::NAN,
             bound_feedback: 0.0,
             bound_lookahead: 0,
+            quiet: 0,
         };
         echo.apply(&p, true);
         echo.snap();
@@ -397,9 +402,11 @@ impl Echo {
             self.limiter.set(lookahead, ceiling, LIMITER_RELEASE_S, self.sample_rate as f32);
             self.lookahead = lookahead;
         }
-        self.bound_delay = self.bound_delay.max(self.glide.target());
-        self.bound_feedback = self.bound_feedback.max(p.feedback);
-        self.bound_lookahead = self.bound_lookahead.max(lookahead);
+        self.set_bounds(
+            self.bound_delay.max(self.glide.target()),
+            self.bound_feedback.max(p.feedback),
+            self.bound_lookahead.max(lookahead),
+        );
         latency_changed
     }
 
@@ -428,9 +435,7 @@ impl Echo {
     /// left nothing behind ([`Echo::quiet_after`] then counts from the settings in force).
     pub fn snap_clear(&mut self) {
         self.snap();
-        self.bound_delay = self.glide.target();
-        self.bound_feedback = self.params.feedback;
-        self.bound_lookahead = self.lookahead;
+        self.set_bounds(self.glide.target(), self.params.feedback, self.lookahead);
     }
 
     /// Silence: clears the delay lines, filters, limiter and ducker, and snaps every
@@ -470,10 +475,19 @@ impl Echo {
     /// and each pass is counted two samples longer than the delay (the cubic
     /// interpolation reads two samples past a fractional delay).
     pub fn quiet_after(&self) -> u64 {
-        let fb = f64::from(self.bound_feedback);
+        self.quiet
+    }
+
+    /// Sets the bounds [`Echo::quiet_after`] is computed from, and recomputes it when they
+    /// changed.
+    fn set_bounds(&mut self, delay: f64, feedback: f32, lookahead: usize) {
+        if (delay, feedback, lookahead) == (self.bound_delay, self.bound_feedback, self.bound_lookahead) {
+            return;
+        }
+        (self.bound_delay, self.bound_feedback, self.bound_lookahead) = (delay, feedback, lookahead);
+        let fb = f64::from(feedback);
         let repeats = if fb > 0.0 { ((TAIL_FLOOR.ln() + (1.0 - fb).ln()) / fb.ln()).ceil().max(0.0) } else { 0.0 };
-        let echo = (self.bound_delay + 2.0) * (1.0 + repeats);
-        echo.ceil() as u64 + self.bound_lookahead as u64
+        self.quiet = ((delay + 2.0) * (1.0 + repeats)).ceil() as u64 + lookahead as u64;
     }
 
     fn update_filters(&mut self) {
