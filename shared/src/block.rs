@@ -720,6 +720,19 @@ impl Definitions {
         Self { version: 0, params, slots, cc_map, raw_midi, by_id }
     }
 
+    /// The MIDI map as [`ParamTable::define`] takes it: `(controller, parameter id)` for
+    /// each mapped controller, `(controller, RAW_MIDI)` for each the engine receives.
+    /// Defining an empty table with `params` and this map gives these definitions again.
+    pub fn midi_map(&self) -> Vec<(u8, u32)> {
+        (0..MIDI_CONTROLLERS)
+            .filter_map(|cc| match (self.cc_map[cc], self.raw_midi[cc]) {
+                (Some(id), _) => Some((cc as u8, id)),
+                (None, true) => Some((cc as u8, RAW_MIDI)),
+                (None, false) => None,
+            })
+            .collect()
+    }
+
     /// The definition of parameter `id` (a binary search: hosts look parameters up on
     /// every text call).
     pub fn param(&self, id: u32) -> Option<&ParamInfo> {
@@ -972,8 +985,13 @@ impl ParamTable {
         let mut report = DefineReport::default();
         self.counter.write(|| {
             // Relaxed stores throughout: published by the counter's final Release store.
+            // Only slots that leave the definitions are marked undefined: a value the host
+            // sets while the same parameters are defined again (a control instance created
+            // in the background, a state's MIDI map, a reload) must never be refused.
             for slot in &self.slots[..self.assigned()] {
-                slot.defined.store(0, Ordering::Relaxed);
+                if !seen.contains(&slot.id.load(Ordering::Relaxed)) {
+                    slot.defined.store(0, Ordering::Relaxed);
+                }
             }
             for (i, (p, (offset, names))) in params.iter().zip(&name_refs).enumerate() {
                 let slot = match self.slot_of(p.id) {
@@ -1151,6 +1169,53 @@ mod tests {
             ParamDef::list(7, "wave", "Waveform", &["Saw", "Square", "Sine"], 1).info,
             ParamDef::bypass(0xFFFE, "bypass").info,
         ]
+    }
+
+    /// What a bridge copies from one instance's block to define the next one's must give
+    /// the same table, word for word: definitions, slots, MIDI map, value names, values.
+    #[test]
+    fn definitions_read_back_define_an_identical_table() {
+        let first = HeapBlock::new(&AreaLayout::default());
+        first.block().params.define(&defs(), &[(74, 100), (1, RAW_MIDI), (128, 7)], true).unwrap();
+        let read = first.block().params.read_definitions().unwrap();
+        assert_eq!(read.midi_map(), [(1, RAW_MIDI), (74, 100), (128, 7)]);
+        let second = HeapBlock::new(&AreaLayout::default());
+        second.block().params.define(&read.params, &read.midi_map(), true).unwrap();
+        let again = second.block().params.read_definitions().unwrap();
+        assert_eq!(Definitions { version: read.version, ..again }, read);
+        let (a, b) = (first.block().params.snapshot(), second.block().params.snapshot());
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        // The snapshot sees a difference (so the comparison above could fail).
+        second.block().params.set_value(7, 0.0);
+        assert_ne!(format!("{a:?}"), format!("{:?}", second.block().params.snapshot()));
+    }
+
+    /// Defining the same parameters again (a background creation, a state's MIDI map, a
+    /// reload) while the host sets values never refuses a value.
+    #[test]
+    fn values_set_while_the_same_parameters_are_redefined_are_never_refused() {
+        let heap = HeapBlock::new(&AreaLayout::default());
+        let table = &heap.block().params;
+        table.define(&defs(), &[], true).unwrap();
+        let done = core::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for _ in 0..2_000 {
+                    table.define(&defs(), &[(74, 100)], false).unwrap();
+                }
+                done.store(true, Ordering::Relaxed);
+            });
+            let mut sets = 0u32;
+            while !done.load(Ordering::Relaxed) || sets < 1_000 {
+                let value = f64::from(sets % 100) / 100.0;
+                assert!(table.set_value(100, value), "set {sets} was refused");
+                sets += 1;
+            }
+        });
+        // A parameter that leaves the definitions is refused.
+        table.define(&defs()[1..], &[], false).unwrap();
+        assert!(!table.set_value(100, 0.5));
+        assert!(table.set_value(7, 0.0));
     }
 
     #[test]

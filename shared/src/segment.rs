@@ -61,6 +61,8 @@ impl std::error::Error for SegmentError {}
 /// segment is unlinked when this value is dropped.
 pub struct BlockSegment {
     shmem: Shmem,
+    /// Set once [`BlockSegment::unlink`] removed the name (the mapping lives on).
+    unlinked: std::sync::atomic::AtomicBool,
 }
 
 // SAFETY: `Shmem` is not `Send`/`Sync` only because it holds a raw pointer to the
@@ -101,7 +103,7 @@ impl BlockSegment {
         if shmem.len() < needed {
             return Err(SegmentError::TooSmall { mapped: shmem.len(), needed });
         }
-        Ok(Self { shmem })
+        Ok(Self { shmem, unlinked: std::sync::atomic::AtomicBool::new(false) })
     }
 
     /// The block.
@@ -121,6 +123,39 @@ impl BlockSegment {
     /// The OS name of the segment (`/trio-...`).
     pub fn os_id(&self) -> &str {
         self.shmem.get_os_id()
+    }
+
+    /// Removes the segment's name now, keeping this mapping until the value is dropped:
+    /// nothing can open the segment any more, while code that still holds the block (a
+    /// module instance being destroyed on another thread) keeps using it. Idempotent.
+    ///
+    /// # Errors
+    /// The OS error of `shm_unlink`, with the name; the segment is then unlinked when
+    /// this value is dropped, as without this call.
+    pub fn unlink(&self) -> std::io::Result<()> {
+        // Relaxed: only this value's own drop reads it, after every use.
+        if self.unlinked.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let name = std::ffi::CString::new(self.os_id())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        // SAFETY: a NUL-terminated name; `shm_unlink` only reads it.
+        if unsafe { libc::shm_unlink(name.as_ptr()) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(std::io::Error::new(e.kind(), format!("shm_unlink {}: {e}", self.os_id())));
+        }
+        // Relaxed: see above.
+        self.unlinked.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl Drop for BlockSegment {
+    fn drop(&mut self) {
+        // The name is gone already: unmapping is all that is left.
+        if *self.unlinked.get_mut() {
+            self.shmem.set_owner(false);
+        }
     }
 }
 
@@ -175,6 +210,19 @@ fn random_u32() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unlinked_segment_is_gone_by_name_and_still_mapped() {
+        let segment = BlockSegment::create(&AreaLayout::default()).unwrap();
+        let path = format!("{SHM_DIR}{}", segment.os_id());
+        assert!(std::path::Path::new(&path).exists());
+        segment.block().header.instance_id.store(7, Ordering::Relaxed);
+        segment.unlink().unwrap();
+        assert!(!std::path::Path::new(&path).exists(), "{path} is still there");
+        segment.unlink().unwrap();
+        assert_eq!(segment.block().header.instance_id.load(Ordering::Relaxed), 7);
+        drop(segment);
+    }
 
     #[test]
     fn parses_our_names_only() {
