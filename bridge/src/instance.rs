@@ -11,7 +11,7 @@ use trio::segment::BlockSegment;
 
 use crate::error::{ControlError, InstanceError};
 use crate::modules::{ControlModule, EngineModule, Modules};
-use crate::worker::{ControlFns, TickFeedback};
+use crate::worker::{ControlFns, ControlPtr, TickFeedback};
 
 /// Most channels per bus [`Instance::process`] passes to the engine.
 pub const MAX_CHANNELS: usize = trio::engine::MAX_CHANNELS;
@@ -32,16 +32,6 @@ pub struct ProcessSetup {
 impl Default for ProcessSetup {
     fn default() -> Self {
         Self { sample_rate: 48_000.0, max_block_size: 1024, offline: false }
-    }
-}
-
-/// A control instance pointer, moved to the worker thread and back.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ControlPtr(pub(crate) usize);
-
-impl ControlPtr {
-    pub(crate) fn get(self) -> *mut c_void {
-        self.0 as *mut c_void
     }
 }
 
@@ -204,12 +194,37 @@ impl Instance {
         let control = hub.current();
         let feedback = Arc::new(TickFeedback::default());
         let segment_done = std::time::Instant::now();
-        let control_ptr = create_control(&control, segment.as_ptr() as usize, control::CREATE_FRESH)?;
+        let (control_ptr, in_background) = match control.definitions() {
+            // The module's parameters are known: define them here and let the worker
+            // create the control instance while the host goes on (DESIGN §3: nothing at
+            // load waits for the worker). Jobs run in order, so every later call to the
+            // instance (state, presets, destruction) finds it created.
+            Some(defs) => {
+                block.params.define(&defs.params, &defs.midi_map(), true).map_err(|e| {
+                    InstanceError::Control(ControlError::Failed {
+                        function: "trio_control_create",
+                        code: status::REJECTED,
+                        message: format!("the parameters of the module's first instance could not be defined: {e}"),
+                    })
+                })?;
+                let ptr = create_control_in_background(&control, segment.as_ptr() as usize, instance_id, &feedback)
+                    .map_err(InstanceError::Control)?;
+                (ptr, true)
+            }
+            // The module's first instance: its parameters are known once it exists.
+            None => {
+                let ptr = create_control(&control, segment.as_ptr() as usize, control::CREATE_FRESH)?;
+                if let Some(defs) = block.params.read_definitions() {
+                    control.remember_definitions(defs);
+                }
+                if let Err(e) = control.worker.start_ticking(ptr.clone(), Arc::clone(&feedback)) {
+                    destroy_control(&control, &ptr);
+                    return Err(InstanceError::Control(e));
+                }
+                (ptr, false)
+            }
+        };
         let control_done = std::time::Instant::now();
-        if let Err(e) = control.worker.start_ticking(control_ptr.0, Arc::clone(&feedback)) {
-            destroy_control(&control, control_ptr);
-            return Err(InstanceError::Control(e));
-        }
         let core = Arc::new(Core {
             control: RwLock::new(Some(ControlBinding { module: control, ptr: control_ptr })),
             restart_request: AtomicI32::new(0),
@@ -246,10 +261,10 @@ impl Instance {
         instance.setup_processing(setup)?;
         let done = std::time::Instant::now();
         log::debug!(
-            "instance {instance_id} created in {:?}: shared block {:?}, control instance on the worker {:?}, engine and \
-             setup {:?}",
+            "instance {instance_id} created in {:?}: shared block {:?}, control instance {} {:?}, engine and setup {:?}",
             done - started,
             segment_done - started,
+            if in_background { "queued for the worker" } else { "on the worker" },
             control_done - segment_done,
             done - control_done
         );
@@ -438,7 +453,7 @@ impl Instance {
         assert_no_alloc::permit_alloc(|| {
             let binding = read(&self.core.control);
             if let Some(b) = binding.as_ref()
-                && let Err(e) = b.module.worker.tick_now(b.ptr.0, end)
+                && let Err(e) = b.module.worker.tick_now(&b.ptr, end)
             {
                 log::debug!("offline tick failed: {e}");
             }
@@ -457,7 +472,7 @@ impl Instance {
     pub fn expect_blocks(&self) {
         let binding = read(&self.core.control);
         if let Some(b) = binding.as_ref()
-            && let Err(e) = b.module.worker.expect_blocks(b.ptr.0, &self.core.tick_feedback)
+            && let Err(e) = b.module.worker.expect_blocks(&b.ptr, &self.core.tick_feedback)
         {
             log::debug!("the control worker was not told that blocks are coming: {e}");
         }
@@ -590,27 +605,31 @@ impl Instance {
     /// # Errors
     /// [`ControlError`] if the control module fails.
     ///
-    /// When the control module is hung (a call to it timed out), it cannot be asked: the
-    /// state is then the parameter values and MIDI CC map read from the block, as a
+    /// When the control module is hung (a call to it timed out), or never created this
+    /// instance's control instance (a background creation failed), it cannot be asked:
+    /// the state is then the parameter values and MIDI CC map read from the block, as a
     /// [`trio::state::VALUES_FORMAT`] document (the plugin's own fields are lost), and a
-    /// warning says so.
+    /// warning says so. The user's settings are saved either way.
     pub fn save_state(&self) -> Result<Vec<u8>, ControlError> {
         let hung = |b: &ControlBinding| b.module.worker.is_hung();
         if read(&self.core.control).as_ref().is_some_and(hung) {
-            return Ok(self.values_only_state());
+            return Ok(self.values_only_state("is hung"));
         }
+        let never_created = || read(&self.core.control).as_ref().is_some_and(|b| b.ptr.failure().is_some());
         match self.control_call("trio_control_save_state", save_state_of) {
-            Err(ControlError::Timeout { .. }) => Ok(self.values_only_state()),
+            Err(ControlError::Timeout { .. }) => Ok(self.values_only_state("is hung")),
+            Err(_) if never_created() => {
+                Ok(self.values_only_state("could not create this instance's control instance"))
+            }
             other => other,
         }
     }
 
     /// The state as the block holds it, without the control module: see [`Self::save_state`].
-    fn values_only_state(&self) -> Vec<u8> {
+    fn values_only_state(&self, why: &str) -> Vec<u8> {
         log::warn!(
-            "instance {}: the control module is hung, so the saved state holds only the parameter values and \
-             MIDI CC map from the shared block (the plugin's own state fields are not saved); reload or restart \
-             the plugin",
+            "instance {}: the control module {why}, so the saved state holds only the parameter values and MIDI CC \
+             map from the shared block (the plugin's own state fields are not saved); reload or restart the plugin",
             self.core.instance_id()
         );
         values_only_state(self.block())
@@ -664,7 +683,7 @@ impl Instance {
     pub fn tick(&self, until: u64) -> Result<trio::abi::TickResult, ControlError> {
         let binding = read(&self.core.control);
         let Some(b) = binding.as_ref() else { return Err(ControlError::WorkerGone) };
-        match b.module.worker.tick_now(b.ptr.0, until)? {
+        match b.module.worker.tick_now(&b.ptr, until)? {
             Ok(result) => Ok(result),
             Err(code) => Err(ControlError::Failed {
                 function: "trio_control_tick",
@@ -732,28 +751,38 @@ impl Drop for Instance {
             // SAFETY: a live engine, destroyed once; `&mut self` excludes other calls.
             unsafe { (self.engine.fns.destroy)(self.engine_ptr) };
         }
-        // Waits for a control call or a reload in progress; afterwards no control code can
-        // reach this instance's block.
+        // Waits for a control call or a reload in progress; afterwards no new control call
+        // can reach this instance.
         let binding = write(&self.core.control).take();
-        if let Some(b) = binding {
-            if b.module.worker.is_hung() {
-                // A call into this module outlived its time limit and may still be running
-                // on this instance's control instance, reading and writing its block: keep
-                // the block mapped (leaked, a few hundred KB) so that call cannot touch
-                // freed memory. The worker runs nothing more once it returns.
-                log::warn!(
-                    "the control module is hung: keeping this instance's shared block mapped, since a call still \
-                     running in the module may use it"
-                );
-                std::mem::forget(Arc::clone(&self.core));
-                return;
-            }
-            if let Err(e) = b.module.worker.stop_ticking(b.ptr.0) {
-                log::error!("could not stop ticking the control instance: {e}");
-            }
-            destroy_control(&b.module, b.ptr);
+        let Some(b) = binding else { return };
+        // Nothing can open the segment from now on; the mapping stays while the worker
+        // may still use it.
+        if let Err(e) = self.core.segment.unlink() {
+            log::warn!("{e}; the segment is removed once the control instance is destroyed");
         }
-        // The core (and with it the segment) drops after this, unlinking the shared memory.
+        let core = Arc::clone(&self.core);
+        let ptr = b.ptr.clone();
+        // Queued, not waited for: the worker stops ticking the control instance, destroys
+        // it and then releases the block (the last use of its mapping), after every call
+        // queued before.
+        let posted = b.module.worker.post(move |ctx| {
+            ctx.stop_ticking(&ptr);
+            destroy_on_worker(&ctx.fns, &ptr);
+            drop(core);
+        });
+        if b.module.worker.is_hung() {
+            // A call into this module outlived its time limit and may still be running on
+            // this instance's control instance, reading and writing its block, and the
+            // worker runs no queued job after it: keep the block mapped (leaked, a few
+            // hundred KB) so that call cannot touch freed memory.
+            log::warn!(
+                "the control module is hung: keeping this instance's shared block mapped, since a call still running \
+                 in the module may use it"
+            );
+            std::mem::forget(Arc::clone(&self.core));
+        } else if let Err(e) = posted {
+            log::error!("could not destroy the control instance: {e}");
+        }
     }
 }
 
@@ -765,11 +794,14 @@ impl ControlBinding {
         function: &'static str,
         f: impl FnOnce(&ControlFns, *mut c_void) -> Result<R, i32> + Send + 'static,
     ) -> Result<R, ControlError> {
-        let ptr = self.ptr;
+        let ptr = self.ptr.clone();
         self.module
             .worker
             .call(function, move |fns| {
                 let instance = ptr.get();
+                if instance.is_null() {
+                    return Err(not_created(&ptr));
+                }
                 f(fns, instance).map_err(|code| (code, last_error(fns, instance, code)))
             })
             .and_then(|r| r.map_err(|(code, message)| ControlError::Failed { function, code, message }))
@@ -827,20 +859,71 @@ pub(crate) fn create_control(
         .map_err(InstanceError::Control)
         .and_then(|(code, ptr, message)| {
             if code == status::OK && ptr != 0 {
-                Ok(ControlPtr(ptr))
+                Ok(ControlPtr::created(ptr as *mut c_void))
             } else {
                 Err(InstanceError::Control(ControlError::Failed { function: "trio_control_create", code, message }))
             }
         })
 }
 
-/// Destroys a control instance on its module's worker, logging a failure.
-pub(crate) fn destroy_control(module: &ControlModule, ptr: ControlPtr) {
-    let destroyed = module.worker.call("trio_control_destroy", move |fns| {
-        // SAFETY: a live control instance, destroyed once, on the worker.
-        unsafe { (fns.destroy)(ptr.get()) }
-    });
-    if let Err(e) = destroyed {
+/// Queues the creation of a control instance (`CREATE_DEFINED`) for the segment at
+/// `block_addr`, whose parameters the caller has defined, and its ticks; returns at once.
+/// A failure is logged and kept in the handle: calls to the instance then report it.
+///
+/// The segment must outlive the job: the instance's owner releases it only through a job
+/// queued after this one (see `Drop for Instance`).
+fn create_control_in_background(
+    module: &ControlModule,
+    block_addr: usize,
+    instance_id: u64,
+    feedback: &Arc<TickFeedback>,
+) -> Result<ControlPtr, ControlError> {
+    let ptr = ControlPtr::pending();
+    let slot = ptr.clone();
+    let feedback = Arc::clone(feedback);
+    module.worker.post(move |ctx| {
+        let mut out: *mut c_void = core::ptr::null_mut();
+        // SAFETY: the segment is initialised, defined and outlives the control instance
+        // (above); `out` is a local.
+        let code = unsafe { (ctx.fns.create)(block_addr as *const SharedBlock, control::CREATE_DEFINED, &mut out) };
+        if code == status::OK && !out.is_null() {
+            slot.set(out);
+            ctx.start_ticking(slot, feedback);
+        } else {
+            let message = last_error(&ctx.fns, core::ptr::null_mut(), code);
+            log::error!(
+                "instance {instance_id}: the control module could not create its control instance ({code}: {message}); \
+                 the plugin plays with its parameters but saves no state and runs no control logic until it is \
+                 reloaded"
+            );
+            slot.fail(code, message);
+        }
+    })?;
+    Ok(ptr)
+}
+
+/// Why a call found no control instance: the error its creation gave.
+fn not_created(ptr: &ControlPtr) -> (i32, String) {
+    match ptr.failure() {
+        Some((code, message)) => (*code, format!("the control instance could not be created: {message}")),
+        None => (status::NULL_POINTER, "the control instance does not exist".to_owned()),
+    }
+}
+
+/// Destroys a control instance, if it was created. Runs on the worker.
+fn destroy_on_worker(fns: &ControlFns, ptr: &ControlPtr) {
+    let instance = ptr.get();
+    if !instance.is_null() {
+        // SAFETY: a live control instance, destroyed once (its only handle is dropped by
+        // the caller), on the worker.
+        unsafe { (fns.destroy)(instance) }
+    }
+}
+
+/// Destroys a control instance on its module's worker and waits, logging a failure.
+pub(crate) fn destroy_control(module: &ControlModule, ptr: &ControlPtr) {
+    let ptr = ptr.clone();
+    if let Err(e) = module.worker.call("trio_control_destroy", move |fns| destroy_on_worker(fns, &ptr)) {
         log::error!("could not destroy the control instance: {e}");
     }
 }

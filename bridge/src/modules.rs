@@ -108,6 +108,10 @@ pub struct ControlModule {
     descriptor: ModuleDescriptor,
     path: PathBuf,
     build_id: std::sync::OnceLock<u32>,
+    /// The parameter definitions this module's first fresh instance published: every
+    /// later instance's block is defined from them on the host's thread, so its control
+    /// instance can be created in the background.
+    definitions: std::sync::OnceLock<Arc<trio::block::Definitions>>,
     /// A reload's private copy of the library, deleted once it is unloaded.
     _staged: Option<crate::reload::StagedFile>,
 }
@@ -118,16 +122,36 @@ impl ControlModule {
     /// # Errors
     /// [`LoadError`] naming the file and what is wrong with it; the worker is stopped.
     pub fn load(path: &Path) -> Result<Self, LoadError> {
-        let (worker, descriptor) = ControlWorker::start(path.to_owned())?;
-        Ok(Self { worker, descriptor, path: path.to_owned(), build_id: std::sync::OnceLock::new(), _staged: None })
+        Self::start(path.to_owned(), None)
+    }
+
+    fn start(path: PathBuf, staged: Option<crate::reload::StagedFile>) -> Result<Self, LoadError> {
+        let (worker, descriptor) = ControlWorker::start(path.clone())?;
+        Ok(Self {
+            worker,
+            descriptor,
+            path,
+            build_id: std::sync::OnceLock::new(),
+            definitions: std::sync::OnceLock::new(),
+            _staged: staged,
+        })
     }
 
     /// As [`Self::load`], for a reload's private copy: the file is deleted when the module
     /// is unloaded (or now, if it does not load).
     pub(crate) fn load_staged(staged: crate::reload::StagedFile) -> Result<Self, LoadError> {
-        let path = staged.path().to_owned();
-        let (worker, descriptor) = ControlWorker::start(path.clone())?;
-        Ok(Self { worker, descriptor, path, build_id: std::sync::OnceLock::new(), _staged: Some(staged) })
+        Self::start(staged.path().to_owned(), Some(staged))
+    }
+
+    /// The definitions its first fresh instance published ([`Self::remember_definitions`]).
+    pub(crate) fn definitions(&self) -> Option<Arc<trio::block::Definitions>> {
+        self.definitions.get().cloned()
+    }
+
+    /// Keeps the definitions a fresh instance of this module published, unless some are
+    /// kept already.
+    pub(crate) fn remember_definitions(&self, definitions: trio::block::Definitions) {
+        let _ = self.definitions.set(Arc::new(definitions));
     }
 
     /// A hash of the library file (8 hex digits in logs), computed on first use: tells two

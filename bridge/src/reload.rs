@@ -35,10 +35,10 @@ use vst3::Steinberg::Vst::RestartFlags_;
 
 use crate::error::LoadError;
 use crate::instance::{
-    ControlBinding, ControlPtr, Core, create_control, destroy_control, load_state_of, save_state_of, values_only_state,
-    write,
+    ControlBinding, Core, create_control, destroy_control, load_state_of, save_state_of, values_only_state, write,
 };
 use crate::modules::{ControlHub, ControlModule, Modules};
+use crate::worker::ControlPtr;
 
 /// Environment variable that turns watching off when set to `0`.
 pub const HOT_RELOAD_ENV: &str = "TRIO_HOT_RELOAD";
@@ -352,10 +352,10 @@ impl ControlHub {
         let (mut state_bytes, mut changed) = (0, false);
         for ((core, guard), p) in cores.iter().zip(guards.iter_mut()).zip(prepared) {
             let Some(p) = p else { continue };
-            let binding = ControlBinding { module: Arc::clone(&new), ptr: p.ptr };
-            if let Err(e) = new.worker.start_ticking(p.ptr.0, Arc::clone(&core.tick_feedback)) {
+            if let Err(e) = new.worker.start_ticking(p.ptr.clone(), Arc::clone(&core.tick_feedback)) {
                 log::error!("instance {}: the new control module does not tick: {e}", core.instance_id());
             }
+            let binding = ControlBinding { module: Arc::clone(&new), ptr: p.ptr };
             if let Some(old) = guard.replace(binding) {
                 if old.module.worker.is_hung() {
                     // The hung call may still run on this block: keep it mapped for good
@@ -379,7 +379,7 @@ impl ControlHub {
         for old in retired {
             // A hung module's instances are abandoned with it (its worker runs nothing more).
             if !old.module.worker.is_hung() {
-                destroy_control(&old.module, old.ptr);
+                destroy_control(&old.module, &old.ptr);
             }
         }
         let old_version = old_module.version_label();
@@ -427,7 +427,7 @@ fn prepare(core: &Core, old: &ControlBinding, new: &Arc<ControlModule>) -> Resul
     // A hung module is not asked anything: the new one starts from the values in the block.
     let hung = old.module.worker.is_hung();
     if !hung {
-        old.module.worker.stop_ticking(old.ptr.0).map_err(|e| fail("stop the old module's ticks", e.to_string()))?;
+        old.module.worker.stop_ticking(&old.ptr).map_err(|e| fail("stop the old module's ticks", e.to_string()))?;
     }
     let result = (|| {
         let block = core.block();
@@ -439,8 +439,19 @@ fn prepare(core: &Core, old: &ControlBinding, new: &Arc<ControlModule>) -> Resul
             );
             values_only_state(block)
         } else {
-            old.call("trio_control_save_state", save_state_of)
-                .map_err(|e| fail("save the old module's state", e.to_string()))?
+            match old.call("trio_control_save_state", save_state_of) {
+                Ok(state) => state,
+                // Its control instance was never created (a background creation failed,
+                // logged then): the new module starts from the block, healing it.
+                Err(_) if old.ptr.failure().is_some() => {
+                    log::warn!(
+                        "instance {instance}: the old module never created this instance's control instance; the new \
+                         one starts from the parameter values and MIDI CC map in the shared block"
+                    );
+                    values_only_state(block)
+                }
+                Err(e) => return Err(fail("save the old module's state", e.to_string())),
+            }
         };
         let old_defs = block
             .params
@@ -453,9 +464,9 @@ fn prepare(core: &Core, old: &ControlBinding, new: &Arc<ControlModule>) -> Resul
                 return Err(fail("create the new module's instance", e.to_string()));
             }
         };
-        let binding = ControlBinding { module: Arc::clone(new), ptr };
+        let binding = ControlBinding { module: Arc::clone(new), ptr: ptr.clone() };
         let undo = |step: &'static str, reason: String| {
-            destroy_control(new, ptr);
+            destroy_control(new, &ptr);
             block.params.restore(&snapshot);
             fail(step, reason)
         };
@@ -476,7 +487,7 @@ fn prepare(core: &Core, old: &ControlBinding, new: &Arc<ControlModule>) -> Resul
 
 /// Undoes a [`prepare`] when another instance failed.
 fn abort(core: &Core, old: &ControlBinding, new: &Arc<ControlModule>, p: Prepared) {
-    destroy_control(new, p.ptr);
+    destroy_control(new, &p.ptr);
     core.block().params.restore(&p.snapshot);
     if !old.module.worker.is_hung() {
         restart_ticking(core, old);
@@ -484,7 +495,7 @@ fn abort(core: &Core, old: &ControlBinding, new: &Arc<ControlModule>, p: Prepare
 }
 
 fn restart_ticking(core: &Core, old: &ControlBinding) {
-    if let Err(e) = old.module.worker.start_ticking(old.ptr.0, Arc::clone(&core.tick_feedback)) {
+    if let Err(e) = old.module.worker.start_ticking(old.ptr.clone(), Arc::clone(&core.tick_feedback)) {
         log::error!("instance {}: the old control module does not tick again: {e}", core.instance_id());
     }
 }

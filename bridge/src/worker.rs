@@ -6,10 +6,11 @@
 //! host thread (thread-locals with destructors) cannot be unmapped by `dlclose`, while one
 //! whose thread has exited unloads cleanly. That is why no other thread calls it.
 
+use core::ffi::c_void;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -59,9 +60,64 @@ pub struct ControlFns {
     pub(crate) module_shutdown: control::ModuleShutdownFn,
 }
 
+/// A control instance as the bridge holds it: its address is set by the worker job that
+/// creates it and read by the jobs after it, on the same worker, in order. So the host's
+/// thread can hold it, and queue calls to it, before the instance exists.
+#[derive(Clone)]
+pub(crate) struct ControlPtr(Arc<ControlSlot>);
+
+struct ControlSlot {
+    /// The instance's address: 0 until it is created, and for good if creation failed.
+    ptr: AtomicUsize,
+    /// Why creation failed: status code and the module's message.
+    failure: OnceLock<(i32, String)>,
+}
+
+impl ControlPtr {
+    /// An instance that a queued job will create.
+    pub(crate) fn pending() -> Self {
+        Self(Arc::new(ControlSlot { ptr: AtomicUsize::new(0), failure: OnceLock::new() }))
+    }
+
+    /// An instance that exists.
+    pub(crate) fn created(instance: *mut c_void) -> Self {
+        let ptr = Self::pending();
+        ptr.set(instance);
+        ptr
+    }
+
+    /// The instance's address, null if it was not created. Read on the worker, by jobs
+    /// queued after the one that created it.
+    pub(crate) fn get(&self) -> *mut c_void {
+        // Relaxed: written by an earlier job on the same thread, or before this handle was
+        // sent to the worker (the queue orders both).
+        self.0.ptr.load(Ordering::Relaxed) as *mut c_void
+    }
+
+    pub(crate) fn set(&self, instance: *mut c_void) {
+        // Relaxed: see `get`.
+        self.0.ptr.store(instance as usize, Ordering::Relaxed);
+    }
+
+    /// Records why creating the instance failed.
+    pub(crate) fn fail(&self, code: i32, message: String) {
+        let _ = self.0.failure.set((code, message));
+    }
+
+    /// Why creating the instance failed, if it did.
+    pub(crate) fn failure(&self) -> Option<&(i32, String)> {
+        self.0.failure.get()
+    }
+
+    /// Whether both handles are the same instance.
+    pub(crate) fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// A control instance the worker ticks on its own schedule.
 struct Ticking {
-    instance: usize,
+    instance: ControlPtr,
     /// `feedback.blocks` at the last look, and how many looks found no new block since.
     seen_blocks: u64,
     quiet_checks: u32,
@@ -127,6 +183,22 @@ pub(crate) struct WorkerContext {
     pub(crate) fns: ControlFns,
     /// Control instances the worker ticks, each on the schedule its last tick asked for.
     ticking: Vec<Ticking>,
+}
+
+impl WorkerContext {
+    /// Starts ticking `instance`: at once, then on the schedule each tick asks for.
+    pub(crate) fn start_ticking(&mut self, instance: ControlPtr, feedback: Arc<TickFeedback>) {
+        if !self.ticking.iter().any(|t| t.instance.same(&instance)) {
+            // Relaxed: see `TickFeedback::count_block`.
+            let seen_blocks = feedback.blocks.load(Ordering::Relaxed);
+            self.ticking.push(Ticking { instance, seen_blocks, quiet_checks: 0, due: Instant::now(), feedback });
+        }
+    }
+
+    /// Stops ticking `instance`.
+    pub(crate) fn stop_ticking(&mut self, instance: &ControlPtr) {
+        self.ticking.retain(|t| !t.instance.same(instance));
+    }
 }
 
 type Job = Box<dyn FnOnce(&mut WorkerContext) + Send>;
@@ -226,13 +298,8 @@ impl ControlWorker {
     ///
     /// # Errors
     /// [`ControlError::WorkerGone`] if the worker is not serving.
-    pub(crate) fn start_ticking(&self, instance: usize, feedback: Arc<TickFeedback>) -> Result<(), ControlError> {
-        self.post(move |ctx| {
-            if !ctx.ticking.iter().any(|t| t.instance == instance) {
-                let seen_blocks = feedback.blocks.load(Ordering::Relaxed);
-                ctx.ticking.push(Ticking { instance, seen_blocks, quiet_checks: 0, due: Instant::now(), feedback });
-            }
-        })
+    pub(crate) fn start_ticking(&self, instance: ControlPtr, feedback: Arc<TickFeedback>) -> Result<(), ControlError> {
+        self.post(move |ctx| ctx.start_ticking(instance, feedback))
     }
 
     /// The host is about to process `instance` (`setActive`, `setProcessing`): look for
@@ -243,21 +310,26 @@ impl ControlWorker {
     ///
     /// # Errors
     /// [`ControlError::WorkerGone`] if the worker is not serving.
-    pub(crate) fn expect_blocks(&self, instance: usize, feedback: &TickFeedback) -> Result<(), ControlError> {
+    pub(crate) fn expect_blocks(&self, instance: &ControlPtr, feedback: &TickFeedback) -> Result<(), ControlError> {
         // Relaxed: a hint; at worst a redundant job.
         if feedback.watching.load(Ordering::Relaxed) {
             return Ok(());
         }
+        let instance = instance.clone();
         self.post(move |ctx| {
-            if let Some(t) = ctx.ticking.iter_mut().find(|t| t.instance == instance) {
+            if let Some(t) = ctx.ticking.iter_mut().find(|t| t.instance.same(&instance)) {
                 t.quiet_checks = 0;
                 t.feedback.watching.store(true, Ordering::Relaxed);
             }
         })
     }
 
-    /// Queues `f` for the worker without waiting for it.
-    fn post(&self, f: impl FnOnce(&mut WorkerContext) + Send + 'static) -> Result<(), ControlError> {
+    /// Queues `f` for the worker without waiting for it. Jobs run in the order they were
+    /// queued, calls included.
+    ///
+    /// # Errors
+    /// [`ControlError::WorkerGone`] if the worker is not serving (`f` is dropped unrun).
+    pub(crate) fn post(&self, f: impl FnOnce(&mut WorkerContext) + Send + 'static) -> Result<(), ControlError> {
         if self.is_hung() {
             return Err(ControlError::WorkerGone);
         }
@@ -271,8 +343,9 @@ impl ControlWorker {
     ///
     /// # Errors
     /// [`ControlError::WorkerGone`] if the worker is not serving.
-    pub(crate) fn stop_ticking(&self, instance: usize) -> Result<(), ControlError> {
-        self.post(move |ctx| ctx.ticking.retain(|t| t.instance != instance))
+    pub(crate) fn stop_ticking(&self, instance: &ControlPtr) -> Result<(), ControlError> {
+        let instance = instance.clone();
+        self.post(move |ctx| ctx.stop_ticking(&instance))
     }
 
     /// Ticks `instance` now with horizon `until` (0: the real-time lookahead) and waits for
@@ -281,10 +354,11 @@ impl ControlWorker {
     ///
     /// # Errors
     /// As [`Self::call`]; a failing tick gives its status code.
-    pub(crate) fn tick_now(&self, instance: usize, until: u64) -> Result<Result<TickResult, i32>, ControlError> {
+    pub(crate) fn tick_now(&self, instance: &ControlPtr, until: u64) -> Result<Result<TickResult, i32>, ControlError> {
+        let instance = instance.clone();
         self.call_in("trio_control_tick", move |ctx| {
-            let result = tick_one(&ctx.fns, instance, until);
-            if let (Ok(r), Some(t)) = (&result, ctx.ticking.iter_mut().find(|t| t.instance == instance)) {
+            let result = tick_one(&ctx.fns, &instance, until);
+            if let (Ok(r), Some(t)) = (&result, ctx.ticking.iter_mut().find(|t| t.instance.same(&instance))) {
                 t.feedback.record(r);
                 t.due = next_due(r);
             }
@@ -333,6 +407,22 @@ impl Drop for ControlWorker {
             log::warn!("leaving a hung control worker and its library loaded");
             std::mem::forget(thread);
             return;
+        }
+        // Queued jobs (background creations and destructions) run before the worker
+        // exits; one of them may be stuck in the module, with no caller to notice. Wait
+        // for the thread as long as a call may take, then treat it as hung.
+        let deadline = Instant::now() + self.timeout();
+        while !thread.is_finished() {
+            if Instant::now() >= deadline {
+                self.mark_hung();
+                log::error!(
+                    "the control worker did not finish its queued calls within {:?}; leaving it and its library loaded",
+                    self.timeout()
+                );
+                std::mem::forget(thread);
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(200));
         }
         match thread.join() {
             // The worker has exited: now the library can be unmapped cleanly.
@@ -439,12 +529,16 @@ fn idle_grid_after(now: Instant) -> Instant {
     base + Duration::from_nanos((steps * interval).min(u128::from(u64::MAX)) as u64)
 }
 
-/// Runs one tick of `instance`.
-fn tick_one(fns: &ControlFns, instance: usize, until: u64) -> Result<TickResult, i32> {
+/// Runs one tick of `instance` (`NULL_POINTER` if it was never created).
+fn tick_one(fns: &ControlFns, instance: &ControlPtr, until: u64) -> Result<TickResult, i32> {
+    let instance = instance.get();
+    if instance.is_null() {
+        return Err(trio::abi::status::NULL_POINTER);
+    }
     let mut result = TickResult::default();
     // SAFETY: a live control instance: registered by its owner after creation and removed
     // (on this thread, by a job) before it is destroyed; `result` is a local.
-    let code = unsafe { (fns.tick)(instance as *mut core::ffi::c_void, until, &mut result) };
+    let code = unsafe { (fns.tick)(instance, until, &mut result) };
     if code == trio::abi::status::OK { Ok(result) } else { Err(code) }
 }
 
@@ -468,7 +562,7 @@ fn tick_due(ctx: &mut WorkerContext) {
         let poked = t.feedback.take_poke();
         t.due <= now || poked
     }) {
-        match tick_one(&fns, t.instance, 0) {
+        match tick_one(&fns, &t.instance, 0) {
             Ok(result) => {
                 t.feedback.record(&result);
                 t.due = next_due(&result);

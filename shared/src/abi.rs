@@ -20,8 +20,9 @@ use core::ffi::c_void;
 ///
 /// History: 1, the first layout; 2, the SDK (separate descriptor symbols, plugin areas,
 /// 1,024 parameters keyed by the plugin's own ids with their definitions in the block,
-/// buses, latency and tail from the engine).
-pub const ABI_VERSION: u32 = 3;
+/// buses, latency and tail from the engine); 3, engine panic reports and host state flags; 4, the
+/// control module's `create` takes [`control::CREATE_DEFINED`].
+pub const ABI_VERSION: u32 = 4;
 
 /// `"TRIOMOD\0"`: marks a module descriptor.
 pub const DESCRIPTOR_MAGIC: [u8; 8] = *b"TRIOMOD\0";
@@ -493,6 +494,12 @@ pub mod control {
     pub const CREATE_FRESH: u32 = 0;
     /// [`CreateFn`] mode: keep the values already in the block (a reload; state follows).
     pub const CREATE_ADOPT: u32 = 1;
+    /// [`CreateFn`] mode: a new instance on a block the bridge has already defined with
+    /// this module's parameters and defaults (copied from an earlier fresh instance), so
+    /// the host could use it before this call ran: keep the values the host may have set
+    /// since; a parameter whose definition differs from the module's gets its default. No
+    /// state follows.
+    pub const CREATE_DEFINED: u32 = 2;
 
     /// `create(block, mode, out_instance) -> status`: publish the parameter definitions
     /// (and, when fresh, their defaults) into `block`.

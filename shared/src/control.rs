@@ -87,6 +87,11 @@ pub trait Control: Sized + Send + 'static {
     fn params() -> Vec<ParamDef>;
 
     /// Creates the control value. Parameters are already defined and hold their values.
+    ///
+    /// Apart from a module's first instance, the bridge creates this value in the
+    /// background: the host may already have set parameter values and the engine may
+    /// already be processing blocks when it runs. Do not prepare here anything the engine
+    /// needs from its first block on; the engine's own `new` is the place for that.
     fn new(ctx: &mut ControlContext<'_, Self::Area>) -> Self;
 
     /// Factory presets. The default has none.
@@ -798,11 +803,10 @@ pub mod __export {
             if let Err(e) = shared.check_header(&AreaLayout::of::<C::Area>()) {
                 return create_error(e.to_string(), status::ABI_MISMATCH);
             }
-            let fresh = match mode {
-                control::CREATE_FRESH => true,
-                control::CREATE_ADOPT => false,
-                _ => return create_error(format!("unknown create mode {mode}"), status::INVALID_ARGUMENT),
-            };
+            if !matches!(mode, control::CREATE_FRESH | control::CREATE_ADOPT | control::CREATE_DEFINED) {
+                return create_error(format!("unknown create mode {mode}"), status::INVALID_ARGUMENT);
+            }
+            let fresh = mode == control::CREATE_FRESH;
             // SAFETY: the header check passed for this area type, and the caller
             // guarantees provenance over the whole segment.
             let area: &'static C::Area = unsafe { crate::area::area_at(block) };
@@ -815,6 +819,13 @@ pub mod __export {
                 Ok(report) => report,
                 Err(e) => return create_error(format!("the parameters could not be published: {e}"), status::REJECTED),
             };
+            if mode == control::CREATE_DEFINED {
+                // The bridge defined the block from an earlier instance: a parameter it got
+                // wrong (declarations that changed between calls) starts at its default.
+                for info in infos.iter().filter(|i| report.remapped.contains(&i.id)) {
+                    shared.params.set_value(info.id, info.default_normalized);
+                }
+            }
             // SAFETY: the serving control instance is the only producer of `to_engine` and
             // the only consumer of `from_engine`; the bridge creates a new instance on a
             // block only after the old one stopped ticking (a reload).
@@ -832,7 +843,7 @@ pub mod __export {
                 raw_midi,
                 preset: None,
                 last_error: String::new(),
-                handover: if fresh { None } else { Some(report.remapped) },
+                handover: if mode == control::CREATE_ADOPT { Some(report.remapped) } else { None },
                 queue,
                 messages,
             });

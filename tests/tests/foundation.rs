@@ -422,6 +422,123 @@ fn a_slow_control_call_that_returns_after_its_instance_is_gone_touches_nothing_f
     Ok(())
 }
 
+/// Whether this process still maps the shared-memory segment `name` (`/trio-...`).
+fn segment_mapped(name: &str) -> Result<bool> {
+    Ok(std::fs::read_to_string("/proc/self/maps")?.lines().any(|l| l.contains(&format!("/dev/shm{name}"))))
+}
+
+/// After a module's first instance, the host's thread never waits for the control worker
+/// to create or destroy an instance: with the worker stuck in a slow `create`, a new
+/// instance is defined, playable and settable at once, and dropping another one returns
+/// at once with its segment's name gone. Queued calls then see everything in order: the
+/// slow instance keeps the value the host set before its control instance existed.
+#[test]
+fn the_hosts_thread_does_not_wait_for_the_worker_to_create_or_destroy() -> Result<()> {
+    const CREATE: u32 = 1;
+    const SLOW: u32 = 3;
+    const SLOW_TIME: std::time::Duration = std::time::Duration::from_millis(1500);
+    let dir = ModuleDir::new(Build::Probes)?;
+    let modules = Modules::load(&dir.paths(), None)?;
+    let first = Instance::new(&modules, setup())?;
+    let other = Instance::new(&modules, setup())?;
+    let _lib = arm_fault(&dir, CREATE, SLOW)?;
+    let armed = std::time::Instant::now();
+    let slow = Instance::new(&modules, setup())?;
+    // The worker now sleeps in `create` for 1.5 s.
+    let other_segment = other.segment_name().to_owned();
+    drop(other);
+    let returned = armed.elapsed();
+    assert!(returned < SLOW_TIME / 2, "creating one instance and dropping another took {returned:?}");
+    assert!(!std::path::Path::new(&format!("/dev/shm{other_segment}")).exists(), "the dropped segment's name stays");
+    assert!(segment_mapped(&other_segment)?, "the segment was unmapped before its control instance was destroyed");
+
+    // Defined as the first instance was, with the same defaults.
+    let (a, b) = (first.definitions(), slow.definitions());
+    assert_eq!((&a.params, &a.cc_map, &a.raw_midi), (&b.params, &b.cc_map, &b.raw_midi));
+    for p in &a.params {
+        assert_eq!(slow.param_normalized(p.id), first.param_normalized(p.id), "parameter {}", p.id);
+    }
+    // Playable and settable before its control instance exists.
+    assert!(slow.set_param_normalized(id::CUTOFF, 0.25));
+    assert_eq!(slow.format_value(id::GAIN, slow.parse_value(id::GAIN, "-6 dB")?)?, "-6.0 dB");
+    let (left, _) = render(&slow, 0.1, &[Event::note_on(0, 60, 1.0)]);
+    assert!(rms(&left) > 0.01);
+    assert!(armed.elapsed() < SLOW_TIME, "the checks above ran after the slow create ended; the test proves nothing");
+
+    // A call waits for the creation queued before it, and sees the host's value kept.
+    let state = slow.save_state()?;
+    assert!(armed.elapsed() >= SLOW_TIME, "the armed slow create did not happen");
+    assert_eq!(slow.param_normalized(id::CUTOFF), Some(0.25));
+    first.load_state(&state)?;
+    let cutoff = first.param_normalized(id::CUTOFF).unwrap_or(f64::NAN);
+    assert!((cutoff - 0.25).abs() < 1e-9, "the saved state lost the host's value: {cutoff}");
+    // The dropped instance's destruction ran in its turn and released the mapping.
+    assert!(!segment_mapped(&other_segment)?, "{other_segment} is still mapped after the worker's queue drained");
+    Ok(())
+}
+
+/// A background creation that never returns (no caller waits for it) is caught by the
+/// next call's time limit, and unloading the modules gives up on the stuck worker instead
+/// of hanging the host.
+#[test]
+fn a_background_creation_stuck_in_the_module_hangs_nothing() -> Result<()> {
+    const CREATE: u32 = 1;
+    const HANG: u32 = 2;
+    const LIMIT: std::time::Duration = std::time::Duration::from_millis(300);
+    let dir = ModuleDir::new(Build::Probes)?;
+    let modules = Modules::load(&dir.paths(), None)?;
+    modules.control.set_call_timeout(LIMIT);
+    let first = Instance::new(&modules, setup())?;
+    let _lib = arm_fault(&dir, CREATE, HANG)?;
+    let stuck = Instance::new(&modules, setup())?;
+    let (left, _) = render(&stuck, 0.1, &[Event::note_on(0, 60, 1.0)]);
+    assert!(rms(&left) > 0.01, "an instance whose control instance is stuck does not play");
+    drop(stuck);
+    drop(first);
+    let started = std::time::Instant::now();
+    drop(modules);
+    let unloaded = started.elapsed();
+    assert!(unloaded >= LIMIT, "the armed hang did not happen ({unloaded:?})");
+    assert!(unloaded < LIMIT * 10, "unloading waited {unloaded:?} for a stuck worker");
+    // Fresh modules serve new instances in the same process.
+    let fresh = Modules::load(&dir.paths(), None)?;
+    let other = Instance::new(&fresh, setup())?;
+    assert!(!other.save_state()?.is_empty());
+    Ok(())
+}
+
+/// A control instance whose background creation fails leaves a working instance that says
+/// why on every call to its control logic, saves the host's values, and does not stop the
+/// module serving other instances.
+#[test]
+fn a_failed_background_creation_is_reported_and_loses_no_values() -> Result<()> {
+    const CREATE: u32 = 1;
+    const PANIC: u32 = 1;
+    let dir = ModuleDir::new(Build::Probes)?;
+    let modules = Modules::load(&dir.paths(), None)?;
+    let first = Instance::new(&modules, setup())?;
+    let _lib = arm_fault(&dir, CREATE, PANIC)?;
+    let broken = Instance::new(&modules, setup())?;
+    assert!(broken.set_param_normalized(id::CUTOFF, 0.25));
+    let err = broken.preset_names().expect_err("a control instance that panicked in create answered");
+    assert!(matches!(err, ControlError::Failed { code: status::PANIC, .. }), "{err}");
+    for part in ["could not be created", "panicked"] {
+        assert!(err.to_string().contains(part), "{err}");
+    }
+    // The state holds the values, read from the block.
+    let state = broken.save_state()?;
+    assert!(state.starts_with(b"{\"format\":\"trio-param-values\""), "{}", String::from_utf8_lossy(&state));
+    first.load_state(&state)?;
+    let cutoff = first.param_normalized(id::CUTOFF).unwrap_or(f64::NAN);
+    assert!((cutoff - 0.25).abs() < 1e-9, "the saved state lost the host's value: {cutoff}");
+    let (left, _) = render(&broken, 0.1, &[Event::note_on(0, 60, 1.0)]);
+    assert!(rms(&left) > 0.01);
+    drop(broken);
+    let next = Instance::new(&modules, setup())?;
+    assert!(!next.preset_names()?.is_empty());
+    Ok(())
+}
+
 /// A development bundle opened after its control crate was rebuilt serves the newer
 /// build (checked like a reload); an older or broken one leaves the bundle's copy serving.
 #[test]
