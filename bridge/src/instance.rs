@@ -56,7 +56,23 @@ pub(crate) struct Core {
     control_generation: AtomicU64,
     /// What the control logic's last tick asked for (written by the worker).
     pub(crate) tick_feedback: Arc<TickFeedback>,
-    segment: BlockSegment,
+    segment: std::mem::ManuallyDrop<BlockSegment>,
+    /// Set when a call into a control module on this block outlived its time limit: it
+    /// may still write the block, so the mapping is never released.
+    keep_mapped: AtomicBool,
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        if *self.keep_mapped.get_mut() {
+            if let Err(e) = self.segment.unlink() {
+                log::warn!("{e}");
+            }
+            return;
+        }
+        // SAFETY: dropped once, here, and never used afterwards.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.segment) };
+    }
 }
 
 impl Core {
@@ -67,6 +83,13 @@ impl Core {
     /// The segment's start, with provenance over block and area, for modules.
     pub(crate) fn block_addr(&self) -> usize {
         self.segment.as_ptr() as usize
+    }
+
+    /// A call into a control module on this block outlived its time limit and may still
+    /// use the block: keep it mapped for good (a few hundred KB), its name removed.
+    pub(crate) fn keep_mapped_forever(&self) {
+        // Relaxed: read by the core's own drop, after every use.
+        self.keep_mapped.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn instance_id(&self) -> u64 {
@@ -202,9 +225,11 @@ impl Instance {
             Some(defs) => {
                 block.params.define(&defs.params, &defs.midi_map(), true).map_err(|e| {
                     InstanceError::Control(ControlError::Failed {
-                        function: "trio_control_create",
+                        function: "ParamTable::define (the bridge, before trio_control_create)",
                         code: status::REJECTED,
-                        message: format!("the parameters of the module's first instance could not be defined: {e}"),
+                        message: format!(
+                            "the parameters the module's first instance published could not be defined again: {e}"
+                        ),
                     })
                 })?;
                 let ptr = create_control_in_background(&control, segment.as_ptr() as usize, instance_id, &feedback)
@@ -213,7 +238,17 @@ impl Instance {
             }
             // The module's first instance: its parameters are known once it exists.
             None => {
-                let ptr = create_control(&control, segment.as_ptr() as usize, control::CREATE_FRESH)?;
+                let ptr = match create_control(&control, segment.as_ptr() as usize, control::CREATE_FRESH) {
+                    Ok(ptr) => ptr,
+                    Err(e) => {
+                        if control.worker.is_hung() {
+                            // The create that timed out may still write the block.
+                            let _ = segment.unlink();
+                            std::mem::forget(segment);
+                        }
+                        return Err(e);
+                    }
+                };
                 if let Some(defs) = block.params.read_definitions() {
                     control.remember_definitions(defs);
                 }
@@ -230,7 +265,8 @@ impl Instance {
             restart_request: AtomicI32::new(0),
             control_generation: AtomicU64::new(0),
             tick_feedback: feedback,
-            segment,
+            segment: std::mem::ManuallyDrop::new(segment),
+            keep_mapped: AtomicBool::new(false),
         });
         hub.register(&core);
         drop(reloads);
@@ -685,11 +721,7 @@ impl Instance {
         let Some(b) = binding.as_ref() else { return Err(ControlError::WorkerGone) };
         match b.module.worker.tick_now(&b.ptr, until)? {
             Ok(result) => Ok(result),
-            Err(code) => Err(ControlError::Failed {
-                function: "trio_control_tick",
-                code,
-                message: status::describe(code).to_owned(),
-            }),
+            Err((code, message)) => Err(ControlError::Failed { function: "trio_control_tick", code, message }),
         }
     }
 
@@ -779,7 +811,7 @@ impl Drop for Instance {
                 "the control module is hung: keeping this instance's shared block mapped, since a call still running \
                  in the module may use it"
             );
-            std::mem::forget(Arc::clone(&self.core));
+            self.core.keep_mapped_forever();
         } else if let Err(e) = posted {
             log::error!("could not destroy the control instance: {e}");
         }
@@ -798,10 +830,7 @@ impl ControlBinding {
         self.module
             .worker
             .call(function, move |fns| {
-                let instance = ptr.get();
-                if instance.is_null() {
-                    return Err(not_created(&ptr));
-                }
+                let instance = ptr.ensure_created(fns)?;
                 f(fns, instance).map_err(|code| (code, last_error(fns, instance, code)))
             })
             .and_then(|r| r.map_err(|(code, message)| ControlError::Failed { function, code, message }))
@@ -868,7 +897,7 @@ pub(crate) fn create_control(
 
 /// Queues the creation of a control instance (`CREATE_DEFINED`) for the segment at
 /// `block_addr`, whose parameters the caller has defined, and its ticks; returns at once.
-/// A failure is logged and kept in the handle: calls to the instance then report it.
+/// A failure is logged and kept in the handle: each later call tries again, or reports it.
 ///
 /// The segment must outlive the job: the instance's owner releases it only through a job
 /// queued after this one (see `Drop for Instance`).
@@ -878,36 +907,20 @@ fn create_control_in_background(
     instance_id: u64,
     feedback: &Arc<TickFeedback>,
 ) -> Result<ControlPtr, ControlError> {
-    let ptr = ControlPtr::pending();
+    let ptr = ControlPtr::pending(block_addr);
     let slot = ptr.clone();
     let feedback = Arc::clone(feedback);
     module.worker.post(move |ctx| {
-        let mut out: *mut c_void = core::ptr::null_mut();
-        // SAFETY: the segment is initialised, defined and outlives the control instance
-        // (above); `out` is a local.
-        let code = unsafe { (ctx.fns.create)(block_addr as *const SharedBlock, control::CREATE_DEFINED, &mut out) };
-        if code == status::OK && !out.is_null() {
-            slot.set(out);
-            ctx.start_ticking(slot, feedback);
-        } else {
-            let message = last_error(&ctx.fns, core::ptr::null_mut(), code);
+        if let Err((code, message)) = slot.ensure_created(&ctx.fns) {
             log::error!(
-                "instance {instance_id}: the control module could not create its control instance ({code}: {message}); \
-                 the plugin plays with its parameters but saves no state and runs no control logic until it is \
-                 reloaded"
+                "instance {instance_id}: {message} ({code}); the plugin plays with its parameters, each call to its \
+                 control logic tries to create it again, and until then a saved state holds only the parameter values"
             );
-            slot.fail(code, message);
         }
+        // Ticked once created (a failed creation is left alone by the schedule).
+        ctx.start_ticking(slot, feedback);
     })?;
     Ok(ptr)
-}
-
-/// Why a call found no control instance: the error its creation gave.
-fn not_created(ptr: &ControlPtr) -> (i32, String) {
-    match ptr.failure() {
-        Some((code, message)) => (*code, format!("the control instance could not be created: {message}")),
-        None => (status::NULL_POINTER, "the control instance does not exist".to_owned()),
-    }
 }
 
 /// Destroys a control instance, if it was created. Runs on the worker.

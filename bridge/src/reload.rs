@@ -360,7 +360,7 @@ impl ControlHub {
                 if old.module.worker.is_hung() {
                     // The hung call may still run on this block: keep it mapped for good
                     // (as dropping an instance of a hung module does).
-                    std::mem::forget(Arc::clone(core));
+                    core.keep_mapped_forever();
                 }
                 retired.push(old);
             }
@@ -479,6 +479,10 @@ fn prepare(core: &Core, old: &ControlBinding, new: &Arc<ControlModule>) -> Resul
         };
         Ok(Prepared { ptr, snapshot, state_bytes, restart_flags: restart_flags(&old_defs, &new_defs) })
     })();
+    if result.is_err() && new.worker.is_hung() {
+        // A call into the new module timed out and may still use this block.
+        core.keep_mapped_forever();
+    }
     if result.is_err() && !hung {
         restart_ticking(core, old);
     }

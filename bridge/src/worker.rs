@@ -10,7 +10,7 @@ use core::ffi::c_void;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -67,23 +67,67 @@ pub struct ControlFns {
 pub(crate) struct ControlPtr(Arc<ControlSlot>);
 
 struct ControlSlot {
-    /// The instance's address: 0 until it is created, and for good if creation failed.
+    /// The instance's address: 0 until it is created, and while creating it fails.
     ptr: AtomicUsize,
-    /// Why creation failed: status code and the module's message.
-    failure: OnceLock<(i32, String)>,
+    /// Why the last attempt to create it failed: status code and the module's message.
+    failure: Mutex<Option<(i32, String)>>,
+    /// The block it is created on (0: created by its owner, never again here).
+    block: usize,
 }
 
 impl ControlPtr {
-    /// An instance that a queued job will create.
-    pub(crate) fn pending() -> Self {
-        Self(Arc::new(ControlSlot { ptr: AtomicUsize::new(0), failure: OnceLock::new() }))
+    /// An instance that a queued job will create (`CREATE_DEFINED`) on the block at
+    /// `block`, which outlives every job that uses this handle.
+    pub(crate) fn pending(block: usize) -> Self {
+        Self(Arc::new(ControlSlot { ptr: AtomicUsize::new(0), failure: Mutex::new(None), block }))
     }
 
     /// An instance that exists.
     pub(crate) fn created(instance: *mut c_void) -> Self {
-        let ptr = Self::pending();
+        let ptr = Self::pending(0);
         ptr.set(instance);
         ptr
+    }
+
+    /// Creates the instance (`CREATE_DEFINED`) unless it exists; on the worker. A call
+    /// that finds a failed creation tries again, so a passing fault heals; a lasting one
+    /// is reported to every call, naming the creation.
+    ///
+    /// # Errors
+    /// The status code and message of the failed creation.
+    pub(crate) fn ensure_created(&self, fns: &ControlFns) -> Result<*mut c_void, (i32, String)> {
+        let existing = self.get();
+        if !existing.is_null() {
+            return Ok(existing);
+        }
+        if self.0.block == 0 {
+            return Err((trio::abi::status::NULL_POINTER, "the control instance does not exist".to_owned()));
+        }
+        let mut out: *mut c_void = core::ptr::null_mut();
+        // SAFETY: the block outlives every job using this handle (see `pending`); it has
+        // been defined by the bridge; `out` is a local.
+        let code =
+            unsafe { (fns.create)(self.0.block as *const trio::block::SharedBlock, control::CREATE_DEFINED, &mut out) };
+        if code == trio::abi::status::OK && !out.is_null() {
+            self.set(out);
+            *self.failure_slot() = None;
+            return Ok(out);
+        }
+        let message = crate::instance::last_error(fns, core::ptr::null_mut(), code);
+        *self.failure_slot() = Some((code, message));
+        Err(self.not_created())
+    }
+
+    /// Why a call finds no instance: the error its creation gave.
+    pub(crate) fn not_created(&self) -> (i32, String) {
+        match self.failure() {
+            Some((code, message)) => (code, format!("the control instance could not be created: {message}")),
+            None => (trio::abi::status::NULL_POINTER, "the control instance does not exist".to_owned()),
+        }
+    }
+
+    fn failure_slot(&self) -> std::sync::MutexGuard<'_, Option<(i32, String)>> {
+        self.0.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The instance's address, null if it was not created. Read on the worker, by jobs
@@ -99,14 +143,9 @@ impl ControlPtr {
         self.0.ptr.store(instance as usize, Ordering::Relaxed);
     }
 
-    /// Records why creating the instance failed.
-    pub(crate) fn fail(&self, code: i32, message: String) {
-        let _ = self.0.failure.set((code, message));
-    }
-
-    /// Why creating the instance failed, if it did.
-    pub(crate) fn failure(&self) -> Option<&(i32, String)> {
-        self.0.failure.get()
+    /// Why the last attempt to create the instance failed, if it did.
+    pub(crate) fn failure(&self) -> Option<(i32, String)> {
+        self.failure_slot().clone()
     }
 
     /// Whether both handles are the same instance.
@@ -227,7 +266,54 @@ pub struct ControlWorker {
     /// is never joined and the library is never unloaded. Shared with the thread, which
     /// runs nothing more of the module once the stuck call returns.
     hung: Arc<std::sync::atomic::AtomicBool>,
+    /// When the job the worker is running started ([`Busy`]): a call's time limit counts
+    /// from there, not from when it was queued (background jobs may be ahead of it).
+    busy: Arc<Busy>,
 }
+
+/// When the worker's current job started, as nanoseconds after a process-wide base plus
+/// one; 0 while it waits for work.
+#[derive(Default)]
+struct Busy(AtomicU64);
+
+impl Busy {
+    fn base() -> Instant {
+        static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *BASE.get_or_init(Instant::now)
+    }
+
+    /// Runs `f`, marked as the current job.
+    fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        let since = Instant::now().saturating_duration_since(Self::base()).as_nanos() as u64 + 1;
+        // Relaxed: a clock reading for callers' time limits; no data depends on it.
+        self.0.store(since, Ordering::Relaxed);
+        let result = f();
+        // Relaxed: as above.
+        self.0.store(0, Ordering::Relaxed);
+        result
+    }
+
+    /// Whether the current job has run for `limit` or longer.
+    fn longer_than(&self, limit: Duration) -> bool {
+        // Relaxed: see `run`.
+        match self.0.load(Ordering::Relaxed) {
+            0 => false,
+            since => {
+                let started = Self::base() + Duration::from_nanos(since - 1);
+                Instant::now().saturating_duration_since(started) >= limit
+            }
+        }
+    }
+}
+
+/// A call's progress, decided once by whichever side gets there first: the worker
+/// finishing it, or the caller giving up on it.
+const CALL_PENDING: u8 = 0;
+const CALL_DONE: u8 = 1;
+const CALL_ABANDONED: u8 = 2;
+
+/// How often a caller waiting for a long call looks whether the worker is stuck.
+const STUCK_CHECK: Duration = Duration::from_millis(20);
 
 impl ControlWorker {
     /// Starts the thread, which loads and checks the library at `path`.
@@ -235,16 +321,18 @@ impl ControlWorker {
         let (job_tx, job_rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<ModuleDescriptor, LoadError>>();
         let hung = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let thread_hung = Arc::clone(&hung);
+        let busy = Arc::new(Busy::default());
+        let (thread_hung, thread_busy) = (Arc::clone(&hung), Arc::clone(&busy));
         let thread = std::thread::Builder::new()
             .name("trio-control".to_owned())
-            .spawn(move || serve(path, job_rx, ready_tx, &thread_hung))
+            .spawn(move || serve(path, job_rx, ready_tx, &thread_hung, &thread_busy))
             .map_err(|e| LoadError::Worker { reason: format!("could not start the control worker thread: {e}") })?;
         let worker = Self {
             jobs: Some(job_tx),
             thread: Some(thread),
             timeout_ms: std::sync::atomic::AtomicU64::new(DEFAULT_CALL_TIMEOUT.as_millis() as u64),
             hung,
+            busy,
         };
         match ready_rx.recv_timeout(DEFAULT_CALL_TIMEOUT) {
             Ok(Ok(descriptor)) => Ok((worker, descriptor)),
@@ -354,10 +442,20 @@ impl ControlWorker {
     ///
     /// # Errors
     /// As [`Self::call`]; a failing tick gives its status code.
-    pub(crate) fn tick_now(&self, instance: &ControlPtr, until: u64) -> Result<Result<TickResult, i32>, ControlError> {
+    pub(crate) fn tick_now(
+        &self,
+        instance: &ControlPtr,
+        until: u64,
+    ) -> Result<Result<TickResult, (i32, String)>, ControlError> {
         let instance = instance.clone();
         self.call_in("trio_control_tick", move |ctx| {
-            let result = tick_one(&ctx.fns, &instance, until);
+            // No new attempt at a failed creation here: offline renders tick at every block.
+            let result = match instance.get() {
+                ptr if ptr.is_null() => Err(instance.not_created()),
+                ptr => {
+                    tick_one(&ctx.fns, ptr, until).map_err(|code| (code, trio::abi::status::describe(code).to_owned()))
+                }
+            };
             if let (Ok(r), Some(t)) = (&result, ctx.ticking.iter_mut().find(|t| t.instance.same(&instance))) {
                 t.feedback.record(r);
                 t.due = next_due(r);
@@ -376,22 +474,49 @@ impl ControlWorker {
         }
         let jobs = self.jobs.as_ref().ok_or(ControlError::WorkerGone)?;
         let (reply_tx, reply_rx) = mpsc::sync_channel::<R>(1);
+        let progress = Arc::new(std::sync::atomic::AtomicU8::new(CALL_PENDING));
+        let (job_progress, hung) = (Arc::clone(&progress), Arc::clone(&self.hung));
         let job: Job = Box::new(move |ctx| {
-            let _ = reply_tx.send(f(ctx));
+            let reply = f(ctx);
+            // AcqRel: decides the call once against the caller's giving up (below).
+            if job_progress.compare_exchange(CALL_PENDING, CALL_DONE, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                let _ = reply_tx.send(reply);
+            } else {
+                // The caller gave up on this call and treats the module as hung: run
+                // nothing more of it (the loop checks this flag after every job).
+                // Release: see `ControlWorker::mark_hung`.
+                hung.store(true, Ordering::Release);
+            }
         });
         jobs.send(job).map_err(|_| ControlError::WorkerGone)?;
-        let timeout = self.timeout();
         if let Some(reply) = spin_for(SPIN, || reply_rx.try_recv().ok()) {
             return Ok(reply);
         }
-        match reply_rx.recv_timeout(timeout.saturating_sub(SPIN)) {
-            Ok(r) => Ok(r),
-            Err(RecvTimeoutError::Timeout) => {
-                self.mark_hung();
-                log::error!("control module call {function} did not return within {timeout:?}");
-                Err(ControlError::Timeout { function, millis: timeout.as_millis() as u64 })
+        // The limit counts from the start of the job the worker is running, ours or one
+        // queued before it: a queue of healthy background jobs is waited for.
+        let timeout = self.timeout();
+        loop {
+            match reply_rx.recv_timeout(STUCK_CHECK.min(timeout)) {
+                Ok(r) => return Ok(r),
+                Err(RecvTimeoutError::Disconnected) => return Err(ControlError::WorkerGone),
+                Err(RecvTimeoutError::Timeout) if !self.busy.longer_than(timeout) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    // AcqRel: see the job above.
+                    if progress
+                        .compare_exchange(CALL_PENDING, CALL_ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                        .is_err()
+                    {
+                        // It finished just now: the reply is on its way.
+                        return reply_rx.recv().map_err(|_| ControlError::WorkerGone);
+                    }
+                    self.mark_hung();
+                    log::error!(
+                        "the control module has been running one call for longer than {timeout:?} (while {function} \
+                         waited)"
+                    );
+                    return Err(ControlError::Timeout { function, millis: timeout.as_millis() as u64 });
+                }
             }
-            Err(RecvTimeoutError::Disconnected) => Err(ControlError::WorkerGone),
         }
     }
 }
@@ -410,13 +535,13 @@ impl Drop for ControlWorker {
         }
         // Queued jobs (background creations and destructions) run before the worker
         // exits; one of them may be stuck in the module, with no caller to notice. Wait
-        // for the thread as long as a call may take, then treat it as hung.
-        let deadline = Instant::now() + self.timeout();
+        // while the worker makes progress; give up on a job that runs past the limit.
         while !thread.is_finished() {
-            if Instant::now() >= deadline {
+            if self.busy.longer_than(self.timeout()) {
                 self.mark_hung();
                 log::error!(
-                    "the control worker did not finish its queued calls within {:?}; leaving it and its library loaded",
+                    "a queued control call has run for longer than {:?}; leaving the control worker and its library \
+                     loaded",
                     self.timeout()
                 );
                 std::mem::forget(thread);
@@ -438,6 +563,7 @@ fn serve(
     jobs: Receiver<Job>,
     ready: mpsc::Sender<Result<ModuleDescriptor, LoadError>>,
     hung: &std::sync::atomic::AtomicBool,
+    busy: &Busy,
 ) -> Option<Library> {
     const MODULE: &str = "control";
     let loaded = open_library(MODULE, &path).and_then(|library| {
@@ -475,11 +601,11 @@ fn serve(
         };
         match next {
             Ok(job) => {
-                job(&mut ctx);
+                busy.run(|| job(&mut ctx));
                 after_job = true;
             }
             Err(RecvTimeoutError::Timeout) => {
-                tick_due(&mut ctx);
+                busy.run(|| tick_due(&mut ctx));
                 after_job = false;
             }
             Err(RecvTimeoutError::Disconnected) => break,
@@ -501,7 +627,7 @@ fn serve(
     let fns = ctx.fns;
     // SAFETY: the module's own shutdown entry, resolved with its checked signature;
     // called once, on this thread, after the last call and before the library is dropped.
-    let code = unsafe { (fns.module_shutdown)() };
+    let code = busy.run(|| unsafe { (fns.module_shutdown)() });
     if code != trio::abi::status::OK {
         log::warn!("trio_control_module_shutdown returned {code}");
     }
@@ -529,12 +655,8 @@ fn idle_grid_after(now: Instant) -> Instant {
     base + Duration::from_nanos((steps * interval).min(u128::from(u64::MAX)) as u64)
 }
 
-/// Runs one tick of `instance` (`NULL_POINTER` if it was never created).
-fn tick_one(fns: &ControlFns, instance: &ControlPtr, until: u64) -> Result<TickResult, i32> {
-    let instance = instance.get();
-    if instance.is_null() {
-        return Err(trio::abi::status::NULL_POINTER);
-    }
+/// Runs one tick of `instance`, which exists.
+fn tick_one(fns: &ControlFns, instance: *mut c_void, until: u64) -> Result<TickResult, i32> {
     let mut result = TickResult::default();
     // SAFETY: a live control instance: registered by its owner after creation and removed
     // (on this thread, by a job) before it is destroyed; `result` is a local.
@@ -562,7 +684,13 @@ fn tick_due(ctx: &mut WorkerContext) {
         let poked = t.feedback.take_poke();
         t.due <= now || poked
     }) {
-        match tick_one(&fns, &t.instance, 0) {
+        let instance = t.instance.get();
+        if instance.is_null() {
+            // Its creation failed (logged then); a call tries again, not the schedule.
+            t.due = idle_grid_after(now);
+            continue;
+        }
+        match tick_one(&fns, instance, 0) {
             Ok(result) => {
                 t.feedback.record(&result);
                 t.due = next_due(&result);

@@ -441,6 +441,8 @@ fn the_hosts_thread_does_not_wait_for_the_worker_to_create_or_destroy() -> Resul
     let modules = Modules::load(&dir.paths(), None)?;
     let first = Instance::new(&modules, setup())?;
     let other = Instance::new(&modules, setup())?;
+    // Waits for `other`'s background creation, so the armed fault is the next one's.
+    other.preset_names()?;
     let _lib = arm_fault(&dir, CREATE, SLOW)?;
     let armed = std::time::Instant::now();
     let slow = Instance::new(&modules, setup())?;
@@ -477,9 +479,9 @@ fn the_hosts_thread_does_not_wait_for_the_worker_to_create_or_destroy() -> Resul
     Ok(())
 }
 
-/// A background creation that never returns (no caller waits for it) is caught by the
-/// next call's time limit, and unloading the modules gives up on the stuck worker instead
-/// of hanging the host.
+/// A background creation that never returns, with no call waiting for it: unloading the
+/// modules gives up on the stuck worker after the call time limit instead of hanging the
+/// host.
 #[test]
 fn a_background_creation_stuck_in_the_module_hangs_nothing() -> Result<()> {
     const CREATE: u32 = 1;
@@ -507,25 +509,34 @@ fn a_background_creation_stuck_in_the_module_hangs_nothing() -> Result<()> {
     Ok(())
 }
 
-/// A control instance whose background creation fails leaves a working instance that says
-/// why on every call to its control logic, saves the host's values, and does not stop the
-/// module serving other instances.
+/// A control instance whose background creation fails leaves a working instance: calls to
+/// its control logic try to create it again and, while that fails, say why; its state then
+/// holds the host's values; the first call that succeeds heals it, keeping those values.
 #[test]
-fn a_failed_background_creation_is_reported_and_loses_no_values() -> Result<()> {
+fn a_failed_background_creation_is_reported_and_retried_and_loses_no_values() -> Result<()> {
     const CREATE: u32 = 1;
     const PANIC: u32 = 1;
     let dir = ModuleDir::new(Build::Probes)?;
     let modules = Modules::load(&dir.paths(), None)?;
     let first = Instance::new(&modules, setup())?;
+    assert!(first.set_param_normalized(id::RESONANCE, 0.75));
+    let project = first.save_state()?;
     let _lib = arm_fault(&dir, CREATE, PANIC)?;
     let broken = Instance::new(&modules, setup())?;
     assert!(broken.set_param_normalized(id::CUTOFF, 0.25));
-    let err = broken.preset_names().expect_err("a control instance that panicked in create answered");
-    assert!(matches!(err, ControlError::Failed { code: status::PANIC, .. }), "{err}");
+    // A tick does not try again (offline renders tick every block): it waits for the
+    // background creation and reports how it failed.
+    let err = broken.tick(0).expect_err("a control instance that panicked in create ticked");
     for part in ["could not be created", "panicked"] {
         assert!(err.to_string().contains(part), "{err}");
     }
-    // The state holds the values, read from the block.
+    // Calls try again; while that fails too, they say why.
+    let _again = arm_fault(&dir, CREATE, PANIC)?;
+    let err = broken.preset_names().expect_err("a control instance that panicked in create answered");
+    assert!(matches!(err, ControlError::Failed { code: status::PANIC, .. }), "{err}");
+    assert!(err.to_string().contains("could not be created"), "{err}");
+    // The state then holds the values, read from the block.
+    let _once_more = arm_fault(&dir, CREATE, PANIC)?;
     let state = broken.save_state()?;
     assert!(state.starts_with(b"{\"format\":\"trio-param-values\""), "{}", String::from_utf8_lossy(&state));
     first.load_state(&state)?;
@@ -533,9 +544,14 @@ fn a_failed_background_creation_is_reported_and_loses_no_values() -> Result<()> 
     assert!((cutoff - 0.25).abs() < 1e-9, "the saved state lost the host's value: {cutoff}");
     let (left, _) = render(&broken, 0.1, &[Event::note_on(0, 60, 1.0)]);
     assert!(rms(&left) > 0.01);
-    drop(broken);
-    let next = Instance::new(&modules, setup())?;
-    assert!(!next.preset_names()?.is_empty());
+    // The fault passed: the next call creates the control instance, and the host's
+    // project loads whole.
+    broken.load_state(&project)?;
+    let resonance = broken.param_normalized(id::RESONANCE).unwrap_or(f64::NAN);
+    assert!((resonance - 0.75).abs() < 1e-9, "the project's value was not loaded: {resonance}");
+    assert!(!broken.preset_names()?.is_empty());
+    let state = broken.save_state()?;
+    assert!(!state.starts_with(b"{\"format\":\"trio-param-values\""), "the healed instance saves values only");
     Ok(())
 }
 
