@@ -77,6 +77,31 @@ pub use ::vst3 as __vst3;
 #[global_allocator]
 static ALLOCATOR: trio::realtime::RealtimeAllocator = trio::realtime::RealtimeAllocator;
 
+/// Keeps the bridge's own library mapped until the process exits, whatever the host
+/// unloads: a control worker left running (a call into the module outlived its time limit)
+/// returns into the bridge's code when that call ends. Idempotent; `false` if the loader
+/// refused (then a host that unloads the bridge while such a call runs may crash).
+pub(crate) fn pin_own_library() -> bool {
+    static PINNED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PINNED.get_or_init(|| {
+        let Some(path) = own_library_path() else { return false };
+        if std::env::current_exe().is_ok_and(|exe| exe == path) {
+            // Linked into the program itself, which is never unloaded.
+            return true;
+        }
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return false };
+        // SAFETY: a NUL-terminated path of an object already loaded (RTLD_NOLOAD loads
+        // nothing new); RTLD_NODELETE marks it never to be unmapped. The handle is kept
+        // for the process's life on purpose.
+        let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE) };
+        if handle.is_null() {
+            log::warn!("could not keep the bridge library loaded for a stuck control worker");
+        }
+        !handle.is_null()
+    })
+}
+
 /// The path of the file this code was loaded from (the bridge's `.so` inside a bundle, or
 /// the executable when linked statically), found with `dladdr`.
 pub fn own_library_path() -> Option<PathBuf> {

@@ -359,6 +359,8 @@ impl ControlWorker {
         // Release: the worker thread reads it (Acquire) when the stuck call returns, and
         // must then see every instance the caller gave up on as gone.
         self.hung.store(true, std::sync::atomic::Ordering::Release);
+        // The stuck call returns into the worker loop, in this library: keep it mapped.
+        crate::pin_own_library();
     }
 
     /// Whether a call timed out earlier.

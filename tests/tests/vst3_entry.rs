@@ -294,3 +294,51 @@ fn an_edited_or_missing_moduleinfo_changes_nothing_the_host_sees() -> Result<()>
     }
     Ok(())
 }
+
+/// A control call that outlives its time limit leaves the worker thread inside the module;
+/// when the call ends, the thread returns into the bridge's code. By then the host may have
+/// unloaded the bridge (`ModuleExit`, `dlclose`): the bridge stays mapped, so the process
+/// lives on, and `getState` answered with the values in time. (Two things keep it mapped:
+/// the bridge pins itself when it gives up on a worker, and glibc does not unmap a library
+/// while a live thread holds thread-local destructors of it, as the worker does.)
+#[test]
+fn a_stuck_control_call_that_ends_after_the_bridge_was_unloaded_crashes_nothing() -> Result<()> {
+    const SAVE_STATE: u32 = 3;
+    const SLOW: u32 = 3;
+    const LIMIT: std::time::Duration = std::time::Duration::from_millis(200);
+    // SAFETY: this test process runs this test alone, and no other thread of it reads the
+    // environment yet.
+    unsafe { std::env::set_var("TRIO_CALL_TIMEOUT_MS", LIMIT.as_millis().to_string()) };
+    let bundle = TestBundle::synth()?;
+    let probe = integration::artifact_dir(integration::Build::Probes).join("libcontrol.so");
+    std::fs::copy(&probe, bundle.bin("control.so")).with_context(|| format!("copying {}", probe.display()))?;
+    let loaded = load(&bundle.bridge())?;
+    let component = create::<IComponent>(&bundle, &loaded.factory).context("createInstance refused")?;
+    let saved = ComWrapper::new(Stream(Mutex::new((Vec::new(), 0))));
+    let _fault = integration::arm_control_fault(&bundle.bin("control.so"), SAVE_STATE, SLOW)?;
+    let started = std::time::Instant::now();
+    // SAFETY: valid objects and a valid stream.
+    unsafe {
+        assert_eq!(component.initialize(std::ptr::null_mut()), kResultOk);
+        assert_eq!(component.getState(saved.to_com_ptr::<IBStream>().unwrap().as_ptr()), kResultOk);
+    }
+    let answered = started.elapsed();
+    assert!(answered >= LIMIT, "the armed slow call did not happen ({answered:?})");
+    assert!(String::from_utf8_lossy(&saved.0.lock().unwrap().0).contains("trio-param-values"));
+    // SAFETY: a valid component, released after.
+    assert_eq!(unsafe { component.terminate() }, kResultOk);
+    drop(component);
+    // SAFETY: the bridge's exit entry point, as hosts call it before unloading.
+    unsafe {
+        let exit: libloading::Symbol<unsafe extern "system" fn() -> bool> = loaded._lib.get(b"ModuleExit\0")?;
+        assert!(exit());
+    }
+    drop(loaded);
+    let bridge = bundle.bridge().canonicalize()?;
+    let maps = std::fs::read_to_string("/proc/self/maps")?;
+    assert!(maps.contains(&*bridge.to_string_lossy()), "the bridge was unmapped while its worker is stuck");
+    // The slow call (1.5 s) now ends and its thread returns into the bridge: a crash here
+    // kills this test.
+    std::thread::sleep(std::time::Duration::from_millis(1500 + 500));
+    Ok(())
+}

@@ -58,12 +58,35 @@ fn modules(config: &'static PluginConfig) -> Result<Arc<Modules>, String> {
     let paths = paths()?;
     match Modules::load(&paths, config.watch.map(std::path::Path::new)) {
         Ok(modules) => {
+            if let Some(timeout) = call_timeout_from_env() {
+                modules.control.set_call_timeout(timeout);
+            }
             *slot = Some(Arc::clone(&modules));
             Ok(modules)
         }
         Err(e) => {
             log::error!("{}: {e}", config.name);
             Err(e.to_string())
+        }
+    }
+}
+
+/// `TRIO_CALL_TIMEOUT_MS`: how long a call into the control module may take before the
+/// module is treated as hung (default [`crate::DEFAULT_CALL_TIMEOUT`]); for debugging a
+/// slow control module, and for tests. A value that is not a whole number of milliseconds
+/// in 1..=600000 is refused with a warning naming it.
+fn call_timeout_from_env() -> Option<std::time::Duration> {
+    const VAR: &str = "TRIO_CALL_TIMEOUT_MS";
+    let raw = std::env::var_os(VAR)?;
+    match raw.to_str().and_then(|s| s.trim().parse::<u64>().ok()) {
+        Some(ms @ 1..=600_000) => Some(std::time::Duration::from_millis(ms)),
+        _ => {
+            log::warn!(
+                "{VAR}={raw:?} is not a whole number of milliseconds in 1..=600000; calls into the control module keep \
+                 the default limit of {:?}",
+                crate::DEFAULT_CALL_TIMEOUT
+            );
+            None
         }
     }
 }
