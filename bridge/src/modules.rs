@@ -201,8 +201,16 @@ impl Modules {
     /// # Errors
     /// The first [`LoadError`] met; nothing stays loaded.
     pub fn load(paths: &ModulePaths, watch: Option<&Path>) -> Result<Arc<Self>, LoadError> {
+        let started = std::time::Instant::now();
         let engine = EngineModule::load(&paths.engine)?;
+        let engine_done = std::time::Instant::now();
         let control = ControlModule::load(&paths.control)?;
+        log::debug!(
+            "modules loaded in {:?}: engine {:?}, control (on its worker) {:?}",
+            started.elapsed(),
+            engine_done - started,
+            engine_done.elapsed()
+        );
         if engine.descriptor().area != control.descriptor().area {
             return Err(LoadError::AreaMismatch {
                 engine: paths.engine.clone(),
