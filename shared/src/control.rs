@@ -815,14 +815,23 @@ pub mod __export {
                 Err(e) => return create_error(e, status::REJECTED),
             };
             let infos: Vec<_> = defs.iter().map(|d| d.info.clone()).collect();
+            // What the bridge defined, to compare with the module's own declarations.
+            let defined_before = if mode == control::CREATE_DEFINED { shared.params.read_definitions() } else { None };
             let report = match shared.params.define(&infos, &midi_map(&default_cc_map, &raw_midi), fresh) {
                 Ok(report) => report,
                 Err(e) => return create_error(format!("the parameters could not be published: {e}"), status::REJECTED),
             };
             if mode == control::CREATE_DEFINED {
                 // The bridge defined the block from an earlier instance: a parameter it got
-                // wrong (declarations that changed between calls) starts at its default.
-                for info in infos.iter().filter(|i| report.remapped.contains(&i.id)) {
+                // wrong (declarations that changed between calls: another mapping or
+                // default) starts at the module's default.
+                let differs = |info: &crate::params::ParamInfo| {
+                    report.remapped.contains(&info.id)
+                        || defined_before.as_ref().and_then(|d| d.param(info.id)).is_none_or(|before| {
+                            before.default_normalized.to_bits() != info.default_normalized.to_bits()
+                        })
+                };
+                for info in infos.iter().filter(|i| differs(i)) {
                     shared.params.set_value(info.id, info.default_normalized);
                 }
             }
@@ -1250,7 +1259,10 @@ macro_rules! export_control {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
+    use core::ffi::c_void;
+
     use super::*;
+    use crate::abi::{AreaLayout, control, status};
     use crate::params::ParamMapping;
 
     /// A control module whose MIDI declarations come from a thread-local, per test.
@@ -1297,6 +1309,50 @@ mod tests {
         assert!(e.contains("PitchBend twice"), "{e}");
         let e = check_with(vec![(200, 3)], vec![]).unwrap_err();
         assert!(e.contains("controller 200"), "{e}");
+    }
+
+    /// Two parameters, for the creation modes.
+    struct Two;
+
+    impl Control for Two {
+        type Area = ();
+        const STATE_FORMAT: &'static str = "two-test";
+        fn params() -> Vec<ParamDef> {
+            vec![
+                ParamDef::float(1, "gain", "Gain", ParamMapping::linear(-24.0, 24.0), 0.0),
+                ParamDef::float(3, "cutoff", "Cutoff", ParamMapping::logarithmic(20.0, 20_000.0), 1_000.0),
+            ]
+        }
+        fn new(_: &mut ControlContext<'_, ()>) -> Self {
+            Two
+        }
+    }
+
+    /// `CREATE_DEFINED` on a block the bridge defined keeps the values the host set since,
+    /// and gives a parameter the bridge defined differently (a stale default) the module's
+    /// default.
+    #[test]
+    fn a_block_defined_by_the_bridge_keeps_the_hosts_values_and_fixes_what_differs() {
+        let area = AreaLayout::of::<()>();
+        let heap = crate::block::HeapBlock::new(&area);
+        let block = heap.block();
+        block.init_header(1, 48_000.0, 512, &area);
+        let declared: Vec<_> = Two::params().into_iter().map(|d| d.info).collect();
+        let (gain_default, cutoff_default) = (declared[0].default_normalized, declared[1].default_normalized);
+        let mut stale = declared.clone();
+        stale[1].default_normalized = 0.9;
+        block.params.define(&stale, &[], true).unwrap();
+        assert!(block.params.set_value(1, 0.3));
+        let mut instance: *mut c_void = core::ptr::null_mut();
+        // SAFETY: an initialised block that outlives the instance; a local out pointer.
+        let code = unsafe { __export::create::<Two>(block, control::CREATE_DEFINED, &mut instance) };
+        assert_eq!(code, status::OK);
+        assert_eq!(block.params.value(1), Some(0.3), "the host's value was lost");
+        assert_ne!(0.3, gain_default);
+        assert_eq!(block.params.value(3), Some(cutoff_default), "the stale default stayed");
+        assert_eq!(block.params.read_definitions().unwrap().params, declared);
+        // SAFETY: made above, destroyed once.
+        unsafe { __export::destroy::<Two>(instance) };
     }
 
     #[test]
