@@ -427,6 +427,32 @@ fn segment_mapped(name: &str) -> Result<bool> {
     Ok(std::fs::read_to_string("/proc/self/maps")?.lines().any(|l| l.contains(&format!("/dev/shm{name}"))))
 }
 
+/// Idle control logic of an instance the host has switched off is not ticked at all (a
+/// loaded, unused plugin wakes nothing); switched on, it is ticked on the idle grid again.
+#[test]
+fn idle_control_logic_of_a_switched_off_instance_is_not_ticked() -> Result<()> {
+    use trio::block::state_flags::ACTIVE;
+    let dir = ModuleDir::new(Build::Normal)?;
+    let modules = Modules::load(&dir.paths(), None)?;
+    let inst = Instance::new(&modules, setup())?;
+    let ticks = || inst.block().stats.control_ticks.load(Ordering::Relaxed);
+    inst.note_host_state(ACTIVE, false);
+    inst.preset_names()?; // the first tick has run (it is queued at creation)
+    std::thread::sleep(trio_bridge::IDLE_TICK_INTERVAL); // one that was already due
+    let before = ticks();
+    std::thread::sleep(trio_bridge::IDLE_TICK_INTERVAL * 4);
+    assert_eq!(ticks(), before, "idle logic of a switched-off instance was ticked");
+    assert!(!inst.control_wants_ticks(), "the control logic is not idle; the check above proves nothing");
+    inst.note_host_state(ACTIVE, true);
+    inst.expect_blocks();
+    let on = std::time::Instant::now();
+    while ticks() == before {
+        assert!(on.elapsed() < trio_bridge::IDLE_TICK_INTERVAL * 10, "a switched-on instance is not ticked");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(())
+}
+
 /// After a module's first instance, the host's thread never waits for the control worker
 /// to create or destroy an instance: with the worker stuck in a slow `create`, a new
 /// instance is defined, playable and settable at once, and dropping another one returns
@@ -492,16 +518,21 @@ fn a_background_creation_stuck_in_the_module_hangs_nothing() -> Result<()> {
     modules.control.set_call_timeout(LIMIT);
     let first = Instance::new(&modules, setup())?;
     let _lib = arm_fault(&dir, CREATE, HANG)?;
+    let armed = std::time::Instant::now();
     let stuck = Instance::new(&modules, setup())?;
     let (left, _) = render(&stuck, 0.1, &[Event::note_on(0, 60, 1.0)]);
     assert!(rms(&left) > 0.01, "an instance whose control instance is stuck does not play");
+    let first_segment = first.segment_name().to_owned();
     drop(stuck);
     drop(first);
     let started = std::time::Instant::now();
     drop(modules);
     let unloaded = started.elapsed();
-    assert!(unloaded >= LIMIT, "the armed hang did not happen ({unloaded:?})");
     assert!(unloaded < LIMIT * 10, "unloading waited {unloaded:?} for a stuck worker");
+    // The destruction queued behind the stuck creation never ran, so nothing was freed
+    // under it (and the hang did happen).
+    assert!(segment_mapped(&first_segment)?, "the first instance's block was released: the create did not hang");
+    assert!(armed.elapsed() >= LIMIT);
     // Fresh modules serve new instances in the same process.
     let fresh = Modules::load(&dir.paths(), None)?;
     let other = Instance::new(&fresh, setup())?;
