@@ -138,8 +138,10 @@ pub struct Instance {
     /// The block's `values_epoch` at the last offline tick: a value set since (by the host
     /// or a preset) also wakes idle control logic.
     ticked_epoch: AtomicU64,
-    /// The parameter definitions as last read from the block (any non-audio thread).
-    definitions: RwLock<Arc<Definitions>>,
+    /// The parameter definitions as last read from the block (any non-audio thread), and
+    /// the block's definitions version they are current for (a rewrite of the same
+    /// definitions keeps the same `Arc`, so tables built from it stay valid).
+    definitions: RwLock<(u64, Arc<Definitions>)>,
     // Dropped last (after `Drop::drop` destroyed both module instances that point into it).
     core: Arc<Core>,
 }
@@ -287,7 +289,7 @@ impl Instance {
             setup_offline: AtomicBool::new(setup.offline),
             params_moved: AtomicBool::new(false),
             ticked_epoch: AtomicU64::new(u64::MAX),
-            definitions: RwLock::new(Arc::new(definitions)),
+            definitions: RwLock::new((definitions.version, Arc::new(definitions))),
             core,
         };
         if code != status::OK || instance.engine_ptr.is_null() {
@@ -499,7 +501,11 @@ impl Instance {
     /// Records in the block that the host switched `flag` (a
     /// [`trio::block::state_flags`] bit) on or off.
     pub fn note_host_state(&self, flag: u32, on: bool) {
-        self.block().header.set_state_flag(flag, on);
+        let header = &self.block().header;
+        header.set_state_flag(flag, on);
+        let active = header.has_state_flag(trio::block::state_flags::ACTIVE)
+            || header.has_state_flag(trio::block::state_flags::PROCESSING);
+        self.core.tick_feedback.set_host_active(active);
     }
 
     /// The host is about to process (call from `setActive(true)` or `setProcessing(true)`,
@@ -535,14 +541,23 @@ impl Instance {
     /// module changed them). Any thread but the audio thread.
     pub fn definitions(&self) -> Arc<Definitions> {
         let params = &self.block().params;
-        let cached = Arc::clone(&read(&self.definitions));
-        if cached.version == params.version() {
+        let (version, cached) = {
+            let guard = read(&self.definitions);
+            (guard.0, Arc::clone(&guard.1))
+        };
+        if version == params.version() {
             return cached;
         }
         match params.read_definitions() {
+            // The same definitions written again (a control instance created in the
+            // background, a reload that changed nothing the host sees).
+            Some(fresh) if fresh.same_as(&cached) => {
+                write(&self.definitions).0 = fresh.version;
+                cached
+            }
             Some(fresh) => {
                 let fresh = Arc::new(fresh);
-                *write(&self.definitions) = Arc::clone(&fresh);
+                *write(&self.definitions) = (fresh.version, Arc::clone(&fresh));
                 fresh
             }
             None => cached,

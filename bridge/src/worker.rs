@@ -182,6 +182,10 @@ pub struct TickFeedback {
     /// [`POKE_CHECK_INTERVAL`] (blocks came recently): telling it blocks are coming is
     /// then unnecessary.
     watching: std::sync::atomic::AtomicBool,
+    /// Set while the host has said the plugin is neither active nor processing (VST3
+    /// `setActive(false)`, and a new component): then idle control logic is not ticked on
+    /// the idle grid, so a loaded instance the host does not use wakes nothing.
+    host_inactive: std::sync::atomic::AtomicBool,
 }
 
 impl TickFeedback {
@@ -209,6 +213,20 @@ impl TickFeedback {
     pub fn count_block(&self) {
         // Relaxed: a count compared with itself by the worker.
         self.blocks.store(self.blocks.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// Records whether the host has the plugin active or processing (not the audio thread's
+    /// business: hosts switch these on their main thread).
+    pub fn set_host_active(&self, active: bool) {
+        // Relaxed: a scheduling hint; a job the activation posts wakes the worker.
+        self.host_inactive.store(!active, Ordering::Relaxed);
+    }
+
+    /// Whether the worker may leave this instance alone until something wakes it: its
+    /// logic is idle, the host has it inactive, and no blocks came recently.
+    fn asleep(&self) -> bool {
+        // Relaxed: hints, see above.
+        self.host_inactive.load(Ordering::Relaxed) && !self.wants_ticks() && !self.watching.load(Ordering::Relaxed)
     }
 
     fn take_poke(&self) -> bool {
@@ -593,7 +611,9 @@ fn serve(
         // Instances the host is playing are also checked for pokes, cheaply (no call into
         // the module), every POKE_CHECK_INTERVAL; idle ones only on the idle grid.
         let playing = ctx.ticking.iter().any(|t| t.quiet_checks < QUIET_CHECKS);
-        let next_due = ctx.ticking.iter().map(|t| t.due).min();
+        // An instance the host has switched off, with idle logic, sets no time: a process
+        // with only such instances sleeps until a call or an activation wakes it.
+        let next_due = ctx.ticking.iter().filter(|t| !t.feedback.asleep()).map(|t| t.due).min();
         let next_due =
             if playing { next_due.map(|due| due.min(Instant::now() + POKE_CHECK_INTERVAL)) } else { next_due };
         let next = match (spun, next_due) {

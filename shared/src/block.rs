@@ -720,6 +720,14 @@ impl Definitions {
         Self { version: 0, params, slots, cc_map, raw_midi, by_id }
     }
 
+    /// Whether both hold the same definitions, whatever versions they were read at.
+    pub fn same_as(&self, other: &Definitions) -> bool {
+        self.params == other.params
+            && self.slots == other.slots
+            && self.cc_map == other.cc_map
+            && self.raw_midi == other.raw_midi
+    }
+
     /// The MIDI map as [`ParamTable::define`] takes it: `(controller, parameter id)` for
     /// each mapped controller, `(controller, RAW_MIDI)` for each the engine receives.
     /// Defining an empty table with `params` and this map gives these definitions again.

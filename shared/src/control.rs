@@ -170,15 +170,19 @@ pub trait Control: Sized + Send + 'static {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NextTick {
     /// Nothing to do until something changes: the framework ticks it again when a
-    /// parameter moves or the engine sends it a message, and every [`IDLE_TICK`].
+    /// parameter moves or the engine sends it a message, and every [`IDLE_TICK`] while the
+    /// host has the plugin active. A plugin the host has switched off (or not yet on) is
+    /// not ticked until it is switched on: it costs nothing while loaded and unused.
     Idle,
     /// After this long (at most [`IDLE_TICK`]; at least 1 ms).
     After(Duration),
 }
 
-/// How often an idle control module is ticked in real time when nothing happens. A
+/// How often an idle control module is ticked in real time when nothing happens, while
+/// the host has the plugin active or processing (never while it is switched off). A
 /// parameter that moves or a message from the engine gets it ticked sooner (the bridge
-/// checks for those every 20 ms); offline, the bridge ticks it before the next block.
+/// checks for those every 20 ms while blocks come); offline, the bridge ticks it before
+/// the next block.
 pub const IDLE_TICK: Duration = Duration::from_millis(200);
 
 /// Lookahead beyond the largest block when `header.control_lookahead_samples` is 0.

@@ -811,6 +811,43 @@ fn host_state_seen_from_outside() -> Result<u32> {
     Ok(u32::from_ne_bytes(word))
 }
 
+/// The block's control tick count as another process would read it (see
+/// [`host_state_seen_from_outside`]).
+fn control_ticks_seen_from_outside() -> Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let prefix = format!("{}{}-", trio::segment::SEGMENT_PREFIX, std::process::id());
+    let segments: Vec<_> = std::fs::read_dir("/dev/shm")?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .collect();
+    ensure!(segments.len() == 1, "{} segments of this process, expected one", segments.len());
+    let offset = (std::mem::offset_of!(trio::block::SharedBlock, stats)
+        + std::mem::offset_of!(trio::block::Statistics, control_ticks)) as u64;
+    let mut word = [0u8; 8];
+    std::fs::File::open(segments[0].path())?.read_exact_at(&mut word, offset)?;
+    Ok(u64::from_ne_bytes(word))
+}
+
+/// A component the host created and did not switch on costs nothing: its idle control
+/// logic is not ticked. Switched on, it is.
+#[test]
+fn a_component_the_host_has_not_switched_on_is_not_ticked() -> Result<()> {
+    let mut f = fixture()?;
+    let idle = trio_bridge::IDLE_TICK_INTERVAL;
+    std::thread::sleep(idle * 2);
+    let before = control_ticks_seen_from_outside()?;
+    std::thread::sleep(idle * 4);
+    assert_eq!(control_ticks_seen_from_outside()?, before, "an instance nobody switched on was ticked");
+    f.plugin.setup_processing(Setup::new(SR, MAX_BLOCK))?;
+    f.plugin.set_active(true)?;
+    let on = std::time::Instant::now();
+    while control_ticks_seen_from_outside()? == before {
+        ensure!(on.elapsed() < idle * 10, "a switched-on instance is not ticked");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(())
+}
+
 #[test]
 fn the_block_shows_what_the_host_switched_on() -> Result<()> {
     use trio::block::state_flags::{ACTIVE, PROCESSING};

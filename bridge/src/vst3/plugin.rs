@@ -182,6 +182,9 @@ impl TrioPlugin {
         let setup = ProcessSetup::default();
         let main = config.default_layout().channels();
         let instance = Instance::with_buses(modules, setup, Buses { main, sidechain: 0 }).map_err(|e| e.to_string())?;
+        // A new component is inactive until the host's `setActive(true)`: until then idle
+        // control logic is not ticked (a loaded instance the host does not use costs nothing).
+        instance.note_host_state(state_flags::ACTIVE, false);
         let tables = ParamTables::build(instance.definitions());
         Ok(Self {
             run_loop: Default::default(),
