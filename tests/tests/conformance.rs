@@ -795,9 +795,9 @@ mod golden {
     }
 }
 
-/// The block's `state_flags` as another process would read them: from the instance's
-/// shared-memory segment (the only one this test process has).
-fn host_state_seen_from_outside() -> Result<u32> {
+/// `N` bytes at `offset` of this process's only shared-memory segment, read from its file
+/// as another process would read them.
+fn segment_bytes_seen_from_outside<const N: usize>(offset: usize) -> Result<[u8; N]> {
     use std::os::unix::fs::FileExt;
     let prefix = format!("{}{}-", trio::segment::SEGMENT_PREFIX, std::process::id());
     let segments: Vec<_> = std::fs::read_dir("/dev/shm")?
@@ -805,27 +805,22 @@ fn host_state_seen_from_outside() -> Result<u32> {
         .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
         .collect();
     ensure!(segments.len() == 1, "{} segments of this process, expected one", segments.len());
-    let offset = std::mem::offset_of!(trio::block::BlockHeader, state_flags) as u64;
-    let mut word = [0u8; 4];
-    std::fs::File::open(segments[0].path())?.read_exact_at(&mut word, offset)?;
-    Ok(u32::from_ne_bytes(word))
+    let mut bytes = [0u8; N];
+    std::fs::File::open(segments[0].path())?.read_exact_at(&mut bytes, offset as u64)?;
+    Ok(bytes)
 }
 
-/// The block's control tick count as another process would read it (see
-/// [`host_state_seen_from_outside`]).
+/// The block's `state_flags` as another process would read them.
+fn host_state_seen_from_outside() -> Result<u32> {
+    let offset = std::mem::offset_of!(trio::block::BlockHeader, state_flags);
+    Ok(u32::from_ne_bytes(segment_bytes_seen_from_outside(offset)?))
+}
+
+/// The block's control tick count as another process would read it.
 fn control_ticks_seen_from_outside() -> Result<u64> {
-    use std::os::unix::fs::FileExt;
-    let prefix = format!("{}{}-", trio::segment::SEGMENT_PREFIX, std::process::id());
-    let segments: Vec<_> = std::fs::read_dir("/dev/shm")?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .collect();
-    ensure!(segments.len() == 1, "{} segments of this process, expected one", segments.len());
-    let offset = (std::mem::offset_of!(trio::block::SharedBlock, stats)
-        + std::mem::offset_of!(trio::block::Statistics, control_ticks)) as u64;
-    let mut word = [0u8; 8];
-    std::fs::File::open(segments[0].path())?.read_exact_at(&mut word, offset)?;
-    Ok(u64::from_ne_bytes(word))
+    let offset = std::mem::offset_of!(trio::block::SharedBlock, stats)
+        + std::mem::offset_of!(trio::block::Statistics, control_ticks);
+    Ok(u64::from_ne_bytes(segment_bytes_seen_from_outside(offset)?))
 }
 
 /// A component the host created and did not switch on costs nothing: its idle control
