@@ -243,7 +243,7 @@ impl Instance {
                 let ptr = match create_control(&control, segment.as_ptr() as usize, control::CREATE_FRESH) {
                     Ok(ptr) => ptr,
                     Err(e) => {
-                        if control.worker.is_hung() {
+                        if matches!(e, InstanceError::Control(ControlError::Timeout { .. })) {
                             // The create that timed out may still write the block.
                             let _ = segment.unlink();
                             std::mem::forget(segment);
@@ -552,7 +552,11 @@ impl Instance {
             // The same definitions written again (a control instance created in the
             // background, a reload that changed nothing the host sees).
             Some(fresh) if fresh.same_as(&cached) => {
-                write(&self.definitions).0 = fresh.version;
+                let mut guard = write(&self.definitions);
+                // Only if no other thread replaced the cache meanwhile.
+                if Arc::ptr_eq(&guard.1, &cached) {
+                    guard.0 = fresh.version;
+                }
                 cached
             }
             Some(fresh) => {

@@ -173,7 +173,8 @@ pub struct TickFeedback {
     pub next_tick_us: AtomicU64,
     /// Set by the audio path (a parameter moved, the engine sent a message) and by value
     /// changes from the host: the worker ticks idle logic at its next check instead of
-    /// waiting for the idle interval.
+    /// waiting for the idle interval. An asleep instance (see `asleep`) keeps it until
+    /// the host switches it on.
     poked: std::sync::atomic::AtomicBool,
     /// Blocks processed, counted by the audio path: the worker checks for pokes only
     /// while blocks keep coming (a loaded instance the host does not play costs nothing).
@@ -218,15 +219,17 @@ impl TickFeedback {
     /// Records whether the host has the plugin active or processing (not the audio thread's
     /// business: hosts switch these on their main thread).
     pub fn set_host_active(&self, active: bool) {
-        // Relaxed: a scheduling hint; a job the activation posts wakes the worker.
-        self.host_inactive.store(!active, Ordering::Relaxed);
+        // SeqCst: with the SeqCst load of `watching` in `expect_blocks` and the worker's
+        // SeqCst store of `watching` then load here in `asleep`, either the worker sees the
+        // instance active or the host sees it unwatched and posts a job: no lost wake-up.
+        self.host_inactive.store(!active, Ordering::SeqCst);
     }
 
     /// Whether the worker may leave this instance alone until something wakes it: its
     /// logic is idle, the host has it inactive, and no blocks came recently.
     fn asleep(&self) -> bool {
-        // Relaxed: hints, see above.
-        self.host_inactive.load(Ordering::Relaxed) && !self.wants_ticks() && !self.watching.load(Ordering::Relaxed)
+        // SeqCst: see `set_host_active`.
+        self.host_inactive.load(Ordering::SeqCst) && !self.wants_ticks() && !self.watching.load(Ordering::SeqCst)
     }
 
     fn take_poke(&self) -> bool {
@@ -364,8 +367,10 @@ impl ControlWorker {
 
     /// Sets the time limit for each call.
     pub fn set_timeout(&self, timeout: Duration) {
+        // At least 1 ms: a zero limit would take any running job for hung.
+        let ms = (timeout.as_millis() as u64).max(1);
         // Relaxed: a setting read by later calls; no other data depends on it.
-        self.timeout_ms.store(timeout.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.timeout_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn timeout(&self) -> Duration {
@@ -419,8 +424,8 @@ impl ControlWorker {
     /// # Errors
     /// [`ControlError::WorkerGone`] if the worker is not serving.
     pub(crate) fn expect_blocks(&self, instance: &ControlPtr, feedback: &TickFeedback) -> Result<(), ControlError> {
-        // Relaxed: a hint; at worst a redundant job.
-        if feedback.watching.load(Ordering::Relaxed) {
+        // SeqCst: see `TickFeedback::set_host_active`; at worst a redundant job.
+        if feedback.watching.load(Ordering::SeqCst) {
             return Ok(());
         }
         let instance = instance.clone();
@@ -627,7 +632,7 @@ fn serve(
                 after_job = true;
             }
             Err(RecvTimeoutError::Timeout) => {
-                busy.run(|| tick_due(&mut ctx));
+                tick_due(&mut ctx, busy);
                 after_job = false;
             }
             Err(RecvTimeoutError::Disconnected) => break,
@@ -687,7 +692,7 @@ fn tick_one(fns: &ControlFns, instance: *mut c_void, until: u64) -> Result<TickR
 }
 
 /// Ticks every registered instance that is due, and schedules its next tick.
-fn tick_due(ctx: &mut WorkerContext) {
+fn tick_due(ctx: &mut WorkerContext, busy: &Busy) {
     let now = Instant::now();
     let fns = ctx.fns;
     for t in &mut ctx.ticking {
@@ -699,20 +704,22 @@ fn tick_due(ctx: &mut WorkerContext) {
             t.seen_blocks = blocks;
             t.quiet_checks = 0;
         }
-        // Relaxed: a hint for `expect_blocks`.
-        t.feedback.watching.store(t.quiet_checks < QUIET_CHECKS, Ordering::Relaxed);
+        // SeqCst: pairs with `TickFeedback::set_host_active` and `expect_blocks`, so a host
+        // switching the instance on while the worker stops watching it is seen by one side.
+        t.feedback.watching.store(t.quiet_checks < QUIET_CHECKS, Ordering::SeqCst);
     }
-    for t in ctx.ticking.iter_mut().filter(|t| {
-        let poked = t.feedback.take_poke();
-        t.due <= now || poked
-    }) {
+    // An asleep instance (switched off, idle) is not ticked even when the worker woke for
+    // another; a poke waits for it to wake.
+    for t in ctx.ticking.iter_mut().filter(|t| !t.feedback.asleep() && (t.feedback.take_poke() || t.due <= now)) {
         let instance = t.instance.get();
         if instance.is_null() {
             // Its creation failed (logged then); a call tries again, not the schedule.
             t.due = idle_grid_after(now);
             continue;
         }
-        match tick_one(&fns, instance, 0) {
+        // Each tick has the whole limit: a caller waiting behind many instances' ticks
+        // must not take the worker for hung.
+        match busy.run(|| tick_one(&fns, instance, 0)) {
             Ok(result) => {
                 t.feedback.record(&result);
                 t.due = next_due(&result);

@@ -428,21 +428,26 @@ fn segment_mapped(name: &str) -> Result<bool> {
 }
 
 /// Idle control logic of an instance the host has switched off is not ticked at all (a
-/// loaded, unused plugin wakes nothing); switched on, it is ticked on the idle grid again.
+/// loaded, unused plugin wakes nothing), even while the worker wakes for another, switched
+/// on instance; switched on, it is ticked on the idle grid again.
 #[test]
 fn idle_control_logic_of_a_switched_off_instance_is_not_ticked() -> Result<()> {
     use trio::block::state_flags::ACTIVE;
     let dir = ModuleDir::new(Build::Normal)?;
     let modules = Modules::load(&dir.paths(), None)?;
     let inst = Instance::new(&modules, setup())?;
+    let other = Instance::new(&modules, setup())?;
     let ticks = || inst.block().stats.control_ticks.load(Ordering::Relaxed);
+    let other_ticks = || other.block().stats.control_ticks.load(Ordering::Relaxed);
     inst.note_host_state(ACTIVE, false);
-    inst.preset_names()?; // the first tick has run (it is queued at creation)
-    std::thread::sleep(trio_bridge::IDLE_TICK_INTERVAL); // one that was already due
-    let before = ticks();
+    other.note_host_state(ACTIVE, true);
+    // Ticks already due, and the watch for blocks (10 checks, 20 ms apart), run out.
+    std::thread::sleep(trio_bridge::IDLE_TICK_INTERVAL * 2);
+    let (before, other_before) = (ticks(), other_ticks());
     std::thread::sleep(trio_bridge::IDLE_TICK_INTERVAL * 4);
     assert_eq!(ticks(), before, "idle logic of a switched-off instance was ticked");
     assert!(!inst.control_wants_ticks(), "the control logic is not idle; the check above proves nothing");
+    assert!(other_ticks() > other_before, "the switched-on instance was not ticked: the worker slept throughout");
     inst.note_host_state(ACTIVE, true);
     inst.expect_blocks();
     let on = std::time::Instant::now();

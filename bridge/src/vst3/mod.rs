@@ -74,15 +74,15 @@ fn modules(config: &'static PluginConfig) -> Result<Arc<Modules>, String> {
 /// `TRIO_CALL_TIMEOUT_MS`: how long a call into the control module may take before the
 /// module is treated as hung (default [`crate::DEFAULT_CALL_TIMEOUT`]); for debugging a
 /// slow control module, and for tests. A value that is not a whole number of milliseconds
-/// in 1..=600000 is refused with a warning naming it.
+/// in 50..=600000 is refused with a warning naming it.
 fn call_timeout_from_env() -> Option<std::time::Duration> {
     const VAR: &str = "TRIO_CALL_TIMEOUT_MS";
     let raw = std::env::var_os(VAR)?;
     match raw.to_str().and_then(|s| s.trim().parse::<u64>().ok()) {
-        Some(ms @ 1..=600_000) => Some(std::time::Duration::from_millis(ms)),
+        Some(ms @ 50..=600_000) => Some(std::time::Duration::from_millis(ms)),
         _ => {
             log::warn!(
-                "{VAR}={raw:?} is not a whole number of milliseconds in 1..=600000; calls into the control module keep \
+                "{VAR}={raw:?} is not a whole number of milliseconds in 50..=600000; calls into the control module keep \
                  the default limit of {:?}",
                 crate::DEFAULT_CALL_TIMEOUT
             );
