@@ -92,6 +92,7 @@ pub trait Control: Sized + Send + 'static {
     /// background: the host may already have set parameter values and the engine may
     /// already be processing blocks when it runs. Do not prepare here anything the engine
     /// needs from its first block on; the engine's own `new` is the place for that.
+    /// [`crate::testing::Rig::new_later`] creates a plugin in that order for tests.
     fn new(ctx: &mut ControlContext<'_, Self::Area>) -> Self;
 
     /// Factory presets. The default has none.

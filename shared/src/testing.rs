@@ -668,6 +668,25 @@ impl<E: Engine, C: Control<Area = E::Area>> Rig<E, C> {
     /// # Examples
     /// See the [module docs](self).
     pub fn new(setup: Setup) -> Result<Self, RigError> {
+        Self::build(setup, None)
+    }
+
+    /// Creates the plugin as a host gets a module's later instances (every one after the
+    /// first in a process): the bridge defines the block from the parameters an earlier
+    /// instance published, the host may set values at once (here `host_values`, plain, by
+    /// id), the engine starts, and the control instance is created last, in the
+    /// background (`CREATE_DEFINED`), keeping those values. A test that passes with
+    /// [`Rig::new`] and fails here has a `Control::new` that assumes defaults or prepares
+    /// something the engine needs from its first block.
+    ///
+    /// # Errors
+    /// As [`Rig::new`]; [`RigError::UnknownParam`] or [`RigError::OutOfRange`] for a host
+    /// value the plugin does not take.
+    pub fn new_later(setup: Setup, host_values: &[(u32, f64)]) -> Result<Self, RigError> {
+        Self::build(setup, Some(host_values))
+    }
+
+    fn build(setup: Setup, later: Option<&[(u32, f64)]>) -> Result<Self, RigError> {
         setup.validate()?;
         let area = AreaLayout::of::<E::Area>();
         let block = HeapBlock::new(&area);
@@ -693,23 +712,26 @@ impl<E: Engine, C: Control<Area = E::Area>> Rig<E, C> {
             _types: core::marker::PhantomData,
         };
 
-        // Control first: it publishes the definitions and defaults the engine reads.
-        let mut control: *mut c_void = core::ptr::null_mut();
-        let (code, panic) = capture(|| {
-            // SAFETY: the block's header is initialised for `C::Area` (the same type as
-            // `E::Area`); the heap block outlives the instance (destroyed in `drop`
-            // before the block is freed); `as_ptr` has provenance over block and area;
-            // `control` is a local.
-            unsafe {
-                crate::control::__export::create::<C>(rig.block.as_ptr(), control_abi::CREATE_FRESH, &mut control)
+        match later {
+            // Control first: it publishes the definitions and defaults the engine reads.
+            None => rig.create_control(control_abi::CREATE_FRESH)?,
+            // As the bridge: the definitions of an earlier (fresh) instance, then the
+            // host's values; the control instance comes after the engine.
+            Some(host_values) => {
+                let defs = Self::build(setup, None)?.defs.clone();
+                rig.block.block().params.define(&defs.params, &defs.midi_map(), true).map_err(|e| {
+                    RigError::Control {
+                        function: "define",
+                        code: status::REJECTED,
+                        message: format!("the parameters of an earlier instance could not be defined again: {e}"),
+                    }
+                })?;
+                rig.refresh_definitions();
+                for &(id, plain) in host_values {
+                    rig.set_param(id, plain)?;
+                }
             }
-        });
-        rig.control = control;
-        if code != status::OK || control.is_null() {
-            rig.control = core::ptr::null_mut();
-            return Err(rig.control_error("trio_control_create", code, panic));
         }
-        rig.refresh_definitions();
 
         let mut engine: *mut c_void = core::ptr::null_mut();
         let (code, panic) = capture(|| {
@@ -730,7 +752,29 @@ impl<E: Engine, C: Control<Area = E::Area>> Rig<E, C> {
         if code != status::OK {
             return Err(engine_error("activate", code, panic));
         }
+        if later.is_some() {
+            rig.create_control(control_abi::CREATE_DEFINED)?;
+        }
         Ok(rig)
+    }
+
+    /// Creates the control instance in `mode`.
+    fn create_control(&mut self, mode: u32) -> Result<(), RigError> {
+        let mut control: *mut c_void = core::ptr::null_mut();
+        let (code, panic) = capture(|| {
+            // SAFETY: the block's header is initialised for `C::Area` (the same type as
+            // `E::Area`); the heap block outlives the instance (destroyed in `drop`
+            // before the block is freed); `as_ptr` has provenance over block and area;
+            // `control` is a local.
+            unsafe { crate::control::__export::create::<C>(self.block.as_ptr(), mode, &mut control) }
+        });
+        self.control = control;
+        if code != status::OK || control.is_null() {
+            self.control = core::ptr::null_mut();
+            return Err(self.control_error("trio_control_create", code, panic));
+        }
+        self.refresh_definitions();
+        Ok(())
     }
 
     /// The setup the rig was created with.
@@ -1402,6 +1446,25 @@ mod tests {
 
     fn rig(offline: bool) -> ProbeRig {
         ProbeRig::new(Setup { main_channels: 1, max_block: 64, offline, ..Setup::default() }).unwrap()
+    }
+
+    /// A later instance: the host's values are there before the engine and the control
+    /// logic start, and survive the control instance's creation; the control logic then
+    /// works as in a fresh instance (its notes land on their samples).
+    #[test]
+    fn a_later_instance_keeps_the_hosts_values_and_plays_like_a_fresh_one() {
+        let setup = Setup { main_channels: 1, max_block: 64, offline: true, ..Setup::default() };
+        let mut later = ProbeRig::new_later(setup, &[(LEVEL, 0.5), (RATE, 100.0)]).unwrap();
+        assert_eq!(later.param(LEVEL).unwrap(), 0.5);
+        assert_eq!(later.param(RATE).unwrap(), 100.0);
+        let mut fresh = ProbeRig::new(setup).unwrap();
+        fresh.set_param(LEVEL, 0.5).unwrap();
+        fresh.set_param(RATE, 100.0).unwrap();
+        let (a, b) = (later.render(400, &[]).unwrap(), fresh.render(400, &[]).unwrap());
+        assert_eq!(a, b);
+        let marks: Vec<usize> = (0..400).filter(|&i| a[0][i] == -1.0).collect();
+        assert_eq!(marks, [0, 100, 200, 300]);
+        assert!(matches!(ProbeRig::new_later(setup, &[(99, 0.0)]), Err(RigError::UnknownParam { id: 99, .. })));
     }
 
     #[test]
