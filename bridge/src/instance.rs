@@ -11,7 +11,7 @@ use trio::segment::BlockSegment;
 
 use crate::error::{ControlError, InstanceError};
 use crate::modules::{ControlModule, EngineModule, Modules};
-use crate::worker::{ControlFns, ControlPtr, TickFeedback};
+use crate::worker::{ControlFns, ControlPtr, TickFeedback, create_instance};
 
 /// Most channels per bus [`Instance::process`] passes to the engine.
 pub const MAX_CHANNELS: usize = trio::engine::MAX_CHANNELS;
@@ -219,7 +219,8 @@ impl Instance {
         let control = hub.current();
         let feedback = Arc::new(TickFeedback::default());
         let segment_done = std::time::Instant::now();
-        let (control_ptr, in_background) = match control.definitions() {
+        // The definitions the instance starts with, and the block's version they are for.
+        let (control_ptr, in_background, definitions) = match control.definitions() {
             // The module's parameters are known: define them here and let the worker
             // create the control instance while the host goes on (DESIGN §3: nothing at
             // load waits for the worker). Jobs run in order, so every later call to the
@@ -234,9 +235,11 @@ impl Instance {
                         ),
                     })
                 })?;
+                // Read before the creation is queued: a rewrite by the module bumps it.
+                let version = block.params.version();
                 let ptr = create_control_in_background(&control, segment.as_ptr() as usize, instance_id, &feedback)
                     .map_err(InstanceError::Control)?;
-                (ptr, true)
+                (ptr, true, (version, defs))
             }
             // The module's first instance: its parameters are known once it exists.
             None => {
@@ -251,14 +254,19 @@ impl Instance {
                         return Err(e);
                     }
                 };
-                if let Some(defs) = block.params.read_definitions() {
-                    control.remember_definitions(defs);
-                }
+                let defs = match block.params.read_definitions() {
+                    Some(defs) => {
+                        let defs = Arc::new(defs);
+                        control.remember_definitions(Arc::clone(&defs));
+                        defs
+                    }
+                    None => Arc::default(),
+                };
                 if let Err(e) = control.worker.start_ticking(ptr.clone(), Arc::clone(&feedback)) {
                     destroy_control(&control, &ptr);
                     return Err(InstanceError::Control(e));
                 }
-                (ptr, false)
+                (ptr, false, (defs.version, defs))
             }
         };
         let control_done = std::time::Instant::now();
@@ -273,7 +281,6 @@ impl Instance {
         hub.register(&core);
         drop(reloads);
 
-        let definitions = core.block().params.read_definitions().unwrap_or_default();
         let mut engine_ptr: *mut c_void = core::ptr::null_mut();
         let engine = Arc::clone(&modules.engine);
         // SAFETY: the segment is initialised and outlives the engine (destroyed in `drop`
@@ -289,7 +296,7 @@ impl Instance {
             setup_offline: AtomicBool::new(setup.offline),
             params_moved: AtomicBool::new(false),
             ticked_epoch: AtomicU64::new(u64::MAX),
-            definitions: RwLock::new((definitions.version, Arc::new(definitions))),
+            definitions: RwLock::new(definitions),
             core,
         };
         if code != status::OK || instance.engine_ptr.is_null() {
@@ -666,28 +673,10 @@ impl Instance {
     /// [`trio::state::VALUES_FORMAT`] document (the plugin's own fields are lost), and a
     /// warning says so. The user's settings are saved either way.
     pub fn save_state(&self) -> Result<Vec<u8>, ControlError> {
-        let hung = |b: &ControlBinding| b.module.worker.is_hung();
-        if read(&self.core.control).as_ref().is_some_and(hung) {
-            return Ok(self.values_only_state("is hung"));
+        match read(&self.core.control).as_ref() {
+            Some(b) => state_of(b, &self.core),
+            None => Err(ControlError::WorkerGone),
         }
-        let never_created = || read(&self.core.control).as_ref().is_some_and(|b| b.ptr.failure().is_some());
-        match self.control_call("trio_control_save_state", save_state_of) {
-            Err(ControlError::Timeout { .. }) => Ok(self.values_only_state("is hung")),
-            Err(_) if never_created() => {
-                Ok(self.values_only_state("could not create this instance's control instance"))
-            }
-            other => other,
-        }
-    }
-
-    /// The state as the block holds it, without the control module: see [`Self::save_state`].
-    fn values_only_state(&self, why: &str) -> Vec<u8> {
-        log::warn!(
-            "instance {}: the control module {why}, so the saved state holds only the parameter values and MIDI CC \
-             map from the shared block (the plugin's own state fields are not saved); reload or restart the plugin",
-            self.core.instance_id()
-        );
-        values_only_state(self.block())
     }
 
     /// Loads a state. All or nothing: a rejected state changes nothing.
@@ -865,6 +854,32 @@ pub(crate) fn save_state_of(fns: &ControlFns, inst: *mut c_void) -> Result<Vec<u
     Ok(bytes)
 }
 
+/// The state of `b`'s control instance on `core`'s block; when the module cannot give it
+/// (it is hung, or never created the instance), the values in the block (see
+/// [`Instance::save_state`]). The one rule for a host's `getState` and a reload's handover.
+pub(crate) fn state_of(b: &ControlBinding, core: &Core) -> Result<Vec<u8>, ControlError> {
+    let from_block = |why: &str| {
+        log::warn!(
+            "instance {}: the control module {why}, so the state is taken from the shared block: the parameter values \
+             and MIDI CC map only (the plugin's own state fields are lost); reload or restart the plugin",
+            core.instance_id()
+        );
+        Ok(values_only_state(core.block()))
+    };
+    if b.module.worker.is_hung() {
+        return from_block("is hung");
+    }
+    let result = b.call("trio_control_save_state", save_state_of);
+    if result.is_err() {
+        Statistics::bump(&core.block().stats.control_errors);
+    }
+    match result {
+        Err(ControlError::Timeout { .. }) => from_block("is hung"),
+        Err(_) if b.ptr.failure().is_some() => from_block("could not create this instance's control instance"),
+        other => other,
+    }
+}
+
 /// The parameter values (plain) and MIDI CC map in `block`, as a
 /// [`trio::state::VALUES_FORMAT`] state, without calling the control module.
 pub(crate) fn values_only_state(block: &SharedBlock) -> Vec<u8> {
@@ -897,20 +912,14 @@ pub(crate) fn create_control(
     module
         .worker
         .call("trio_control_create", move |fns| {
-            let mut out: *mut c_void = core::ptr::null_mut();
             // SAFETY: the segment is initialised and outlives the control instance (it is
-            // destroyed before its core drops the segment); `out` is a local.
-            let code = unsafe { (fns.create)(block_addr as *const SharedBlock, mode, &mut out) };
-            let message = if code == status::OK { String::new() } else { last_error(fns, core::ptr::null_mut(), code) };
-            (code, out as usize, message)
+            // destroyed before its core drops the segment).
+            unsafe { create_instance(fns, block_addr, mode) }.map(|instance| instance as usize)
         })
-        .map_err(InstanceError::Control)
-        .and_then(|(code, ptr, message)| {
-            if code == status::OK && ptr != 0 {
-                Ok(ControlPtr::created(ptr as *mut c_void))
-            } else {
-                Err(InstanceError::Control(ControlError::Failed { function: "trio_control_create", code, message }))
-            }
+        .map_err(InstanceError::Control)?
+        .map(|instance| ControlPtr::created(instance as *mut c_void))
+        .map_err(|(code, message)| {
+            InstanceError::Control(ControlError::Failed { function: "trio_control_create", code, message })
         })
 }
 

@@ -150,8 +150,8 @@ impl ControlModule {
 
     /// Keeps the definitions a fresh instance of this module published, unless some are
     /// kept already.
-    pub(crate) fn remember_definitions(&self, definitions: trio::block::Definitions) {
-        let _ = self.definitions.set(Arc::new(definitions));
+    pub(crate) fn remember_definitions(&self, definitions: Arc<trio::block::Definitions>) {
+        let _ = self.definitions.set(definitions);
     }
 
     /// A hash of the library file (8 hex digits in logs), computed on first use: tells two

@@ -34,9 +34,7 @@ use trio::block::{Definitions, DefinitionsSnapshot, Statistics};
 use vst3::Steinberg::Vst::RestartFlags_;
 
 use crate::error::LoadError;
-use crate::instance::{
-    ControlBinding, Core, create_control, destroy_control, load_state_of, save_state_of, values_only_state, write,
-};
+use crate::instance::{ControlBinding, Core, create_control, destroy_control, load_state_of, state_of, write};
 use crate::modules::{ControlHub, ControlModule, Modules};
 use crate::worker::ControlPtr;
 
@@ -432,27 +430,9 @@ fn prepare(core: &Core, old: &ControlBinding, new: &Arc<ControlModule>) -> Resul
     let result = (|| {
         let block = core.block();
         let snapshot = block.params.snapshot();
-        let state = if hung {
-            log::warn!(
-                "instance {instance}: the old control module is hung; the new one starts from the parameter values \
-                 and MIDI CC map in the shared block (the plugin's own state fields are lost)"
-            );
-            values_only_state(block)
-        } else {
-            match old.call("trio_control_save_state", save_state_of) {
-                Ok(state) => state,
-                // Its control instance was never created (a background creation failed,
-                // logged then): the new module starts from the block, healing it.
-                Err(_) if old.ptr.failure().is_some() => {
-                    log::warn!(
-                        "instance {instance}: the old module never created this instance's control instance; the new \
-                         one starts from the parameter values and MIDI CC map in the shared block"
-                    );
-                    values_only_state(block)
-                }
-                Err(e) => return Err(fail("save the old module's state", e.to_string())),
-            }
-        };
+        // A hung module, or one that never created this instance's control instance,
+        // gives the values in the block: the new module starts from them.
+        let state = state_of(old, core).map_err(|e| fail("save the old module's state", e.to_string()))?;
         let old_defs = block
             .params
             .read_definitions()

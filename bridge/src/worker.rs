@@ -101,21 +101,21 @@ impl ControlPtr {
             return Ok(existing);
         }
         if self.0.block == 0 {
-            return Err((trio::abi::status::NULL_POINTER, "the control instance does not exist".to_owned()));
+            return Err(self.not_created());
         }
-        let mut out: *mut c_void = core::ptr::null_mut();
-        // SAFETY: the block outlives every job using this handle (see `pending`); it has
-        // been defined by the bridge; `out` is a local.
-        let code =
-            unsafe { (fns.create)(self.0.block as *const trio::block::SharedBlock, control::CREATE_DEFINED, &mut out) };
-        if code == trio::abi::status::OK && !out.is_null() {
-            self.set(out);
-            *self.failure_slot() = None;
-            return Ok(out);
+        // SAFETY: the block outlives every job using this handle (see `pending`); the
+        // bridge defined it.
+        match unsafe { create_instance(fns, self.0.block, control::CREATE_DEFINED) } {
+            Ok(instance) => {
+                self.set(instance);
+                *self.failure_slot() = None;
+                Ok(instance)
+            }
+            Err(failure) => {
+                *self.failure_slot() = Some(failure);
+                Err(self.not_created())
+            }
         }
-        let message = crate::instance::last_error(fns, core::ptr::null_mut(), code);
-        *self.failure_slot() = Some((code, message));
-        Err(self.not_created())
     }
 
     /// Why a call finds no instance: the error its creation gave.
@@ -152,6 +152,30 @@ impl ControlPtr {
     pub(crate) fn same(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
+}
+
+/// Creates a control instance in `mode` on the block at `block`. On the worker.
+///
+/// # Safety
+/// `block` is an initialised segment that outlives the instance, with provenance over the
+/// whole segment.
+///
+/// # Errors
+/// The status code and the module's message.
+pub(crate) unsafe fn create_instance(fns: &ControlFns, block: usize, mode: u32) -> Result<*mut c_void, (i32, String)> {
+    let mut out: *mut c_void = core::ptr::null_mut();
+    // SAFETY: the caller's guarantee for `block`; `out` is a local.
+    let code = unsafe { (fns.create)(block as *const trio::block::SharedBlock, mode, &mut out) };
+    match code {
+        trio::abi::status::OK if !out.is_null() => Ok(out),
+        _ => Err((code, crate::instance::last_error(fns, core::ptr::null_mut(), code))),
+    }
+}
+
+/// A fixed instant early in the process's life, shared by the worker's clocks.
+fn process_epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
 }
 
 /// A control instance the worker ticks on its own schedule.
@@ -298,14 +322,9 @@ pub struct ControlWorker {
 struct Busy(AtomicU64);
 
 impl Busy {
-    fn base() -> Instant {
-        static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        *BASE.get_or_init(Instant::now)
-    }
-
     /// Runs `f`, marked as the current job.
     fn run<R>(&self, f: impl FnOnce() -> R) -> R {
-        let since = Instant::now().saturating_duration_since(Self::base()).as_nanos() as u64 + 1;
+        let since = Instant::now().saturating_duration_since(process_epoch()).as_nanos() as u64 + 1;
         // Relaxed: a clock reading for callers' time limits; no data depends on it.
         self.0.store(since, Ordering::Relaxed);
         let result = f();
@@ -320,7 +339,7 @@ impl Busy {
         match self.0.load(Ordering::Relaxed) {
             0 => false,
             since => {
-                let started = Self::base() + Duration::from_nanos(since - 1);
+                let started = process_epoch() + Duration::from_nanos(since - 1);
                 Instant::now().saturating_duration_since(started) >= limit
             }
         }
@@ -674,8 +693,7 @@ fn next_due(result: &TickResult) -> Instant {
 
 /// The first point of the idle grid at least half an interval after `now`.
 fn idle_grid_after(now: Instant) -> Instant {
-    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let base = *BASE.get_or_init(Instant::now);
+    let base = process_epoch();
     let interval = IDLE_TICK_INTERVAL.as_nanos();
     let earliest = (now + IDLE_TICK_INTERVAL / 2).saturating_duration_since(base).as_nanos();
     let steps = earliest.div_ceil(interval);
