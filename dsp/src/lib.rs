@@ -4,7 +4,7 @@
 //! |-------------|----------|
 //! | [`osc`]     | PolyBLEP saw and square, PolyBLAMP triangle, polynomial sine kernels; the [`Oscillator`] phase accumulator |
 //! | [`env`](mod@env) | exponential envelope segments; the [`Adsr`] envelope |
-//! | [`svf`]     | the trapezoidal state-variable filter ([`Svf`], nine responses) and the example synth's low-pass kernel |
+//! | [`svf`]     | the trapezoidal state-variable filter ([`Svf`], nine responses) and the example synth's low-pass kernel, also in a block form ([`svf::LowpassBlock`]) |
 //! | [`biquad`]  | RBJ cookbook biquads ([`Biquad`]) in transposed direct form II |
 //! | [`delay`]   | [`DelayLine`]: fractional delay with linear or cubic (Hermite) interpolation |
 //! | [`smooth`]  | parameter smoothers: linear ramp ([`Smoother`]) and one-pole ([`OnePole`]) |
@@ -82,6 +82,12 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+/// Samples covered by the block forms of the example synth's kernels
+/// ([`svf::LowpassBlock`], [`env::SegmentBlock`]): a voice that sounds alone computes a
+/// block's samples from the block's start, independently of one another, so they share a
+/// vector.
+pub const BLOCK: usize = 16;
 
 pub mod biquad;
 pub mod buffer;

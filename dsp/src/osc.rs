@@ -76,6 +76,28 @@ pub fn wrap(p: f32) -> f32 {
     p - if p >= 1.0 { 1.0 } else { 0.0 }
 }
 
+/// Wraps a phase in `[0, 2^22)`, however many cycles ahead, into `[0, 1)`: its fractional
+/// part, exact (the subtraction of the whole part rounds nothing). A block of samples takes
+/// each phase as `start + k inc` from the block's start with this, instead of stepping.
+///
+/// # Examples
+///
+/// ```
+/// use trio_dsp::osc::wrap_far;
+/// assert_eq!(wrap_far(3.25), 0.25);
+/// assert_eq!(wrap_far(0.75), 0.75);
+/// ```
+#[inline(always)]
+pub fn wrap_far(p: f32) -> f32 {
+    // 1.5 * 2^23: adding and removing it rounds to the nearest integer (exactly, for
+    // `|p| < 2^22`), then one step down where that went up gives the whole part. Written
+    // without a float-to-integer conversion, so a block of phases stays in one vector.
+    const ROUND: f32 = 12_582_912.0;
+    let r = (p + ROUND) - ROUND;
+    let whole = if r > p { r - 1.0 } else { r };
+    p - whole
+}
+
 /// Sawtooth `2p - 1` with the two-sample polynomial BLEP residual applied on
 /// both sides of the wrap. `p` is the phase in `[0, 1)`, `inv_inc` is
 /// `1 / increment` (0 for a stopped oscillator). With `t = p / inc` just

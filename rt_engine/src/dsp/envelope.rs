@@ -2,4 +2,4 @@
 //! one segment `env = clamp(env * mul + add, floor, 1)`, evaluated per sample for every
 //! voice with no branches; stage changes are checked at the control rate.
 
-pub(crate) use trio_dsp::env::{EnvCoefs, MAX_TIME_S, SILENCE, Segment, Stage};
+pub(crate) use trio_dsp::env::{EnvCoefs, MAX_TIME_S, SILENCE, Segment, SegmentBlock, Stage};

@@ -1,10 +1,15 @@
 //! Voice state: hot per-sample state of a group of [`LANES`] voices as a
 //! struct of arrays, cold per-voice bookkeeping, and the inner render loop.
 
-use super::LANES;
-use super::envelope::{Segment, Stage};
+use super::envelope::{Segment, SegmentBlock, Stage};
 use super::filter::{self, FilterControl};
 use super::osc::{self, Oscillator};
+use super::{CONTROL_PERIOD, LANES};
+use trio_dsp::BLOCK;
+use trio_dsp::svf::LowpassBlock;
+
+// A lane rendered on its own computes a control period as one block.
+const _: () = assert!(CONTROL_PERIOD == BLOCK);
 
 /// A read-only view of one voice, for metering and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -62,6 +67,13 @@ impl VoiceCtl {
 /// does not pay for the silent lanes of its vector); more, and all lanes go together.
 pub(crate) const SPARSE_LANES: usize = 2;
 
+/// The block tables of one lane rendered on its own ([`Group::render_sparse`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct LaneBlock {
+    filter: LowpassBlock,
+    env: SegmentBlock,
+}
+
 /// Per-sample state of [`LANES`] voices. A free lane has `env == 0`, a
 /// silent envelope segment, a stopped oscillator, a velocity gain of 0 and a
 /// cleared filter, so it contributes exactly 0.0 (and its filter state stays
@@ -91,12 +103,26 @@ pub(crate) struct Group {
     pub coef_gen: u32,
     /// Velocity gain.
     pub amp: [f32; LANES],
+    /// Lanes rendered on their own whose anchor below holds in the current control
+    /// period. A lane's anchor is where, in the period, it was last set up or changed
+    /// (its phase, envelope and filter state there); [`Group::render_sparse`] computes
+    /// each sample from it, so the samples do not depend on how the period is split.
+    pub anchored: u32,
+    pub anchor_pos: [u32; LANES],
+    pub anchor_phase: [f32; LANES],
+    pub anchor_env: [f32; LANES],
+    pub anchor_ic1: [f32; LANES],
+    pub anchor_ic2: [f32; LANES],
+    /// Block tables of the lanes rendered on their own, by rank among the active lanes
+    /// (each checks that it was computed for its lane's coefficients).
+    pub blocks: [LaneBlock; SPARSE_LANES],
 }
 
 impl Group {
     /// Sets the envelope segment of lane `l`.
     pub fn set_segment(&mut self, l: usize, s: Segment) {
         let l = l % LANES;
+        self.anchored &= !(1 << l);
         self.env_mul[l] = s.mul;
         self.env_add[l] = s.add;
         self.env_floor[l] = s.floor;
@@ -107,6 +133,7 @@ impl Group {
     pub fn start(&mut self, l: usize, inc: f32, amp: f32, attack: Segment, fc: &FilterControl) {
         let l = l % LANES;
         self.active |= 1 << l;
+        self.anchored &= !(1 << l);
         self.phase[l] = 0.0;
         self.set_inc(l, inc);
         self.env[l] = 0.0;
@@ -122,6 +149,7 @@ impl Group {
     /// from the next sample on, without a discontinuity.
     pub fn set_inc(&mut self, l: usize, inc: f32) {
         let l = l % LANES;
+        self.anchored &= !(1 << l);
         self.inc[l] = inc;
         self.inv_inc[l] = if inc > 0.0 { 1.0 / inc } else { 0.0 };
     }
@@ -130,6 +158,7 @@ impl Group {
     pub fn free(&mut self, l: usize) {
         let l = l % LANES;
         self.active &= !(1 << l);
+        self.anchored &= !(1 << l);
         self.phase[l] = 0.0;
         self.inc[l] = 0.0;
         self.inv_inc[l] = 0.0;
@@ -158,6 +187,7 @@ impl Group {
         self.fq[l] = q;
         self.fd[l] = d;
         self.coef_env[l] = env;
+        self.anchored &= !(1 << l);
     }
 
     /// Recomputes the filter coefficients of every active lane from its envelope, for the
@@ -188,30 +218,57 @@ impl Group {
         }
     }
 
-    /// Renders `acc.len()` samples of the active lanes only, one lane at a time, adding
-    /// lane `l` of each output frame into `acc[i][l]`: the same arithmetic as
-    /// [`Group::render`] lane for lane (bit-identical output and state; a free lane's state
-    /// stays exactly what `render` would leave it), cheaper when few lanes sound.
+    /// Renders `acc.len()` samples of the active lanes only, one lane at a time, from
+    /// position `pos` of the control period on (the samples must not cross the period's
+    /// end), adding lane `l` of each output frame into `acc[i][l]`.
+    ///
+    /// Each lane computes its samples as one block from its anchor, the point in the period
+    /// where it was last set up (or the period's start): oscillator phases
+    /// `anchor + k inc` wrapped, envelope levels by [`SegmentBlock`] and filter outputs by
+    /// [`LowpassBlock`], independently of one another, so a voice alone uses the vector
+    /// across time instead of one lane of it. The results equal those of [`Group::render`]
+    /// up to rounding (test `sparse_groups_render_like_whole_groups`) and do not depend on
+    /// how the period is split into calls.
     #[inline(always)]
-    pub fn render_sparse<O: Oscillator>(&mut self, acc: &mut [[f32; LANES]]) {
+    pub fn render_sparse<O: Oscillator>(&mut self, pos: usize, acc: &mut [[f32; LANES]]) {
+        if pos == 0 {
+            self.anchored = 0;
+        }
         let mut active = self.active;
+        let mut rank = 0;
         while active != 0 {
             let l = active.trailing_zeros() as usize % LANES;
             active &= active - 1;
-            let (mut phase, mut env, mut ic1, mut ic2) = (self.phase[l], self.env[l], self.ic1[l], self.ic2[l]);
-            let (inc, inv_inc, amp) = (self.inc[l], self.inv_inc[l], self.amp[l]);
-            let (env_mul, env_add, env_floor) = (self.env_mul[l], self.env_add[l], self.env_floor[l]);
-            let (fm, fq, fd) = (self.fm[l], self.fq[l], self.fd[l]);
-            for frame in acc.iter_mut() {
-                let x = O::sample(phase, inv_inc) * amp;
-                phase = osc::wrap(phase + inc);
-                let e = Segment::step(env, env_mul, env_add, env_floor);
-                env = e;
-                let y = filter::lowpass_step(x, &mut ic1, &mut ic2, fm, fq, fd);
+            if self.anchored & (1 << l) == 0 {
+                self.anchored |= 1 << l;
+                self.anchor_pos[l] = pos as u32;
+                self.anchor_phase[l] = self.phase[l];
+                self.anchor_env[l] = self.env[l];
+                self.anchor_ic1[l] = self.ic1[l];
+                self.anchor_ic2[l] = self.ic2[l];
+            }
+            // Samples `skip..n` of the block from the anchor are this call's.
+            let skip = pos.saturating_sub(self.anchor_pos[l] as usize).min(BLOCK - 1);
+            let n = (skip + acc.len()).min(BLOCK);
+            let tables = &mut self.blocks[rank % SPARSE_LANES];
+            rank += 1;
+            tables.filter.prepare(self.fm[l], self.fq[l], self.fd[l]);
+            tables.env.prepare(self.env_mul[l]);
+            let (phase, inc, inv_inc, amp) = (self.anchor_phase[l], self.inc[l], self.inv_inc[l], self.amp[l]);
+            let mut x = [0.0f32; BLOCK];
+            for (k, v) in x.iter_mut().enumerate() {
+                *v = O::sample(osc::wrap_far(phase + k as f32 * inc), inv_inc) * amp;
+            }
+            let seg = Segment { mul: self.env_mul[l], add: self.env_add[l], floor: self.env_floor[l] };
+            let mut env = [0.0f32; BLOCK];
+            tables.env.run(self.anchor_env[l], seg, &mut env);
+            let mut y = [0.0f32; BLOCK];
+            let (ic1, ic2) = tables.filter.run(self.anchor_ic1[l], self.anchor_ic2[l], &x, &mut y, n);
+            for ((frame, y), e) in acc.iter_mut().zip(&y[skip..n]).zip(&env[skip..n]) {
                 frame[l] += y * e;
             }
-            self.phase[l] = phase;
-            self.env[l] = env;
+            self.phase[l] = osc::wrap_far(phase + n as f32 * inc);
+            self.env[l] = env[n - 1];
             self.ic1[l] = ic1;
             self.ic2[l] = ic2;
         }
@@ -250,5 +307,6 @@ impl Group {
         self.env = env;
         self.ic1 = ic1;
         self.ic2 = ic2;
+        self.anchored = 0;
     }
 }
