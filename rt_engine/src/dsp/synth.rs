@@ -159,11 +159,26 @@ fn lane_sum(f: &[f32; LANES]) -> f32 {
     v[0]
 }
 
-/// Renders one segment of every active group with oscillator `O`; returns the lanes of
-/// `acc` that were written to (all of them when a group was rendered whole).
+/// One segment's voices before they are mixed: groups rendered whole add lane `l` of
+/// frame `i` into `acc[i][l]`, voices rendered on their own add into `lone[i]`.
+struct Mix {
+    acc: [[f32; LANES]; CONTROL_PERIOD],
+    lone: [f32; CONTROL_PERIOD],
+}
+
+/// Renders `len` samples from position `pos` of the control period, of every active group
+/// with oscillator `O`, into `mix`; returns whether a group was rendered whole (only then
+/// is `mix.acc` written, and cleared first).
 #[inline(never)]
-fn render_groups<O: Oscillator>(groups: &mut [Group; GROUPS], live: u32, pos: usize, acc: &mut [[f32; LANES]]) -> u32 {
-    let mut lanes = 0;
+fn render_groups<O: Oscillator>(
+    groups: &mut [Group; GROUPS],
+    live: u32,
+    pos: usize,
+    len: usize,
+    mix: &mut Mix,
+) -> bool {
+    let len = len.min(CONTROL_PERIOD);
+    let mut whole = false;
     let mut live = live;
     while live != 0 {
         let gi = live.trailing_zeros() as usize % GROUPS;
@@ -171,35 +186,31 @@ fn render_groups<O: Oscillator>(groups: &mut [Group; GROUPS], live: u32, pos: us
         let Some(g) = groups.get_mut(gi) else { continue };
         match g.active.count_ones() as usize {
             0 => {}
-            n if n <= SPARSE_LANES => {
-                g.render_sparse::<O>(pos, acc);
-                lanes |= g.active;
-            }
+            n if n <= SPARSE_LANES => g.render_sparse::<O>(pos, &mut mix.lone[..len]),
             _ => {
-                g.render::<O>(acc);
-                lanes = ALL_LANES;
+                if !whole {
+                    whole = true;
+                    mix.acc[..len].fill([0.0; LANES]);
+                }
+                g.render::<O>(&mut mix.acc[..len]);
             }
         }
     }
-    lanes
+    whole
 }
 
-/// Every lane of an output frame.
-const ALL_LANES: u32 = (1 << LANES) - 1;
-
-/// Writes `acc` summed over its lanes, times `gain(i)`, to `out`. `lanes` are the lanes
-/// that hold anything: when it is one lane, that lane is the sum (`+ 0.0` turns `-0.0`
-/// into `0.0` as the full sum does), without adding the others.
+/// Writes the first `out.len()` samples of `mix`, times `gain(i)`, to `out`: the voices
+/// rendered on their own, plus the lanes of the groups rendered whole when `whole`
+/// (`+ 0.0` turns a lone `-0.0` into `0.0`, as a sum with the others would).
 #[inline(always)]
-fn mix_down(out: &mut [f32], acc: &[[f32; LANES]], lanes: u32, mut gain: impl FnMut() -> f32) {
-    if lanes.count_ones() == 1 {
-        let l = lanes.trailing_zeros() as usize % LANES;
-        for (o, f) in out.iter_mut().zip(acc) {
-            *o = (f[l] + 0.0) * HEADROOM * gain();
+fn mix_down(out: &mut [f32], mix: &Mix, whole: bool, mut gain: impl FnMut() -> f32) {
+    if whole {
+        for ((o, f), lone) in out.iter_mut().zip(&mix.acc).zip(&mix.lone) {
+            *o = (lane_sum(f) + lone) * HEADROOM * gain();
         }
     } else {
-        for (o, f) in out.iter_mut().zip(acc) {
-            *o = lane_sum(f) * HEADROOM * gain();
+        for (o, lone) in out.iter_mut().zip(&mix.lone) {
+            *o = (lone + 0.0) * HEADROOM * gain();
         }
     }
 }
@@ -710,28 +721,30 @@ impl Synth {
             return true;
         }
         self.silent_ticked = false;
+        let mut mix = Mix { acc: [[0.0; LANES]; CONTROL_PERIOD], lone: [0.0; CONTROL_PERIOD] };
         let mut done = 0;
         while done < n {
             if self.tick_pos == 0 {
                 self.control_tick();
             }
             let len = (CONTROL_PERIOD - self.tick_pos).min(n - done);
-            let mut acc = [[0.0f32; LANES]; CONTROL_PERIOD];
-            let acc = &mut acc[..len];
-            let lanes = match self.params.waveform {
-                Waveform::Saw => render_groups::<SawOsc>(&mut self.groups, self.live, self.tick_pos, acc),
-                Waveform::Square => render_groups::<SquareOsc>(&mut self.groups, self.live, self.tick_pos, acc),
-                Waveform::Sine => render_groups::<SineOsc>(&mut self.groups, self.live, self.tick_pos, acc),
+            let mix = &mut mix;
+            mix.lone = [0.0; CONTROL_PERIOD];
+            let (groups, live, pos) = (&mut self.groups, self.live, self.tick_pos);
+            let whole = match self.params.waveform {
+                Waveform::Saw => render_groups::<SawOsc>(groups, live, pos, len, mix),
+                Waveform::Square => render_groups::<SquareOsc>(groups, live, pos, len, mix),
+                Waveform::Sine => render_groups::<SineOsc>(groups, live, pos, len, mix),
             };
             let out = &mut left[done..done + len];
             if self.gain.is_ramping() || self.bypass.is_ramping() {
                 let (gain, bypass) = (&mut self.gain, &mut self.bypass);
-                mix_down(out, acc, lanes, || gain.next_value() * bypass.next_value());
+                mix_down(out, mix, whole, || gain.next_value() * bypass.next_value());
             } else {
                 // Settled gains: the same product every sample (what `next_value` returns
                 // when not ramping), without two branches per sample.
                 let g = self.gain.value() * self.bypass.value();
-                mix_down(out, acc, lanes, || g);
+                mix_down(out, mix, whole, || g);
             }
             self.tick_pos = (self.tick_pos + len) % CONTROL_PERIOD;
             self.clock = self.clock.wrapping_add(len as u64);
@@ -970,35 +983,29 @@ mod tests {
                 }
                 let g = s.groups.iter().find(|g| g.active != 0).copied().expect("an active group");
                 let (mut dense, mut sparse) = (g, g);
-                let (mut acc_dense, mut acc_sparse) = ([[0.0f32; LANES]; 64], [[0.0f32; LANES]; 64]);
-                let render =
-                    |g: &mut Group, pos: usize, acc: &mut [[f32; LANES]], lanes_one_by_one: bool| match waveform {
-                        Waveform::Saw if lanes_one_by_one => g.render_sparse::<SawOsc>(pos, acc),
-                        Waveform::Saw => g.render::<SawOsc>(acc),
-                        Waveform::Square if lanes_one_by_one => g.render_sparse::<SquareOsc>(pos, acc),
-                        Waveform::Square => g.render::<SquareOsc>(acc),
-                        Waveform::Sine if lanes_one_by_one => g.render_sparse::<SineOsc>(pos, acc),
-                        Waveform::Sine => g.render::<SineOsc>(acc),
-                    };
+                let (mut acc_dense, mut lone) = ([[0.0f32; LANES]; 64], [0.0f32; 64]);
                 // Period by period from where the synth stands, as the synth renders.
                 let (mut done, mut pos) = (0, s.tick_pos);
                 while done < 64 {
                     let len = (CONTROL_PERIOD - pos).min(64 - done);
-                    render(&mut dense, pos, &mut acc_dense[done..done + len], false);
-                    render(&mut sparse, pos, &mut acc_sparse[done..done + len], true);
+                    let (acc, out) = (&mut acc_dense[done..done + len], &mut lone[done..done + len]);
+                    match waveform {
+                        Waveform::Saw => (dense.render::<SawOsc>(acc), sparse.render_sparse::<SawOsc>(pos, out)),
+                        Waveform::Square => {
+                            (dense.render::<SquareOsc>(acc), sparse.render_sparse::<SquareOsc>(pos, out))
+                        }
+                        Waveform::Sine => (dense.render::<SineOsc>(acc), sparse.render_sparse::<SineOsc>(pos, out)),
+                    };
                     (done, pos) = (done + len, (pos + len) % CONTROL_PERIOD);
                 }
-                let peak = acc_dense.iter().flatten().fold(0.0f32, |m, v| m.max(v.abs()));
+                let mixed: Vec<f32> = acc_dense.iter().map(lane_sum).collect();
+                let peak = mixed.iter().fold(0.0f32, |m, v| m.max(v.abs()));
                 assert!(peak > 1e-3, "{waveform:?}, step {step}");
                 // Rounding, except that a phase one rounding step apart moves a PolyBLEP
                 // residual near an edge by up to `1 / inc` times as much: the edge's timing
                 // differs by a millionth of a sample.
                 let tol = if waveform == Waveform::Sine { 2e-5 } else { 1e-3 };
-                let diff = acc_dense
-                    .iter()
-                    .flatten()
-                    .zip(acc_sparse.iter().flatten())
-                    .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                let diff = mixed.iter().zip(&lone).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
                 assert!(diff <= tol * peak, "{waveform:?}, step {step}: {:.2e} of the peak", diff / peak);
                 for l in 0..LANES {
                     let env = (dense.env[l] - sparse.env[l]).abs();

@@ -218,9 +218,9 @@ impl Group {
         }
     }
 
-    /// Renders `acc.len()` samples of the active lanes only, one lane at a time, from
+    /// Renders `out.len()` samples of the active lanes only, one lane at a time, from
     /// position `pos` of the control period on (the samples must not cross the period's
-    /// end), adding lane `l` of each output frame into `acc[i][l]`.
+    /// end), adding each lane's output into `out`.
     ///
     /// Each lane computes its samples as one block from its anchor, the point in the period
     /// where it was last set up (or the period's start): oscillator phases
@@ -230,7 +230,7 @@ impl Group {
     /// up to rounding (test `sparse_groups_render_like_whole_groups`) and do not depend on
     /// how the period is split into calls.
     #[inline(always)]
-    pub fn render_sparse<O: Oscillator>(&mut self, pos: usize, acc: &mut [[f32; LANES]]) {
+    pub fn render_sparse<O: Oscillator>(&mut self, pos: usize, out: &mut [f32]) {
         if pos == 0 {
             self.anchored = 0;
         }
@@ -249,7 +249,7 @@ impl Group {
             }
             // Samples `skip..n` of the block from the anchor are this call's.
             let skip = pos.saturating_sub(self.anchor_pos[l] as usize).min(BLOCK - 1);
-            let n = (skip + acc.len()).min(BLOCK);
+            let n = (skip + out.len()).min(BLOCK);
             let tables = &mut self.blocks[rank % SPARSE_LANES];
             rank += 1;
             tables.filter.prepare(self.fm[l], self.fq[l], self.fd[l]);
@@ -264,8 +264,8 @@ impl Group {
             tables.env.run(self.anchor_env[l], seg, &mut env);
             let mut y = [0.0f32; BLOCK];
             let (ic1, ic2) = tables.filter.run(self.anchor_ic1[l], self.anchor_ic2[l], &x, &mut y, n);
-            for ((frame, y), e) in acc.iter_mut().zip(&y[skip..n]).zip(&env[skip..n]) {
-                frame[l] += y * e;
+            for ((o, y), e) in out.iter_mut().zip(&y[skip..n]).zip(&env[skip..n]) {
+                *o += y * e;
             }
             self.phase[l] = osc::wrap_far(phase + n as f32 * inc);
             self.env[l] = env[n - 1];
