@@ -105,8 +105,9 @@ pub struct SynthEngine {
     offs_len: usize,
     /// Absolute sample time of the event being applied.
     now: u64,
-    /// Whether the voices last published were all idle.
-    published_silence: bool,
+    /// The voices last published as sounding (all of them before the first publish, so
+    /// that it overwrites whatever the block held).
+    shown: u128,
     /// Every span of the current block left the output at zero.
     all_silent: bool,
 }
@@ -162,7 +163,7 @@ impl Engine for SynthEngine {
             offs: [DueOff::default(); MAX_FIRST_STEP_OFFS],
             offs_len: 0,
             now: 0,
-            published_silence: false,
+            shown: u128::MAX,
             all_silent: true,
         };
         engine.apply_params(ctx.params());
@@ -209,14 +210,12 @@ impl Engine for SynthEngine {
             }
         }
         self.render_span(block, pos, len);
-        // Voices are published while any sounds, and once more after the last stopped (so
-        // observers see them idle); a silent synth skips the 128 comparisons.
-        let silent = self.synth.is_silent();
-        if !(silent && self.published_silence) {
-            self.publish_voices(block);
-        }
-        self.published_silence = silent;
-        block.set_active_voices(if silent { 0 } else { self.synth.active_voices() });
+        // A voice is published while it sounds, and once more after it stopped (so
+        // observers see it idle): one voice costs one voice's publishing, not 128.
+        let sounding = self.synth.active_mask();
+        self.publish_voices(block, sounding | self.shown);
+        self.shown = sounding;
+        block.set_active_voices(sounding.count_ones() as usize);
         if self.all_silent {
             // Nothing was written over the zeroed output: the framework need not scan it.
             block.set_silent();
@@ -226,11 +225,6 @@ impl Engine for SynthEngine {
             block.area().held.publish(&self.held);
         }
     }
-}
-
-/// Voices reported in the block (all of the synth's).
-const fn synth_common_voices() -> usize {
-    Synth::MAX_VOICES
 }
 
 /// The block's host transport exactly as the framework publishes it for the control
@@ -247,9 +241,12 @@ fn transport_of(block: &Block<'_, SynthArea>) -> Transport {
 }
 
 impl SynthEngine {
-    /// Reports every voice's state in the block.
-    fn publish_voices(&self, block: &mut Block<'_, SynthArea>) {
-        for i in 0..synth_common_voices() {
+    /// Reports the state of the voices in `which` (bit `i` for voice `i`) in the block.
+    fn publish_voices(&self, block: &mut Block<'_, SynthArea>, which: u128) {
+        let mut which = which;
+        while which != 0 {
+            let i = which.trailing_zeros() as usize;
+            which &= which - 1;
             let v = self.synth.voice(i);
             block.publish_voice(
                 i,

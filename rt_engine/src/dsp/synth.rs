@@ -215,6 +215,9 @@ fn mix_down(out: &mut [f32], mix: &Mix, whole: bool, mut gain: impl FnMut() -> f
     }
 }
 
+// Voices are counted in a `u128` ([`Synth::active_mask`]).
+const _: () = assert!(Synth::MAX_VOICES <= 128);
+
 /// A 128-voice subtractive synthesizer.
 ///
 /// The whole state is one fixed-size value (about 40 KiB, no heap), so no
@@ -570,7 +573,26 @@ impl Synth {
 
     /// Number of sounding voices (including releasing and fading ones).
     pub fn active_voices(&self) -> usize {
-        self.voices.iter().filter(|v| v.stage != Stage::Idle).count()
+        debug_assert_eq!(
+            self.active_mask().count_ones() as usize,
+            self.voices.iter().filter(|v| v.stage != Stage::Idle).count()
+        );
+        self.active_mask().count_ones() as usize
+    }
+
+    /// The sounding voices as a bit set: bit `i` is set when voice `i` sounds (what
+    /// [`Synth::voice`]`(i).active` says), read from the groups that hold a voice.
+    pub fn active_mask(&self) -> u128 {
+        let mut mask = 0u128;
+        let mut live = self.live;
+        while live != 0 {
+            let gi = live.trailing_zeros() as usize % GROUPS;
+            live &= live - 1;
+            if let Some(g) = self.groups.get(gi) {
+                mask |= u128::from(g.active) << (gi * LANES);
+            }
+        }
+        mask
     }
 
     /// A snapshot of voice `i` (an inactive snapshot when `i` is out of
