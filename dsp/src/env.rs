@@ -20,6 +20,7 @@
 //! synth's, with the same arithmetic. [`Adsr`] drives them per sample.
 
 use crate::BLOCK;
+use crate::math::table_entry;
 
 /// Target overshoot of the attack segment (larger = more linear).
 pub const ATTACK_RATIO: f32 = 0.3;
@@ -116,8 +117,8 @@ impl SegmentBlock {
             for k in 0..BLOCK {
                 sum += pow;
                 pow *= m;
-                self.pow[k] = pow as f32;
-                self.sum[k] = sum as f32;
+                self.pow[k] = table_entry(pow);
+                self.sum[k] = table_entry(sum);
             }
         }
     }

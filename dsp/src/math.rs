@@ -114,6 +114,14 @@ pub fn flush_pair(a: f32, b: f32) -> (f32, f32) {
     if a.abs() < 1e-30 && b.abs() < 1e-30 { (0.0, 0.0) } else { (a, b) }
 }
 
+/// A coefficient computed in f64, rounded to f32, with magnitudes below 1e-30 (where f32
+/// turns subnormal) set to 0: a table entry that small changes no result, and a
+/// subnormal operand would slow down every product it enters on most CPUs.
+#[inline]
+pub fn table_entry(x: f64) -> f32 {
+    if x.abs() < 1e-30 { 0.0 } else { x as f32 }
+}
+
 /// A sample rate made safe: NaN and ±∞ give 48 kHz, finite values are
 /// clamped to 1 kHz ..= 1.536 MHz.
 #[inline]

@@ -43,7 +43,7 @@
 //! 0.499 fs and Q from 0.5 to 20 (test `stable_near_nyquist_and_at_high_q`).
 
 use crate::BLOCK;
-use crate::math::{clamp_or, exp2_fast, flush_pair, sanitize_sample, sanitize_sample_rate, sin_cos_fast};
+use crate::math::{clamp_or, exp2_fast, flush_pair, sanitize_sample, sanitize_sample_rate, sin_cos_fast, table_entry};
 use core::f32::consts::PI;
 
 /// Lowest cutoff the example synth sets, in Hz.
@@ -206,17 +206,17 @@ impl LowpassBlock {
         let (mut p11, mut p12, mut p21, mut p22m) = (1.0f64, 0.0f64, 0.0f64, 0.0f64);
         let (mut b1, mut b2) = (q, d);
         for k in 0..BLOCK {
-            self.w1r[BLOCK - 1 - k] = b1 as f32;
-            self.w2[BLOCK + k] = b2 as f32;
+            self.w1r[BLOCK - 1 - k] = table_entry(b1);
+            self.w2[BLOCK + k] = table_entry(b2);
             (b1, b2) = (m * b1 - q * b2, q * b1 + b2 - d * b2);
             // A^(k+1) = A · A^k.
             let p22 = p22m + 1.0;
             (p11, p12, p21, p22m) =
                 (m * p11 - q * p21, m * p12 - q * p22, q * p11 + p21 - d * p21, q * p12 + p22m - d * p22);
-            self.r11[k] = p11 as f32;
-            self.r12[k] = p12 as f32;
-            self.r21[k] = p21 as f32;
-            self.r22m[k] = p22m as f32;
+            self.r11[k] = table_entry(p11);
+            self.r12[k] = table_entry(p12);
+            self.r21[k] = table_entry(p21);
+            self.r22m[k] = table_entry(p22m);
         }
         self.w2[..BLOCK].fill(0.0);
         self.w1r[BLOCK..].fill(0.0);

@@ -16,7 +16,7 @@ use trio_dsp::env::Adsr;
 use trio_dsp::limiter::Limiter;
 use trio_dsp::osc::{Oscillator, Waveform};
 use trio_dsp::smooth::{OnePole, Smoother};
-use trio_dsp::svf::{Svf, SvfMode};
+use trio_dsp::svf::{LowpassBlock, Svf, SvfMode, step_coefs};
 
 /// Allocator events (alloc, realloc, dealloc) seen while counting.
 static EVENTS: AtomicUsize = AtomicUsize::new(0);
@@ -114,6 +114,10 @@ fn processing_does_not_allocate() {
     let mut smoother = Smoother::new(0.0, 480);
     let mut one_pole = OnePole::new(0.01, SR);
     let mut limiter = Limiter::new(480, 2);
+    let mut lp_block = LowpassBlock::default();
+    let mut seg_block = trio_dsp::env::SegmentBlock::default();
+    let coefs = *Adsr::new(SR).coefs();
+    let mut block_state = (0.0f32, 0.0f32);
     let mut rng = Lcg(1);
     let mut buf = vec![0.0f32; BLOCK];
     let mut left = vec![0.0f32; BLOCK];
@@ -164,6 +168,25 @@ fn processing_does_not_allocate() {
                 buf[i] = x * smoother.next_value() * one_pole.next_value();
                 left[i] = 4.0 * rng.next_f32() + buf[i];
                 right[i] = if i == 17 { f32::NAN } else { rng.next_f32() };
+            }
+            // The block forms (tables recomputed whenever the coefficients change).
+            let fc = trio_dsp::svf::FilterControl {
+                log2_cutoff: hz.log2(),
+                env_octaves: 2.0,
+                log2_min: 20f32.log2(),
+                log2_max: (0.45 * SR).log2(),
+                angle_scale: trio_dsp::svf::angle_scale(SR),
+                k: trio_dsp::svf::resonance_to_k((b % 3) as f32 / 2.0),
+            };
+            let (m, q, d) = step_coefs(0.5, &fc);
+            lp_block.prepare(m, q, d);
+            seg_block.prepare(coefs.release().mul);
+            for chunk in buf.chunks_exact(trio_dsp::BLOCK) {
+                let (mut x, mut y) = ([0.0f32; trio_dsp::BLOCK], [0.0f32; trio_dsp::BLOCK]);
+                x.copy_from_slice(chunk);
+                block_state = lp_block.run(block_state.0, block_state.1, &x, &mut y, b % 17);
+                seg_block.run(0.7, coefs.release(), &mut x);
+                sink += y[0] + x[15];
             }
             // Block methods.
             oscs[0].fill(&mut scratch);

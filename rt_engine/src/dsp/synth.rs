@@ -385,6 +385,11 @@ impl Synth {
         {
             self.env = p.env_coefs(self.sample_rate);
         }
+        if p.waveform != old.waveform {
+            // Voices alone compute a period's samples from their anchors: the new waveform
+            // starts here, not at the anchors.
+            self.groups.iter_mut().for_each(Group::reanchor);
+        }
         self.params = p;
     }
 
@@ -993,7 +998,8 @@ mod tests {
         for waveform in [Waveform::Sine, Waveform::Saw, Waveform::Square] {
             let mut s = Synth::new(SR, BLOCK);
             s.set_params(&SynthParams { waveform, resonance: 0.7, ..SynthParams::default() });
-            for (i, note) in [40u8, 67, 91].into_iter().enumerate() {
+            // Two voices: a group rendered lane by lane holds at most two.
+            for (i, note) in [40u8, 67].into_iter().enumerate() {
                 s.note_on(note, 0.3 + 0.2 * i as f32, i as i32);
             }
             let mut out = vec![0.0f32; 3001];
@@ -1047,7 +1053,7 @@ mod tests {
 
     /// A voice alone (rendered as blocks) sounds like the same voice in a group rendered
     /// whole, through events in the middle of control periods: a second note, pitch bends,
-    /// a release, sustain and cutoff moves, a steal. The whole group is forced by two more
+    /// a release, sustain and cutoff moves, a waveform switch, a new note. The whole group is forced by two more
     /// held notes of velocity 0 at full velocity sensitivity, which add exactly nothing.
     /// Then the same script is cut into other `render` calls: the lone voice's output does
     /// not change by a bit.
@@ -1057,6 +1063,9 @@ mod tests {
             37 => s.set_pitch_bend(2.5),
             301 => s.set_params(&SynthParams { sustain: 0.9, cutoff_hz: 300.0, ..p }),
             1000 => s.note_on(72, 0.6, 7),
+            1501 if p.waveform == Waveform::Saw => {
+                s.set_params(&SynthParams { sustain: 0.9, cutoff_hz: 300.0, waveform: Waveform::Square, ..p });
+            }
             1203 => s.set_pitch_bend(-7.0),
             2011 => s.note_off(72, 7),
             2999 => s.note_off(45, 1),
@@ -1071,7 +1080,7 @@ mod tests {
                 s.note_on(91, 0.0, 101);
             }
             let (mut l, mut r) = (vec![0.0f32; 5000], vec![0.0f32; 5000]);
-            let mut stops = vec![37, 301, 1000, 1203, 2011, 2999, 3333, 5000];
+            let mut stops = vec![37, 301, 1000, 1203, 1501, 2011, 2999, 3333, 5000];
             stops.extend_from_slice(cuts);
             stops.sort_unstable();
             let mut pos = 0;

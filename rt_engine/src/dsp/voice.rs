@@ -154,6 +154,12 @@ impl Group {
         self.inv_inc[l] = if inc > 0.0 { 1.0 / inc } else { 0.0 };
     }
 
+    /// Makes every lane rendered on its own take its anchor afresh where it stands, for a
+    /// change that applies from here on to all of them (the waveform).
+    pub fn reanchor(&mut self) {
+        self.anchored = 0;
+    }
+
     /// Frees lane `l`, leaving it silent.
     pub fn free(&mut self, l: usize) {
         let l = l % LANES;
@@ -231,6 +237,9 @@ impl Group {
     /// how the period is split into calls.
     #[inline(always)]
     pub fn render_sparse<O: Oscillator>(&mut self, pos: usize, out: &mut [f32]) {
+        if out.is_empty() {
+            return;
+        }
         if pos == 0 {
             self.anchored = 0;
         }
