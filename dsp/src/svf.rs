@@ -165,9 +165,10 @@ pub struct LowpassBlock {
     /// Row 2 of `A^(k+1)`, with `r22m = (A^(k+1))_22 - 1`.
     r21: [f32; BLOCK],
     r22m: [f32; BLOCK],
-    /// First component of `A^j B`, reversed: `(A^j B)_1` at `w1r[BLOCK - 1 - j]`, zeros
-    /// above, so that the state after `n` samples is one dot product with the inputs.
+    /// The components of `A^j B` reversed, at `w1r[BLOCK - 1 - j]` and `w2r[…]`, zeros
+    /// above, so that the state after `n` samples is a dot product with the inputs.
     w1r: [f32; 2 * BLOCK],
+    w2r: [f32; 2 * BLOCK],
     /// Second component of `A^j B` at `w2[BLOCK + j]`, zeros below, so that the
     /// contribution of input `i` to every output is one slice.
     w2: [f32; 2 * BLOCK],
@@ -183,6 +184,7 @@ impl Default for LowpassBlock {
             r21: [0.0; BLOCK],
             r22m: [0.0; BLOCK],
             w1r: [0.0; 2 * BLOCK],
+            w2r: [0.0; 2 * BLOCK],
             w2: [0.0; 2 * BLOCK],
         }
     }
@@ -208,6 +210,7 @@ impl LowpassBlock {
         for k in 0..BLOCK {
             self.w1r[BLOCK - 1 - k] = table_entry(b1);
             self.w2[BLOCK + k] = table_entry(b2);
+            self.w2r[BLOCK - 1 - k] = table_entry(b2);
             (b1, b2) = (m * b1 - q * b2, q * b1 + b2 - d * b2);
             // A^(k+1) = A · A^k.
             let p22 = p22m + 1.0;
@@ -220,6 +223,7 @@ impl LowpassBlock {
         }
         self.w2[..BLOCK].fill(0.0);
         self.w1r[BLOCK..].fill(0.0);
+        self.w2r[BLOCK..].fill(0.0);
     }
 
     /// Runs the block from the state `(ic1, ic2)` over the inputs `x` (all [`BLOCK`] of
@@ -228,6 +232,13 @@ impl LowpassBlock {
     /// (`1..=BLOCK`; other values are clamped into that range).
     #[inline(always)]
     pub fn run(&self, ic1: f32, ic2: f32, x: &[f32; BLOCK], y: &mut [f32; BLOCK], n: usize) -> (f32, f32) {
+        self.outputs(ic1, ic2, x, y);
+        self.state_after(ic1, ic2, x, n)
+    }
+
+    /// The outputs of [`LowpassBlock::run`] alone.
+    #[inline(always)]
+    pub fn outputs(&self, ic1: f32, ic2: f32, x: &[f32; BLOCK], y: &mut [f32; BLOCK]) {
         // next[k] = ic2 after k + 1 samples. Input i reaches the outputs from sample i on
         // (the table's zeros below): even and odd inputs go to two sums, which halves the
         // dependency chain of each.
@@ -254,16 +265,25 @@ impl LowpassBlock {
         for ((o, b), a) in y.iter_mut().zip(&before).zip(&next) {
             *o = 0.5 * (b + a);
         }
+    }
+
+    /// The state of [`LowpassBlock::run`] alone: after the first `n` samples of the block
+    /// from `(ic1, ic2)` over `x` (`n` clamped into `1..=BLOCK`).
+    #[inline(always)]
+    pub fn state_after(&self, ic1: f32, ic2: f32, x: &[f32; BLOCK], n: usize) -> (f32, f32) {
         let last = n.clamp(1, BLOCK) - 1;
-        let w = &self.w1r[BLOCK - 1 - last..][..BLOCK];
-        let mut dot = [0.0f32; 4];
-        for (wq, xq) in w.chunks_exact(4).zip(x.chunks_exact(4)) {
+        let (w1, w2) = (&self.w1r[BLOCK - 1 - last..][..BLOCK], &self.w2r[BLOCK - 1 - last..][..BLOCK]);
+        let (mut dot1, mut dot2) = ([0.0f32; 4], [0.0f32; 4]);
+        for ((w1q, w2q), xq) in w1.chunks_exact(4).zip(w2.chunks_exact(4)).zip(x.chunks_exact(4)) {
             for j in 0..4 {
-                dot[j] += wq[j] * xq[j];
+                dot1[j] += w1q[j] * xq[j];
+                dot2[j] += w2q[j] * xq[j];
             }
         }
-        let end1 = (self.r11[last] * ic1 + self.r12[last] * ic2) + ((dot[0] + dot[1]) + (dot[2] + dot[3]));
-        (end1, next[last])
+        let sum = |d: [f32; 4]| (d[0] + d[1]) + (d[2] + d[3]);
+        let end1 = (self.r11[last] * ic1 + self.r12[last] * ic2) + sum(dot1);
+        let end2 = ((self.r21[last] * ic1 + self.r22m[last] * ic2) + sum(dot2)) + ic2;
+        (end1, end2)
     }
 }
 

@@ -67,11 +67,19 @@ impl VoiceCtl {
 /// does not pay for the silent lanes of its vector); more, and all lanes go together.
 pub(crate) const SPARSE_LANES: usize = 2;
 
-/// The block tables of one lane rendered on its own ([`Group::render_sparse`]).
+/// The block of one lane rendered on its own ([`Group::render_sparse`]): its tables, and
+/// the block computed from the lane's anchor, which the later calls of the period read
+/// (a host that splits a period into many calls pays for the block once).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct LaneBlock {
     filter: LowpassBlock,
     env: SegmentBlock,
+    /// The anchor (`Group::anchor_serial`) the block below was computed from; 0 for none.
+    serial: u64,
+    /// Filter inputs, envelope levels and output of each sample from the anchor.
+    x: [f32; BLOCK],
+    env_out: [f32; BLOCK],
+    out: [f32; BLOCK],
 }
 
 /// Per-sample state of [`LANES`] voices. A free lane has `env == 0`, a
@@ -113,6 +121,10 @@ pub(crate) struct Group {
     pub anchor_env: [f32; LANES],
     pub anchor_ic1: [f32; LANES],
     pub anchor_ic2: [f32; LANES],
+    /// Each lane's anchor, numbered (from 1) across the group's life: a lane's block is
+    /// computed once per anchor.
+    pub anchor_serial: [u64; LANES],
+    pub anchors_taken: u64,
     /// Block tables of the lanes rendered on their own, by rank among the active lanes
     /// (each checks that it was computed for its lane's coefficients).
     pub blocks: [LaneBlock; SPARSE_LANES],
@@ -250,6 +262,8 @@ impl Group {
             active &= active - 1;
             if self.anchored & (1 << l) == 0 {
                 self.anchored |= 1 << l;
+                self.anchors_taken += 1;
+                self.anchor_serial[l] = self.anchors_taken;
                 self.anchor_pos[l] = pos as u32;
                 self.anchor_phase[l] = self.phase[l];
                 self.anchor_env[l] = self.env[l];
@@ -259,27 +273,33 @@ impl Group {
             // Samples `skip..n` of the block from the anchor are this call's.
             let skip = pos.saturating_sub(self.anchor_pos[l] as usize).min(BLOCK - 1);
             let n = (skip + out.len()).min(BLOCK);
-            let tables = &mut self.blocks[rank % SPARSE_LANES];
+            let block = &mut self.blocks[rank % SPARSE_LANES];
             rank += 1;
-            tables.filter.prepare(self.fm[l], self.fq[l], self.fd[l]);
-            tables.env.prepare(self.env_mul[l]);
-            let (phase, inc, inv_inc, amp) = (self.anchor_phase[l], self.inc[l], self.inv_inc[l], self.amp[l]);
-            let mut x = [0.0f32; BLOCK];
-            for (k, v) in x.iter_mut().enumerate() {
-                *v = O::sample(osc::wrap_far(phase + k as f32 * inc), inv_inc) * amp;
+            let (phase, inc) = (self.anchor_phase[l], self.inc[l]);
+            if block.serial != self.anchor_serial[l] {
+                // The lane's coefficients, segment, pitch and gain stand while its anchor
+                // does (changing any takes a new anchor).
+                block.serial = self.anchor_serial[l];
+                block.filter.prepare(self.fm[l], self.fq[l], self.fd[l]);
+                block.env.prepare(self.env_mul[l]);
+                let (inv_inc, amp) = (self.inv_inc[l], self.amp[l]);
+                for (k, v) in block.x.iter_mut().enumerate() {
+                    *v = O::sample(osc::wrap_far(phase + k as f32 * inc), inv_inc) * amp;
+                }
+                let seg = Segment { mul: self.env_mul[l], add: self.env_add[l], floor: self.env_floor[l] };
+                block.env.run(self.anchor_env[l], seg, &mut block.env_out);
+                let mut y = [0.0f32; BLOCK];
+                block.filter.outputs(self.anchor_ic1[l], self.anchor_ic2[l], &block.x, &mut y);
+                for ((o, y), e) in block.out.iter_mut().zip(&y).zip(&block.env_out) {
+                    *o = y * e;
+                }
             }
-            let seg = Segment { mul: self.env_mul[l], add: self.env_add[l], floor: self.env_floor[l] };
-            let mut env = [0.0f32; BLOCK];
-            tables.env.run(self.anchor_env[l], seg, &mut env);
-            let mut y = [0.0f32; BLOCK];
-            let (ic1, ic2) = tables.filter.run(self.anchor_ic1[l], self.anchor_ic2[l], &x, &mut y, n);
-            for ((o, y), e) in out.iter_mut().zip(&y[skip..n]).zip(&env[skip..n]) {
-                *o += y * e;
+            for (o, v) in out.iter_mut().zip(&block.out[skip..n]) {
+                *o += v;
             }
             self.phase[l] = osc::wrap_far(phase + n as f32 * inc);
-            self.env[l] = env[n - 1];
-            self.ic1[l] = ic1;
-            self.ic2[l] = ic2;
+            self.env[l] = block.env_out[n - 1];
+            (self.ic1[l], self.ic2[l]) = block.filter.state_after(self.anchor_ic1[l], self.anchor_ic2[l], &block.x, n);
         }
     }
 
