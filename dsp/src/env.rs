@@ -17,7 +17,8 @@
 //!   scale.
 //!
 //! [`Segment`], [`exp_mul`], [`EnvCoefs`] and the constants are the example
-//! synth's, with the same arithmetic. [`Adsr`] drives them per sample.
+//! synth's, with the same arithmetic; [`SegmentBlock`] evaluates a segment over a
+//! block in closed form. [`Adsr`] drives them per sample.
 
 use crate::BLOCK;
 use crate::math::table_entry;

@@ -11,7 +11,9 @@
 //!   [`exp2_fast`] and
 //!   [`sin_cos_fast`]) and [`lowpass`] (one tick
 //!   of the low-pass output), and the same filter as a state update with a shorter
-//!   dependency chain ([`step_coefs`], [`lowpass_step`]), which the synth's voices run;
+//!   dependency chain ([`step_coefs`], [`lowpass_step`]), which the synth's voices run,
+//!   and over a block of samples computed independently of one another
+//!   ([`LowpassBlock`]), which a voice alone runs;
 //! * [`Svf`], a filter object with nine responses ([`SvfMode`]) and
 //!   coefficients computed exactly (`tan` in f64).
 //!
