@@ -76,26 +76,29 @@ pub fn wrap(p: f32) -> f32 {
     p - if p >= 1.0 { 1.0 } else { 0.0 }
 }
 
-/// Wraps a phase in `[0, 2^22)`, however many cycles ahead, into `[0, 1)`: its fractional
-/// part, exact (the subtraction of the whole part rounds nothing). A block of samples takes
-/// each phase as `start + k inc` from the block's start with this, instead of stepping.
+/// The fixed-point phase increment of a phase increment in cycles per sample: cycles in
+/// units of `2^-32`, so that a phase kept as a `u32` wraps by itself and advances exactly
+/// (`phase + k step` from any start is the phase `k` steps later, bit for bit). Negative
+/// and NaN increments give 0.
 ///
 /// # Examples
 ///
 /// ```
-/// use trio_dsp::osc::wrap_far;
-/// assert_eq!(wrap_far(3.25), 0.25);
-/// assert_eq!(wrap_far(0.75), 0.75);
+/// use trio_dsp::osc::{phase_step, phase_to_unit};
+/// let step = phase_step(0.25);
+/// assert_eq!(phase_to_unit(step.wrapping_mul(5)), 0.25);
 /// ```
+#[inline]
+pub fn phase_step(inc: f32) -> u32 {
+    // The saturating cast maps NaN and negatives to 0; increments are below 1.
+    (f64::from(inc) * 4_294_967_296.0).round() as u32
+}
+
+/// A fixed-point phase (see [`phase_step`]) as cycles in `[0, 1)`, exactly (its top 24
+/// bits).
 #[inline(always)]
-pub fn wrap_far(p: f32) -> f32 {
-    // 1.5 * 2^23: adding and removing it rounds to the nearest integer (exactly, for
-    // `|p| < 2^22`), then one step down where that went up gives the whole part. Written
-    // without a float-to-integer conversion, so a block of phases stays in one vector.
-    const ROUND: f32 = 12_582_912.0;
-    let r = (p + ROUND) - ROUND;
-    let whole = if r > p { r - 1.0 } else { r };
-    p - whole
+pub fn phase_to_unit(p: u32) -> f32 {
+    (p >> 8) as f32 * (1.0 / 16_777_216.0)
 }
 
 /// Sawtooth `2p - 1` with the two-sample polynomial BLEP residual applied on

@@ -865,6 +865,32 @@ mod tests {
         }
     }
 
+    /// The phase is fixed point: after any number of samples, in any split, a voice alone
+    /// or in a full group stands exactly that many steps on, so its pitch does not drift
+    /// with rounding, even at the highest sample rate, where a step is tiny.
+    #[test]
+    fn phases_advance_exactly_without_drift() {
+        for voices in [1usize, 3] {
+            let mut s = Synth::new(MAX_SAMPLE_RATE, 512);
+            for i in 0..voices {
+                s.note_on(33 + 12 * i as u8, 1.0, i as i32);
+            }
+            let (mut l, mut r) = (vec![0.0f32; 4099], vec![0.0f32; 4099]);
+            let mut total = 0u32;
+            for len in [1usize, 4099, 16, 17, 3, 512, 4000] {
+                s.render(&mut l[..len], &mut r[..len]);
+                total += len as u32;
+            }
+            let g = &s.groups[0];
+            for lane in 0..voices {
+                assert_eq!(g.phase[lane], g.step[lane].wrapping_mul(total), "{voices} voices, lane {lane}");
+            }
+            // The step is the note's increment to within 2^-33 cycles per sample.
+            let want = f64::from(s.note_inc[33]);
+            assert!((f64::from(g.step[0]) / 4_294_967_296.0 - want).abs() <= 1.0 / 8_589_934_592.0);
+        }
+    }
+
     #[test]
     fn pitch_follows_the_equal_tempered_scale() {
         for (note, hz) in [(57u8, 220.0), (81, 880.0), (60, 261.625_565)] {
@@ -1029,10 +1055,8 @@ mod tests {
                 let mixed: Vec<f32> = acc_dense.iter().map(lane_sum).collect();
                 let peak = mixed.iter().fold(0.0f32, |m, v| m.max(v.abs()));
                 assert!(peak > 1e-3, "{waveform:?}, step {step}");
-                // Rounding, except that a phase one rounding step apart moves a PolyBLEP
-                // residual near an edge by up to `1 / inc` times as much: the edge's timing
-                // differs by a millionth of a sample.
-                let tol = if waveform == Waveform::Sine { 2e-5 } else { 1e-3 };
+                // Rounding: both paths run the same phases bit for bit.
+                let tol = 2e-5;
                 let diff = mixed.iter().zip(&lone).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
                 assert!(diff <= tol * peak, "{waveform:?}, step {step}: {:.2e} of the peak", diff / peak);
                 for l in 0..LANES {
@@ -1042,10 +1066,8 @@ mod tests {
                     let ic = (dense.ic1[l] - sparse.ic1[l]).abs().max((dense.ic2[l] - sparse.ic2[l]).abs());
                     // The f32 step form's own error reaches 4e-5 of the signal (trio_dsp's
                     // `block_matches_the_step_form`).
-                    assert!(ic <= tol.max(1e-4) * scale, "{waveform:?}, step {step}, lane {l}: filter state {ic:e}");
-                    // Phases agree on the circle.
-                    let dp = (dense.phase[l] - sparse.phase[l]).abs();
-                    assert!(dp.min(1.0 - dp) < 1e-5, "{waveform:?}, step {step}, lane {l}: phase");
+                    assert!(ic <= 1e-4 * scale, "{waveform:?}, step {step}, lane {l}: filter state {ic:e}");
+                    assert_eq!(dense.phase[l], sparse.phase[l], "{waveform:?}, step {step}, lane {l}: phase");
                 }
             }
         }
@@ -1091,9 +1113,8 @@ mod tests {
             }
             l
         };
-        // Rounding, and for the saw a PolyBLEP residual moved by a phase one rounding step
-        // apart (see `sparse_groups_render_like_whole_groups`).
-        for (waveform, tol) in [(Waveform::Sine, 2e-4), (Waveform::Saw, 3e-3)] {
+        // Rounding of the envelope and the filter (both paths run the same phases).
+        for (waveform, tol) in [(Waveform::Sine, 5e-5), (Waveform::Saw, 5e-5)] {
             let p = SynthParams { velocity_sens: 1.0, resonance: 0.6, waveform, ..SynthParams::default() };
             let alone = run(p, false, &[]);
             let grouped = run(p, true, &[]);

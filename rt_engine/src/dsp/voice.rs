@@ -91,7 +91,12 @@ pub(crate) struct LaneBlock {
 pub(crate) struct Group {
     /// Bit `l` set when lane `l` holds an active voice.
     pub active: u32,
-    pub phase: [f32; LANES],
+    /// Oscillator phase, fixed point ([`osc::phase_step`]): it wraps by itself and
+    /// advances exactly, so a block computes the phase `k` samples on as `phase + k step`
+    /// bit for bit as stepping would.
+    pub phase: [u32; LANES],
+    /// Phase increment, fixed point.
+    pub step: [u32; LANES],
     pub inc: [f32; LANES],
     pub inv_inc: [f32; LANES],
     pub env: [f32; LANES],
@@ -117,7 +122,7 @@ pub(crate) struct Group {
     /// each sample from it, so the samples do not depend on how the period is split.
     pub anchored: u32,
     pub anchor_pos: [u32; LANES],
-    pub anchor_phase: [f32; LANES],
+    pub anchor_phase: [u32; LANES],
     pub anchor_env: [f32; LANES],
     pub anchor_ic1: [f32; LANES],
     pub anchor_ic2: [f32; LANES],
@@ -146,7 +151,7 @@ impl Group {
         let l = l % LANES;
         self.active |= 1 << l;
         self.anchored &= !(1 << l);
-        self.phase[l] = 0.0;
+        self.phase[l] = 0;
         self.set_inc(l, inc);
         self.env[l] = 0.0;
         self.set_segment(l, attack);
@@ -163,7 +168,8 @@ impl Group {
         let l = l % LANES;
         self.anchored &= !(1 << l);
         self.inc[l] = inc;
-        self.inv_inc[l] = if inc > 0.0 { 1.0 / inc } else { 0.0 };
+        self.step[l] = osc::phase_step(inc);
+        self.inv_inc[l] = if self.step[l] > 0 { 4_294_967_296.0 / self.step[l] as f32 } else { 0.0 };
     }
 
     /// Makes every lane rendered on its own take its anchor afresh where it stands, for a
@@ -177,8 +183,9 @@ impl Group {
         let l = l % LANES;
         self.active &= !(1 << l);
         self.anchored &= !(1 << l);
-        self.phase[l] = 0.0;
+        self.phase[l] = 0;
         self.inc[l] = 0.0;
+        self.step[l] = 0;
         self.inv_inc[l] = 0.0;
         self.env[l] = 0.0;
         self.set_segment(l, Segment::SILENT);
@@ -241,8 +248,9 @@ impl Group {
     /// end), adding each lane's output into `out`.
     ///
     /// Each lane computes its samples as one block from its anchor, the point in the period
-    /// where it was last set up (or the period's start): oscillator phases
-    /// `anchor + k inc` wrapped, envelope levels by [`SegmentBlock`] and filter outputs by
+    /// where it was last set up (or the period's start): fixed-point oscillator phases
+    /// `anchor + k step` (exactly the phases stepping gives), envelope levels by
+    /// [`SegmentBlock`] and filter outputs by
     /// [`LowpassBlock`], independently of one another, so a voice alone uses the vector
     /// across time instead of one lane of it. The results equal those of [`Group::render`]
     /// up to rounding (test `sparse_groups_render_like_whole_groups`) and do not depend on
@@ -275,7 +283,7 @@ impl Group {
             let n = (skip + out.len()).min(BLOCK);
             let block = &mut self.blocks[rank % SPARSE_LANES];
             rank += 1;
-            let (phase, inc) = (self.anchor_phase[l], self.inc[l]);
+            let (phase, step) = (self.anchor_phase[l], self.step[l]);
             if block.serial != self.anchor_serial[l] {
                 // The lane's coefficients, segment, pitch and gain stand while its anchor
                 // does (changing any takes a new anchor).
@@ -284,7 +292,8 @@ impl Group {
                 block.env.prepare(self.env_mul[l]);
                 let (inv_inc, amp) = (self.inv_inc[l], self.amp[l]);
                 for (k, v) in block.x.iter_mut().enumerate() {
-                    *v = O::sample(osc::wrap_far(phase + k as f32 * inc), inv_inc) * amp;
+                    let p = phase.wrapping_add(step.wrapping_mul(k as u32));
+                    *v = O::sample(osc::phase_to_unit(p), inv_inc) * amp;
                 }
                 let seg = Segment { mul: self.env_mul[l], add: self.env_add[l], floor: self.env_floor[l] };
                 block.env.run(self.anchor_env[l], seg, &mut block.env_out);
@@ -297,7 +306,7 @@ impl Group {
             for (o, v) in out.iter_mut().zip(&block.out[skip..n]) {
                 *o += v;
             }
-            self.phase[l] = osc::wrap_far(phase + n as f32 * inc);
+            self.phase[l] = phase.wrapping_add(step.wrapping_mul(n as u32));
             self.env[l] = block.env_out[n - 1];
             (self.ic1[l], self.ic2[l]) = block.filter.state_after(self.anchor_ic1[l], self.anchor_ic2[l], &block.x, n);
         }
@@ -311,7 +320,7 @@ impl Group {
         let mut env = self.env;
         let mut ic1 = self.ic1;
         let mut ic2 = self.ic2;
-        let inc = self.inc;
+        let step = self.step;
         let inv_inc = self.inv_inc;
         let env_mul = self.env_mul;
         let env_add = self.env_add;
@@ -324,8 +333,8 @@ impl Group {
             for l in 0..LANES {
                 // Velocity gain before the (linear) filter: a free lane has
                 // gain 0, so its filter input and state stay exactly 0.
-                let x = O::sample(phase[l], inv_inc[l]) * amp[l];
-                phase[l] = osc::wrap(phase[l] + inc[l]);
+                let x = O::sample(osc::phase_to_unit(phase[l]), inv_inc[l]) * amp[l];
+                phase[l] = phase[l].wrapping_add(step[l]);
                 let e = Segment::step(env[l], env_mul[l], env_add[l], env_floor[l]);
                 env[l] = e;
                 let y = filter::lowpass_step(x, &mut ic1[l], &mut ic2[l], fm[l], fq[l], fd[l]);
