@@ -4,10 +4,11 @@
 //! The kernels ([`blep_saw`], [`blep_square`], [`blamp_triangle`],
 //! [`sine`]) are pure functions of the phase (in cycles, `[0, 1)`) and the
 //! phase increment, written without branches so that a loop over voices
-//! vectorises. [`wrap`], [`blep_saw`], the square and [`sine`] are the
-//! example synth's kernels with the same arithmetic, so they produce
-//! bit-identical samples. [`Oscillator`] wraps them with a phase
-//! accumulator.
+//! vectorises. [`blep_saw`], the square and [`sine`] are the example synth's
+//! kernels with the same arithmetic, so they produce bit-identical samples.
+//! Phases are kept in fixed point ([`phase_step`], [`phase_to_unit`]), as the
+//! synth's voices and [`Oscillator`] keep them: a `u32` phase wraps by itself
+//! and advances exactly, so a pitch does not drift with rounding.
 //!
 //! # Alias rejection (measured)
 //!
@@ -79,7 +80,8 @@ pub fn wrap(p: f32) -> f32 {
 /// The fixed-point phase increment of a phase increment in cycles per sample: cycles in
 /// units of `2^-32`, so that a phase kept as a `u32` wraps by itself and advances exactly
 /// (`phase + k step` from any start is the phase `k` steps later, bit for bit). Negative
-/// and NaN increments give 0.
+/// and NaN increments give 0; increments of a whole cycle or more (which no oscillator
+/// uses) saturate at `u32::MAX`.
 ///
 /// # Examples
 ///
@@ -181,8 +183,9 @@ pub fn sine(p: f32) -> f32 {
 ///
 /// Each call to [`Oscillator::next_sample`] returns the waveform at the
 /// current phase, then advances the phase by the increment
-/// (`frequency / sample_rate`, at most [`MAX_INC`]) and wraps it to
-/// `[0, 1)`, like the example synth's voice loop.
+/// (`frequency / sample_rate`, at most [`MAX_INC`]), like the example synth's
+/// voice loop: the phase is fixed point ([`phase_step`]), so it wraps by itself
+/// and its pitch does not drift with rounding.
 ///
 /// # Examples
 ///
@@ -196,7 +199,9 @@ pub fn sine(p: f32) -> f32 {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Oscillator {
     waveform: Waveform,
-    phase: f32,
+    /// Fixed point, see [`phase_step`].
+    phase: u32,
+    step: u32,
     inc: f32,
     inv_inc: f32,
 }
@@ -210,7 +215,7 @@ impl Default for Oscillator {
 impl Oscillator {
     /// A stopped oscillator (frequency 0) at phase 0.
     pub fn new(waveform: Waveform) -> Self {
-        Oscillator { waveform, phase: 0.0, inc: 0.0, inv_inc: 0.0 }
+        Oscillator { waveform, phase: 0, step: 0, inc: 0.0, inv_inc: 0.0 }
     }
 
     /// Sets the frequency in Hz at `sample_rate` Hz. The increment
@@ -226,7 +231,8 @@ impl Oscillator {
     pub fn set_increment(&mut self, inc: f32) {
         let inc = crate::math::clamp_or(inc, 0.0, MAX_INC, 0.0);
         self.inc = inc;
-        self.inv_inc = if inc > 0.0 { 1.0 / inc } else { 0.0 };
+        self.step = phase_step(inc);
+        self.inv_inc = if self.step > 0 { 4_294_967_296.0 / self.step as f32 } else { 0.0 };
     }
 
     /// The phase increment in cycles per sample.
@@ -246,32 +252,33 @@ impl Oscillator {
 
     /// The phase in cycles, `[0, 1)`, of the next sample.
     pub fn phase(&self) -> f32 {
-        self.phase
+        phase_to_unit(self.phase)
     }
 
     /// Sets the phase in cycles; any finite value is reduced to `[0, 1)`,
     /// NaN and ±∞ give 0.
     pub fn set_phase(&mut self, phase: f32) {
         let p = if phase.is_finite() { phase.rem_euclid(1.0) } else { 0.0 };
-        self.phase = if p < 1.0 { p } else { 0.0 };
+        // `p < 1`, so the product is below 2^32 (a `p` that rounded to 1.0 wraps to 0).
+        self.phase = (f64::from(p) * 4_294_967_296.0) as u64 as u32;
     }
 
     /// Sets the phase to 0 (the frequency is kept).
     pub fn reset(&mut self) {
-        self.phase = 0.0;
+        self.phase = 0;
     }
 
     /// The waveform value at the current phase, then advances the phase.
     #[inline]
     pub fn next_sample(&mut self) -> f32 {
-        let p = self.phase;
+        let p = phase_to_unit(self.phase);
         let s = match self.waveform {
             Waveform::Saw => blep_saw(p, self.inv_inc),
             Waveform::Square => blep_square(p, self.inv_inc),
             Waveform::Triangle => blamp_triangle(p, self.inc, self.inv_inc),
             Waveform::Sine => sine(p),
         };
-        self.phase = wrap(p + self.inc);
+        self.phase = self.phase.wrapping_add(self.step);
         s
     }
 
@@ -433,17 +440,45 @@ mod tests {
     }
 
     #[test]
+    fn phase_step_rounds_to_the_nearest_step() {
+        // 1.5 steps rounds up (truncating would give 1), 1.25 down.
+        assert_eq!(phase_step(1.5 / 4_294_967_296.0), 2);
+        assert_eq!(phase_step(1.25 / 4_294_967_296.0), 1);
+        let mut worst = 0.0f64;
+        for i in 1..10_000u32 {
+            let inc = i as f32 * (MAX_INC / 10_000.0);
+            let exact = f64::from(inc) * 4_294_967_296.0;
+            worst = worst.max((f64::from(phase_step(inc)) - exact).abs());
+        }
+        assert!(worst <= 0.5, "{worst}");
+        assert_eq!(phase_step(f32::NAN), 0);
+        assert_eq!(phase_step(-0.1), 0);
+        // The unit phase is exact and below 1.
+        assert_eq!(phase_to_unit(u32::MAX), 1.0 - 1.0 / 16_777_216.0);
+        assert_eq!(phase_to_unit(1 << 31), 0.5);
+    }
+
+    #[test]
     fn oscillator_matches_kernels_and_sanitises() {
         let mut o = Oscillator::new(Waveform::Saw);
         o.set_frequency(440.0, 48_000.0);
         let inc = 440.0f32 / 48_000.0;
         assert_eq!(o.increment(), inc);
-        let mut p = 0.0f32;
+        // The kernel at the fixed-point phase, with the reciprocal of the fixed-point step.
+        let step = phase_step(inc);
+        let inv_inc = 4_294_967_296.0 / step as f32;
+        assert!((inv_inc * inc - 1.0).abs() < 1e-6);
+        let mut p = 0u32;
         for _ in 0..500 {
-            assert_eq!(o.next_sample().to_bits(), blep_saw(p, 1.0 / inc).to_bits());
-            p = wrap(p + inc);
+            assert_eq!(o.next_sample().to_bits(), blep_saw(phase_to_unit(p), inv_inc).to_bits());
+            p = p.wrapping_add(step);
         }
-        assert_eq!(o.phase(), p);
+        assert_eq!(o.phase(), phase_to_unit(step.wrapping_mul(500)));
+        // Exactly: after a million samples the phase stands a million steps on.
+        for _ in 500..1_000_000 {
+            o.next_sample();
+        }
+        assert_eq!(o.phase(), phase_to_unit(step.wrapping_mul(1_000_000)));
         o.set_frequency(f32::NAN, 48_000.0);
         assert_eq!(o.increment(), 0.0);
         o.set_frequency(1e9, 48_000.0);
