@@ -74,7 +74,7 @@ pub(crate) const SPARSE_LANES: usize = 2;
 pub(crate) struct LaneBlock {
     filter: LowpassBlock,
     env: SegmentBlock,
-    /// The anchor (`Group::anchor_serial`) the block below was computed from; 0 for none.
+    /// The anchor (`Group::anchor`) the block below was computed from; 0 for none.
     serial: u64,
     /// Filter inputs, envelope levels and output of each sample from the anchor.
     x: [f32; BLOCK],
@@ -116,20 +116,19 @@ pub(crate) struct Group {
     pub coef_gen: u32,
     /// Velocity gain.
     pub amp: [f32; LANES],
-    /// Lanes rendered on their own whose anchor below holds in the current control
-    /// period. A lane's anchor is where, in the period, it was last set up or changed
-    /// (its phase, envelope and filter state there); [`Group::render_sparse`] computes
-    /// each sample from it, so the samples do not depend on how the period is split.
-    pub anchored: u32,
+    /// Each lane's anchor: where, in the current control period, a lane rendered on its
+    /// own was last set up or changed (its phase, envelope and filter state there).
+    /// [`Group::render_sparse`] computes each sample from it, so the samples do not depend
+    /// on how the period is split. Anchors are numbered from 1 across the group's life (a
+    /// lane's block is computed once per anchor); 0 means the lane takes a new one where it
+    /// stands.
+    pub anchor: [u64; LANES],
+    pub anchors_taken: u64,
     pub anchor_pos: [u32; LANES],
     pub anchor_phase: [u32; LANES],
     pub anchor_env: [f32; LANES],
     pub anchor_ic1: [f32; LANES],
     pub anchor_ic2: [f32; LANES],
-    /// Each lane's anchor, numbered (from 1) across the group's life: a lane's block is
-    /// computed once per anchor.
-    pub anchor_serial: [u64; LANES],
-    pub anchors_taken: u64,
     /// Block tables of the lanes rendered on their own, by rank among the active lanes
     /// (each checks that it was computed for its lane's coefficients).
     pub blocks: [LaneBlock; SPARSE_LANES],
@@ -139,7 +138,7 @@ impl Group {
     /// Sets the envelope segment of lane `l`.
     pub fn set_segment(&mut self, l: usize, s: Segment) {
         let l = l % LANES;
-        self.anchored &= !(1 << l);
+        self.anchor[l] = 0;
         self.env_mul[l] = s.mul;
         self.env_add[l] = s.add;
         self.env_floor[l] = s.floor;
@@ -150,7 +149,7 @@ impl Group {
     pub fn start(&mut self, l: usize, inc: f32, amp: f32, attack: Segment, fc: &FilterControl) {
         let l = l % LANES;
         self.active |= 1 << l;
-        self.anchored &= !(1 << l);
+        self.anchor[l] = 0;
         self.phase[l] = 0;
         self.set_inc(l, inc);
         self.env[l] = 0.0;
@@ -166,23 +165,24 @@ impl Group {
     /// from the next sample on, without a discontinuity.
     pub fn set_inc(&mut self, l: usize, inc: f32) {
         let l = l % LANES;
-        self.anchored &= !(1 << l);
+        self.anchor[l] = 0;
         self.inc[l] = inc;
         self.step[l] = osc::phase_step(inc);
         self.inv_inc[l] = if self.step[l] > 0 { 4_294_967_296.0 / self.step[l] as f32 } else { 0.0 };
     }
 
-    /// Makes every lane rendered on its own take its anchor afresh where it stands, for a
-    /// change that applies from here on to all of them (the waveform).
+    /// Makes every lane take a new anchor where it stands: at a period's start, after the
+    /// group was rendered whole, and for a change that applies to all lanes from here on
+    /// (the waveform).
     pub fn reanchor(&mut self) {
-        self.anchored = 0;
+        self.anchor = [0; LANES];
     }
 
     /// Frees lane `l`, leaving it silent.
     pub fn free(&mut self, l: usize) {
         let l = l % LANES;
         self.active &= !(1 << l);
-        self.anchored &= !(1 << l);
+        self.anchor[l] = 0;
         self.phase[l] = 0;
         self.inc[l] = 0.0;
         self.step[l] = 0;
@@ -212,7 +212,7 @@ impl Group {
         self.fq[l] = q;
         self.fd[l] = d;
         self.coef_env[l] = env;
-        self.anchored &= !(1 << l);
+        self.anchor[l] = 0;
     }
 
     /// Recomputes the filter coefficients of every active lane from its envelope, for the
@@ -261,17 +261,16 @@ impl Group {
             return;
         }
         if pos == 0 {
-            self.anchored = 0;
+            self.reanchor();
         }
         let mut active = self.active;
         let mut rank = 0;
         while active != 0 {
             let l = active.trailing_zeros() as usize % LANES;
             active &= active - 1;
-            if self.anchored & (1 << l) == 0 {
-                self.anchored |= 1 << l;
+            if self.anchor[l] == 0 {
                 self.anchors_taken += 1;
-                self.anchor_serial[l] = self.anchors_taken;
+                self.anchor[l] = self.anchors_taken;
                 self.anchor_pos[l] = pos as u32;
                 self.anchor_phase[l] = self.phase[l];
                 self.anchor_env[l] = self.env[l];
@@ -284,10 +283,10 @@ impl Group {
             let block = &mut self.blocks[rank % SPARSE_LANES];
             rank += 1;
             let (phase, step) = (self.anchor_phase[l], self.step[l]);
-            if block.serial != self.anchor_serial[l] {
+            if block.serial != self.anchor[l] {
                 // The lane's coefficients, segment, pitch and gain stand while its anchor
                 // does (changing any takes a new anchor).
-                block.serial = self.anchor_serial[l];
+                block.serial = self.anchor[l];
                 block.filter.prepare(self.fm[l], self.fq[l], self.fd[l]);
                 block.env.prepare(self.env_mul[l]);
                 let (inv_inc, amp) = (self.inv_inc[l], self.amp[l]);
@@ -345,6 +344,6 @@ impl Group {
         self.env = env;
         self.ic1 = ic1;
         self.ic2 = ic2;
-        self.anchored = 0;
+        self.reanchor();
     }
 }
