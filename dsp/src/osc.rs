@@ -96,6 +96,13 @@ pub fn phase_step(inc: f32) -> u32 {
     (f64::from(inc) * 4_294_967_296.0).round() as u32
 }
 
+/// `1 / increment` for a fixed-point step (see [`phase_step`]), as the band-limited
+/// kernels take it: 0 for a stopped oscillator.
+#[inline]
+pub fn step_reciprocal(step: u32) -> f32 {
+    if step > 0 { 4_294_967_296.0 / step as f32 } else { 0.0 }
+}
+
 /// A fixed-point phase (see [`phase_step`]) as cycles in `[0, 1)`, exactly (its top 24
 /// bits).
 #[inline(always)]
@@ -232,7 +239,7 @@ impl Oscillator {
         let inc = crate::math::clamp_or(inc, 0.0, MAX_INC, 0.0);
         self.inc = inc;
         self.step = phase_step(inc);
-        self.inv_inc = if self.step > 0 { 4_294_967_296.0 / self.step as f32 } else { 0.0 };
+        self.inv_inc = step_reciprocal(self.step);
     }
 
     /// The phase increment in cycles per sample.

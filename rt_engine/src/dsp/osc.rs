@@ -32,7 +32,7 @@ pub(crate) struct SquareOsc;
 /// Sine kernel.
 pub(crate) struct SineOsc;
 
-pub(crate) use trio_dsp::osc::{blep_saw, blep_square, phase_step, phase_to_unit, sine};
+pub(crate) use trio_dsp::osc::{blep_saw, blep_square, phase_step, phase_to_unit, sine, step_reciprocal};
 
 impl Oscillator for SawOsc {
     #[inline(always)]

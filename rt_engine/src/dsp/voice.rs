@@ -168,7 +168,7 @@ impl Group {
         self.anchor[l] = 0;
         self.inc[l] = inc;
         self.step[l] = osc::phase_step(inc);
-        self.inv_inc[l] = if self.step[l] > 0 { 4_294_967_296.0 / self.step[l] as f32 } else { 0.0 };
+        self.inv_inc[l] = osc::step_reciprocal(self.step[l]);
     }
 
     /// Makes every lane take a new anchor where it stands: at a period's start, after the
