@@ -40,3 +40,17 @@ pub const LANES: usize = 8;
 /// Samples between two control-rate updates (envelope stages, filter
 /// coefficients, cutoff and resonance smoothing).
 pub const CONTROL_PERIOD: usize = 16;
+
+/// The indices of the set bits of `mask`, lowest first, each taken modulo `N` (the
+/// length of what they index, so indexing needs no bounds check): the sounding lanes of a
+/// group, or the groups of the synth that hold a voice.
+#[inline(always)]
+pub(crate) fn set_bits<const N: usize>(mut mask: u32) -> impl Iterator<Item = usize> {
+    core::iter::from_fn(move || {
+        (mask != 0).then(|| {
+            let i = mask.trailing_zeros() as usize % N;
+            mask &= mask - 1;
+            i
+        })
+    })
+}

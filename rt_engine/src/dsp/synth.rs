@@ -6,7 +6,7 @@ use super::filter::{self, FilterControl};
 use super::osc::{Oscillator, SawOsc, SineOsc, SquareOsc, Waveform};
 use super::smoother::Smoother;
 use super::voice::{Group, PendingNote, SPARSE_LANES, VoiceCtl, VoiceSnapshot};
-use super::{CONTROL_PERIOD, LANES};
+use super::{CONTROL_PERIOD, LANES, set_bits};
 
 /// Number of voice groups.
 const GROUPS: usize = Synth::MAX_VOICES / LANES;
@@ -179,10 +179,7 @@ fn render_groups<O: Oscillator>(
 ) -> bool {
     let len = len.min(CONTROL_PERIOD);
     let mut whole = false;
-    let mut live = live;
-    while live != 0 {
-        let gi = live.trailing_zeros() as usize % GROUPS;
-        live &= live - 1;
+    for gi in set_bits::<GROUPS>(live) {
         let Some(g) = groups.get_mut(gi) else { continue };
         match g.active.count_ones() as usize {
             0 => {}
@@ -589,10 +586,7 @@ impl Synth {
     /// [`Synth::voice`]`(i).active` says), read from the groups that hold a voice.
     pub fn active_mask(&self) -> u128 {
         let mut mask = 0u128;
-        let mut live = self.live;
-        while live != 0 {
-            let gi = live.trailing_zeros() as usize % GROUPS;
-            live &= live - 1;
+        for gi in set_bits::<GROUPS>(self.live) {
             if let Some(g) = self.groups.get(gi) {
                 mask |= u128::from(g.active) << (gi * LANES);
             }
@@ -651,19 +645,13 @@ impl Synth {
             filter: self.filter,
             clock: self.clock,
         };
-        let mut live = self.live;
-        while live != 0 {
-            let gi = live.trailing_zeros() as usize % GROUPS;
-            live &= live - 1;
+        for gi in set_bits::<GROUPS>(self.live) {
             let (Some(g), Some(ctls)) = (self.groups.get_mut(gi), self.voices.get_mut(gi * LANES..(gi + 1) * LANES))
             else {
                 continue;
             };
             // Only active lanes have a stage to move (a free lane is idle).
-            let mut lanes = g.active;
-            while lanes != 0 {
-                let l = lanes.trailing_zeros() as usize % LANES;
-                lanes &= lanes - 1;
+            for l in set_bits::<LANES>(g.active) {
                 let Some(v) = ctls.get_mut(l) else { continue };
                 let e = g.env(l);
                 match v.stage {

@@ -4,7 +4,7 @@
 use super::envelope::{Segment, SegmentBlock, Stage};
 use super::filter::{self, FilterControl};
 use super::osc::{self, Oscillator};
-use super::{CONTROL_PERIOD, LANES};
+use super::{CONTROL_PERIOD, LANES, set_bits};
 use trio_dsp::BLOCK;
 use trio_dsp::svf::LowpassBlock;
 
@@ -233,10 +233,7 @@ impl Group {
             }
             return;
         }
-        let mut active = self.active;
-        while active != 0 {
-            let l = active.trailing_zeros() as usize % LANES;
-            active &= active - 1;
+        for l in set_bits::<LANES>(self.active) {
             if !(same_controls && self.env[l].to_bits() == self.coef_env[l].to_bits()) {
                 self.set_coefs(l, self.env[l], fc);
             }
@@ -263,11 +260,7 @@ impl Group {
         if pos == 0 {
             self.reanchor();
         }
-        let mut active = self.active;
-        let mut rank = 0;
-        while active != 0 {
-            let l = active.trailing_zeros() as usize % LANES;
-            active &= active - 1;
+        for (rank, l) in set_bits::<LANES>(self.active).enumerate() {
             if self.anchor[l] == 0 {
                 self.anchors_taken += 1;
                 self.anchor[l] = self.anchors_taken;
@@ -281,7 +274,6 @@ impl Group {
             let skip = pos.saturating_sub(self.anchor_pos[l] as usize).min(BLOCK - 1);
             let n = (skip + out.len()).min(BLOCK);
             let block = &mut self.blocks[rank % SPARSE_LANES];
-            rank += 1;
             let (phase, step) = (self.anchor_phase[l], self.step[l]);
             if block.serial != self.anchor[l] {
                 // The lane's coefficients, segment, pitch and gain stand while its anchor
