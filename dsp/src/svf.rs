@@ -154,7 +154,8 @@ pub fn lowpass_step(x: f32, ic1: &mut f32, ic2: &mut f32, m: f32, q: f32, d: f32
 /// `A = [[m, -q], [q, 1 - d]]` and `B = [q, d]`, so after `k` samples
 /// `s_k = A^k s_0 + Σ A^(k-1-i) B x_i`. The tables hold the rows of `A^k` and the
 /// columns `A^j B`, computed in f64 (the diagonal of the second row as `A^k - 1`, which
-/// keeps the precision of a small `d` at low cutoffs) and rounded once. The results
+/// keeps the precision of a small `d` at low cutoffs) and rounded once. A block runs as
+/// two halves, the second from the state after the first. The results
 /// equal [`lowpass_step`]'s up to rounding (test: `block_matches_the_step_form`); a block
 /// of any length gives the same results as the same samples within a longer block.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -167,10 +168,9 @@ pub struct LowpassBlock {
     /// Row 2 of `A^(k+1)`, with `r22m = (A^(k+1))_22 - 1`.
     r21: [f32; BLOCK],
     r22m: [f32; BLOCK],
-    /// The components of `A^j B` reversed, at `w1r[BLOCK - 1 - j]` and `w2r[…]`, zeros
-    /// above, so that the state after `n` samples is a dot product with the inputs.
+    /// The first component of `A^j B` reversed, at `w1r[BLOCK - 1 - j]`, zeros above, so
+    /// that `ic1` after `n` samples is a dot product with the inputs.
     w1r: [f32; 2 * BLOCK],
-    w2r: [f32; 2 * BLOCK],
     /// Second component of `A^j B` at `w2[BLOCK + j]`, zeros below, so that the
     /// contribution of input `i` to every output is one slice.
     w2: [f32; 2 * BLOCK],
@@ -186,11 +186,14 @@ impl Default for LowpassBlock {
             r21: [0.0; BLOCK],
             r22m: [0.0; BLOCK],
             w1r: [0.0; 2 * BLOCK],
-            w2r: [0.0; 2 * BLOCK],
             w2: [0.0; 2 * BLOCK],
         }
     }
 }
+
+/// Half a [`BLOCK`]: [`LowpassBlock::outputs`] runs a block as two halves.
+const HALF: usize = BLOCK / 2;
+const _: () = assert!(HALF % 4 == 0 && BLOCK == 2 * HALF);
 
 impl LowpassBlock {
     /// Makes the tables those of the coefficients `(m, q, d)` of [`step_coefs`]; does
@@ -212,7 +215,6 @@ impl LowpassBlock {
         for k in 0..BLOCK {
             self.w1r[BLOCK - 1 - k] = table_entry(b1);
             self.w2[BLOCK + k] = table_entry(b2);
-            self.w2r[BLOCK - 1 - k] = table_entry(b2);
             (b1, b2) = (m * b1 - q * b2, q * b1 + b2 - d * b2);
             // A^(k+1) = A · A^k.
             let p22 = p22m + 1.0;
@@ -225,7 +227,6 @@ impl LowpassBlock {
         }
         self.w2[..BLOCK].fill(0.0);
         self.w1r[BLOCK..].fill(0.0);
-        self.w2r[BLOCK..].fill(0.0);
     }
 
     /// Runs the block from the state `(ic1, ic2)` over the inputs `x` (all [`BLOCK`] of
@@ -234,58 +235,91 @@ impl LowpassBlock {
     /// (`1..=BLOCK`; other values are clamped into that range).
     #[inline(always)]
     pub fn run(&self, ic1: f32, ic2: f32, x: &[f32; BLOCK], y: &mut [f32; BLOCK], n: usize) -> (f32, f32) {
-        self.outputs(ic1, ic2, x, y);
-        self.state_after(ic1, ic2, x, n)
+        let ic2_after = self.outputs(ic1, ic2, x, y);
+        (self.ic1_after(ic1, ic2, x, n), ic2_after[n.clamp(1, BLOCK) - 1])
     }
 
-    /// The outputs of [`LowpassBlock::run`] alone.
+    /// The outputs of [`LowpassBlock::run`] alone. Returns `ic2` after each sample
+    /// (element `k` after `k + 1` samples): the second component of the state
+    /// [`LowpassBlock::run`] returns, which the outputs are computed from.
     #[inline(always)]
-    pub fn outputs(&self, ic1: f32, ic2: f32, x: &[f32; BLOCK], y: &mut [f32; BLOCK]) {
-        // next[k] = ic2 after k + 1 samples. Input i reaches the outputs from sample i on
-        // (the table's zeros below): even and odd inputs go to two sums, which halves the
-        // dependency chain of each.
-        let (mut even, mut odd) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
-        for k in 0..BLOCK {
-            even[k] = self.r21[k] * ic1;
-            odd[k] = self.r22m[k] * ic2;
-        }
-        for (i, xs) in x.chunks_exact(2).enumerate() {
-            let w0 = &self.w2[BLOCK - 2 * i..][..BLOCK];
-            let w1 = &self.w2[BLOCK - 2 * i - 1..][..BLOCK];
-            for k in 0..BLOCK {
-                even[k] += w0[k] * xs[0];
-                odd[k] += w1[k] * xs[1];
-            }
-        }
+    pub fn outputs(&self, ic1: f32, ic2: f32, x: &[f32; BLOCK], y: &mut [f32; BLOCK]) -> [f32; BLOCK] {
+        // Two halves: the second starts from the state after the first, which costs a dot
+        // product of half a block of inputs and saves the weights of the first half's
+        // inputs on the second half's outputs.
         let mut next = [0.0f32; BLOCK];
-        for k in 0..BLOCK {
-            next[k] = (even[k] + odd[k]) + ic2;
-        }
+        let (first, second) = next.split_at_mut(HALF);
+        let (x0, x1) = x.split_at(HALF);
+        self.ic2_chunk::<0>(ic1, ic2, x0, first);
+        self.ic2_chunk::<1>(ic1, ic2, x0, first);
+        let (mid1, mid2) = (self.ic1_after_half(ic1, ic2, x0), first[HALF - 1]);
+        self.ic2_chunk::<0>(mid1, mid2, x1, second);
+        self.ic2_chunk::<1>(mid1, mid2, x1, second);
         // The output of sample k is the mean of ic2 before and after it.
         let mut before = [ic2; BLOCK];
         before[1..].copy_from_slice(&next[..BLOCK - 1]);
         for ((o, b), a) in y.iter_mut().zip(&before).zip(&next) {
             *o = 0.5 * (b + a);
         }
+        next
     }
 
-    /// The state of [`LowpassBlock::run`] alone: after the first `n` samples of the block
-    /// from `(ic1, ic2)` over `x` (`n` clamped into `1..=BLOCK`).
+    /// Samples `4 C .. 4 C + 4` of `ic2` after each sample of a half block from
+    /// `(ic1, ic2)` over `x`, into `next`. Only inputs up to the chunk's last sample reach
+    /// it (the table's zeros below cover the rest of the chunk), so the chunks of a half
+    /// take 4 and 8 inputs; even and odd inputs go to two sums, which halves the
+    /// dependency chain of each.
     #[inline(always)]
-    pub fn state_after(&self, ic1: f32, ic2: f32, x: &[f32; BLOCK], n: usize) -> (f32, f32) {
-        let last = n.clamp(1, BLOCK) - 1;
-        let (w1, w2) = (&self.w1r[BLOCK - 1 - last..][..BLOCK], &self.w2r[BLOCK - 1 - last..][..BLOCK]);
-        let (mut dot1, mut dot2) = ([0.0f32; 4], [0.0f32; 4]);
-        for ((w1q, w2q), xq) in w1.chunks_exact(4).zip(w2.chunks_exact(4)).zip(x.chunks_exact(4)) {
+    fn ic2_chunk<const C: usize>(&self, ic1: f32, ic2: f32, x: &[f32], next: &mut [f32]) {
+        const { assert!(4 * C + 4 <= HALF) };
+        let (x, next) = (&x[..HALF], &mut next[..HALF]);
+        let (mut even, mut odd) = ([0.0f32; 4], [0.0f32; 4]);
+        for j in 0..4 {
+            even[j] = self.r21[4 * C + j] * ic1;
+            odd[j] = self.r22m[4 * C + j] * ic2;
+        }
+        for p in 0..2 * C + 2 {
+            let i = 2 * p;
+            // Input i reaches sample k with the weight w2[BLOCK + k - i].
+            let w0 = &self.w2[BLOCK + 4 * C - i..][..4];
+            let w1 = &self.w2[BLOCK + 4 * C - i - 1..][..4];
             for j in 0..4 {
-                dot1[j] += w1q[j] * xq[j];
-                dot2[j] += w2q[j] * xq[j];
+                even[j] += w0[j] * x[i];
+                odd[j] += w1[j] * x[i + 1];
             }
         }
-        let sum = |d: [f32; 4]| (d[0] + d[1]) + (d[2] + d[3]);
-        let end1 = (self.r11[last] * ic1 + self.r12[last] * ic2) + sum(dot1);
-        let end2 = ((self.r21[last] * ic1 + self.r22m[last] * ic2) + sum(dot2)) + ic2;
-        (end1, end2)
+        for j in 0..4 {
+            next[4 * C + j] = (even[j] + odd[j]) + ic2;
+        }
+    }
+
+    /// `ic1` after the first [`HALF`] samples from `(ic1, ic2)` over `x`.
+    #[inline(always)]
+    fn ic1_after_half(&self, ic1: f32, ic2: f32, x: &[f32]) -> f32 {
+        let w = &self.w1r[BLOCK - HALF..BLOCK];
+        let mut dot = [0.0f32; 4];
+        for (w, xq) in w.chunks_exact(4).zip(x[..HALF].chunks_exact(4)) {
+            for j in 0..4 {
+                dot[j] += w[j] * xq[j];
+            }
+        }
+        (self.r11[HALF - 1] * ic1 + self.r12[HALF - 1] * ic2) + ((dot[0] + dot[1]) + (dot[2] + dot[3]))
+    }
+
+    /// The first component of the state [`LowpassBlock::run`] returns: `ic1` after the
+    /// first `n` samples of the block from `(ic1, ic2)` over `x` (`n` clamped into
+    /// `1..=BLOCK`).
+    #[inline(always)]
+    pub fn ic1_after(&self, ic1: f32, ic2: f32, x: &[f32; BLOCK], n: usize) -> f32 {
+        let last = n.clamp(1, BLOCK) - 1;
+        let w1 = &self.w1r[BLOCK - 1 - last..][..BLOCK];
+        let mut dot = [0.0f32; 4];
+        for (w, xq) in w1.chunks_exact(4).zip(x.chunks_exact(4)) {
+            for j in 0..4 {
+                dot[j] += w[j] * xq[j];
+            }
+        }
+        (self.r11[last] * ic1 + self.r12[last] * ic2) + ((dot[0] + dot[1]) + (dot[2] + dot[3]))
     }
 }
 

@@ -76,8 +76,10 @@ pub(crate) struct LaneBlock {
     env: SegmentBlock,
     /// The anchor (`Group::anchor`) the block below was computed from; 0 for none.
     serial: u64,
-    /// Filter inputs, envelope levels and output of each sample from the anchor.
+    /// Filter inputs, filter states, envelope levels and output of each sample from the
+    /// anchor.
     x: [f32; BLOCK],
+    ic2: [f32; BLOCK],
     env_out: [f32; BLOCK],
     out: [f32; BLOCK],
 }
@@ -220,23 +222,30 @@ impl Group {
     /// exactly 0, so its coefficients do not matter; a lane gets fresh ones when it
     /// starts). A lane whose envelope and generation are those its coefficients were
     /// computed for keeps them: they would come out the same.
+    #[inline]
     pub fn update_filter(&mut self, fc: &FilterControl, generation: u32) {
         let same_controls = self.coef_gen == generation;
         self.coef_gen = generation;
         if self.active.count_ones() as usize > SPARSE_LANES {
-            if same_controls && (0..LANES).all(|l| self.env[l].to_bits() == self.coef_env[l].to_bits()) {
-                return;
-            }
-            // Most lanes sound: all lanes at once, which vectorises.
-            for l in 0..LANES {
-                self.set_coefs(l, self.env[l], fc);
-            }
+            self.update_filter_whole(fc, same_controls);
             return;
         }
         for l in set_bits::<LANES>(self.active) {
             if !(same_controls && self.env[l].to_bits() == self.coef_env[l].to_bits()) {
                 self.set_coefs(l, self.env[l], fc);
             }
+        }
+    }
+
+    /// [`Group::update_filter`] of a group where most lanes sound: all lanes at once, which
+    /// vectorises.
+    #[inline(never)]
+    fn update_filter_whole(&mut self, fc: &FilterControl, same_controls: bool) {
+        if same_controls && (0..LANES).all(|l| self.env[l].to_bits() == self.coef_env[l].to_bits()) {
+            return;
+        }
+        for l in 0..LANES {
+            self.set_coefs(l, self.env[l], fc);
         }
     }
 
@@ -282,14 +291,15 @@ impl Group {
                 block.filter.prepare(self.fm[l], self.fq[l], self.fd[l]);
                 block.env.prepare(self.env_mul[l]);
                 let (inv_inc, amp) = (self.inv_inc[l], self.amp[l]);
-                for (k, v) in block.x.iter_mut().enumerate() {
-                    let p = phase.wrapping_add(step.wrapping_mul(k as u32));
+                let mut p = phase;
+                for v in block.x.iter_mut() {
                     *v = O::sample(osc::phase_to_unit(p), inv_inc) * amp;
+                    p = p.wrapping_add(step);
                 }
                 let seg = Segment { mul: self.env_mul[l], add: self.env_add[l], floor: self.env_floor[l] };
                 block.env.run(self.anchor_env[l], seg, &mut block.env_out);
                 let mut y = [0.0f32; BLOCK];
-                block.filter.outputs(self.anchor_ic1[l], self.anchor_ic2[l], &block.x, &mut y);
+                block.ic2 = block.filter.outputs(self.anchor_ic1[l], self.anchor_ic2[l], &block.x, &mut y);
                 for ((o, y), e) in block.out.iter_mut().zip(&y).zip(&block.env_out) {
                     *o = y * e;
                 }
@@ -299,7 +309,8 @@ impl Group {
             }
             self.phase[l] = phase.wrapping_add(step.wrapping_mul(n as u32));
             self.env[l] = block.env_out[n - 1];
-            (self.ic1[l], self.ic2[l]) = block.filter.state_after(self.anchor_ic1[l], self.anchor_ic2[l], &block.x, n);
+            self.ic1[l] = block.filter.ic1_after(self.anchor_ic1[l], self.anchor_ic2[l], &block.x, n);
+            self.ic2[l] = block.ic2[n - 1];
         }
     }
 
