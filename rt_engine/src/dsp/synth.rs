@@ -636,15 +636,7 @@ impl Synth {
             self.filter_gen = self.filter_gen.wrapping_add(1);
         }
         let generation = self.filter_gen;
-        let env = self.env;
-        let ctx = StartCtx {
-            note_inc: &self.note_inc,
-            bend_ratio: self.bend_ratio,
-            attack: env.attack(),
-            velocity_sens: self.params.velocity_sens,
-            filter: self.filter,
-            clock: self.clock,
-        };
+        let env = &self.env;
         for gi in set_bits::<GROUPS>(self.live) {
             let (Some(g), Some(ctls)) = (self.groups.get_mut(gi), self.voices.get_mut(gi * LANES..(gi + 1) * LANES))
             else {
@@ -680,7 +672,17 @@ impl Synth {
                     Stage::Steal => {
                         if e <= 0.0 {
                             match v.pending {
-                                Some(p) => start_note(g, l, v, p, &ctx),
+                                Some(p) => {
+                                    let ctx = StartCtx {
+                                        note_inc: &self.note_inc,
+                                        bend_ratio: self.bend_ratio,
+                                        attack: env.attack(),
+                                        velocity_sens: self.params.velocity_sens,
+                                        filter: self.filter,
+                                        clock: self.clock,
+                                    };
+                                    start_note(g, l, v, p, &ctx);
+                                }
                                 None => {
                                     g.free(l);
                                     *v = VoiceCtl::default();
@@ -691,7 +693,7 @@ impl Synth {
                 }
             }
             if g.active != 0 {
-                g.update_filter(&ctx.filter, generation);
+                g.update_filter(&self.filter, generation);
             } else {
                 self.live &= !(1 << gi);
             }
