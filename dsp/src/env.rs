@@ -128,6 +128,12 @@ impl SegmentBlock {
     /// segment whose `mul` the tables were prepared for.
     #[inline(always)]
     pub fn run(&self, start: f32, seg: Segment, out: &mut [f32; BLOCK]) {
+        if start.to_bits() == seg.floor.to_bits() && Segment::step(start, seg.mul, seg.add, seg.floor) == start {
+            // At its floor and held there (a sustain, or silence): every step gives the
+            // floor again, as the closed form does.
+            *out = [start; BLOCK];
+            return;
+        }
         for ((o, &p), &s) in out.iter_mut().zip(&self.pow).zip(&self.sum) {
             let e = start * p + seg.add * s;
             let e = if e > seg.floor { e } else { seg.floor };
