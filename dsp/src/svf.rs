@@ -165,16 +165,28 @@ pub struct LowpassBlock {
     /// Row 1 of `A^(k+1)`: `ic1_(k+1) = r11 ic1 + r12 ic2 + …`.
     r11: [f32; BLOCK],
     r12: [f32; BLOCK],
-    /// Row 2 of `A^(k+1)`, with `r22m = (A^(k+1))_22 - 1`.
-    r21: [f32; BLOCK],
-    r22m: [f32; BLOCK],
+    /// Row 2 of `A^(k+1)` for the samples of a half, with `r22m = (A^(k+1))_22 - 1`.
+    r21: [Lanes4; HALF / 4],
+    r22m: [Lanes4; HALF / 4],
     /// The first component of `A^j B` reversed, at `w1r[BLOCK - 1 - j]`, zeros above, so
     /// that `ic1` after `n` samples is a dot product with the inputs.
     w1r: [f32; 2 * BLOCK],
-    /// Second component of `A^j B` at `w2[BLOCK + j]`, zeros below, so that the
-    /// contribution of input `i` to every output is one slice.
-    w2: [f32; 2 * BLOCK],
+    /// The same for a half block, `w1h[HALF - 1 - j]`, in lanes.
+    w1h: [Lanes4; HALF / 4],
+    /// The weights of input `i` of a half on samples `k .. k + 4` of that half, where
+    /// `k - i = d` (`-3 ..= HALF - 4`), at `w2[d + 3]`: the second component of `A^(k - i) B`
+    /// in each lane, 0 where `k < i`. One load per input and chunk of four samples.
+    w2: [Lanes4; HALF],
 }
+
+/// Four `f32` aligned for one vector load.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[repr(C, align(16))]
+struct Lanes4([f32; 4]);
+
+/// Half a [`BLOCK`]: [`LowpassBlock::outputs`] runs a block as two halves.
+const HALF: usize = BLOCK / 2;
+const _: () = assert!(HALF.is_multiple_of(4) && BLOCK == 2 * HALF);
 
 impl Default for LowpassBlock {
     /// Tables that match no coefficients: the first [`LowpassBlock::prepare`] computes.
@@ -183,17 +195,14 @@ impl Default for LowpassBlock {
             key: [u32::MAX; 3],
             r11: [0.0; BLOCK],
             r12: [0.0; BLOCK],
-            r21: [0.0; BLOCK],
-            r22m: [0.0; BLOCK],
+            r21: [Lanes4::default(); HALF / 4],
+            r22m: [Lanes4::default(); HALF / 4],
             w1r: [0.0; 2 * BLOCK],
-            w2: [0.0; 2 * BLOCK],
+            w1h: [Lanes4::default(); HALF / 4],
+            w2: [Lanes4::default(); HALF],
         }
     }
 }
-
-/// Half a [`BLOCK`]: [`LowpassBlock::outputs`] runs a block as two halves.
-const HALF: usize = BLOCK / 2;
-const _: () = assert!(HALF % 4 == 0 && BLOCK == 2 * HALF);
 
 impl LowpassBlock {
     /// Makes the tables those of the coefficients `(m, q, d)` of [`step_coefs`]; does
@@ -212,9 +221,13 @@ impl LowpassBlock {
         // A^k kept as its four entries, the (2, 2) one minus 1; A^j B as a column.
         let (mut p11, mut p12, mut p21, mut p22m) = (1.0f64, 0.0f64, 0.0f64, 0.0f64);
         let (mut b1, mut b2) = (q, d);
+        let mut w2 = [0.0f32; HALF];
         for k in 0..BLOCK {
             self.w1r[BLOCK - 1 - k] = table_entry(b1);
-            self.w2[BLOCK + k] = table_entry(b2);
+            if let Some(w) = w2.get_mut(k) {
+                self.w1h[(HALF - 1 - k) / 4].0[(HALF - 1 - k) % 4] = table_entry(b1);
+                *w = table_entry(b2);
+            }
             (b1, b2) = (m * b1 - q * b2, q * b1 + b2 - d * b2);
             // A^(k+1) = A · A^k.
             let p22 = p22m + 1.0;
@@ -222,11 +235,18 @@ impl LowpassBlock {
                 (m * p11 - q * p21, m * p12 - q * p22, q * p11 + p21 - d * p21, q * p12 + p22m - d * p22);
             self.r11[k] = table_entry(p11);
             self.r12[k] = table_entry(p12);
-            self.r21[k] = table_entry(p21);
-            self.r22m[k] = table_entry(p22m);
+            if k < HALF {
+                self.r21[k / 4].0[k % 4] = table_entry(p21);
+                self.r22m[k / 4].0[k % 4] = table_entry(p22m);
+            }
         }
-        self.w2[..BLOCK].fill(0.0);
         self.w1r[BLOCK..].fill(0.0);
+        for (e, lanes) in self.w2.iter_mut().enumerate() {
+            for (j, w) in lanes.0.iter_mut().enumerate() {
+                // Lag k - i = e - 3 + j.
+                *w = (e + j).checked_sub(3).map_or(0.0, |lag| w2.get(lag).copied().unwrap_or(0.0));
+            }
+        }
     }
 
     /// Runs the block from the state `(ic1, ic2)` over the inputs `x` (all [`BLOCK`] of
@@ -235,15 +255,17 @@ impl LowpassBlock {
     /// (`1..=BLOCK`; other values are clamped into that range).
     #[inline(always)]
     pub fn run(&self, ic1: f32, ic2: f32, x: &[f32; BLOCK], y: &mut [f32; BLOCK], n: usize) -> (f32, f32) {
-        let ic2_after = self.outputs(ic1, ic2, x, y);
-        (self.ic1_after(ic1, ic2, x, n), ic2_after[n.clamp(1, BLOCK) - 1])
+        let (ic2_after, ic1_end) = self.outputs(ic1, ic2, x, y);
+        let ic1_after = if n >= BLOCK { ic1_end } else { self.ic1_after(ic1, ic2, x, n) };
+        (ic1_after, ic2_after[n.clamp(1, BLOCK) - 1])
     }
 
     /// The outputs of [`LowpassBlock::run`] alone. Returns `ic2` after each sample
-    /// (element `k` after `k + 1` samples): the second component of the state
-    /// [`LowpassBlock::run`] returns, which the outputs are computed from.
+    /// (element `k` after `k + 1` samples), the second component of the state
+    /// [`LowpassBlock::run`] returns, and `ic1` after the whole block (what
+    /// [`LowpassBlock::ic1_after`] gives for [`BLOCK`] samples, without its dot product).
     #[inline(always)]
-    pub fn outputs(&self, ic1: f32, ic2: f32, x: &[f32; BLOCK], y: &mut [f32; BLOCK]) -> [f32; BLOCK] {
+    pub fn outputs(&self, ic1: f32, ic2: f32, x: &[f32; BLOCK], y: &mut [f32; BLOCK]) -> ([f32; BLOCK], f32) {
         // Two halves: the second starts from the state after the first, which costs a dot
         // product of half a block of inputs and saves the weights of the first half's
         // inputs on the second half's outputs.
@@ -255,34 +277,35 @@ impl LowpassBlock {
         let (mid1, mid2) = (self.ic1_after_half(ic1, ic2, x0), first[HALF - 1]);
         self.ic2_chunk::<0>(mid1, mid2, x1, second);
         self.ic2_chunk::<1>(mid1, mid2, x1, second);
+        let end1 = self.ic1_after_half(mid1, mid2, x1);
         // The output of sample k is the mean of ic2 before and after it.
         let mut before = [ic2; BLOCK];
         before[1..].copy_from_slice(&next[..BLOCK - 1]);
         for ((o, b), a) in y.iter_mut().zip(&before).zip(&next) {
             *o = 0.5 * (b + a);
         }
-        next
+        (next, end1)
     }
 
     /// Samples `4 C .. 4 C + 4` of `ic2` after each sample of a half block from
     /// `(ic1, ic2)` over `x`, into `next`. Only inputs up to the chunk's last sample reach
-    /// it (the table's zeros below cover the rest of the chunk), so the chunks of a half
-    /// take 4 and 8 inputs; even and odd inputs go to two sums, which halves the
-    /// dependency chain of each.
+    /// it (the table's zeros cover the rest of the chunk), so the chunks of a half take 4
+    /// and 8 inputs; even and odd inputs go to two sums, which halves the dependency chain
+    /// of each.
     #[inline(always)]
     fn ic2_chunk<const C: usize>(&self, ic1: f32, ic2: f32, x: &[f32], next: &mut [f32]) {
         const { assert!(4 * C + 4 <= HALF) };
         let (x, next) = (&x[..HALF], &mut next[..HALF]);
+        let (r21, r22m) = (&self.r21[C].0, &self.r22m[C].0);
         let (mut even, mut odd) = ([0.0f32; 4], [0.0f32; 4]);
         for j in 0..4 {
-            even[j] = self.r21[4 * C + j] * ic1;
-            odd[j] = self.r22m[4 * C + j] * ic2;
+            even[j] = r21[j] * ic1;
+            odd[j] = r22m[j] * ic2;
         }
         for p in 0..2 * C + 2 {
             let i = 2 * p;
-            // Input i reaches sample k with the weight w2[BLOCK + k - i].
-            let w0 = &self.w2[BLOCK + 4 * C - i..][..4];
-            let w1 = &self.w2[BLOCK + 4 * C - i - 1..][..4];
+            // Input i reaches sample 4 C + j with lag 4 C - i + j: entry 4 C - i + 3.
+            let (w0, w1) = (&self.w2[4 * C + 3 - i].0, &self.w2[4 * C + 2 - i].0);
             for j in 0..4 {
                 even[j] += w0[j] * x[i];
                 odd[j] += w1[j] * x[i + 1];
@@ -296,11 +319,10 @@ impl LowpassBlock {
     /// `ic1` after the first [`HALF`] samples from `(ic1, ic2)` over `x`.
     #[inline(always)]
     fn ic1_after_half(&self, ic1: f32, ic2: f32, x: &[f32]) -> f32 {
-        let w = &self.w1r[BLOCK - HALF..BLOCK];
         let mut dot = [0.0f32; 4];
-        for (w, xq) in w.chunks_exact(4).zip(x[..HALF].chunks_exact(4)) {
+        for (w, xq) in self.w1h.iter().zip(x[..HALF].chunks_exact(4)) {
             for j in 0..4 {
-                dot[j] += w[j] * xq[j];
+                dot[j] += w.0[j] * xq[j];
             }
         }
         (self.r11[HALF - 1] * ic1 + self.r12[HALF - 1] * ic2) + ((dot[0] + dot[1]) + (dot[2] + dot[3]))

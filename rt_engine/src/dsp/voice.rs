@@ -80,6 +80,8 @@ pub(crate) struct LaneBlock {
     /// anchor.
     x: [f32; BLOCK],
     ic2: [f32; BLOCK],
+    /// `ic1` after the whole block.
+    ic1_end: f32,
     env_out: [f32; BLOCK],
     out: [f32; BLOCK],
 }
@@ -299,7 +301,8 @@ impl Group {
                 let seg = Segment { mul: self.env_mul[l], add: self.env_add[l], floor: self.env_floor[l] };
                 block.env.run(self.anchor_env[l], seg, &mut block.env_out);
                 let mut y = [0.0f32; BLOCK];
-                block.ic2 = block.filter.outputs(self.anchor_ic1[l], self.anchor_ic2[l], &block.x, &mut y);
+                (block.ic2, block.ic1_end) =
+                    block.filter.outputs(self.anchor_ic1[l], self.anchor_ic2[l], &block.x, &mut y);
                 for ((o, y), e) in block.out.iter_mut().zip(&y).zip(&block.env_out) {
                     *o = y * e;
                 }
@@ -309,7 +312,11 @@ impl Group {
             }
             self.phase[l] = phase.wrapping_add(step.wrapping_mul(n as u32));
             self.env[l] = block.env_out[n - 1];
-            self.ic1[l] = block.filter.ic1_after(self.anchor_ic1[l], self.anchor_ic2[l], &block.x, n);
+            self.ic1[l] = if n == BLOCK {
+                block.ic1_end
+            } else {
+                block.filter.ic1_after(self.anchor_ic1[l], self.anchor_ic2[l], &block.x, n)
+            };
             self.ic2[l] = block.ic2[n - 1];
         }
     }
