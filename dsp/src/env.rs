@@ -134,6 +134,12 @@ impl SegmentBlock {
             *out = [start; BLOCK];
             return;
         }
+        self.closed_form(start, seg, out);
+    }
+
+    /// [`SegmentBlock::run`] without its shortcut for a segment held at its floor.
+    #[inline(always)]
+    fn closed_form(&self, start: f32, seg: Segment, out: &mut [f32; BLOCK]) {
         for ((o, &p), &s) in out.iter_mut().zip(&self.pow).zip(&self.sum) {
             let e = start * p + seg.add * s;
             let e = if e > seg.floor { e } else { seg.floor };
@@ -490,6 +496,36 @@ mod tests {
         }
         println!("segment block vs steps: worst difference {worst:.2e}");
         assert!(worst < 2e-6, "{worst}");
+    }
+
+    #[test]
+    fn a_segment_held_at_its_floor_is_what_the_closed_form_gives() {
+        // The shortcut of `SegmentBlock::run` (a sustain, silence) against the closed form
+        // it skips, for every segment the coefficients make that starts at its floor.
+        let mut held = 0;
+        for sr in [8_000.0f32, 48_000.0, 192_000.0] {
+            for t in [0.0f32, 0.001, 0.3, MAX_TIME_S] {
+                for sustain in [0.0f32, 0.4, 1.0] {
+                    let c = EnvCoefs::new(t, t, sustain, t, sr);
+                    let mul = c.decay_mul();
+                    for start in [0.0f32, sustain] {
+                        let segs = [c.attack(), c.decay_with(mul, start), c.release(), c.steal(), Segment::SILENT];
+                        for seg in segs.into_iter().filter(|s| s.floor.to_bits() == start.to_bits()) {
+                            let mut b = SegmentBlock::default();
+                            b.prepare(seg.mul);
+                            let (mut fast, mut full) = ([f32::NAN; BLOCK], [f32::NAN; BLOCK]);
+                            b.run(start, seg, &mut fast);
+                            b.closed_form(start, seg, &mut full);
+                            assert_eq!(fast.map(f32::to_bits), full.map(f32::to_bits), "sr {sr} t {t} {seg:?}");
+                            held += usize::from(fast == [start; BLOCK]);
+                        }
+                    }
+                }
+            }
+        }
+        // Sustains, releases and steals that have ended, and silence.
+        println!("{held} held segments");
+        assert!(held >= 150, "{held}");
     }
 
     fn run(seg: Segment, mut env: f32, n: usize) -> f32 {

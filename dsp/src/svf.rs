@@ -173,9 +173,10 @@ pub struct LowpassBlock {
     w1r: [f32; 2 * BLOCK],
     /// The same for a half block, `w1h[HALF - 1 - j]`, in lanes.
     w1h: [Lanes4; HALF / 4],
-    /// The weights of input `i` of a half on samples `k .. k + 4` of that half, where
-    /// `k - i = d` (`-3 ..= HALF - 4`), at `w2[d + 3]`: the second component of `A^(k - i) B`
-    /// in each lane, 0 where `k < i`. One load per input and chunk of four samples.
+    /// The weights of input `i` of a half on samples `k .. k + 4` of that half (`k` a
+    /// chunk's first sample), at `w2[k - i + 3]` (`k - i` from -3 to `HALF - 4`): lane `j`
+    /// holds the second component of `A^(k + j - i) B`, 0 where `k + j < i`. One load per
+    /// input and chunk of four samples.
     w2: [Lanes4; HALF],
 }
 
@@ -186,7 +187,8 @@ struct Lanes4([f32; 4]);
 
 /// Half a [`BLOCK`]: [`LowpassBlock::outputs`] runs a block as two halves.
 const HALF: usize = BLOCK / 2;
-const _: () = assert!(HALF.is_multiple_of(4) && BLOCK == 2 * HALF);
+// `LowpassBlock::outputs` runs the two chunks of four samples of each half.
+const _: () = assert!(HALF == 8 && BLOCK == 2 * HALF);
 
 impl Default for LowpassBlock {
     /// Tables that match no coefficients: the first [`LowpassBlock::prepare`] computes.
@@ -262,8 +264,9 @@ impl LowpassBlock {
 
     /// The outputs of [`LowpassBlock::run`] alone. Returns `ic2` after each sample
     /// (element `k` after `k + 1` samples), the second component of the state
-    /// [`LowpassBlock::run`] returns, and `ic1` after the whole block (what
-    /// [`LowpassBlock::ic1_after`] gives for [`BLOCK`] samples, without its dot product).
+    /// [`LowpassBlock::run`] returns, and `ic1` after the whole block (computed from the
+    /// state at the half, so equal to [`LowpassBlock::ic1_after`] for [`BLOCK`] samples up
+    /// to rounding).
     #[inline(always)]
     pub fn outputs(&self, ic1: f32, ic2: f32, x: &[f32; BLOCK], y: &mut [f32; BLOCK]) -> ([f32; BLOCK], f32) {
         // Two halves: the second starts from the state after the first, which costs a dot

@@ -1,13 +1,13 @@
 //! Proves the no-allocation rule: every processor is constructed first, then
 //! run for thousands of samples (and re-parameterised) under a global
 //! allocator that counts allocations, reallocations and frees made by this
-//! thread while counting is switched on. The count must be zero.
+//! thread while counting is switched on. The count must be zero. Counts are kept per
+//! thread, so tests that run at the same time do not see each other's events.
 
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use trio_dsp::biquad::{Biquad, BiquadKind};
 use trio_dsp::buffer;
@@ -18,18 +18,17 @@ use trio_dsp::osc::{Oscillator, Waveform};
 use trio_dsp::smooth::{OnePole, Smoother};
 use trio_dsp::svf::{LowpassBlock, Svf, SvfMode, step_coefs};
 
-/// Allocator events (alloc, realloc, dealloc) seen while counting.
-static EVENTS: AtomicUsize = AtomicUsize::new(0);
-
 thread_local! {
     /// Whether this thread's allocator events are counted. `const`
     /// initialised and without a destructor, so reading it never allocates.
     static COUNTING: Cell<bool> = const { Cell::new(false) };
+    /// This thread's allocator events (alloc, realloc, dealloc) seen while counting.
+    static EVENTS: Cell<usize> = const { Cell::new(0) };
 }
 
 fn note_event() {
     if COUNTING.with(|c| c.get()) {
-        EVENTS.fetch_add(1, Ordering::Relaxed);
+        EVENTS.with(|e| e.set(e.get() + 1));
     }
 }
 
@@ -37,8 +36,8 @@ fn note_event() {
 struct CountingAlloc;
 
 // SAFETY: every method forwards to `System` with the caller's arguments
-// unchanged, so `System`'s guarantees hold; the counting touches only an
-// atomic and a const thread-local `Cell`, neither of which allocates.
+// unchanged, so `System`'s guarantees hold; the counting touches only
+// const thread-local `Cell`s, which do not allocate.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         note_event();
@@ -72,11 +71,11 @@ static GLOBAL: CountingAlloc = CountingAlloc;
 
 /// Runs `f` with counting on and returns the number of allocator events.
 fn count_events(f: impl FnOnce()) -> usize {
-    let before = EVENTS.load(Ordering::Relaxed);
+    let before = EVENTS.with(|e| e.get());
     COUNTING.with(|c| c.set(true));
     f();
     COUNTING.with(|c| c.set(false));
-    EVENTS.load(Ordering::Relaxed) - before
+    EVENTS.with(|e| e.get()) - before
 }
 
 /// Deterministic noise in `[-1, 1)`.

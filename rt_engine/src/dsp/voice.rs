@@ -76,8 +76,8 @@ pub(crate) struct LaneBlock {
     env: SegmentBlock,
     /// The anchor (`Group::anchor`) the block below was computed from; 0 for none.
     serial: u64,
-    /// Filter inputs, filter states, envelope levels and output of each sample from the
-    /// anchor.
+    /// Filter inputs, filter states `ic2` after, envelope levels and output of each sample
+    /// from the anchor.
     x: [f32; BLOCK],
     ic2: [f32; BLOCK],
     /// `ic1` after the whole block.
