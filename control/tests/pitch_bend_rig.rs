@@ -112,24 +112,30 @@ fn full_wheel_bends_a4_two_semitones_either_way() -> Result<(), RigError> {
 fn a_bend_applies_from_its_sample_at_any_block_size() -> Result<(), RigError> {
     // Inside the block 9984..10240 of a 256-sample render, and off the synth's 16-sample
     // control grid.
-    const AT: usize = 10_001;
-    let events = [(0, HostEvent::note_on(69, 1.0)), (AT, HostEvent::pitch_bend(1.0))];
-    let bent = render(&mut sine_rig(256)?, 20_000, &events);
-    let unbent = render(&mut sine_rig(256)?, 20_000, &events[..1]);
-    // The sample at the event's offset is the oscillator's current phase; the bent
-    // increment moves it on to the next one. Before that, bit for bit the unbent render.
-    let first_difference = bent.iter().zip(&unbent).position(|(a, b)| a.to_bits() != b.to_bits());
-    assert_eq!(first_difference, Some(AT + 1));
-    // 20 ms right before and right after the event.
-    let before = crossing_freq(&bent[AT - 960..=AT]);
-    let after = crossing_freq(&bent[AT..AT + 960]);
-    println!("bend at sample {AT}: {before:.3} Hz in the 20 ms before, {after:.3} Hz in the 20 ms after");
-    assert!((before - 440.0).abs() <= 0.5, "{before}");
-    assert!((after - B4).abs() <= 0.5, "{after}");
-    // Where the host's blocks start does not matter.
-    for max_block in [1, 64, 100, 4096] {
-        let other = render(&mut sine_rig(max_block)?, 20_000, &events);
-        assert!(bits(&other) == bits(&bent), "max_block {max_block}");
+    for at in [10_001usize, 10_007] {
+        let events = [(0, HostEvent::note_on(69, 1.0)), (at, HostEvent::pitch_bend(1.0))];
+        let bent = render(&mut sine_rig(256)?, 20_000, &events);
+        let unbent = render(&mut sine_rig(256)?, 20_000, &events[..1]);
+        // Before the event, bit for bit the unbent render. The sample at the event's offset
+        // is the oscillator's current phase, so it is the unbent one up to rounding (a voice
+        // alone computes its samples from where it stands at the event, not from the start
+        // of the control period); the bent increment moves the phase on from the next one.
+        let first_difference = bent.iter().zip(&unbent).position(|(a, b)| a.to_bits() != b.to_bits());
+        assert!(first_difference >= Some(at), "at {at}: first difference {first_difference:?}");
+        let ulps = |k: usize| (i64::from(bent[k].to_bits() as i32) - i64::from(unbent[k].to_bits() as i32)).abs();
+        assert!(ulps(at) <= 4, "at {at}: the event's own sample differs by {} ulps", ulps(at));
+        assert!(ulps(at + 1) > 1_000, "at {at}: the next sample differs by only {} ulps", ulps(at + 1));
+        // 20 ms right before and right after the event.
+        let before = crossing_freq(&bent[at - 960..=at]);
+        let after = crossing_freq(&bent[at..at + 960]);
+        println!("bend at sample {at}: {before:.3} Hz in the 20 ms before, {after:.3} Hz in the 20 ms after");
+        assert!((before - 440.0).abs() <= 0.5, "{before}");
+        assert!((after - B4).abs() <= 0.5, "{after}");
+        // Where the host's blocks start does not matter.
+        for max_block in [1, 64, 100, 4096] {
+            let other = render(&mut sine_rig(max_block)?, 20_000, &events);
+            assert!(bits(&other) == bits(&bent), "at {at}: max_block {max_block}");
+        }
     }
     Ok(())
 }
