@@ -322,12 +322,8 @@ impl LowpassBlock {
     /// `ic1` after the first [`HALF`] samples from `(ic1, ic2)` over `x`.
     #[inline(always)]
     fn ic1_after_half(&self, ic1: f32, ic2: f32, x: &[f32]) -> f32 {
-        let mut dot = [0.0f32; 4];
-        for (w, xq) in self.w1h.iter().zip(x[..HALF].chunks_exact(4)) {
-            for j in 0..4 {
-                dot[j] += w.0[j] * xq[j];
-            }
-        }
+        let (w, x) = (&self.w1h, &x[..HALF]);
+        let dot: [f32; 4] = core::array::from_fn(|j| w[0].0[j] * x[j] + w[1].0[j] * x[4 + j]);
         (self.r11[HALF - 1] * ic1 + self.r12[HALF - 1] * ic2) + ((dot[0] + dot[1]) + (dot[2] + dot[3]))
     }
 
