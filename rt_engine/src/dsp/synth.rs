@@ -169,7 +169,7 @@ struct Mix {
 /// Renders `len` samples from position `pos` of the control period, of every active group
 /// with oscillator `O`, into `mix`; returns whether a group was rendered whole (only then
 /// is `mix.acc` written, and cleared first).
-#[inline(never)]
+#[inline(always)]
 fn render_groups<O: Oscillator>(
     groups: &mut [Group; GROUPS],
     live: u32,
@@ -204,6 +204,11 @@ fn mix_down(out: &mut [f32], mix: &Mix, whole: bool, mut gain: impl FnMut() -> f
     if whole {
         for ((o, f), lone) in out.iter_mut().zip(&mix.acc).zip(&mix.lone) {
             *o = (lane_sum(f) + lone) * HEADROOM * gain();
+        }
+    } else if let Ok(out) = <&mut [f32; CONTROL_PERIOD]>::try_from(&mut *out) {
+        // Voices alone over a whole period (the common case): a fixed-length loop.
+        for (o, lone) in out.iter_mut().zip(&mix.lone) {
+            *o = (lone + 0.0) * HEADROOM * gain();
         }
     } else {
         for (o, lone) in out.iter_mut().zip(&mix.lone) {
@@ -738,6 +743,21 @@ impl Synth {
             return true;
         }
         self.silent_ticked = false;
+        match self.params.waveform {
+            Waveform::Saw => self.render_periods::<SawOsc>(left),
+            Waveform::Square => self.render_periods::<SquareOsc>(left),
+            Waveform::Sine => self.render_periods::<SineOsc>(left),
+        }
+        right.copy_from_slice(left);
+        false
+    }
+
+    /// Renders `out.len()` samples of the voices with oscillator `O` into `out`, control
+    /// period by control period: one call per host block, so a voice alone does not pay
+    /// for a call and its set-up at every period.
+    #[inline(never)]
+    fn render_periods<O: Oscillator>(&mut self, out: &mut [f32]) {
+        let n = out.len();
         let mut mix = Mix { acc: [[0.0; LANES]; CONTROL_PERIOD], lone: [0.0; CONTROL_PERIOD] };
         let mut done = 0;
         while done < n {
@@ -745,30 +765,22 @@ impl Synth {
                 self.control_tick();
             }
             let len = (CONTROL_PERIOD - self.tick_pos).min(n - done);
-            let mix = &mut mix;
             mix.lone = [0.0; CONTROL_PERIOD];
-            let (groups, live, pos) = (&mut self.groups, self.live, self.tick_pos);
-            let whole = match self.params.waveform {
-                Waveform::Saw => render_groups::<SawOsc>(groups, live, pos, len, mix),
-                Waveform::Square => render_groups::<SquareOsc>(groups, live, pos, len, mix),
-                Waveform::Sine => render_groups::<SineOsc>(groups, live, pos, len, mix),
-            };
-            let out = &mut left[done..done + len];
+            let whole = render_groups::<O>(&mut self.groups, self.live, self.tick_pos, len, &mut mix);
+            let out = &mut out[done..done + len];
             if self.gain.is_ramping() || self.bypass.is_ramping() {
                 let (gain, bypass) = (&mut self.gain, &mut self.bypass);
-                mix_down(out, mix, whole, || gain.next_value() * bypass.next_value());
+                mix_down(out, &mix, whole, || gain.next_value() * bypass.next_value());
             } else {
                 // Settled gains: the same product every sample (what `next_value` returns
                 // when not ramping), without two branches per sample.
                 let g = self.gain.value() * self.bypass.value();
-                mix_down(out, mix, whole, || g);
+                mix_down(out, &mix, whole, || g);
             }
             self.tick_pos = (self.tick_pos + len) % CONTROL_PERIOD;
             self.clock = self.clock.wrapping_add(len as u64);
             done += len;
         }
-        right.copy_from_slice(left);
-        false
     }
 }
 

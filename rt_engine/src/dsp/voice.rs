@@ -307,8 +307,15 @@ impl Group {
                     *o = y * e;
                 }
             }
-            for (o, v) in out.iter_mut().zip(&block.out[skip..n]) {
-                *o += v;
+            if let (Ok(whole), 0) = (<&mut [f32; BLOCK]>::try_from(&mut *out), skip) {
+                // The whole period in one call (the common case): a fixed-length loop.
+                for (o, v) in whole.iter_mut().zip(&block.out) {
+                    *o += v;
+                }
+            } else {
+                for (o, v) in out.iter_mut().zip(&block.out[skip..n]) {
+                    *o += v;
+                }
             }
             self.phase[l] = phase.wrapping_add(step.wrapping_mul(n as u32));
             self.env[l] = block.env_out[n - 1];
