@@ -259,6 +259,13 @@ pub struct Synth {
     /// A control tick ran on the silent path since anything changed: further silent
     /// ticks would re-read the same settled values, so they are skipped.
     silent_ticked: bool,
+    /// The last control tick found every voice held at its sustain level, with controls
+    /// that stood still: until something changes (a note, a parameter, the bend, a reset)
+    /// or a control starts to glide, a tick would set every voice what it has, so ticks
+    /// only advance the smoothers. This is what a held chord costs between its notes.
+    held_ticked: bool,
+    /// The filter generation of the last control tick that visited the voices.
+    coef_gen_seen: u32,
     /// Bit `g` set when group `g` holds an active voice: the control tick and the render
     /// loop visit only these groups.
     live: u32,
@@ -304,6 +311,8 @@ impl Synth {
             clock: 0,
             serial: 0,
             silent_ticked: false,
+            held_ticked: false,
+            coef_gen_seen: 0,
             live: 0,
         };
         s.set_sample_rate(sample_rate, max_block);
@@ -342,6 +351,7 @@ impl Synth {
     /// returns the pitch bend to 0 and restarts the control-rate grid.
     pub fn reset(&mut self) {
         self.silent_ticked = false;
+        self.held_ticked = false;
         for g in self.groups.iter_mut() {
             for l in 0..LANES {
                 g.free(l);
@@ -372,6 +382,7 @@ impl Synth {
     /// fade. NaN and out-of-range values are sanitised.
     pub fn set_params(&mut self, p: &SynthParams) {
         self.silent_ticked = false;
+        self.held_ticked = false;
         let p = p.sanitized();
         let old = self.params;
         if p.gain_db != old.gain_db {
@@ -420,6 +431,7 @@ impl Synth {
     /// fade. If every voice is already fading out for a waiting note, the
     /// oldest waiting note is replaced.
     pub fn note_on(&mut self, note: u8, velocity: f32, note_id: i32) {
+        self.held_ticked = false;
         self.serial = self.serial.wrapping_add(1);
         let n = PendingNote {
             note: note.min(127),
@@ -496,6 +508,7 @@ impl Synth {
     /// Releases held voices and cancels waiting notes for which
     /// `f(note, note_id)` holds; returns whether any matched.
     fn release_where(&mut self, f: impl Fn(u8, i32) -> bool) -> bool {
+        self.held_ticked = false;
         let release = self.env.release();
         let mut any = false;
         for (g, ctls) in self.groups.iter_mut().zip(self.voices.chunks_exact_mut(LANES)) {
@@ -543,6 +556,7 @@ impl Synth {
             return;
         }
         self.silent_ticked = false;
+        self.held_ticked = false;
         self.bend_semitones = semitones;
         self.bend_ratio = if semitones == 0.0 { 1.0 } else { 2f64.powf(f64::from(semitones) / 12.0) as f32 };
         let ratio = self.bend_ratio;
@@ -641,6 +655,12 @@ impl Synth {
             self.filter_gen = self.filter_gen.wrapping_add(1);
         }
         let generation = self.filter_gen;
+        if self.held_ticked && generation == self.coef_gen_seen {
+            return;
+        }
+        self.coef_gen_seen = generation;
+        // Whether every voice is held at its sustain level (set below).
+        let mut held = true;
         let env = &self.env;
         for gi in set_bits::<GROUPS>(self.live) {
             let (Some(g), Some(ctls)) = (self.groups.get_mut(gi), self.voices.get_mut(gi * LANES..(gi + 1) * LANES))
@@ -652,8 +672,9 @@ impl Synth {
                 let Some(v) = ctls.get_mut(l) else { continue };
                 let e = g.env(l);
                 match v.stage {
-                    Stage::Idle => {}
+                    Stage::Idle => held = false,
                     Stage::Attack => {
+                        held = false;
                         if e >= 1.0 {
                             v.stage = Stage::Decay;
                             v.decay_mul = env.decay_mul();
@@ -664,17 +685,23 @@ impl Synth {
                         if env.sustain() <= 0.0 && e <= SILENCE {
                             g.free(l);
                             *v = VoiceCtl::default();
+                            held = false;
                         } else {
                             g.set_segment(l, env.decay_with(v.decay_mul, e));
+                            // At the sustain level the segment holds it there: the next
+                            // tick would set the same one.
+                            held &= e.to_bits() == env.sustain().to_bits();
                         }
                     }
                     Stage::Release => {
+                        held = false;
                         if e <= SILENCE {
                             g.free(l);
                             *v = VoiceCtl::default();
                         }
                     }
                     Stage::Steal => {
+                        held = false;
                         if e <= 0.0 {
                             match v.pending {
                                 Some(p) => {
@@ -703,6 +730,7 @@ impl Synth {
                 self.live &= !(1 << gi);
             }
         }
+        self.held_ticked = held;
     }
 
     /// Renders the mix into `left` and `right`, overwriting them (the right
@@ -1016,6 +1044,60 @@ mod tests {
             out.extend_from_slice(&l);
         }
         out
+    }
+
+    /// Skipping the control ticks of held voices changes nothing: a synth rendered in
+    /// 333-sample calls (which skips them) and one whose every tick runs in full, through
+    /// holds that reach the sustain level and every change that must end a hold (sustain,
+    /// cutoff and resonance glides, envelope depth, bend, notes on and off, a reset), give
+    /// the same output bit for bit, for voices alone and for a whole group.
+    #[test]
+    fn skipping_the_ticks_of_held_voices_is_inaudible() {
+        type Action = fn(&mut Synth);
+        let script: [(usize, Action); 11] = [
+            (0, |s| {
+                s.note_on(60, 0.8, 1);
+                s.note_on(64, 0.6, 2);
+            }),
+            (24_000, |s| s.set_params(&SynthParams { sustain: 0.3, ..*s.params() })),
+            (48_000, |s| s.set_params(&SynthParams { cutoff_hz: 500.0, ..*s.params() })),
+            (72_000, |s| s.set_params(&SynthParams { resonance: 0.8, ..*s.params() })),
+            (96_000, |s| s.set_params(&SynthParams { filter_env_octaves: -1.0, ..*s.params() })),
+            (120_000, |s| s.set_pitch_bend(1.5)),
+            (144_000, |s| {
+                for n in 0..5 {
+                    s.note_on(67 + n, 0.7, 10 + i32::from(n));
+                }
+            }),
+            (168_000, |s| s.note_off(60, 1)),
+            (192_000, |s| s.all_notes_off()),
+            (216_000, |s| s.note_on(72, 1.0, 20)),
+            (240_000, |s| {
+                s.reset();
+                s.note_on(48, 0.9, 21);
+            }),
+        ];
+        let end = 264_000;
+        let (mut fast, mut full) = (synth_with(SynthParams::default()), synth_with(SynthParams::default()));
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut held_seen = 0;
+        for (i, &(at, action)) in script.iter().enumerate() {
+            let until = script.get(i + 1).map_or(end, |&(next, _)| next);
+            action(&mut fast);
+            action(&mut full);
+            a.extend(render_n(&mut fast, until - at, 333));
+            // Every tick in full: one control period per call, the skip forgotten first.
+            for _ in 0..(until - at) / CONTROL_PERIOD {
+                full.held_ticked = false;
+                b.extend(render_n(&mut full, CONTROL_PERIOD, CONTROL_PERIOD));
+            }
+            held_seen += usize::from(fast.held_ticked);
+        }
+        assert_eq!(a.len(), b.len());
+        let first = a.iter().zip(&b).position(|(x, y)| x.to_bits() != y.to_bits());
+        assert_eq!(first, None, "the renders part at sample {first:?}");
+        // The skip was taken: voices reached their sustain before most changes.
+        assert!(held_seen >= 8, "{held_seen}");
     }
 
     /// A group rendered lane by lane (few voices, as blocks from each lane's anchor) gives
