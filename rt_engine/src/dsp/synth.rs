@@ -5,7 +5,7 @@ use super::envelope::{EnvCoefs, MAX_TIME_S, SILENCE, Segment, Stage};
 use super::filter::{self, FilterControl};
 use super::osc::{Oscillator, SawOsc, SineOsc, SquareOsc, Waveform};
 use super::smoother::Smoother;
-use super::voice::{Group, PendingNote, SPARSE_LANES, VoiceCtl, VoiceSnapshot};
+use super::voice::{Group, PendingNote, VoiceCtl, VoiceSnapshot, is_sparse};
 use super::{CONTROL_PERIOD, LANES, set_bits};
 
 /// Number of voice groups.
@@ -181,16 +181,15 @@ fn render_groups<O: Oscillator>(
     let mut whole = false;
     for gi in set_bits::<GROUPS>(live) {
         let Some(g) = groups.get_mut(gi) else { continue };
-        match g.active.count_ones() as usize {
-            0 => {}
-            n if n <= SPARSE_LANES => g.render_sparse::<O>(pos, &mut mix.lone[..len]),
-            _ => {
-                if !whole {
-                    whole = true;
-                    mix.acc[..len].fill([0.0; LANES]);
-                }
-                g.render::<O>(&mut mix.acc[..len]);
+        // An empty group (none is live) would render nothing either way.
+        if is_sparse(g.active) {
+            g.render_sparse::<O>(pos, &mut mix.lone[..len]);
+        } else {
+            if !whole {
+                whole = true;
+                mix.acc[..len].fill([0.0; LANES]);
             }
+            g.render::<O>(&mut mix.acc[..len]);
         }
     }
     whole
