@@ -68,7 +68,7 @@ impl VoiceCtl {
 pub(crate) const SPARSE_LANES: usize = 2;
 
 /// Whether the lanes of `mask` are few enough to render on their own (at most
-/// [`SPARSE_LANES`]): the mask with its lowest two bits cleared is empty. Cheaper than
+/// [`SPARSE_LANES`]): the mask with its lowest two set bits cleared is empty. Cheaper than
 /// counting the bits, which the baseline x86-64 target does without `popcnt`.
 #[inline(always)]
 pub(crate) fn is_sparse(mask: u32) -> bool {
