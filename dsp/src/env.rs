@@ -463,37 +463,46 @@ fn sane_time(t: f32, default: f32) -> f32 {
 mod tests {
     use super::*;
 
+    /// Calls `f(start, seg, case)` for every segment the coefficients make, at the extreme
+    /// times and sample rates, for sustain levels 0, 0.4 and 1, from each start
+    /// `starts(sustain)` gives, with its tables prepared; `case` names it for messages.
+    fn for_each_segment(starts: impl Fn(f32) -> Vec<f32>, mut f: impl FnMut(f32, Segment, &SegmentBlock, &str)) {
+        for sr in [8_000.0f32, 48_000.0, 192_000.0] {
+            for t in [0.0f32, 0.001, 0.3, MAX_TIME_S] {
+                for sustain in [0.0f32, 0.4, 1.0] {
+                    let c = EnvCoefs::new(t, t, sustain, t, sr);
+                    let mul = c.decay_mul();
+                    for start in starts(sustain) {
+                        for seg in [c.attack(), c.decay_with(mul, start), c.release(), c.steal(), Segment::SILENT] {
+                            let mut b = SegmentBlock::default();
+                            b.prepare(seg.mul);
+                            f(start, seg, &b, &format!("sr {sr} t {t} start {start} {seg:?}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn block_matches_the_steps() {
         // Every segment the coefficients make, from starts across 0..=1, at the extreme
         // times and sample rates: the block form stays within 2e-6 of the per-sample
         // steps, and lands exactly on the floor or on 1 where they do.
         let mut worst = 0.0f32;
-        for sr in [8_000.0f32, 48_000.0, 192_000.0] {
-            for t in [0.0f32, 0.001, 0.3, MAX_TIME_S] {
-                for sustain in [0.0f32, 0.4, 1.0] {
-                    let c = EnvCoefs::new(t, t, sustain, t, sr);
-                    for start in [0.0f32, 1e-4, 0.2, 0.4, 0.39999, 0.9, 1.0] {
-                        let mul = c.decay_mul();
-                        let segs = [c.attack(), c.decay_with(mul, start), c.release(), c.steal(), Segment::SILENT];
-                        for seg in segs {
-                            let mut b = SegmentBlock::default();
-                            b.prepare(seg.mul);
-                            let mut out = [0.0f32; BLOCK];
-                            b.run(start, seg, &mut out);
-                            let mut e = start;
-                            for (k, &o) in out.iter().enumerate() {
-                                e = Segment::step(e, seg.mul, seg.add, seg.floor);
-                                if e == seg.floor || e == 1.0 {
-                                    assert_eq!(o, e, "sr {sr} t {t} start {start} {seg:?} k {k}");
-                                }
-                                worst = worst.max((o - e).abs());
-                            }
-                        }
-                    }
+        let starts = |_| vec![0.0f32, 1e-4, 0.2, 0.4, 0.39999, 0.9, 1.0];
+        for_each_segment(starts, |start, seg, b, case| {
+            let mut out = [0.0f32; BLOCK];
+            b.run(start, seg, &mut out);
+            let mut e = start;
+            for (k, &o) in out.iter().enumerate() {
+                e = Segment::step(e, seg.mul, seg.add, seg.floor);
+                if e == seg.floor || e == 1.0 {
+                    assert_eq!(o, e, "{case} k {k}");
                 }
+                worst = worst.max((o - e).abs());
             }
-        }
+        });
         println!("segment block vs steps: worst difference {worst:.2e}");
         assert!(worst < 2e-6, "{worst}");
     }
@@ -503,26 +512,19 @@ mod tests {
         // The shortcut of `SegmentBlock::run` (a sustain, silence) against the closed form
         // it skips, for every segment the coefficients make that starts at its floor.
         let mut held = 0;
-        for sr in [8_000.0f32, 48_000.0, 192_000.0] {
-            for t in [0.0f32, 0.001, 0.3, MAX_TIME_S] {
-                for sustain in [0.0f32, 0.4, 1.0] {
-                    let c = EnvCoefs::new(t, t, sustain, t, sr);
-                    let mul = c.decay_mul();
-                    for start in [0.0f32, sustain] {
-                        let segs = [c.attack(), c.decay_with(mul, start), c.release(), c.steal(), Segment::SILENT];
-                        for seg in segs.into_iter().filter(|s| s.floor.to_bits() == start.to_bits()) {
-                            let mut b = SegmentBlock::default();
-                            b.prepare(seg.mul);
-                            let (mut fast, mut full) = ([f32::NAN; BLOCK], [f32::NAN; BLOCK]);
-                            b.run(start, seg, &mut fast);
-                            b.closed_form(start, seg, &mut full);
-                            assert_eq!(fast.map(f32::to_bits), full.map(f32::to_bits), "sr {sr} t {t} {seg:?}");
-                            held += usize::from(fast == [start; BLOCK]);
-                        }
-                    }
+        for_each_segment(
+            |sustain| vec![0.0, sustain],
+            |start, seg, b, case| {
+                if seg.floor.to_bits() != start.to_bits() {
+                    return;
                 }
-            }
-        }
+                let (mut fast, mut full) = ([f32::NAN; BLOCK], [f32::NAN; BLOCK]);
+                b.run(start, seg, &mut fast);
+                b.closed_form(start, seg, &mut full);
+                assert_eq!(fast.map(f32::to_bits), full.map(f32::to_bits), "{case}");
+                held += usize::from(fast == [start; BLOCK]);
+            },
+        );
         // Sustains, releases and steals that have ended, and silence.
         println!("{held} held segments");
         assert!(held >= 150, "{held}");
