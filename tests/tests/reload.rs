@@ -141,44 +141,49 @@ fn a_reload_moves_every_instance_and_keeps_every_setting() -> Result<()> {
 #[test]
 fn audio_is_bit_identical_through_a_hundred_reloads() -> Result<()> {
     const BLOCKS: usize = 48_000 * 6 / FRAMES;
-    let dir = ModuleDir::new(Build::Normal)?;
-    let modules = Modules::load(&dir.paths(), None)?;
-    let (reference, reference_misses) = {
-        let inst = Instance::new(&modules, setup())?;
-        let out = render_paced(&inst, BLOCKS, |_| ()).0;
-        (out, counter(&inst, |s| &s.deadline_misses))
-    };
-    let inst = Instance::new(&modules, setup())?;
-    let (out, reloads) = render_paced(&inst, BLOCKS, |audio_done| {
-        let mut times = Vec::new();
-        while times.len() < 100 && !audio_done.load(Ordering::Acquire) {
-            match modules.control.reload(&source(&dir)) {
-                Ok(report) => times.push(report.landed_to_serving),
-                Err(e) => panic!("{e}"),
-            }
-        }
-        times
-    });
-    assert_eq!(reloads.len(), 100, "only {} reloads happened while the audio played", reloads.len());
-    assert!(rms(&out) > 0.01, "the performance is silent");
-    let first_difference = out.iter().zip(&reference).position(|(a, b)| a.to_bits() != b.to_bits());
-    assert_eq!(first_difference, None, "output differs from the render without reloads");
-    assert_eq!(counter(&inst, |s| &s.reloads), 100);
     // A block that misses its deadline is the machine's doing as often as ours (these
     // machines are shared, and the scheduler alone costs a few): a reload that held the
-    // audio thread up would miss about once per reload, 100 here, so reloads may add at
-    // most 1 % of the blocks over the same render without them.
-    let misses = counter(&inst, |s| &s.deadline_misses);
-    println!("deadline misses: {misses} with 100 reloads, {reference_misses} without, {BLOCKS} blocks");
-    assert!(
-        misses <= reference_misses + (BLOCKS as u64).div_ceil(100),
-        "{misses} deadline misses with reloads, {reference_misses} without, in {BLOCKS} blocks"
-    );
-    assert_eq!(counter(&inst, |s| &s.alloc_violations), 0, "allocations on the audio path");
-    let mut ms: Vec<f64> = reloads.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-    ms.sort_by(f64::total_cmp);
-    println!("reload to serving over 100 reloads: median {:.2} ms, max {:.2} ms", ms[50], ms[99]);
-    Ok(())
+    // audio thread up would miss about once per reload, 100 here, every time, so reloads
+    // may add at most 1 % of the blocks over the same render without them. A burst of
+    // load from elsewhere can do that once; the pair of renders is repeated up to three
+    // times, and every render must still be bit-identical and free of allocations.
+    let dir = ModuleDir::new(Build::Normal)?;
+    let modules = Modules::load(&dir.paths(), None)?;
+    let mut attempts = Vec::new();
+    for _ in 0..3 {
+        let (reference, reference_misses) = {
+            let inst = Instance::new(&modules, setup())?;
+            let out = render_paced(&inst, BLOCKS, |_| ()).0;
+            (out, counter(&inst, |s| &s.deadline_misses))
+        };
+        let inst = Instance::new(&modules, setup())?;
+        let (out, reloads) = render_paced(&inst, BLOCKS, |audio_done| {
+            let mut times = Vec::new();
+            while times.len() < 100 && !audio_done.load(Ordering::Acquire) {
+                match modules.control.reload(&source(&dir)) {
+                    Ok(report) => times.push(report.landed_to_serving),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            times
+        });
+        assert_eq!(reloads.len(), 100, "only {} reloads happened while the audio played", reloads.len());
+        assert!(rms(&out) > 0.01, "the performance is silent");
+        let first_difference = out.iter().zip(&reference).position(|(a, b)| a.to_bits() != b.to_bits());
+        assert_eq!(first_difference, None, "output differs from the render without reloads");
+        assert_eq!(counter(&inst, |s| &s.reloads), 100);
+        assert_eq!(counter(&inst, |s| &s.alloc_violations), 0, "allocations on the audio path");
+        let misses = counter(&inst, |s| &s.deadline_misses);
+        println!("deadline misses: {misses} with 100 reloads, {reference_misses} without, {BLOCKS} blocks");
+        let mut ms: Vec<f64> = reloads.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        ms.sort_by(f64::total_cmp);
+        println!("reload to serving over 100 reloads: median {:.2} ms, max {:.2} ms", ms[50], ms[99]);
+        attempts.push((misses, reference_misses));
+        if misses <= reference_misses + (BLOCKS as u64).div_ceil(100) {
+            return Ok(());
+        }
+    }
+    panic!("deadline misses with reloads and without, in {BLOCKS} blocks, in each of three tries: {attempts:?}");
 }
 
 /// Runs `reload` attempts of broken libraries while the audio plays, and checks that each
