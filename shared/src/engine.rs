@@ -728,9 +728,6 @@ impl TransportInfo {
 }
 
 thread_local! {
-    /// Set while the engine's `process` runs on this thread: the panic hook stays silent
-    /// then (printing allocates and makes system calls on the audio thread).
-    static IN_PROCESS: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
     /// Where and why the engine's `process` last panicked on this thread, noted by the
     /// hook into fixed memory (no allocation) for the export to publish in the block.
     static PANIC_TEXT: core::cell::RefCell<FixedText> = const { core::cell::RefCell::new(FixedText::new()) };
@@ -762,15 +759,15 @@ impl core::fmt::Write for FixedText {
     }
 }
 
-/// Installs, once per engine library, a panic hook that is silent inside `process` (it
-/// notes the location and message in fixed memory instead) and hands every other panic
-/// to the hook that was there before.
+/// Installs, once per engine library, a panic hook that is silent inside `process` (while
+/// [`crate::realtime::is_counting`]; it notes the location and message in fixed memory
+/// instead) and hands every other panic to the hook that was there before.
 fn install_quiet_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !IN_PROCESS.with(core::cell::Cell::get) {
+            if !crate::realtime::is_counting() {
                 previous(info);
                 return;
             }
@@ -1212,7 +1209,6 @@ pub mod __export {
         }
         let _ftz = crate::realtime::DenormalGuard::new();
         let runner_ptr = engine.cast::<Runner<E>>();
-        super::IN_PROCESS.with(|f| f.set(true));
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             // SAFETY: caller's guarantee: a live engine with no concurrent call, and a
             // valid `ProcessData` (both non-null, checked above).
@@ -1221,7 +1217,6 @@ pub mod __export {
             runner.shared.stats.add_alloc_violations(violations);
             code
         }));
-        super::IN_PROCESS.with(|f| f.set(false));
         match result {
             Ok(code) => code,
             Err(payload) => {

@@ -74,19 +74,33 @@ fn write_mxcsr(value: u32) {
     }
 }
 
-std::thread_local! {
+/// This library's state of one thread on the audio path, in one thread-local: entering and
+/// leaving [`count_allocations`] looks it up once. (In a dynamically loaded library every
+/// thread-local lookup is a call into the dynamic linker, and an idle block is short.)
+struct AudioPath {
     /// Whether this thread is inside [`count_allocations`] (of this library).
-    static COUNTING: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+    counting: core::cell::Cell<bool>,
     /// Allocator calls counted inside a [`count_allocations`] that a panic unwound out
     /// of, until [`take_unwound_allocations`] collects them.
-    static UNWOUND: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
+    unwound: core::cell::Cell<u32>,
+}
+
+std::thread_local! {
+    static AUDIO_PATH: AudioPath =
+        const { AudioPath { counting: core::cell::Cell::new(false), unwound: core::cell::Cell::new(0) } };
 }
 
 /// Allocator calls made on this thread inside a [`count_allocations`] that a panic
 /// unwound out of (so it could not return its count), since the last call; resets the
 /// tally. Call it where the panic is caught.
 pub fn take_unwound_allocations() -> u32 {
-    UNWOUND.with(|u| u.replace(0))
+    AUDIO_PATH.with(|path| path.unwound.replace(0))
+}
+
+/// Whether this thread is inside [`count_allocations`] of this library: on the audio path,
+/// where a panic hook must stay silent (printing allocates and makes system calls).
+pub fn is_counting() -> bool {
+    AUDIO_PATH.with(|path| path.counting.get())
 }
 
 /// Runs `f` with allocation forbidden on this thread (`assert_no_alloc`, whose allocator
@@ -103,41 +117,46 @@ pub fn take_unwound_allocations() -> u32 {
 /// assert_eq!((sum, calls), (4, 0));
 /// ```
 pub fn count_allocations<T>(f: impl FnOnce() -> T) -> (T, u32) {
-    if COUNTING.with(core::cell::Cell::get) {
-        return (f(), 0);
-    }
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            COUNTING.with(|c| c.set(false));
+    AUDIO_PATH.with(|path| {
+        if path.counting.get() {
+            return (f(), 0);
         }
-    }
-    COUNTING.with(|c| c.set(true));
-    let _reset = Reset;
-    /// Keeps the count of a closure a panic unwinds out of, for
-    /// [`take_unwound_allocations`].
-    struct Tally {
-        before: u32,
-    }
-    impl Drop for Tally {
-        fn drop(&mut self) {
-            if std::thread::panicking() {
-                let made = assert_no_alloc::violation_count().wrapping_sub(self.before);
-                assert_no_alloc::reset_violation_count();
-                UNWOUND.with(|u| u.set(u.get().saturating_add(made)));
+        /// Leaves the audio path however `count_allocations` ends, after
+        /// `assert_no_alloc` has restored the thread's allocation policy.
+        struct Leave<'a>(&'a core::cell::Cell<bool>);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
             }
         }
-    }
-    assert_no_alloc::assert_no_alloc(|| {
-        let tally = Tally { before: assert_no_alloc::violation_count() };
-        let out = f();
-        let made = assert_no_alloc::violation_count().wrapping_sub(tally.before);
-        if made > 0 {
-            // `assert_no_alloc` prints when the count rose across its closure: it does not
-            // now (it compares with the count it saw on entry, at least `before`).
-            assert_no_alloc::reset_violation_count();
+        path.counting.set(true);
+        let _leave = Leave(&path.counting);
+        /// Keeps the count of a closure a panic unwinds out of, for
+        /// [`take_unwound_allocations`].
+        struct Tally<'a> {
+            before: u32,
+            unwound: &'a core::cell::Cell<u32>,
         }
-        (out, made)
+        impl Drop for Tally<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    let made = assert_no_alloc::violation_count().wrapping_sub(self.before);
+                    assert_no_alloc::reset_violation_count();
+                    self.unwound.set(self.unwound.get().saturating_add(made));
+                }
+            }
+        }
+        assert_no_alloc::assert_no_alloc(|| {
+            let tally = Tally { before: assert_no_alloc::violation_count(), unwound: &path.unwound };
+            let out = f();
+            let made = assert_no_alloc::violation_count().wrapping_sub(tally.before);
+            if made > 0 {
+                // `assert_no_alloc` prints when the count rose across its closure: it does
+                // not now (it compares with the count it saw on entry, at least `before`).
+                assert_no_alloc::reset_violation_count();
+            }
+            (out, made)
+        })
     })
 }
 
@@ -228,7 +247,7 @@ impl Arena {
 /// Whether this thread is panicking inside [`count_allocations`]: its allocations are the
 /// panic's own (payload, exception object) and go to the arena.
 fn panicking_on_audio_path() -> bool {
-    COUNTING.with(core::cell::Cell::get) && std::thread::panicking()
+    std::thread::panicking() && is_counting()
 }
 
 // SAFETY: every block comes either from the arena (disjoint, aligned ranges of static
