@@ -187,6 +187,11 @@ impl Engine for SynthEngine {
 
     fn process(&mut self, block: &mut Block<'_, SynthArea>) {
         let len = block.len();
+        if block.slept() > 0 {
+            // The framework skipped the blocks this engine slept through (it said so at the
+            // end of its last one): only the synth's time moved on.
+            self.synth.skip_silence(block.slept());
+        }
         self.all_silent = true;
         self.transport = transport_of(block);
         let mut pos = 0;
@@ -223,6 +228,11 @@ impl Engine for SynthEngine {
         if self.held_dirty {
             self.held_dirty = false;
             block.area().held.publish(&self.held);
+        }
+        if self.all_silent && self.synth.is_asleep() && self.next_arp_time().is_none() {
+            // Silent, settled, and no arp note of its own to play: only an event changes
+            // anything now, and the framework need not call this engine until one comes.
+            block.set_asleep();
         }
     }
 }

@@ -21,8 +21,9 @@ use core::ffi::c_void;
 /// History: 1, the first layout; 2, the SDK (separate descriptor symbols, plugin areas,
 /// 1,024 parameters keyed by the plugin's own ids with their definitions in the block,
 /// buses, latency and tail from the engine); 3, engine panic reports and host state flags; 4, the
-/// control module's `create` takes [`control::CREATE_DEFINED`].
-pub const ABI_VERSION: u32 = 4;
+/// control module's `create` takes [`control::CREATE_DEFINED`]; 5, the engine reports
+/// [`engine_state`] in [`ProcessData`] (was a reserved field).
+pub const ABI_VERSION: u32 = 5;
 
 /// `"TRIOMOD\0"`: marks a module descriptor.
 pub const DESCRIPTOR_MAGIC: [u8; 8] = *b"TRIOMOD\0";
@@ -322,10 +323,20 @@ pub struct ProcessData {
     pub transport: TransportInfo,
     /// [`process_mode`] of this block.
     pub process_mode: u32,
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// Out, [`engine_state`] bits: zero when called, set by the engine. (An engine built
+    /// before this field existed leaves it zero, "awake", which is always safe.)
+    pub engine_state: u32,
     /// Out: bit `c` set if main channel `c` is exactly silent.
     pub silence_flags: u64,
+}
+
+/// What the engine reports about itself after a block ([`ProcessData::engine_state`]).
+pub mod engine_state {
+    /// The engine is asleep (`Block::set_asleep`): until an event reaches it, or its input
+    /// holds a non-zero sample, a block would leave its output silent and change nothing
+    /// in it but the time. The bridge may then not call it, and advances the block's
+    /// sample clock, statistics and transport itself.
+    pub const ASLEEP: u32 = 1;
 }
 
 /// Most channels a bus passes to the engine; further channels of a host's buffer are
@@ -381,7 +392,7 @@ impl ChannelPointers {
             events: if events.is_empty() { core::ptr::null() } else { events.as_ptr() },
             transport,
             process_mode: mode,
-            reserved: 0,
+            engine_state: 0,
             silence_flags: 0,
         }
     }

@@ -149,6 +149,26 @@ pub struct Transport {
     pub playing: bool,
 }
 
+impl Transport {
+    /// The snapshot of a block starting at engine sample `clock` with the host's
+    /// `transport`: what the framework publishes for the control module.
+    pub fn of_host(clock: u64, transport: &crate::abi::TransportInfo) -> Self {
+        use crate::abi::transport_flags;
+        Self {
+            sample_time: clock,
+            tempo_bpm: transport.tempo().unwrap_or(0.0),
+            ppq_position: transport.position().unwrap_or(0.0),
+            bar_start_ppq: if transport.flags & transport_flags::BAR != 0 { transport.bar_start_ppq } else { 0.0 },
+            time_sig: if transport.flags & transport_flags::TIME_SIG != 0 {
+                (transport.time_sig_numerator, transport.time_sig_denominator)
+            } else {
+                (0, 0)
+            },
+            playing: transport.is_playing(),
+        }
+    }
+}
+
 impl TransportCell {
     /// Publishes a snapshot. One thread publishes (the engine, on the audio thread).
     pub fn publish(&self, t: &Transport) {

@@ -515,6 +515,8 @@ pub struct Block<'a, A> {
     mode: u32,
     late: u64,
     silent: bool,
+    asleep: bool,
+    slept: u64,
 }
 
 impl<'a, A: Area> Block<'a, A> {
@@ -690,6 +692,29 @@ impl<'a, A: Area> Block<'a, A> {
     /// claim.
     pub fn set_silent(&mut self) {
         self.silent = true;
+    }
+
+    /// Declares the engine asleep after this block: its output is silent (as
+    /// [`Block::set_silent`], which this implies), and until an event reaches it (a note, a
+    /// parameter, a message of the control module) or its input holds a non-zero sample,
+    /// a block would leave the output silent and change nothing in the engine but the
+    /// time. The framework may then skip calling `process` for such blocks (it still
+    /// advances the sample clock, statistics and transport), and on the next call reports
+    /// how many samples went by unseen in [`Block::slept`]. An idle instance then costs
+    /// the host almost nothing. Declare it only when it is true of every block that
+    /// follows: anything that moves on its own (a free-running LFO, a smoother still
+    /// ramping, an echo still decaying) keeps the engine awake.
+    pub fn set_asleep(&mut self) {
+        self.asleep = true;
+    }
+
+    /// Samples that went by since the engine's previous block without a call to
+    /// `process`, because it had declared itself asleep ([`Block::set_asleep`]): 0
+    /// unless it did. An engine that keeps time (a sample counter, a phase in a fixed
+    /// grid) advances it by this much before rendering this block, which starts at
+    /// [`Block::clock`].
+    pub fn slept(&self) -> u64 {
+        self.slept
     }
 
     /// Reports how many voices sound (for meters).
@@ -910,21 +935,16 @@ impl<E: Engine> Runner<E> {
             // SAFETY: the bridge passes `num_events` events sorted by time, valid for the call.
             unsafe { core::slice::from_raw_parts(data.events, data.num_events as usize) }
         };
+        // The bridge moved the block's clock on over the blocks it did not call this engine
+        // for, while it slept; nothing else writes the clock but this engine.
+        // Acquire: pairs with the bridge's Release store when it skipped blocks.
+        let published = self.shared.header.sample_clock.load(Ordering::Acquire);
+        let slept = published.wrapping_sub(self.clock);
+        self.clock = published;
         self.params.refresh();
         let transport = data.transport;
-        self.shared.transport.publish(&Transport {
-            sample_time: self.clock,
-            tempo_bpm: transport.tempo().unwrap_or(0.0),
-            ppq_position: transport.position().unwrap_or(0.0),
-            bar_start_ppq: if transport.flags & transport_flags::BAR != 0 { transport.bar_start_ppq } else { 0.0 },
-            time_sig: if transport.flags & transport_flags::TIME_SIG != 0 {
-                (transport.time_sig_numerator, transport.time_sig_denominator)
-            } else {
-                (0, 0)
-            },
-            playing: transport.is_playing(),
-        });
-        let (late, silent) = {
+        self.shared.transport.publish(&Transport::of_host(self.clock, &transport));
+        let (late, silent, asleep) = {
             let mut block = Block {
                 len,
                 main,
@@ -946,12 +966,14 @@ impl<E: Engine> Runner<E> {
                 mode: data.process_mode,
                 late: 0,
                 silent: false,
+                asleep: false,
+                slept,
             };
             self.engine.process(&mut block);
             // Events the engine did not ask for are still applied, so parameters and the
             // ring stay in step whatever the engine does.
             while block.next_event().is_some() {}
-            (block.late, block.silent)
+            (block.late, block.silent || block.asleep, block.asleep)
         };
         if late > 0 {
             // Relaxed: a telemetry counter.
@@ -969,6 +991,9 @@ impl<E: Engine> Runner<E> {
             }
         }
         self.finish(data, &mut main[..channels], len, start_time, silent);
+        if asleep {
+            data.engine_state |= abi::engine_state::ASLEEP;
+        }
         status::OK
     }
 

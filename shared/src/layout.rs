@@ -143,7 +143,7 @@ pub const LAYOUT_HASH: u64 = {
         events,
         transport,
         process_mode,
-        reserved,
+        engine_state,
         silence_flags
     );
     h = fold_type!(h, TickResult, next_tick_us, scheduled_until);

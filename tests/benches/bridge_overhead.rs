@@ -2,7 +2,9 @@
 //! flush-to-zero, allocation check, panic capture, engine guard, building the block
 //! record) beside a direct call of the engine's `rt_process` on the same engine library,
 //! in the same run. Silent engine (no notes), 64-frame blocks. Goal: at most 100 ns per
-//! block beyond the direct call.
+//! block beyond the direct call. The bridge is told to call the engine for every block
+//! (`set_sleep_allowed(false)`); a third row gives the block of a sleeping engine, which
+//! the bridge answers without calling it.
 
 use std::ffi::c_void;
 use std::time::Instant;
@@ -46,14 +48,27 @@ fn main() -> anyhow::Result<()> {
         (process, engine, block)
     };
 
+    let sleeping = trio_bridge::Instance::new(
+        &modules,
+        trio_bridge::ProcessSetup { sample_rate: 48_000.0, max_block_size: 64, offline: false },
+    )?;
+    inst.set_sleep_allowed(false);
+    sleeping.set_main_input(false);
+
     let (mut left, mut right) = (vec![0.0f32; FRAMES], vec![0.0f32; FRAMES]);
-    let (mut through_bridge, mut direct) = (Vec::new(), Vec::new());
+    let (mut through_bridge, mut direct, mut asleep) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..7 {
         let t = Instant::now();
         for _ in 0..BLOCKS {
             std::hint::black_box(inst.process(&mut [&mut left, &mut right], &[]));
         }
         through_bridge.push(t.elapsed().as_nanos() as f64 / f64::from(BLOCKS));
+
+        let t = Instant::now();
+        for _ in 0..BLOCKS {
+            std::hint::black_box(sleeping.process(&mut [&mut left, &mut right], &[]));
+        }
+        asleep.push(t.elapsed().as_nanos() as f64 / f64::from(BLOCKS));
 
         let channels = [left.as_mut_ptr(), right.as_mut_ptr()];
         let t = Instant::now();
@@ -68,7 +83,7 @@ fn main() -> anyhow::Result<()> {
                 events: std::ptr::null(),
                 transport: Default::default(),
                 process_mode: 0,
-                reserved: 0,
+                engine_state: 0,
                 silence_flags: 0,
             };
             // SAFETY: a live engine, valid channel pointers for 64 samples.
@@ -76,10 +91,12 @@ fn main() -> anyhow::Result<()> {
         }
         direct.push(t.elapsed().as_nanos() as f64 / f64::from(BLOCKS));
     }
-    let (b, d) = (median(through_bridge), median(direct));
+    assert!(sleeping.slept_blocks() > u64::from(BLOCKS), "the idle engine should sleep");
+    let (b, d, a) = (median(through_bridge), median(direct), median(asleep));
     println!("process, silent engine, {FRAMES}-frame blocks, median of 7 x {BLOCKS} blocks:");
     println!("  through the bridge (Instance::process): {b:>7.1} ns/block");
     println!("  direct rt_process call (reference)    : {d:>7.1} ns/block");
     println!("  bridge overhead                       : {:>7.1} ns/block (goal <= 100 ns), ratio {:.2}x", b - d, b / d);
+    println!("  a sleeping engine's block (no call)   : {a:>7.1} ns/block, {:.2}x the direct call", a / d);
     Ok(())
 }

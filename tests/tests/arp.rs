@@ -592,7 +592,7 @@ impl Plugin for DirectPlugin {
             events: if events.is_empty() { std::ptr::null() } else { events.as_ptr() },
             transport: *transport,
             process_mode: abi::process_mode::REALTIME,
-            reserved: 0,
+            engine_state: 0,
             silence_flags: 0,
         };
         // SAFETY: a live engine with no concurrent call; the channel and event pointers are

@@ -185,6 +185,9 @@ impl TrioPlugin {
         // A new component is inactive until the host's `setActive(true)`: until then idle
         // control logic is not ticked (a loaded instance the host does not use costs nothing).
         instance.note_host_state(state_flags::ACTIVE, false);
+        // An instrument's main bus holds the zeros `process_block` writes: nothing there
+        // can wake a sleeping engine.
+        instance.set_main_input(config.kind == PluginKind::Effect);
         let tables = ParamTables::build(instance.definitions());
         Ok(Self {
             run_loop: Default::default(),
@@ -529,7 +532,7 @@ impl TrioPlugin {
             events: if events.is_empty() { std::ptr::null() } else { events.as_ptr() },
             transport,
             process_mode: 0,
-            reserved: 0,
+            engine_state: 0,
             silence_flags: 0,
         };
         let code = self.instance.process_raw(&mut block);

@@ -583,6 +583,22 @@ impl Synth {
         self.live == 0
     }
 
+    /// Nothing sounds, nothing moves and the settled control tick is done: until a note,
+    /// a parameter, the bend or a reset changes something, rendering leaves the output
+    /// zero and changes nothing but the time ([`Synth::skip_silence`] stands for it).
+    pub fn is_asleep(&self) -> bool {
+        self.silent_ticked && self.silent_and_settled()
+    }
+
+    /// Advances the time of a synth that [`Synth::is_asleep`] by `n` samples: what
+    /// rendering `n` samples of silence would change in it.
+    pub fn skip_silence(&mut self, n: u64) {
+        debug_assert!(self.is_asleep(), "skip_silence on a synth that is not asleep");
+        let n_in_period = (n % CONTROL_PERIOD as u64) as usize;
+        self.tick_pos = (self.tick_pos + n_in_period) % CONTROL_PERIOD;
+        self.clock = self.clock.wrapping_add(n);
+    }
+
     /// No voice sounds and no smoothed parameter is moving.
     fn silent_and_settled(&self) -> bool {
         self.is_silent()

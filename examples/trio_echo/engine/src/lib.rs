@@ -17,7 +17,10 @@
 //! zero, as in a new instance). Right after a reset it is dormant already (its state is
 //! clear). [`trio_dsp::Dormancy`] finds both moments on exact samples by scanning the
 //! input, so the output does not depend on how the host splits its blocks: offline and
-//! real-time renders stay bit for bit the same.
+//! real-time renders stay bit for bit the same. A block that ends dormant also declares
+//! the engine asleep (`Block::set_asleep`): the framework then does not call it for
+//! blocks of silent input with no events, and the dormancy clock catches up by
+//! `Block::slept` when it next runs.
 #![forbid(unsafe_code)]
 
 pub mod echo;
@@ -151,6 +154,9 @@ impl Engine for EchoEngine {
 
     fn process(&mut self, block: &mut Block<'_, ()>) {
         let len = block.len();
+        // Blocks the framework skipped while this effect slept (see the end): silent
+        // input, nothing run; only the dormancy clock moves on.
+        self.sleep.advance(block.slept() as usize);
         // The tempo may move from block to block: resolve the delay time anew.
         self.tempo = block.transport().tempo();
         self.apply(block);
@@ -172,6 +178,12 @@ impl Engine for EchoEngine {
         if !ran {
             // Dormant throughout: the input was silent and is the output.
             block.set_silent();
+            if self.sleep.is_asleep() {
+                // And it stays so until the input sounds or a parameter moves: the
+                // framework need not call it for blocks of silence. A tempo change in
+                // between is picked up on waking, when a dormant effect snaps to it.
+                block.set_asleep();
+            }
         }
         let tail = self.echo.tail_samples();
         if tail != self.tail {
