@@ -8,6 +8,7 @@ use trio::abi::{Event, ProcessData, TransportInfo, control, process_mode, read_t
 use trio::block::{CC_COUNT, Definitions, INFINITE_TAIL, SharedBlock, Statistics};
 use trio::params::{DisplayKind, ParamInfo};
 use trio::segment::BlockSegment;
+use trio::sleep::SleepGate;
 
 use crate::error::{ControlError, InstanceError};
 use crate::modules::{ControlModule, EngineModule, Modules};
@@ -138,19 +139,9 @@ pub struct Instance {
     /// The block's `values_epoch` at the last offline tick: a value set since (by the host
     /// or a preset) also wakes idle control logic.
     ticked_epoch: AtomicU64,
-    /// The engine declared itself asleep after its last block (`Block::set_asleep`):
-    /// blocks with nothing for it are not passed on (see `process_raw`).
-    engine_asleep: AtomicBool,
-    /// The block's `values_epoch` read before the call that put the engine to sleep: a
-    /// value set since wakes it.
-    asleep_epoch: AtomicU64,
-    /// Whether the main bus carries the host's input (an effect): a sleeping engine is
-    /// woken by a non-zero input sample. An instrument's main bus holds zeros.
-    main_input: AtomicBool,
-    /// Whether a sleeping engine's blocks may be skipped (on unless switched off).
-    sleep_allowed: AtomicBool,
-    /// Blocks not passed to the sleeping engine, for tests and benchmarks.
-    slept_blocks: AtomicU64,
+    /// Whether the engine sleeps (`Block::set_asleep`): blocks with nothing for it are
+    /// answered in its place.
+    sleep: SleepGate,
     /// The parameter definitions as last read from the block (any non-audio thread), and
     /// the block's definitions version they are current for (a rewrite of the same
     /// definitions keeps the same `Arc`, so tables built from it stay valid).
@@ -309,11 +300,7 @@ impl Instance {
             setup_offline: AtomicBool::new(setup.offline),
             params_moved: AtomicBool::new(false),
             ticked_epoch: AtomicU64::new(u64::MAX),
-            engine_asleep: AtomicBool::new(false),
-            asleep_epoch: AtomicU64::new(0),
-            main_input: AtomicBool::new(true),
-            sleep_allowed: AtomicBool::new(true),
-            slept_blocks: AtomicU64::new(0),
+            sleep: SleepGate::new(),
             definitions: RwLock::new(definitions),
             core,
         };
@@ -381,8 +368,7 @@ impl Instance {
         header.max_block_size.store(setup.max_block_size, Ordering::Relaxed);
         let mode = if setup.offline { process_mode::OFFLINE } else { process_mode::REALTIME };
         header.process_mode.store(mode, Ordering::Relaxed);
-        // Relaxed: read and written only by the holder of the engine guard.
-        self.engine_asleep.store(false, Ordering::Relaxed);
+        self.sleep.wake();
         // SAFETY: a live engine; the guard excludes any concurrent engine call.
         let code = unsafe { (self.engine.fns.activate)(self.engine_ptr, setup.sample_rate, setup.max_block_size) };
         if code != status::OK {
@@ -413,8 +399,7 @@ impl Instance {
         let Some(_guard) = EngineGuard::try_take(&self.engine_busy) else {
             return status::BUSY;
         };
-        // Relaxed: read and written only by the holder of the engine guard.
-        self.engine_asleep.store(false, Ordering::Relaxed);
+        self.sleep.wake();
         // SAFETY: a live engine; the guard excludes any concurrent engine call.
         unsafe { (self.engine.fns.reset)(self.engine_ptr) }
     }
@@ -450,9 +435,10 @@ impl Instance {
 
     /// The bridge's audio path, wrapped in exactly this one place: the allocation check
     /// (violations are counted in the block) and panic capture (flush-to-zero is the
-    /// engine export's, around the engine's own code). Sets
-    /// `data.process_mode` from the setup. Never waits in real time: if another thread is
-    /// inside the engine (a host calling `process` and `setupProcessing` at once), returns
+    /// engine export's, around the engine's own code). Sets `data.process_mode` from the
+    /// setup. A block that brings a sleeping engine nothing is answered without calling
+    /// it ([`SleepGate`]). Never waits in real time: if another thread is inside the
+    /// engine (a host calling `process` and `setupProcessing` at once), returns
     /// [`status::BUSY`] with the outputs untouched. Offline, it first lets the control
     /// logic schedule up to the end of the block (the one wait allowed, DESIGN §6).
     pub fn process_raw(&self, data: &mut ProcessData) -> i32 {
@@ -465,17 +451,12 @@ impl Instance {
         if offline {
             self.catch_up_control(data);
         }
-        let block = self.block();
-        // Relaxed: the engine flags are read and written only by the holder of the engine
-        // guard; the epoch is a hint ordered by the engine's own Acquire read.
-        if self.engine_asleep.load(Ordering::Relaxed) && self.nothing_to_wake(data) {
-            self.sleep_through(data);
-            // The worker still sees blocks coming, for control logic that asks for ticks.
+        let Some(call) = self.sleep.before(self.block(), data) else {
+            // Answered in the sleeping engine's place. The worker still sees blocks
+            // coming, for control logic that asks for ticks.
             self.core.tick_feedback.count_block();
             return status::OK;
-        }
-        let epoch = block.params.values_epoch.load(Ordering::Relaxed);
-        data.engine_state = 0;
+        };
         let engine = self.engine_ptr;
         let process = self.engine.fns.process;
         let (result, violations) = trio::realtime::count_allocations(|| {
@@ -495,13 +476,7 @@ impl Instance {
                 unsafe { process(engine, data) }
             }))
         });
-        let asleep = matches!(result, Ok(code) if code == status::OK)
-            && data.engine_state & trio::abi::engine_state::ASLEEP != 0
-            && self.sleep_allowed.load(Ordering::Relaxed);
-        self.engine_asleep.store(asleep, Ordering::Relaxed);
-        if asleep {
-            self.asleep_epoch.store(epoch, Ordering::Relaxed);
-        }
+        self.sleep.after(call, data, *result.as_ref().unwrap_or(&status::PANIC));
         self.core.tick_feedback.count_block();
         if !self.block().from_engine.is_empty() {
             // The engine sent the control module something: tick it soon (wait-free).
@@ -511,82 +486,21 @@ impl Instance {
         result.unwrap_or(status::PANIC)
     }
 
-    /// Whether a block brings nothing that would wake a sleeping engine: no event from the
-    /// host, none waiting from the control module, no parameter value set since it fell
-    /// asleep, and, where the main bus carries input, only zeros in and on the sidechain.
-    fn nothing_to_wake(&self, data: &ProcessData) -> bool {
-        let block = self.block();
-        // Relaxed: see `process_raw`.
-        if data.num_events > 0
-            || !self.sleep_allowed.load(Ordering::Relaxed)
-            || !block.to_engine.is_empty()
-            || block.params.values_epoch.load(Ordering::Relaxed) != self.asleep_epoch.load(Ordering::Relaxed)
-        {
-            return false;
-        }
-        let len = data.num_samples as usize;
-        let all_zero = |ptrs: *const *const f32, count: u32| {
-            if ptrs.is_null() || len == 0 {
-                return true;
-            }
-            // SAFETY: the caller's `ProcessData` holds `count` channel pointers, each null
-            // or valid for `num_samples` floats.
-            let ptrs = unsafe { core::slice::from_raw_parts(ptrs, count as usize) };
-            ptrs.iter().filter(|p| !p.is_null()).all(|&p| {
-                // SAFETY: as above.
-                let channel = unsafe { core::slice::from_raw_parts(p, len) };
-                // Bits ORed together (a fold, so it vectorises): -0.0 counts as sound.
-                channel.iter().fold(0u32, |acc, s| acc | s.to_bits()) == 0
-            })
-        };
-        let input = self.main_input.load(Ordering::Relaxed);
-        (!input || all_zero(data.main.cast(), data.num_main)) && all_zero(data.sidechain, data.num_sidechain)
-    }
-
-    /// A block the sleeping engine is not called for: its output stays silent (an
-    /// instrument's main bus holds zeros, an effect's holds its silent input) and the
-    /// bridge does the engine's bookkeeping: the sample clock (which the engine reads
-    /// back as [`trio::engine::Block::slept`]), the transport for the control module,
-    /// and the block statistics.
-    fn sleep_through(&self, data: &mut ProcessData) {
-        let block = self.block();
-        let n = u64::from(data.num_samples);
-        data.silence_flags = if data.num_main >= 64 { u64::MAX } else { (1u64 << data.num_main) - 1 };
-        // Relaxed: the clock is read back by the engine on this thread (under the guard)
-        // and by the control module below with the Release store.
-        let clock = block.header.sample_clock.load(Ordering::Relaxed);
-        block.transport.publish(&trio::block::Transport::of_host(clock, &data.transport));
-        // Release: pairs with the control module's Acquire load, as the engine's store.
-        block.header.sample_clock.store(clock + n, Ordering::Release);
-        let stats = &block.stats;
-        // Relaxed loads and stores: the engine's own counters, written by one thread at
-        // a time (the holder of the engine guard).
-        let add = |counter: &AtomicU64, by: u64| counter.store(counter.load(Ordering::Relaxed) + by, Ordering::Relaxed);
-        add(&stats.blocks_processed, 1);
-        add(&stats.samples_processed, n);
-        add(&self.slept_blocks, 1);
-    }
-
-    /// Whether blocks with nothing for a sleeping engine skip it (`true`, the default).
-    /// `false` calls the engine for every block, as before engines could sleep: for
-    /// comparing the two, or while debugging an engine.
+    /// Whether blocks a sleeping engine needs not see skip it (`true`, the default); see
+    /// [`SleepGate::set_allowed`].
     pub fn set_sleep_allowed(&self, allowed: bool) {
-        // Relaxed: a setting, read on the audio thread at the next block.
-        self.sleep_allowed.store(allowed, Ordering::Relaxed);
+        self.sleep.set_allowed(allowed);
     }
 
-    /// Says whether the main bus carries the host's input (`true`, the default, for an
-    /// effect): then a sleeping engine wakes for a non-zero input sample. An instrument,
-    /// whose main bus holds zeros, says `false` and saves the scan.
+    /// Whether the main bus carries the host's input (`true`, the default, for an
+    /// effect); see [`SleepGate::set_main_input`].
     pub fn set_main_input(&self, carries_input: bool) {
-        // Relaxed: a setting, read on the audio thread at the next block.
-        self.main_input.store(carries_input, Ordering::Relaxed);
+        self.sleep.set_main_input(carries_input);
     }
 
     /// Blocks a sleeping engine was not called for, since the instance was created.
     pub fn slept_blocks(&self) -> u64 {
-        // Relaxed: a counter.
-        self.slept_blocks.load(Ordering::Relaxed)
+        self.sleep.slept_blocks()
     }
 
     /// Offline: ticks the control logic up to the end of this block and waits for it, when

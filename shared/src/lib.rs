@@ -56,6 +56,8 @@ pub mod realtime;
 #[cfg(not(loom))]
 pub mod segment;
 #[cfg(not(loom))]
+pub mod sleep;
+#[cfg(not(loom))]
 pub mod state;
 #[cfg(not(loom))]
 pub mod testing;

@@ -7,6 +7,9 @@
 //! `process` wrapper (flush-to-zero, the allocation check, panic capture, parameter
 //! changes at their sample, the control module's timed events, the sample clock, the
 //! transport, NaN checks) and the control module's `tick`, state and preset functions.
+//! Like the bridge, it does not call an engine that declared itself asleep for blocks
+//! that bring it nothing ([`crate::sleep`]); [`Rig::set_sleep_allowed`]`(false)` calls
+//! it for every block, so a test can render both ways and compare.
 //! What a test can check that a DSP unit test cannot: events at sample offsets,
 //! parameter changes given in plain units by the plugin's ids, latency and tail as the
 //! host reads them, tempo sync from the host transport, control-rate logic (an
@@ -649,6 +652,8 @@ pub struct Rig<E: Engine, C: Control<Area = E::Area>> {
     params_moved: bool,
     /// The block's `values_epoch` at the last offline catch-up check.
     ticked_epoch: u64,
+    /// Whether the engine sleeps, as the bridge keeps it.
+    sleep: crate::sleep::SleepGate,
     /// Dropped last: both instances point into it and are destroyed in `Drop::drop`.
     block: HeapBlock,
     _types: core::marker::PhantomData<fn() -> (E, C)>,
@@ -708,6 +713,7 @@ impl<E: Engine, C: Control<Area = E::Area>> Rig<E, C> {
             wants_ticks: false,
             params_moved: false,
             ticked_epoch: u64::MAX,
+            sleep: crate::sleep::SleepGate::new(),
             block,
             _types: core::marker::PhantomData,
         };
@@ -1029,6 +1035,10 @@ impl<E: Engine, C: Control<Area = E::Area>> Rig<E, C> {
         };
         let mode = if self.setup.offline { process_mode::OFFLINE } else { process_mode::REALTIME };
         let mut data = ptrs.process_data(len, &raw, self.transport().info(), mode);
+        let Some(call) = self.sleep.before(self.block.block(), &mut data) else {
+            // A sleeping engine's block with nothing for it: answered as the bridge does.
+            return Ok(());
+        };
         let (code, panic) = capture(|| {
             // SAFETY: a live engine made for `E` with no other call running (`&mut self`);
             // `data`'s channel pointers are `main.len()` distinct slices of `len` samples
@@ -1037,6 +1047,7 @@ impl<E: Engine, C: Control<Area = E::Area>> Rig<E, C> {
             // `raw.len()` valid events sorted by offset.
             unsafe { crate::engine::__export::process::<E>(self.engine, &mut data) }
         });
+        self.sleep.after(call, &data, code);
         match code {
             status::OK => Ok(()),
             status::FAULTED => Err(RigError::EngineFaulted),
@@ -1044,11 +1055,24 @@ impl<E: Engine, C: Control<Area = E::Area>> Rig<E, C> {
         }
     }
 
+    /// Whether blocks that bring a sleeping engine nothing skip it, as in the bridge
+    /// (`true`, the default). With `false` every block reaches the engine: render a test
+    /// both ways to check that sleeping changes nothing audible.
+    pub fn set_sleep_allowed(&mut self, allowed: bool) {
+        self.sleep.set_allowed(allowed);
+    }
+
+    /// Blocks the rig answered in a sleeping engine's place so far.
+    pub fn slept_blocks(&self) -> u64 {
+        self.sleep.slept_blocks()
+    }
+
     /// Silences every voice and clears an engine fault (the host's reset).
     ///
     /// # Errors
     /// [`RigError::EnginePanicked`] if the engine's `reset` panicked.
     pub fn reset(&mut self) -> Result<(), RigError> {
+        self.sleep.wake();
         let (code, panic) = capture(|| {
             // SAFETY: a live engine made for `E` with no other call running (`&mut self`).
             unsafe { crate::engine::__export::reset::<E>(self.engine) }

@@ -266,8 +266,22 @@ fn render_in_blocks(
     events: &[(usize, HostEvent)],
     sizes: &[usize],
 ) -> Result<Vec<f32>, RigError> {
+    Ok(render_sleeping_or_not(params, input, events, sizes, true)?.0)
+}
+
+/// [`render_in_blocks`], with the rig skipping the blocks of the asleep engine
+/// (`Block::set_asleep`) as the bridge does, or calling it for every block; also returns
+/// how many blocks it skipped.
+fn render_sleeping_or_not(
+    params: &[(u32, f64)],
+    input: &[f32],
+    events: &[(usize, HostEvent)],
+    sizes: &[usize],
+    sleep: bool,
+) -> Result<(Vec<f32>, u64), RigError> {
     let setup = Setup { sample_rate: SR, max_block: 4096, main_channels: 2, sidechain_channels: 0, offline: true };
     let mut r = EchoRig::new(setup)?;
+    r.set_sleep_allowed(sleep);
     for &(param, plain) in params {
         r.set_param(param, plain)?;
     }
@@ -283,7 +297,23 @@ fn render_in_blocks(
         start = end;
     }
     assert!(left == right, "both channels carry the same signal");
-    Ok(left)
+    Ok((left, r.slept_blocks()))
+}
+
+#[test]
+fn blocks_skipped_while_the_effect_sleeps_change_no_sample() -> Result<(), RigError> {
+    let Bursts { input, events, .. } = bursts();
+    for sizes in [&[64usize][..], &[256, 1, 37, 1000, 513, 4096]] {
+        let (awake, none) = render_sleeping_or_not(&QUIET_PARAMS, &input, &events, sizes, false)?;
+        let (asleep, skipped) = render_sleeping_or_not(&QUIET_PARAMS, &input, &events, sizes, true)?;
+        assert_eq!(none, 0);
+        let first_difference = asleep.iter().zip(&awake).position(|(a, b)| a.to_bits() != b.to_bits());
+        assert_eq!(first_difference, None, "blocks of {sizes:?}");
+        // The silences after the first burst's tail and after the last are skipped.
+        println!("blocks of {sizes:?}: {skipped} skipped while asleep");
+        assert!(skipped > 50, "blocks of {sizes:?}: {skipped}");
+    }
+    Ok(())
 }
 
 #[test]

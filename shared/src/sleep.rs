@@ -1,0 +1,177 @@
+//! The caller's side of a sleeping engine ([`Block::set_asleep`]).
+//!
+//! An engine that declares itself asleep promises that, until an event reaches it or its
+//! input holds a non-zero sample, a block would leave its output silent and change
+//! nothing in it but the time. Whatever calls the engine's `process` export (the bridge
+//! in a host, [`crate::testing::Rig`] in a plugin's tests) keeps a [`SleepGate`] and asks
+//! it before each block: a block that brings the sleeping engine nothing is answered in
+//! its place (silent output, the sample clock, the transport for the control module, the
+//! block statistics) without calling it, and the engine learns from [`Block::slept`] how
+//! many samples went by when it next runs.
+//!
+//! What wakes it: a host event in the block, anything the control module queued for the
+//! engine, a parameter value set since it fell asleep (the table's `values_epoch`), a
+//! reset or activation ([`SleepGate::wake`]) and, when the main bus carries input (an
+//! effect's), any sample of the main input or the sidechain whose bits are not all zero.
+//!
+//! [`Block::set_asleep`]: crate::engine::Block::set_asleep
+//! [`Block::slept`]: crate::engine::Block::slept
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::abi::{ProcessData, engine_state, status};
+use crate::block::{SharedBlock, Transport};
+
+/// Whether the engine sleeps, and the settings of the caller that skips its blocks.
+/// Atomics, so a caller that hands out `&self` (the bridge) can keep one; the engine's
+/// own state is read and written only by the thread processing, one at a time.
+#[derive(Debug)]
+pub struct SleepGate {
+    /// The engine's last block declared it asleep.
+    asleep: AtomicBool,
+    /// The table's `values_epoch` read before the call that put it to sleep.
+    epoch: AtomicU64,
+    /// Whether blocks of a sleeping engine may be answered (on unless switched off).
+    allowed: AtomicBool,
+    /// Whether the main bus carries input that wakes the engine (an effect's).
+    main_input: AtomicBool,
+    /// Blocks answered in the engine's place.
+    slept_blocks: AtomicU64,
+}
+
+impl Default for SleepGate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What [`SleepGate::before`] hands back when the engine must be called: pass it to
+/// [`SleepGate::after`] with the engine's status.
+#[derive(Clone, Copy, Debug)]
+#[must_use = "pass it to SleepGate::after once the engine has processed the block"]
+pub struct Call {
+    epoch: u64,
+}
+
+impl SleepGate {
+    /// An awake engine, sleep allowed, a main bus that carries input.
+    pub const fn new() -> Self {
+        Self {
+            asleep: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
+            allowed: AtomicBool::new(true),
+            main_input: AtomicBool::new(true),
+            slept_blocks: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether blocks a sleeping engine needs not see skip it (`true`, the default).
+    /// `false` calls the engine for every block: for comparing the two, or while
+    /// debugging an engine's claim to sleep.
+    pub fn set_allowed(&self, allowed: bool) {
+        // Relaxed: a setting, read by the processing thread at the next block.
+        self.allowed.store(allowed, Ordering::Relaxed);
+    }
+
+    /// Whether the main bus carries the host's input (`true`, the default, an effect's):
+    /// then a non-zero sample there wakes the engine. An instrument, whose main bus holds
+    /// zeros, says `false` and saves the scan.
+    pub fn set_main_input(&self, carries_input: bool) {
+        // Relaxed: a setting, read by the processing thread at the next block.
+        self.main_input.store(carries_input, Ordering::Relaxed);
+    }
+
+    /// Blocks answered in the sleeping engine's place so far.
+    pub fn slept_blocks(&self) -> u64 {
+        // Relaxed: a counter.
+        self.slept_blocks.load(Ordering::Relaxed)
+    }
+
+    /// Forgets that the engine sleeps: call before its `reset` or `activate`, after which
+    /// its next block runs.
+    pub fn wake(&self) {
+        // Relaxed: read and written by the thread that calls the engine, one at a time.
+        self.asleep.store(false, Ordering::Relaxed);
+    }
+
+    /// Before calling the engine for `data` on `block`: if it sleeps and the block brings
+    /// nothing that wakes it, answers the block in its place and returns `None` (do not
+    /// call it). Otherwise clears `data.engine_state` and returns the [`Call`] to pass to
+    /// [`SleepGate::after`].
+    pub fn before(&self, block: &SharedBlock, data: &mut ProcessData) -> Option<Call> {
+        // Relaxed: the engine's state is read and written by one thread at a time (the
+        // caller serialises its calls); the epoch is a hint, ordered by the engine's own
+        // Acquire read of it.
+        if self.asleep.load(Ordering::Relaxed) && self.nothing_wakes(block, data) {
+            self.answer(block, data);
+            return None;
+        }
+        data.engine_state = 0;
+        Some(Call { epoch: block.params.values_epoch.load(Ordering::Relaxed) })
+    }
+
+    /// After the engine processed the block of `call` and returned `code`: whether it
+    /// declared itself asleep (and a faulted or failing engine never sleeps).
+    pub fn after(&self, call: Call, data: &ProcessData, code: i32) {
+        // Relaxed: as in `before`.
+        let asleep =
+            code == status::OK && data.engine_state & engine_state::ASLEEP != 0 && self.allowed.load(Ordering::Relaxed);
+        self.asleep.store(asleep, Ordering::Relaxed);
+        if asleep {
+            self.epoch.store(call.epoch, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a block brings nothing that wakes a sleeping engine.
+    fn nothing_wakes(&self, block: &SharedBlock, data: &ProcessData) -> bool {
+        // Relaxed: as in `before`.
+        if data.num_events > 0
+            || !self.allowed.load(Ordering::Relaxed)
+            || !block.to_engine.is_empty()
+            || block.params.values_epoch.load(Ordering::Relaxed) != self.epoch.load(Ordering::Relaxed)
+        {
+            return false;
+        }
+        let len = data.num_samples as usize;
+        let all_zero = |ptrs: *const *const f32, count: u32| {
+            if ptrs.is_null() || len == 0 {
+                return true;
+            }
+            // SAFETY: the caller's `ProcessData` holds `count` channel pointers, each null
+            // or valid for `num_samples` floats (its documented contract).
+            let ptrs = unsafe { core::slice::from_raw_parts(ptrs, count as usize) };
+            ptrs.iter().filter(|p| !p.is_null()).all(|&p| {
+                // SAFETY: as above.
+                let channel = unsafe { core::slice::from_raw_parts(p, len) };
+                // The bits ORed together (a fold, so it vectorises): -0.0 wakes it too.
+                channel.iter().fold(0u32, |acc, s| acc | s.to_bits()) == 0
+            })
+        };
+        let main_input = self.main_input.load(Ordering::Relaxed);
+        (!main_input || all_zero(data.main.cast(), data.num_main)) && all_zero(data.sidechain, data.num_sidechain)
+    }
+
+    /// Answers a block in the sleeping engine's place: its output stays as it is (an
+    /// instrument's main bus holds zeros, an effect's its silent input) and is reported
+    /// silent; the sample clock, the transport and the statistics move on as the engine
+    /// would have moved them.
+    fn answer(&self, block: &SharedBlock, data: &mut ProcessData) {
+        let n = u64::from(data.num_samples);
+        let channels = data.num_main.min(64);
+        data.silence_flags = if channels == 64 { u64::MAX } else { (1u64 << channels) - 1 };
+        // Relaxed: only the processing thread writes the clock (the engine, or this in its
+        // place); the Release store below publishes it.
+        let clock = block.header.sample_clock.load(Ordering::Relaxed);
+        block.transport.publish(&Transport::of_host(clock, &data.transport));
+        // Release: pairs with the control module's Acquire load, as the engine's own store.
+        block.header.sample_clock.store(clock.wrapping_add(n), Ordering::Release);
+        // Relaxed loads and stores: counters with one writer at a time (the processing
+        // thread), as the engine's.
+        let add = |counter: &AtomicU64, by: u64| {
+            counter.store(counter.load(Ordering::Relaxed).wrapping_add(by), Ordering::Relaxed);
+        };
+        add(&block.stats.blocks_processed, 1);
+        add(&block.stats.samples_processed, n);
+        add(&self.slept_blocks, 1);
+    }
+}
