@@ -323,8 +323,8 @@ pub struct ProcessData {
     pub transport: TransportInfo,
     /// [`process_mode`] of this block.
     pub process_mode: u32,
-    /// Out, [`engine_state`] bits: zero when called, set by the engine. (An engine built
-    /// before this field existed leaves it zero, "awake", which is always safe.)
+    /// Out, [`engine_state`] bits: the caller sets it to zero, the engine sets bits. Zero
+    /// means awake: an engine that never sets it is called for every block.
     pub engine_state: u32,
     /// Out: bit `c` set if main channel `c` is exactly silent.
     pub silence_flags: u64,

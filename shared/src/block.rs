@@ -13,13 +13,14 @@
 //! | field | writer | readers |
 //! |---|---|---|
 //! | `header` setup fields | bridge, at creation and on `setupProcessing` | all |
-//! | `header.sample_clock`, `latency_samples`, `tail_samples` | engine | control, bridge |
+//! | `header.sample_clock` | engine; the bridge in its place for blocks it skips while the engine sleeps (`crate::sleep`), on the same thread | control, bridge |
+//! | `header.latency_samples`, `tail_samples` | engine | control, bridge |
 //! | `header.scheduled_until` | control (after each tick) | bridge |
-//! | `transport` | engine, on the audio thread, each block | control |
+//! | `transport` | engine, on the audio thread, each block (the bridge for skipped blocks) | control |
 //! | `params` definitions | control module (on the control worker) | engine, bridge |
 //! | `params` slot values | any host thread through the bridge, the control module, the engine (applied automation) | all |
 //! | `voices`, `meters` | engine | control, bridge, tests |
-//! | `stats` | engine, bridge and control (counters are atomic adds) | all |
+//! | `stats` | engine, bridge and control (counters shared between threads are atomic adds; those only the processing thread writes, a load and a store) | all |
 //! | `to_engine` ring | producer: control worker | consumer: engine |
 //! | `from_engine` ring | producer: engine | consumer: control worker |
 

@@ -573,8 +573,9 @@ impl<'a, A: Area> Block<'a, A> {
         self.mode == process_mode::OFFLINE
     }
 
-    /// The engine's sample clock at the start of this block (samples rendered since the
-    /// engine was created): the time base of the control module's timed events.
+    /// The engine's sample clock at the start of this block (samples rendered or slept
+    /// through since the engine was created): the time base of the control module's
+    /// timed events.
     pub fn clock(&self) -> u64 {
         self.start
     }
@@ -703,16 +704,19 @@ impl<'a, A: Area> Block<'a, A> {
     /// how many samples went by unseen in [`Block::slept`]. An idle instance then costs
     /// the host almost nothing. Declare it only when it is true of every block that
     /// follows: anything that moves on its own (a free-running LFO, a smoother still
-    /// ramping, an echo still decaying) keeps the engine awake.
+    /// ramping, an echo still decaying) keeps the engine awake. What wakes it is listed
+    /// in [`crate::sleep`]: host events, the control module's events, parameter values,
+    /// input, the host's tempo, time signature or play state, a reset. Data the control
+    /// module writes into the plugin area is not among them: send an event with it.
     pub fn set_asleep(&mut self) {
         self.asleep = true;
     }
 
     /// Samples that went by since the engine's previous block without a call to
     /// `process`, because it had declared itself asleep ([`Block::set_asleep`]): 0
-    /// unless it did. An engine that keeps time (a sample counter, a phase in a fixed
-    /// grid) advances it by this much before rendering this block, which starts at
-    /// [`Block::clock`].
+    /// unless it did, and 0 after a reset or activation (the engine starts anew then). An
+    /// engine that keeps time (a sample counter, a phase in a fixed grid) advances it by
+    /// this much before rendering this block, which starts at [`Block::clock`].
     pub fn slept(&self) -> u64 {
         self.slept
     }
@@ -784,15 +788,15 @@ impl core::fmt::Write for FixedText {
     }
 }
 
-/// Installs, once per engine library, a panic hook that is silent inside `process` (while
-/// [`crate::realtime::is_counting`]; it notes the location and message in fixed memory
-/// instead) and hands every other panic to the hook that was there before.
+/// Installs, once per engine library, a panic hook that is silent inside `process` (it
+/// notes the location and message in fixed memory instead) and hands every other panic
+/// to the hook that was there before.
 fn install_quiet_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !crate::realtime::is_counting() {
+            if !crate::realtime::in_engine_process() {
                 previous(info);
                 return;
             }
@@ -830,6 +834,9 @@ pub struct Runner<E: Engine> {
     max_block: u32,
     clock: u64,
     faulted: bool,
+    /// The engine declared itself asleep at the end of its last block, and was neither
+    /// reset nor activated since: samples the caller skipped are reported as slept.
+    asleep: bool,
 }
 
 /// Largest block activate accepts.
@@ -856,6 +863,7 @@ impl<E: Engine> Runner<E> {
         }
         self.sample_rate = sample_rate;
         self.max_block = max_block;
+        self.asleep = false;
         self.params.refresh();
         self.params.changed_len = 0;
         let (engine, mut ctx) = self.context();
@@ -867,6 +875,7 @@ impl<E: Engine> Runner<E> {
     fn reset(&mut self) {
         self.engine.reset();
         self.faulted = false;
+        self.asleep = false;
         // Relaxed: a telemetry flag.
         self.shared.stats.engine_faulted.store(0, Ordering::Relaxed);
     }
@@ -935,12 +944,14 @@ impl<E: Engine> Runner<E> {
             // SAFETY: the bridge passes `num_events` events sorted by time, valid for the call.
             unsafe { core::slice::from_raw_parts(data.events, data.num_events as usize) }
         };
-        // The bridge moved the block's clock on over the blocks it did not call this engine
-        // for, while it slept; nothing else writes the clock but this engine.
-        // Acquire: pairs with the bridge's Release store when it skipped blocks.
+        // The caller moves the block's clock on over the blocks it answers for a sleeping
+        // engine (`crate::sleep`); otherwise only this engine writes it. Samples skipped
+        // since a reset or activation are not reported as slept: the engine starts anew.
+        // Acquire: pairs with the caller's Release store when it skipped blocks.
         let published = self.shared.header.sample_clock.load(Ordering::Acquire);
-        let slept = published.wrapping_sub(self.clock);
+        let slept = if self.asleep { published.wrapping_sub(self.clock) } else { 0 };
         self.clock = published;
+        self.asleep = false;
         self.params.refresh();
         let transport = data.transport;
         self.shared.transport.publish(&Transport::of_host(self.clock, &transport));
@@ -994,6 +1005,7 @@ impl<E: Engine> Runner<E> {
         if asleep {
             data.engine_state |= abi::engine_state::ASLEEP;
         }
+        self.asleep = asleep;
         status::OK
     }
 
@@ -1170,6 +1182,7 @@ pub mod __export {
                 // used block continues its clock.
                 clock: shared.header.sample_clock.load(core::sync::atomic::Ordering::Acquire),
                 faulted: false,
+                asleep: false,
             });
             // SAFETY: `out` is non-null and valid for a write (caller's guarantee).
             unsafe { out.write(Box::into_raw(runner).cast()) };
@@ -1238,7 +1251,7 @@ pub mod __export {
             // SAFETY: caller's guarantee: a live engine with no concurrent call, and a
             // valid `ProcessData` (both non-null, checked above).
             let (runner, data) = unsafe { (&mut *runner_ptr, &mut *data) };
-            let (code, violations) = crate::realtime::count_allocations(|| runner.process(data));
+            let (code, violations) = crate::realtime::count_engine_allocations(|| runner.process(data));
             runner.shared.stats.add_alloc_violations(violations);
             code
         }));

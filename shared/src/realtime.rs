@@ -80,14 +80,22 @@ fn write_mxcsr(value: u32) {
 struct AudioPath {
     /// Whether this thread is inside [`count_allocations`] (of this library).
     counting: core::cell::Cell<bool>,
+    /// Whether it is inside the engine's `process` ([`count_engine_allocations`]): its
+    /// panic hook stays silent there.
+    in_engine: core::cell::Cell<bool>,
     /// Allocator calls counted inside a [`count_allocations`] that a panic unwound out
     /// of, until [`take_unwound_allocations`] collects them.
     unwound: core::cell::Cell<u32>,
 }
 
 std::thread_local! {
-    static AUDIO_PATH: AudioPath =
-        const { AudioPath { counting: core::cell::Cell::new(false), unwound: core::cell::Cell::new(0) } };
+    static AUDIO_PATH: AudioPath = const {
+        AudioPath {
+            counting: core::cell::Cell::new(false),
+            in_engine: core::cell::Cell::new(false),
+            unwound: core::cell::Cell::new(0),
+        }
+    };
 }
 
 /// Allocator calls made on this thread inside a [`count_allocations`] that a panic
@@ -97,9 +105,13 @@ pub fn take_unwound_allocations() -> u32 {
     AUDIO_PATH.with(|path| path.unwound.replace(0))
 }
 
-/// Whether this thread is inside [`count_allocations`] of this library: on the audio path,
-/// where a panic hook must stay silent (printing allocates and makes system calls).
-pub fn is_counting() -> bool {
+/// Whether this thread is inside the engine's `process` ([`count_engine_allocations`]).
+pub(crate) fn in_engine_process() -> bool {
+    AUDIO_PATH.with(|path| path.in_engine.get())
+}
+
+/// Whether this thread is inside [`count_allocations`].
+fn is_counting() -> bool {
     AUDIO_PATH.with(|path| path.counting.get())
 }
 
@@ -117,20 +129,31 @@ pub fn is_counting() -> bool {
 /// assert_eq!((sum, calls), (4, 0));
 /// ```
 pub fn count_allocations<T>(f: impl FnOnce() -> T) -> (T, u32) {
+    count(false, f)
+}
+
+/// [`count_allocations`] around the engine's `process`, where the engine library's panic
+/// hook stays silent (printing allocates and makes system calls on the audio thread).
+pub(crate) fn count_engine_allocations<T>(f: impl FnOnce() -> T) -> (T, u32) {
+    count(true, f)
+}
+
+fn count<T>(in_engine: bool, f: impl FnOnce() -> T) -> (T, u32) {
+    /// Sets a flag back to what it was however the section ends.
+    struct Restore<'a>(&'a core::cell::Cell<bool>, bool);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            self.0.set(self.1);
+        }
+    }
     AUDIO_PATH.with(|path| {
+        let _engine = in_engine.then(|| Restore(&path.in_engine, path.in_engine.replace(true)));
         if path.counting.get() {
             return (f(), 0);
         }
-        /// Leaves the audio path however `count_allocations` ends, after
-        /// `assert_no_alloc` has restored the thread's allocation policy.
-        struct Leave<'a>(&'a core::cell::Cell<bool>);
-        impl Drop for Leave<'_> {
-            fn drop(&mut self) {
-                self.0.set(false);
-            }
-        }
         path.counting.set(true);
-        let _leave = Leave(&path.counting);
+        // Dropped after `assert_no_alloc` has restored the thread's allocation policy.
+        let _leave = Restore(&path.counting, false);
         /// Keeps the count of a closure a panic unwinds out of, for
         /// [`take_unwound_allocations`].
         struct Tally<'a> {

@@ -11,8 +11,13 @@
 //!
 //! What wakes it: a host event in the block, anything the control module queued for the
 //! engine, a parameter value set since it fell asleep (the table's `values_epoch`), a
-//! reset or activation ([`SleepGate::wake`]) and, when the main bus carries input (an
-//! effect's), any sample of the main input or the sidechain whose bits are not all zero.
+//! change of the host's tempo, time signature or play state (a tempo-synced effect's
+//! tail follows the tempo), a reset or activation ([`SleepGate::wake`]) and, when the main
+//! bus carries input (an effect's), any sample of the main input or the sidechain whose
+//! bits are not all zero. A block the engine would refuse (longer than the setup's
+//! largest, or without its channels) is passed on for it to refuse. The position moving
+//! on with the transport does not wake it, nor does data the control module writes into
+//! the plugin area.
 //!
 //! [`Block::set_asleep`]: crate::engine::Block::set_asleep
 //! [`Block::slept`]: crate::engine::Block::slept
@@ -31,6 +36,9 @@ pub struct SleepGate {
     asleep: AtomicBool,
     /// The table's `values_epoch` read before the call that put it to sleep.
     epoch: AtomicU64,
+    /// The host's tempo, time signature and play state of the block that put it to
+    /// sleep ([`host_key`]).
+    host: [AtomicU64; 2],
     /// Whether blocks of a sleeping engine may be answered (on unless switched off).
     allowed: AtomicBool,
     /// Whether the main bus carries input that wakes the engine (an effect's).
@@ -59,6 +67,7 @@ impl SleepGate {
         Self {
             asleep: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
+            host: [AtomicU64::new(0), AtomicU64::new(0)],
             allowed: AtomicBool::new(true),
             main_input: AtomicBool::new(true),
             slept_blocks: AtomicU64::new(0),
@@ -119,20 +128,27 @@ impl SleepGate {
         self.asleep.store(asleep, Ordering::Relaxed);
         if asleep {
             self.epoch.store(call.epoch, Ordering::Relaxed);
+            for (slot, value) in self.host.iter().zip(host_key(&data.transport)) {
+                slot.store(value, Ordering::Relaxed);
+            }
         }
     }
 
     /// Whether a block brings nothing that wakes a sleeping engine.
     fn nothing_wakes(&self, block: &SharedBlock, data: &ProcessData) -> bool {
         // Relaxed: as in `before`.
+        let len = data.num_samples as usize;
+        let host = host_key(&data.transport);
         if data.num_events > 0
             || !self.allowed.load(Ordering::Relaxed)
             || !block.to_engine.is_empty()
             || block.params.values_epoch.load(Ordering::Relaxed) != self.epoch.load(Ordering::Relaxed)
+            || self.host.iter().zip(host).any(|(slot, value)| slot.load(Ordering::Relaxed) != value)
+            || data.num_samples > block.header.max_block_size.load(Ordering::Relaxed)
+            || (len > 0 && data.num_main > 0 && data.main.is_null())
         {
             return false;
         }
-        let len = data.num_samples as usize;
         let all_zero = |ptrs: *const *const f32, count: u32| {
             if ptrs.is_null() || len == 0 {
                 return true;
@@ -174,4 +190,12 @@ impl SleepGate {
         add(&block.stats.samples_processed, n);
         add(&self.slept_blocks, 1);
     }
+}
+
+/// The host's tempo, time signature and play state, as the transport published for the
+/// control module gives them (the position left out: it moves with every block).
+fn host_key(transport: &crate::abi::TransportInfo) -> [u64; 2] {
+    let t = Transport::of_host(0, transport);
+    let sig = (u64::from(t.time_sig.0) << 32) | u64::from(t.time_sig.1);
+    [t.tempo_bpm.to_bits(), (sig << 1) | u64::from(t.playing)]
 }
