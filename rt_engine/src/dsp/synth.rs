@@ -255,17 +255,15 @@ pub struct Synth {
     clock: u64,
     /// Note-on counter.
     serial: u64,
-    /// A control tick ran on the silent path since anything changed: further silent
-    /// ticks would re-read the same settled values, so they are skipped.
-    silent_ticked: bool,
-    /// The last control tick found every voice held at its sustain level, with controls
-    /// that stood still: until something changes (a note, a parameter, the bend, a reset)
-    /// or a control starts to glide, a tick would set every voice what it has, so ticks
-    /// only advance the smoothers. This is what a held chord costs between its notes. A
-    /// synth with no voice counts as held too: a note that starts clears it.
-    held_ticked: bool,
-    /// The filter generation of the last control tick that visited the voices.
-    coef_gen_seen: u32,
+    /// Counts what a control tick must look at anew: bumped by every method that changes
+    /// notes, parameters, the bend or the state ([`Synth::touch`]), and by a tick that
+    /// moves the filter.
+    changes: u32,
+    /// `changes` as of the last control tick that found every voice held at its sustain
+    /// level (or no voice at all): until `changes` moves, a tick would set every voice
+    /// what it has, so ticks only advance the smoothers, and a silent synth skips them
+    /// altogether. This is what a held chord costs between its notes, and an idle synth.
+    settled_at: Option<u32>,
     /// Bit `g` set when group `g` holds an active voice: the control tick and the render
     /// loop visit only these groups.
     live: u32,
@@ -310,9 +308,8 @@ impl Synth {
             tick_pos: 0,
             clock: 0,
             serial: 0,
-            silent_ticked: false,
-            held_ticked: false,
-            coef_gen_seen: 0,
+            changes: 0,
+            settled_at: None,
             live: 0,
         };
         s.set_sample_rate(sample_rate, max_block);
@@ -350,8 +347,7 @@ impl Synth {
     /// Silences every voice at once, jumps all smoothers to their targets,
     /// returns the pitch bend to 0 and restarts the control-rate grid.
     pub fn reset(&mut self) {
-        self.silent_ticked = false;
-        self.held_ticked = false;
+        self.touch();
         for g in self.groups.iter_mut() {
             for l in 0..LANES {
                 g.free(l);
@@ -381,8 +377,7 @@ impl Synth {
     /// velocity sensitivity applies to later notes; bypass starts a 10 ms
     /// fade. NaN and out-of-range values are sanitised.
     pub fn set_params(&mut self, p: &SynthParams) {
-        self.silent_ticked = false;
-        self.held_ticked = false;
+        self.touch();
         let p = p.sanitized();
         let old = self.params;
         if p.gain_db != old.gain_db {
@@ -431,7 +426,7 @@ impl Synth {
     /// fade. If every voice is already fading out for a waiting note, the
     /// oldest waiting note is replaced.
     pub fn note_on(&mut self, note: u8, velocity: f32, note_id: i32) {
-        self.held_ticked = false;
+        self.touch();
         self.serial = self.serial.wrapping_add(1);
         let n = PendingNote {
             note: note.min(127),
@@ -508,7 +503,7 @@ impl Synth {
     /// Releases held voices and cancels waiting notes for which
     /// `f(note, note_id)` holds; returns whether any matched.
     fn release_where(&mut self, f: impl Fn(u8, i32) -> bool) -> bool {
-        self.held_ticked = false;
+        self.touch();
         let release = self.env.release();
         let mut any = false;
         for (g, ctls) in self.groups.iter_mut().zip(self.voices.chunks_exact_mut(LANES)) {
@@ -555,8 +550,7 @@ impl Synth {
         if semitones.to_bits() == self.bend_semitones.to_bits() {
             return;
         }
-        self.silent_ticked = false;
-        self.held_ticked = false;
+        self.touch();
         self.bend_semitones = semitones;
         self.bend_ratio = if semitones == 0.0 { 1.0 } else { 2f64.powf(f64::from(semitones) / 12.0) as f32 };
         let ratio = self.bend_ratio;
@@ -587,7 +581,7 @@ impl Synth {
     /// a parameter, the bend or a reset changes something, rendering leaves the output
     /// zero and changes nothing but the time ([`Synth::skip_silence`] stands for it).
     pub fn is_asleep(&self) -> bool {
-        self.silent_ticked && self.silent_and_settled()
+        self.settled() && self.silent_and_settled()
     }
 
     /// Advances the time of a synth that [`Synth::is_asleep`] by `n` samples: what
@@ -597,6 +591,17 @@ impl Synth {
         let n_in_period = (n % CONTROL_PERIOD as u64) as usize;
         self.tick_pos = (self.tick_pos + n_in_period) % CONTROL_PERIOD;
         self.clock = self.clock.wrapping_add(n);
+    }
+
+    /// Something changed that the next control tick must look at: a note, a parameter,
+    /// the bend, a reset. Every method that changes one calls this.
+    fn touch(&mut self) {
+        self.changes = self.changes.wrapping_add(1);
+    }
+
+    /// The last control tick found nothing to do, and nothing changed since.
+    fn settled(&self) -> bool {
+        self.settled_at == Some(self.changes)
     }
 
     /// No voice sounds and no smoothed parameter is moving.
@@ -661,6 +666,7 @@ impl Synth {
             self.k_resonance = resonance;
             self.filter.k = filter::resonance_to_k(resonance);
             self.filter_gen = self.filter_gen.wrapping_add(1);
+            self.touch();
         }
         let env_octaves = self.params.filter_env_octaves;
         if log2_cutoff.to_bits() != self.filter.log2_cutoff.to_bits()
@@ -669,12 +675,12 @@ impl Synth {
             self.filter.log2_cutoff = log2_cutoff;
             self.filter.env_octaves = env_octaves;
             self.filter_gen = self.filter_gen.wrapping_add(1);
+            self.touch();
         }
         let generation = self.filter_gen;
-        if self.held_ticked && generation == self.coef_gen_seen {
+        if self.settled() {
             return;
         }
-        self.coef_gen_seen = generation;
         // Whether every voice is held at its sustain level (set below).
         let mut held = true;
         let env = &self.env;
@@ -746,7 +752,7 @@ impl Synth {
                 self.live &= !(1 << gi);
             }
         }
-        self.held_ticked = held;
+        self.settled_at = held.then_some(self.changes);
     }
 
     /// Renders the mix into `left` and `right`, overwriting them (the right
@@ -778,15 +784,14 @@ impl Synth {
             // settled synth with no voice only re-reads settled values, so one stands for
             // all the period boundaries crossed).
             let crossed = self.tick_pos + n > CONTROL_PERIOD || (self.tick_pos == 0 && n > 0);
-            if crossed && !self.silent_ticked {
+            if crossed && !self.settled() {
+                // With no voice the tick finds nothing to do, and settles.
                 self.control_tick();
-                self.silent_ticked = true;
             }
             self.tick_pos = (self.tick_pos + n) % CONTROL_PERIOD;
             self.clock = self.clock.wrapping_add(n as u64);
             return true;
         }
-        self.silent_ticked = false;
         match self.params.waveform {
             Waveform::Saw => self.render_periods::<SawOsc>(left),
             Waveform::Square => self.render_periods::<SquareOsc>(left),
@@ -1104,10 +1109,10 @@ mod tests {
             a.extend(render_n(&mut fast, until - at, 333));
             // Every tick in full: one control period per call, the skip forgotten first.
             for _ in 0..(until - at) / CONTROL_PERIOD {
-                full.held_ticked = false;
+                full.settled_at = None;
                 b.extend(render_n(&mut full, CONTROL_PERIOD, CONTROL_PERIOD));
             }
-            held_seen += usize::from(fast.held_ticked);
+            held_seen += usize::from(fast.settled());
         }
         assert_eq!(a.len(), b.len());
         let first = a.iter().zip(&b).position(|(x, y)| x.to_bits() != y.to_bits());
@@ -1183,13 +1188,13 @@ mod tests {
                 while at < until {
                     let n = ([r.below(17), r.below(700), 16][r.below(3) as usize] as usize).clamp(1, until - at);
                     fast.render(&mut a[at..at + n], &mut right[at..at + n]);
-                    skipped += usize::from(fast.held_ticked);
+                    skipped += usize::from(fast.settled());
                     at += n;
                 }
                 while pos < until {
                     // One control period at most per call, the skip forgotten before each tick.
                     let n = (CONTROL_PERIOD - full.tick_pos).min(until - pos);
-                    full.held_ticked = false;
+                    full.settled_at = None;
                     full.render(&mut b[pos..pos + n], &mut right[pos..pos + n]);
                     pos += n;
                 }
