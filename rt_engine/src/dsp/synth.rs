@@ -206,13 +206,18 @@ fn mix_down(out: &mut [f32], mix: &Mix, whole: bool, mut gain: impl FnMut() -> f
         }
     } else if let Ok(out) = <&mut [f32; CONTROL_PERIOD]>::try_from(&mut *out) {
         // Voices alone over a whole period (the common case): a fixed-length loop.
-        for (o, lone) in out.iter_mut().zip(&mix.lone) {
-            *o = (lone + 0.0) * HEADROOM * gain();
-        }
+        mix_lone(out, &mix.lone, gain);
     } else {
-        for (o, lone) in out.iter_mut().zip(&mix.lone) {
-            *o = (lone + 0.0) * HEADROOM * gain();
-        }
+        mix_lone(out, &mix.lone, gain);
+    }
+}
+
+/// The voices rendered alone, into `out`. Inlined, so a caller that passes a whole
+/// period gets a loop of fixed length.
+#[inline(always)]
+fn mix_lone(out: &mut [f32], lone: &[f32], mut gain: impl FnMut() -> f32) {
+    for (o, lone) in out.iter_mut().zip(lone) {
+        *o = (lone + 0.0) * HEADROOM * gain();
     }
 }
 

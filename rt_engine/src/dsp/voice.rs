@@ -319,13 +319,9 @@ impl Group {
             }
             if let (Ok(whole), 0) = (<&mut [f32; BLOCK]>::try_from(&mut *out), skip) {
                 // The whole period in one call (the common case): a fixed-length loop.
-                for (o, v) in whole.iter_mut().zip(&block.out) {
-                    *o += v;
-                }
+                add_into(whole, &block.out);
             } else {
-                for (o, v) in out.iter_mut().zip(&block.out[skip..n]) {
-                    *o += v;
-                }
+                add_into(out, &block.out[skip..n]);
             }
             self.phase[l] = phase.wrapping_add(step.wrapping_mul(n as u32));
             self.env[l] = block.env_out[n - 1];
@@ -372,5 +368,14 @@ impl Group {
         self.ic1 = ic1;
         self.ic2 = ic2;
         self.reanchor();
+    }
+}
+
+/// Adds `src` into `out`, sample by sample. Inlined, so a caller that passes a whole
+/// period gets a loop of fixed length.
+#[inline(always)]
+fn add_into(out: &mut [f32], src: &[f32]) {
+    for (o, v) in out.iter_mut().zip(src) {
+        *o += v;
     }
 }
