@@ -1125,7 +1125,7 @@ fn silence(data: &mut ProcessData) {
 }
 
 /// Silence flags with the bits of `channels` channels set.
-fn all_channels(channels: usize) -> u64 {
+pub(crate) fn all_channels(channels: usize) -> u64 {
     if channels >= 64 { u64::MAX } else { (1u64 << channels) - 1 }
 }
 

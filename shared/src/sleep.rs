@@ -173,8 +173,7 @@ impl SleepGate {
     /// would have moved them.
     fn answer(&self, block: &SharedBlock, data: &mut ProcessData) {
         let n = u64::from(data.num_samples);
-        let channels = data.num_main.min(64);
-        data.silence_flags = if channels == 64 { u64::MAX } else { (1u64 << channels) - 1 };
+        data.silence_flags = crate::engine::all_channels(data.num_main as usize);
         // Relaxed: only the processing thread writes the clock (the engine, or this in its
         // place); the Release store below publishes it.
         let clock = block.header.sample_clock.load(Ordering::Relaxed);
