@@ -695,11 +695,11 @@ impl<'a, A: Area> Block<'a, A> {
         self.silent = true;
     }
 
-    /// Declares the engine asleep after this block: its output is silent (as
-    /// [`Block::set_silent`], which this implies), and until an event reaches it (a note, a
+    /// Declares the engine asleep after this block: until an event reaches it (a note, a
     /// parameter, a message of the control module) or its input holds a non-zero sample,
     /// a block would leave the output silent and change nothing in the engine but the
-    /// time. The framework may then skip calling `process` for such blocks (it still
+    /// time. This block itself may still hold the end of a sound (the last samples of a
+    /// release): declare it silent as well ([`Block::set_silent`]) only if it is. The framework may then skip calling `process` for such blocks (it still
     /// advances the sample clock, statistics and transport), and on the next call reports
     /// how many samples went by unseen in [`Block::slept`]. An idle instance then costs
     /// the host almost nothing. Declare it only when it is true of every block that
@@ -984,7 +984,7 @@ impl<E: Engine> Runner<E> {
             // Events the engine did not ask for are still applied, so parameters and the
             // ring stay in step whatever the engine does.
             while block.next_event().is_some() {}
-            (block.late, block.silent || block.asleep, block.asleep)
+            (block.late, block.silent, block.asleep)
         };
         if late > 0 {
             // Relaxed: a telemetry counter.

@@ -1368,8 +1368,9 @@ mod tests {
     /// An instrument that outputs the `Level` from a host note-on to its note-off on
     /// channel 0 (reporting the note as voice 0), marks each note the control module
     /// scheduled with a -1 sample, reports a pitch bend of `b` as a latency of `100 b`
-    /// samples, panics on note 0, outputs 1000 (+60 dBFS) on note 1 and on note 2 plays
-    /// while declaring the block silent.
+    /// samples, panics on note 0, outputs 1000 (+60 dBFS) on note 1, on note 2 plays
+    /// while declaring the block silent, and declares itself asleep at the note-off of
+    /// note 3.
     struct Probe {
         level: f32,
         /// The host note sounding and the sample time it started at.
@@ -1405,9 +1406,12 @@ mod tests {
                         self.level = block.params().plain(LEVEL) as f32;
                         self.voice = Some((note, block.clock() + timed.offset as u64));
                     }
-                    Event::NoteOff { .. } => {
+                    Event::NoteOff { note, .. } => {
                         self.level = 0.0;
                         self.voice = None;
+                        if note == 3 {
+                            block.set_asleep();
+                        }
                     }
                     Event::PitchBend { value, .. } => block.set_latency((value * 100.0) as u32),
                     _ => {}
@@ -1576,6 +1580,20 @@ mod tests {
         let e = r.render(64, &[(3, HostEvent::note_on(2, 1.0))]).unwrap_err();
         let RigError::EnginePanicked { message, .. } = &e else { panic!("{e:?}") };
         assert!(message.contains("declared a block silent that is not"), "{message}");
+    }
+
+    #[test]
+    fn the_block_that_declares_sleep_keeps_the_end_of_its_sound() {
+        let mut r = rig(false);
+        r.render(64, &[(0, HostEvent::note_on(3, 1.0))]).unwrap();
+        // Asleep from the next block on; this one still plays up to the note-off.
+        let out = r.render(64, &[(40, HostEvent::note_off(3))]).unwrap();
+        assert!(out[0][..40].iter().all(|&s| s == 1.0), "{:?}", &out[0][..40]);
+        assert!(out[0][40..].iter().all(|&s| s == 0.0), "{:?}", &out[0][40..]);
+        let slept = r.slept_blocks();
+        let out = r.render(64, &[]).unwrap();
+        assert!(out[0].iter().all(|&s| s == 0.0));
+        assert_eq!(r.slept_blocks(), slept + 1, "the next block was not skipped");
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //!
 //! Each check creates its own plugin instance from the bundle. An instrument is played a
 //! chord; an effect is fed deterministic noise on its main input (and quieter noise on a
-//! sidechain, if it has one). The suite makes no assumption about the plugin's
-//! parameters beyond what it declares.
+//! sidechain, if it has one). One check plays the same in two bursts with silence
+//! around them, so that a plugin that sleeps through silence (`Block::set_asleep`) is
+//! seen to wake the same way at any block size. The suite makes no assumption about the
+//! plugin's parameters beyond what it declares.
 //!
 //! # Examples
 //! ```no_run
@@ -81,6 +83,27 @@ fn err(e: impl fmt::Display) -> String {
     e.to_string()
 }
 
+/// What a render plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stimulus {
+    /// An instrument: the chord held over the first half. An effect: noise throughout.
+    Steady,
+    /// The same over the third eighth and the seventh, silence around them: a plugin
+    /// that sleeps while it has nothing to do starts asleep, and may fall asleep again
+    /// between the two.
+    Bursts,
+}
+
+impl Stimulus {
+    /// The sample ranges that sound, of a render of `frames`.
+    fn sounding(self, frames: usize) -> Vec<std::ops::Range<usize>> {
+        match self {
+            Stimulus::Steady => std::iter::once(0..frames / 2).collect(),
+            Stimulus::Bursts => vec![frames / 4..frames * 3 / 8, frames * 3 / 4..frames * 7 / 8],
+        }
+    }
+}
+
 /// The bundle under test.
 struct Subject {
     module: Arc<Module>,
@@ -115,7 +138,7 @@ impl Subject {
         frames: usize,
         sizes: impl FnMut(usize) -> usize,
     ) -> Result<Vec<Vec<f32>>, String> {
-        self.render_with(plugin, frames, sizes, Buffers::Normal)
+        self.render_with(plugin, frames, sizes, Buffers::Normal, Stimulus::Steady)
     }
 
     /// [`Subject::render`] with a choice of buffers.
@@ -125,13 +148,23 @@ impl Subject {
         frames: usize,
         mut sizes: impl FnMut(usize) -> usize,
         buffers: Buffers,
+        stimulus: Stimulus,
     ) -> Result<Vec<Vec<f32>>, String> {
         let channels =
             plugin.buses(MediaTypes_::kAudio, BusDirections_::kOutput).first().map_or(0, |b| b.channel_count) as usize;
+        let sounding = stimulus.sounding(frames);
+        // An effect's input is silent outside the bursts (a steady one never is).
+        let gated = |mut x: Vec<f32>| {
+            if stimulus != Stimulus::Steady {
+                let heard = |i: usize| sounding.iter().any(|r| r.contains(&i));
+                x.iter_mut().enumerate().filter(|(i, _)| !heard(*i)).for_each(|(_, v)| *v = 0.0);
+            }
+            x
+        };
         let main_in = if self.effect { 2 } else { 0 };
-        let inputs: Vec<Vec<f32>> = (0..main_in).map(|c| Self::noise(frames, 0.25, c as u32)).collect();
+        let inputs: Vec<Vec<f32>> = (0..main_in).map(|c| gated(Self::noise(frames, 0.25, c as u32))).collect();
         let side: Vec<Vec<f32>> =
-            (0..if self.sidechain { 2 } else { 0 }).map(|c| Self::noise(frames, 0.1, 10 + c as u32)).collect();
+            (0..if self.sidechain { 2 } else { 0 }).map(|c| gated(Self::noise(frames, 0.1, 10 + c as u32))).collect();
         let chord = [60u8, 64, 67];
         let mut out = vec![Vec::with_capacity(frames); channels];
         let (mut start, mut index) = (0, 0);
@@ -140,12 +173,14 @@ impl Subject {
             index += 1;
             let mut notes = Vec::new();
             if !self.effect {
-                if start == 0 {
-                    notes.extend(chord.iter().map(|&p| NoteEvent::on(0, p, 0.8)));
-                }
-                let off = frames / 2;
-                if (start..start + n).contains(&off) {
-                    notes.extend(chord.iter().map(|&p| NoteEvent::off((off - start) as u32, p)));
+                // The chord starts and ends with each sounding range.
+                for r in &sounding {
+                    if (start..start + n).contains(&r.start) {
+                        notes.extend(chord.iter().map(|&p| NoteEvent::on((r.start - start) as u32, p, 0.8)));
+                    }
+                    if (start..start + n).contains(&r.end) {
+                        notes.extend(chord.iter().map(|&p| NoteEvent::off((r.end - start) as u32, p)));
+                    }
                 }
             }
             let main: Vec<&[f32]> = inputs.iter().map(|c| &c[start..start + n]).collect();
@@ -198,6 +233,7 @@ pub fn run(bundle: &Path) -> Result<Report, HostError> {
     check("describes its buses, parameters and units consistently", &describe);
     check("every parameter's text parses back to the same text", &texts);
     check("renders the same audio at any block size", &block_sizes);
+    check("wakes from silence the same way at any block size", &bursts);
     check("64-bit processing is the 32-bit render widened", &wide);
     check("in-place buffers give the same audio as separate ones", &in_place);
     check("state restores every parameter and its text", &state_round_trip);
@@ -300,19 +336,32 @@ fn texts(s: &Subject) -> Outcome {
 }
 
 fn block_sizes(s: &Subject) -> Outcome {
-    let frames = 24_000;
-    let reference = s.render(&mut s.started(Setup::new(SR, MAX_BLOCK))?, frames, |_| MAX_BLOCK)?;
+    same_at_any_block_size(s, 24_000, Stimulus::Steady)
+}
+
+/// Bursts with silence around them: a plugin that sleeps through the silence wakes at
+/// the second burst the same way at any block size, and is heard.
+fn bursts(s: &Subject) -> Outcome {
+    same_at_any_block_size(s, 48_000, Stimulus::Bursts)
+}
+
+fn same_at_any_block_size(s: &Subject, frames: usize, stimulus: Stimulus) -> Outcome {
+    let render = |sizes: &dyn Fn(usize) -> usize| {
+        s.render_with(&mut s.started(Setup::new(SR, MAX_BLOCK))?, frames, sizes, Buffers::Normal, stimulus)
+    };
+    let reference = render(&|_| MAX_BLOCK)?;
     let patterns: [(&str, &dyn Fn(usize) -> usize); 4] =
         [("1", &|_| 1), ("7", &|_| 7), ("64", &|_| 64), ("mixed", &|i| [1, 500, 64, 13, 512, 2, 255][i % 7])];
     for (name, sizes) in patterns {
-        let out = s.render(&mut s.started(Setup::new(SR, MAX_BLOCK))?, frames, sizes)?;
-        if let Some(i) = same_bits(&reference, &out) {
+        if let Some(i) = same_bits(&reference, &render(sizes)?) {
             return Err(format!("blocks of {name} differ from blocks of {MAX_BLOCK} from sample {i}"));
         }
     }
-    let energy: f64 = reference.iter().flatten().map(|&x| f64::from(x) * f64::from(x)).sum();
-    if energy == 0.0 {
-        return Err("the stimulus produced no sound at all".to_owned());
+    for range in stimulus.sounding(frames) {
+        let energy: f64 = reference.iter().flat_map(|c| &c[range.clone()]).map(|&x| f64::from(x) * f64::from(x)).sum();
+        if energy == 0.0 {
+            return Err(format!("samples {range:?} are silent, though the stimulus sounds there"));
+        }
     }
     Ok(String::new())
 }
@@ -339,8 +388,13 @@ fn in_place(s: &Subject) -> Outcome {
     }
     let frames = 12_000;
     let separate = s.render(&mut s.started(Setup::new(SR, MAX_BLOCK))?, frames, |i| [256, 97, 512][i % 3])?;
-    let shared =
-        s.render_with(&mut s.started(Setup::new(SR, MAX_BLOCK))?, frames, |i| [256, 97, 512][i % 3], Buffers::InPlace)?;
+    let shared = s.render_with(
+        &mut s.started(Setup::new(SR, MAX_BLOCK))?,
+        frames,
+        |i| [256, 97, 512][i % 3],
+        Buffers::InPlace,
+        Stimulus::Steady,
+    )?;
     match same_bits(&separate, &shared) {
         None => Ok(String::new()),
         Some(i) => Err(format!("in place, the output differs from sample {i}")),
