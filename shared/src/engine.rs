@@ -699,9 +699,10 @@ impl<'a, A: Area> Block<'a, A> {
     /// parameter, a message of the control module) or its input holds a non-zero sample,
     /// a block would leave the output silent and change nothing in the engine but the
     /// time. This block itself may still hold the end of a sound (the last samples of a
-    /// release): declare it silent as well ([`Block::set_silent`]) only if it is. The framework may then skip calling `process` for such blocks (it still
-    /// advances the sample clock, statistics and transport), and on the next call reports
-    /// how many samples went by unseen in [`Block::slept`]. An idle instance then costs
+    /// release): declare it silent as well ([`Block::set_silent`]) only if it is. The
+    /// framework may then skip calling `process` for such blocks (it still advances the
+    /// sample clock, statistics and transport, and its meters read silence), and on the
+    /// next call reports how many samples went by unseen in [`Block::slept`]. An idle instance then costs
     /// the host almost nothing. Declare it only when it is true of every block that
     /// follows: anything that moves on its own (a free-running LFO, a smoother still
     /// ramping, an echo still decaying) keeps the engine awake. What wakes it is listed

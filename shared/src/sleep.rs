@@ -188,6 +188,13 @@ impl SleepGate {
         add(&block.stats.blocks_processed, 1);
         add(&block.stats.samples_processed, n);
         add(&self.slept_blocks, 1);
+        // The meters read silence: the block that declared sleep may have ended a sound.
+        // Relaxed: telemetry, as the engine's.
+        let meters = &block.meters;
+        for (peak, rms) in meters.peak.iter().zip(&meters.rms).take(data.num_main as usize) {
+            peak.store(0.0, Ordering::Relaxed);
+            rms.store(0.0, Ordering::Relaxed);
+        }
     }
 }
 

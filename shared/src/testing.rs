@@ -1590,10 +1590,13 @@ mod tests {
         let out = r.render(64, &[(40, HostEvent::note_off(3))]).unwrap();
         assert!(out[0][..40].iter().all(|&s| s == 1.0), "{:?}", &out[0][..40]);
         assert!(out[0][40..].iter().all(|&s| s == 0.0), "{:?}", &out[0][40..]);
+        let peak = |r: &ProbeRig| r.block().meters.peak[0].load(core::sync::atomic::Ordering::Relaxed);
+        assert_eq!(peak(&r), 1.0, "the declaring block is metered as it sounds");
         let slept = r.slept_blocks();
         let out = r.render(64, &[]).unwrap();
         assert!(out[0].iter().all(|&s| s == 0.0));
         assert_eq!(r.slept_blocks(), slept + 1, "the next block was not skipped");
+        assert_eq!(peak(&r), 0.0, "a skipped block is metered silent");
     }
 
     #[test]

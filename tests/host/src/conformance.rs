@@ -90,17 +90,26 @@ enum Stimulus {
     Steady,
     /// The same over the third eighth and the seventh, silence around them: a plugin
     /// that sleeps while it has nothing to do starts asleep, and may fall asleep again
-    /// between the two.
+    /// between the two if what it holds dies away within 375 ms.
     Bursts,
 }
 
 impl Stimulus {
-    /// The sample ranges that sound, of a render of `frames`.
+    /// The sample ranges that sound, of a render of `frames`; each ends before `frames`
+    /// (an instrument's note-off falls inside the render).
     fn sounding(self, frames: usize) -> Vec<std::ops::Range<usize>> {
         match self {
             Stimulus::Steady => std::iter::once(0..frames / 2).collect(),
             Stimulus::Bursts => vec![frames / 4..frames * 3 / 8, frames * 3 / 4..frames * 7 / 8],
         }
+    }
+
+    /// Where each sounding range must be heard: from its start to the next one's (or
+    /// the end), so that latency, a pre-delay or a release may carry it past its end.
+    fn heard(self, frames: usize) -> Vec<std::ops::Range<usize>> {
+        let sounding = self.sounding(frames);
+        let ends = sounding.iter().skip(1).map(|r| r.start).chain([frames]);
+        sounding.iter().zip(ends).map(|(r, end)| r.start..end).collect()
     }
 }
 
@@ -141,7 +150,8 @@ impl Subject {
         self.render_with(plugin, frames, sizes, Buffers::Normal, Stimulus::Steady)
     }
 
-    /// [`Subject::render`] with a choice of buffers.
+    /// [`Subject::render`] with a choice of buffers. A size of 0 from `sizes` is a flush:
+    /// a block of 0 samples, as hosts send to deliver parameter changes.
     fn render_with(
         &self,
         plugin: &mut Plugin,
@@ -168,9 +178,17 @@ impl Subject {
         let chord = [60u8, 64, 67];
         let mut out = vec![Vec::with_capacity(frames); channels];
         let (mut start, mut index) = (0, 0);
+        let mut flushed = false;
         while start < frames {
-            let n = sizes(index).clamp(1, MAX_BLOCK).min(frames - start);
+            let size = sizes(index);
             index += 1;
+            if size == 0 && !flushed {
+                plugin.process_with(0, &[], &[], buffers).map_err(|e| format!("a flush at sample {start}: {e}"))?;
+                flushed = true;
+                continue;
+            }
+            flushed = false;
+            let n = size.clamp(1, MAX_BLOCK).min(frames - start);
             let mut notes = Vec::new();
             if !self.effect {
                 // The chord starts and ends with each sounding range.
@@ -350,17 +368,25 @@ fn same_at_any_block_size(s: &Subject, frames: usize, stimulus: Stimulus) -> Out
         s.render_with(&mut s.started(Setup::new(SR, MAX_BLOCK))?, frames, sizes, Buffers::Normal, stimulus)
     };
     let reference = render(&|_| MAX_BLOCK)?;
-    let patterns: [(&str, &dyn Fn(usize) -> usize); 4] =
-        [("1", &|_| 1), ("7", &|_| 7), ("64", &|_| 64), ("mixed", &|i| [1, 500, 64, 13, 512, 2, 255][i % 7])];
+    let patterns: [(&str, &dyn Fn(usize) -> usize); 5] = [
+        ("1", &|_| 1),
+        ("7", &|_| 7),
+        ("64", &|_| 64),
+        ("mixed", &|i| [1, 500, 64, 13, 512, 2, 255][i % 7]),
+        ("64, each after a flush (0 samples)", &|i| if i % 2 == 0 { 0 } else { 64 }),
+    ];
     for (name, sizes) in patterns {
         if let Some(i) = same_bits(&reference, &render(sizes)?) {
             return Err(format!("blocks of {name} differ from blocks of {MAX_BLOCK} from sample {i}"));
         }
     }
-    for range in stimulus.sounding(frames) {
+    for range in stimulus.heard(frames) {
         let energy: f64 = reference.iter().flat_map(|c| &c[range.clone()]).map(|&x| f64::from(x) * f64::from(x)).sum();
         if energy == 0.0 {
-            return Err(format!("samples {range:?} are silent, though the stimulus sounds there"));
+            return Err(format!(
+                "samples {range:?} are silent, though the stimulus sounds from sample {}",
+                range.start
+            ));
         }
     }
     Ok(String::new())
