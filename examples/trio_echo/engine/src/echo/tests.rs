@@ -538,24 +538,6 @@ fn the_glide_arrives_without_overshoot() {
     }
 }
 
-/// Cost per stereo frame; run with `cargo test --release -p trio_echo_engine -- --ignored
-/// --nocapture throughput`.
-#[test]
-#[ignore = "a timing, meaningful in release builds only"]
-fn throughput() {
-    let n = 48_000 * 10;
-    let mut rng = Lcg(4);
-    let (l, r) = (rng.noise(n, 0.5), rng.noise(n, 0.5));
-    let key = rng.noise(n, 0.5);
-    let mut e = echo_with(EchoParams { duck: 0.5, duck_threshold_db: -20.0, ..Default::default() });
-    let start = std::time::Instant::now();
-    let (a, b) = run(&mut e, &l, &r, &[&key]);
-    let t = start.elapsed();
-    std::hint::black_box((a, b));
-    let ns = t.as_nanos() as f64 / n as f64;
-    println!("stereo with sidechain ducking: {ns:.1} ns per frame, {:.2} % of one core at 48 kHz", ns * 48_000.0 / 1e7);
-}
-
 #[test]
 fn quiet_after_covers_every_repeat_above_minus_80_db_without_a_cap() {
     // Feedback 0.95, 2 s: the repeats stay above -80 dB for minutes; what the host is told
