@@ -128,17 +128,6 @@ impl Subject {
         Ok(plugin)
     }
 
-    /// Deterministic noise (an LCG), `n` samples at amplitude `level`, seeded by `seed`.
-    fn noise(n: usize, level: f32, seed: u32) -> Vec<f32> {
-        let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (x >> 8) as f32 / (1u32 << 24) as f32 * 2.0 * level - level
-            })
-            .collect()
-    }
-
     /// Renders `frames` of the stimulus in blocks from `sizes`, returning every output
     /// channel; fails on a non-finite sample.
     fn render(
@@ -172,9 +161,9 @@ impl Subject {
             x
         };
         let main_in = if self.effect { 2 } else { 0 };
-        let inputs: Vec<Vec<f32>> = (0..main_in).map(|c| gated(Self::noise(frames, 0.25, c as u32))).collect();
+        let inputs: Vec<Vec<f32>> = (0..main_in).map(|c| gated(noise(frames, 0.25, c as u32))).collect();
         let side: Vec<Vec<f32>> =
-            (0..if self.sidechain { 2 } else { 0 }).map(|c| gated(Self::noise(frames, 0.1, 10 + c as u32))).collect();
+            (0..if self.sidechain { 2 } else { 0 }).map(|c| gated(noise(frames, 0.1, 10 + c as u32))).collect();
         let chord = [60u8, 64, 67];
         let mut out = vec![Vec::with_capacity(frames); channels];
         let (mut start, mut index) = (0, 0);
@@ -215,6 +204,18 @@ impl Subject {
         }
         Ok(out)
     }
+}
+
+/// Deterministic noise (an LCG), `n` samples in `-level..level`, seeded by `seed`: what
+/// the suite feeds an effect, also for a plugin's own benchmarks and tests.
+pub fn noise(n: usize, level: f32, seed: u32) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (x >> 8) as f32 / (1u32 << 24) as f32 * 2.0 * level - level
+        })
+        .collect()
 }
 
 fn same_bits(a: &[Vec<f32>], b: &[Vec<f32>]) -> Option<usize> {

@@ -8,22 +8,12 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use trio_echo_engine::echo::{Echo, EchoParams};
+use trio_host::conformance::noise;
 
 const SAMPLE_RATE: f64 = 48_000.0;
 const FRAMES: usize = 48_000 * 10;
 const BLOCK: usize = 256;
 const ROUNDS: usize = 7;
-
-/// Deterministic noise in `-level..level` (an LCG).
-fn noise(n: usize, level: f32, seed: u32) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (x >> 8) as f32 / (1u32 << 24) as f32 * 2.0 * level - level
-        })
-        .collect()
-}
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
