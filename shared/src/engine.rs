@@ -702,8 +702,8 @@ impl<'a, A: Area> Block<'a, A> {
     /// release): declare it silent as well ([`Block::set_silent`]) only if it is. The
     /// framework may then skip calling `process` for such blocks (it still advances the
     /// sample clock, statistics and transport, and its meters read silence), and on the
-    /// next call reports how many samples went by unseen in [`Block::slept`]. An idle instance then costs
-    /// the host almost nothing. Declare it only when it is true of every block that
+    /// next call reports how many samples went by unseen in [`Block::slept`]. An idle
+    /// instance then costs the host almost nothing. Declare it only when it is true of every block that
     /// follows: anything that moves on its own (a free-running LFO, a smoother still
     /// ramping, an echo still decaying) keeps the engine awake. What wakes it is listed
     /// in [`crate::sleep`]: host events, the control module's events, parameter values,
