@@ -1034,22 +1034,39 @@ impl<E: Engine> Runner<E> {
             }
             silence = all_channels(main.len());
         }
+        // Peak and RMS of the first two channels, stored once the block is known to stand.
+        let mut levels = [(0.0f32, 0.0f32); 2];
+        let mut first = None;
         for (c, channel) in main.iter().enumerate().filter(|_| !declared_silent) {
-            let (peak, sum) = peak_and_energy(channel);
+            let (peak, sum) = match first {
+                // A channel that is a copy of the first (a mono instrument on a stereo bus)
+                // has its levels: a byte compare costs a fraction of a scan.
+                Some((first_channel, levels)) if same_bits(first_channel, channel) => levels,
+                _ => peak_and_energy(channel),
+            };
+            if c == 0 {
+                first = Some((&**channel, (peak, sum)));
+            }
             // A NaN sample makes `sum` NaN; an infinite one makes both infinite.
             finite &= peak.is_finite() && sum.is_finite();
             loudest = loudest.max(peak);
             if peak == 0.0 {
                 silence |= 1 << c;
             }
-            if c < 2 {
-                let rms = if len > 0 { (sum / len as f32).sqrt() } else { 0.0 };
-                // Relaxed: meters are telemetry.
-                meters.peak[c].store(peak, Ordering::Relaxed);
-                meters.rms[c].store(rms, Ordering::Relaxed);
+            if let Some(level) = levels.get_mut(c) {
+                *level = (peak, if len > 0 { (sum / len as f32).sqrt() } else { 0.0 });
             }
         }
         let runaway = finite && loudest > RUNAWAY_PEAK;
+        if !declared_silent {
+            // A block replaced by silence (below) meters as silence.
+            let stands = finite && !runaway;
+            for (c, &(peak, rms)) in levels.iter().enumerate().take(main.len()) {
+                // Relaxed: meters are telemetry.
+                meters.peak[c].store(if stands { peak } else { 0.0 }, Ordering::Relaxed);
+                meters.rms[c].store(if stands { rms } else { 0.0 }, Ordering::Relaxed);
+            }
+        }
         if !finite || runaway {
             for channel in main.iter_mut() {
                 channel.fill(0.0);
@@ -1085,28 +1102,45 @@ impl<E: Engine> Runner<E> {
     }
 }
 
-/// The largest magnitude and the sum of squares of `channel`, in eight independent lanes
-/// so the compiler vectorises it (a serial `max`/`+=` chain does not). A NaN sample does
-/// not raise the peak but makes the sum NaN.
+/// The largest magnitude and the sum of squares of `channel`, in four independent
+/// accumulators of four lanes each, so the compiler keeps them in vector registers with no
+/// lane shuffling (a serial `max`/`+=` chain does not vectorise, and one accumulator of
+/// eight lanes came out with shuffles in every iteration). The maximum is written so that
+/// it lowers to one `maxps` into the accumulator. A NaN sample makes the sum NaN (the
+/// peak of such a block means nothing: the block is replaced by silence).
 fn peak_and_energy(channel: &[f32]) -> (f32, f32) {
-    const LANES: usize = 8;
-    let (mut peak, mut sum) = ([0.0f32; LANES], [0.0f32; LANES]);
-    let chunks = channel.chunks_exact(LANES);
+    const W: usize = 4;
+    const K: usize = 4;
+    let (mut peak, mut sum) = ([[0.0f32; W]; K], [[0.0f32; W]; K]);
+    let chunks = channel.chunks_exact(W * K);
     let tail = chunks.remainder();
     for chunk in chunks {
-        for i in 0..LANES {
-            let a = chunk[i].abs();
-            peak[i] = if a > peak[i] { a } else { peak[i] };
-            sum[i] += chunk[i] * chunk[i];
+        for (k, (p, q)) in peak.iter_mut().zip(&mut sum).enumerate() {
+            for i in 0..W {
+                let s = chunk[k * W + i];
+                let a = s.abs();
+                p[i] = if p[i] > a { p[i] } else { a };
+                q[i] += s * s;
+            }
         }
     }
     for (i, &s) in tail.iter().enumerate() {
+        let (p, q) = (&mut peak[i / W % K][i % W], &mut sum[i / W % K][i % W]);
         let a = s.abs();
-        peak[i] = if a > peak[i] { a } else { peak[i] };
-        sum[i] += s * s;
+        *p = if *p > a { *p } else { a };
+        *q += s * s;
     }
-    let peak = peak.iter().fold(0.0f32, |m, &p| if p > m { p } else { m });
-    (peak, sum.iter().sum())
+    let peak = peak.iter().flatten().fold(0.0f32, |m, &p| if p > m { p } else { m });
+    (peak, sum.iter().flatten().sum())
+}
+
+/// Whether `a` and `b` hold the same samples bit for bit (compared as bytes, which the C
+/// library does with the widest vectors the machine has, and stops at the first difference).
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    // SAFETY: any `f32` is four initialised bytes; the views cover exactly the slices and
+    // live no longer than the borrows they come from.
+    let bytes = |x: &[f32]| unsafe { core::slice::from_raw_parts(x.as_ptr().cast::<u8>(), size_of_val(x)) };
+    bytes(a) == bytes(b)
 }
 
 /// Writes zeros to every main channel (as far as the pointers are usable).
@@ -1361,11 +1395,11 @@ macro_rules! export_engine {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::peak_and_energy;
+    use super::{peak_and_energy, same_bits};
 
     #[test]
     fn peak_and_energy_see_every_sample_of_any_length() {
-        for len in [0, 1, 7, 8, 9, 63, 64, 513] {
+        for len in [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 513] {
             let signal: Vec<f32> = (0..len).map(|i| ((i * 37 % 19) as f32 - 9.0) / 10.0).collect();
             let (peak, sum) = peak_and_energy(&signal);
             let want_peak = signal.iter().fold(0.0f32, |m, s| m.max(s.abs()));
@@ -1381,5 +1415,19 @@ mod tests {
         signal[40] = f32::NEG_INFINITY;
         assert!(peak_and_energy(&signal).0.is_infinite());
         assert_eq!(peak_and_energy(&[0.0; 99]), (0.0, 0.0), "silence");
+    }
+
+    #[test]
+    fn same_bits_compares_every_sample_bit_for_bit() {
+        let a: Vec<f32> = (0..513).map(|i| i as f32 * 0.25 - 9.0).collect();
+        assert!(same_bits(&a, &a.clone()));
+        assert!(same_bits(&[], &[]));
+        for at in [0, 1, 255, 512] {
+            let mut b = a.clone();
+            b[at] = f32::from_bits(b[at].to_bits() ^ 1);
+            assert!(!same_bits(&a, &b), "a difference at {at}");
+        }
+        assert!(!same_bits(&[0.0], &[-0.0]), "zero and minus zero differ");
+        assert!(!same_bits(&a[..10], &a[..11]), "lengths differ");
     }
 }
