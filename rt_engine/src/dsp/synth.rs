@@ -613,6 +613,25 @@ impl Synth {
         self.settled_at == Some(self.changes)
     }
 
+    /// The group and lane of the only voice that sounds, if exactly one does.
+    #[inline(always)]
+    fn lone_voice(&self) -> Option<(usize, usize)> {
+        let live = self.live;
+        if live == 0 || live & (live - 1) != 0 {
+            return None;
+        }
+        let g = live.trailing_zeros() as usize % GROUPS;
+        let active = self.groups[g].active;
+        (active != 0 && active & (active - 1) == 0).then(|| (g, active.trailing_zeros() as usize % LANES))
+    }
+
+    /// A control tick now would change nothing: it is settled, and the cutoff and resonance
+    /// smoothers (the only state it moves then) stand still, so their next values are the
+    /// ones the filter already has. A held note in its sustain skips its ticks this way.
+    fn tick_is_idle(&self) -> bool {
+        self.settled() && !(self.cutoff.is_ramping() || self.resonance.is_ramping())
+    }
+
     /// No voice sounds and no smoothed parameter is moving.
     fn silent_and_settled(&self) -> bool {
         self.is_silent()
@@ -819,10 +838,26 @@ impl Synth {
         let mut mix = Mix { acc: [[0.0; LANES]; CONTROL_PERIOD], lone: [0.0; CONTROL_PERIOD] };
         let mut done = 0;
         while done < n {
-            if self.tick_pos == 0 {
+            if self.tick_pos == 0 && !self.tick_is_idle() {
                 self.control_tick();
             }
             let len = (CONTROL_PERIOD - self.tick_pos).min(n - done);
+            if let Some((g, l)) = self.lone_voice()
+                && len == CONTROL_PERIOD
+                && !(self.gain.is_ramping() || self.bypass.is_ramping())
+            {
+                // One voice over whole periods at a settled gain (a monophonic line, the
+                // common case): straight from the voice to the output. This period, and
+                // the ones after it too when their ticks would change nothing (nothing
+                // that rendering does makes a tick needed again).
+                let periods = if self.tick_is_idle() { (n - done) / CONTROL_PERIOD } else { 1 };
+                let len = periods * CONTROL_PERIOD;
+                let gain = self.gain.value() * self.bypass.value();
+                self.groups[g % GROUPS].render_lone_periods::<O>(l, HEADROOM, gain, &mut out[done..done + len]);
+                self.clock = self.clock.wrapping_add(len as u64);
+                done += len;
+                continue;
+            }
             mix.lone = [0.0; CONTROL_PERIOD];
             let whole = render_groups::<O>(&mut self.groups, self.live, self.tick_pos, len, &mut mix);
             let out = &mut out[done..done + len];
@@ -1331,6 +1366,48 @@ mod tests {
             assert!(diff < tol * peak, "{waveform:?}: {:.2e} of the peak", diff / peak);
             let cut = run(p, false, &[1, 2, 3, 50, 51, 1001, 1017, 4095]);
             assert!(bits(&alone) == bits(&cut), "{waveform:?}: cut into other calls");
+        }
+    }
+
+    /// A voice that sounds alone renders whole control periods on a path of its own; it
+    /// gives bit for bit what the general path gives when the same samples come in calls
+    /// of other lengths (where it is not taken), for each waveform, from a low note to the
+    /// top of the keyboard, through attack, decay, a held sustain, a gain glide, a cutoff
+    /// glide, a bend and the release to silence.
+    #[test]
+    fn a_voice_alone_renders_the_same_by_the_period_and_by_the_sample() {
+        let run = |p: SynthParams, note: u8, cuts: &dyn Fn(usize) -> usize| {
+            let mut s = synth_with(p);
+            s.note_on(note, 0.8, 1);
+            let (mut l, mut r) = (vec![0.0f32; 40_000], vec![0.0f32; 40_000]);
+            let mut pos = 0;
+            while pos < l.len() {
+                match pos {
+                    8192 => s.set_params(&SynthParams { gain_db: -20.0, ..p }),
+                    12_288 => s.set_params(&SynthParams { gain_db: -20.0, cutoff_hz: 500.0, ..p }),
+                    16_384 => s.set_pitch_bend(3.0),
+                    20_480 => s.note_off(note, 1),
+                    _ => {}
+                }
+                // Calls end at the events, whatever their lengths.
+                let event = [8192, 12_288, 16_384, 20_480, l.len()].into_iter().find(|&e| e > pos).unwrap_or(l.len());
+                let end = (pos + cuts(pos)).min(event);
+                s.render(&mut l[pos..end], &mut r[pos..end]);
+                pos = end;
+            }
+            assert_eq!(s.active_voices(), 0, "the release of {note} ends ({:?})", p.waveform);
+            l
+        };
+        for waveform in [Waveform::Saw, Waveform::Square, Waveform::Sine] {
+            let p = SynthParams { waveform, release_s: 0.05, ..SynthParams::default() };
+            for note in [21, 60, 96, 127] {
+                let periods = run(p, note, &|_| 512);
+                assert!(rms(&periods) > 1e-3, "{waveform:?} {note}");
+                let samples = run(p, note, &|_| 1);
+                assert!(bits(&periods) == bits(&samples), "{waveform:?} note {note}: calls of one sample differ");
+                let odd = run(p, note, &|pos| [7, 16, 9, 100, 32][pos % 5]);
+                assert!(bits(&periods) == bits(&odd), "{waveform:?} note {note}: calls of odd lengths differ");
+            }
         }
     }
 

@@ -96,6 +96,41 @@ pub(crate) struct LaneBlock {
     out: [f32; BLOCK],
 }
 
+/// What a lane's block is computed from: its state at the block's first sample, and the
+/// pitch, gain, envelope segment and filter coefficients that stand over the block.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LaneStart {
+    phase: u32,
+    step: u32,
+    inv_inc: f32,
+    amp: f32,
+    seg: Segment,
+    coefs: (f32, f32, f32),
+    env: f32,
+    ic1: f32,
+    ic2: f32,
+}
+
+impl LaneBlock {
+    /// Computes the block's samples from `start` (and its tables, unless they are those of
+    /// its coefficients already). Not inlined: one compiled form serves every caller (inlined
+    /// into a larger loop, the compiler kept the inputs in registers and shuffled them into
+    /// the filter's broadcasts, at twice the instructions).
+    #[inline(never)]
+    fn compute<O: Oscillator>(&mut self, start: &LaneStart) {
+        let (m, q, d) = start.coefs;
+        self.filter.prepare(m, q, d);
+        self.env.prepare(start.seg.mul);
+        O::fill(start.phase, start.step, start.inv_inc, start.amp, &mut self.x);
+        self.env.run(start.env, start.seg, &mut self.env_out);
+        let mut y = [0.0f32; BLOCK];
+        (self.ic2, self.ic1_end) = self.filter.outputs(start.ic1, start.ic2, &self.x, &mut y);
+        for ((o, y), e) in self.out.iter_mut().zip(&y).zip(&self.env_out) {
+            *o = y * e;
+        }
+    }
+}
+
 /// Per-sample state of [`LANES`] voices. A free lane has `env == 0`, a
 /// silent envelope segment, a stopped oscillator, a velocity gain of 0 and a
 /// cleared filter, so it contributes exactly 0.0 (and its filter state stays
@@ -294,28 +329,20 @@ impl Group {
             // Samples `skip..n` of the block from the anchor are this call's.
             let skip = pos.saturating_sub(self.anchor_pos[l] as usize).min(BLOCK - 1);
             let n = (skip + out.len()).min(BLOCK);
-            let block = &mut self.blocks[rank % SPARSE_LANES];
             let (phase, step) = (self.anchor_phase[l], self.step[l]);
+            let start = LaneStart {
+                phase,
+                env: self.anchor_env[l],
+                ic1: self.anchor_ic1[l],
+                ic2: self.anchor_ic2[l],
+                ..self.lane_start(l)
+            };
+            let block = &mut self.blocks[rank % SPARSE_LANES];
             if block.serial != self.anchor[l] {
                 // The lane's coefficients, segment, pitch and gain stand while its anchor
                 // does (changing any takes a new anchor).
                 block.serial = self.anchor[l];
-                block.filter.prepare(self.fm[l], self.fq[l], self.fd[l]);
-                block.env.prepare(self.env_mul[l]);
-                let (inv_inc, amp) = (self.inv_inc[l], self.amp[l]);
-                let mut p = phase;
-                for v in block.x.iter_mut() {
-                    *v = O::sample(osc::phase_to_unit(p), inv_inc) * amp;
-                    p = p.wrapping_add(step);
-                }
-                let seg = Segment { mul: self.env_mul[l], add: self.env_add[l], floor: self.env_floor[l] };
-                block.env.run(self.anchor_env[l], seg, &mut block.env_out);
-                let mut y = [0.0f32; BLOCK];
-                (block.ic2, block.ic1_end) =
-                    block.filter.outputs(self.anchor_ic1[l], self.anchor_ic2[l], &block.x, &mut y);
-                for ((o, y), e) in block.out.iter_mut().zip(&y).zip(&block.env_out) {
-                    *o = y * e;
-                }
+                block.compute::<O>(&start);
             }
             if let (Ok(whole), 0) = (<&mut [f32; BLOCK]>::try_from(&mut *out), skip) {
                 // The whole period in one call (the common case): a fixed-length loop.
@@ -331,6 +358,58 @@ impl Group {
                 block.filter.ic1_after(self.anchor_ic1[l], self.anchor_ic2[l], &block.x, n)
             };
             self.ic2[l] = block.ic2[n - 1];
+        }
+    }
+
+    /// Renders lane `l`, the synth's only voice, over the whole control periods of `out`
+    /// (its length a multiple of [`BLOCK`]) from where it stands, into `out` as the mix
+    /// writes it: `(lane + 0.0) * headroom * gain`. The caller guarantees that no control
+    /// tick falls inside (it would change nothing). Bit for bit what
+    /// [`Group::render_sparse`] period by period followed by the mix gives (the same block
+    /// computation, without the anchor bookkeeping a period split into calls needs, and
+    /// without the mix buffer in between): a voice alone pays for little but its own
+    /// samples.
+    #[inline(always)]
+    pub fn render_lone_periods<O: Oscillator>(&mut self, l: usize, headroom: f32, gain: f32, out: &mut [f32]) {
+        let l = l % LANES;
+        // Neither the anchor nor the block's samples are this period's: a later call takes
+        // a new anchor and computes anew (the block's tables stay, keyed by coefficients).
+        self.anchor[l] = 0;
+        let mut start = self.lane_start(l);
+        let block = &mut self.blocks[0];
+        block.serial = 0;
+        for out in out.chunks_exact_mut(BLOCK) {
+            block.compute::<O>(&start);
+            for (o, v) in out.iter_mut().zip(&block.out) {
+                // The mix adds the voice to zeros (`0.0 + v`, which is `v + 0.0`), then adds
+                // `0.0` again, which changes nothing more.
+                *o = (v + 0.0) * headroom * gain;
+            }
+            start.phase = start.phase.wrapping_add(start.step.wrapping_mul(BLOCK as u32));
+            start.env = block.env_out[BLOCK - 1];
+            start.ic1 = block.ic1_end;
+            start.ic2 = block.ic2[BLOCK - 1];
+        }
+        self.phase[l] = start.phase;
+        self.env[l] = start.env;
+        self.ic1[l] = start.ic1;
+        self.ic2[l] = start.ic2;
+    }
+
+    /// Where lane `l` stands now, with what its block is computed from.
+    #[inline(always)]
+    fn lane_start(&self, l: usize) -> LaneStart {
+        let l = l % LANES;
+        LaneStart {
+            phase: self.phase[l],
+            step: self.step[l],
+            inv_inc: self.inv_inc[l],
+            amp: self.amp[l],
+            seg: Segment { mul: self.env_mul[l], add: self.env_add[l], floor: self.env_floor[l] },
+            coefs: (self.fm[l], self.fq[l], self.fd[l]),
+            env: self.env[l],
+            ic1: self.ic1[l],
+            ic2: self.ic2[l],
         }
     }
 
