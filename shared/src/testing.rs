@@ -1606,11 +1606,17 @@ mod tests {
         assert!(out[0].iter().all(|&s| s == 1.0));
         let out = r.render(64, &[(10, HostEvent::note_on(1, 1.0))]).unwrap();
         assert!(out[0].iter().all(|&s| s == 0.0), "a block above +40 dBFS is silenced whole");
+        let meters = &r.block().meters;
+        let level = |m: &atomic_float::AtomicF32| m.load(core::sync::atomic::Ordering::Relaxed);
+        assert_eq!((level(&meters.peak[0]), level(&meters.rms[0])), (0.0, 0.0), "and meters as silence");
         let stats = &r.block().stats;
         assert_eq!(stats.runaway_blocks.load(core::sync::atomic::Ordering::Relaxed), 1);
         assert_eq!(stats.nonfinite_blocks.load(core::sync::atomic::Ordering::Relaxed), 0);
         let out = r.render(64, &[(0, HostEvent::note_off(1)), (0, HostEvent::note_on(60, 1.0))]).unwrap();
         assert!(out[0].iter().all(|&s| s == 1.0), "the next sane block plays");
+        let meters = &r.block().meters;
+        assert_eq!(level(&meters.peak[0]), 1.0, "and meters as it sounds");
+        assert_eq!(level(&meters.rms[0]), 1.0);
     }
 
     #[test]
