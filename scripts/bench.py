@@ -6,7 +6,8 @@ reference bundles and runs this script with the repository's .venv python.
 Every figure is measured in this run: runs are interleaved (ours, theirs, ours,
 theirs...), each figure is the median of its runs, and every ratio divides two figures
 of this run, never a number written into this file. Not run in CI: absolute times on a
-shared machine drift, and the busy-machine rows load every core for a while.
+shared machine drift, and the busy-machine rows load every core for a while. With valgrind
+installed, the voice rows are also counted in instructions (callgrind), which do not drift.
 
 Run it alone:
     .venv/bin/python scripts/bench.py --synth target/bundle/TrioSynth.vst3 \\
@@ -19,7 +20,9 @@ import gc
 import json
 import os
 import platform
+import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -389,6 +392,46 @@ def idle_cpu(path, count, seconds):
 # --------------------------------------------------------------------------- main
 
 
+# One render of held notes through pedalboard, for `voice_instructions` (run under valgrind).
+_HELD_RENDER = """
+import sys, pedalboard
+plugin = pedalboard.load_plugin(sys.argv[1], initialization_timeout=0)
+notes = [int(n) for n in sys.argv[2].split(",") if n]
+plugin.reset()
+plugin([(bytes([0x90, n, 100]), 0.0) for n in notes], duration=float(sys.argv[3]), sample_rate=48000,
+       buffer_size=512, reset=False)
+"""
+
+
+def voice_instructions(bundle, seconds):
+    """Instructions per sample executed inside our VST3 `process` (bridge, engine, and what
+    they call) for no note, one held note and the 16-note chord, counted by callgrind:
+    machine noise does not move them, so the one-voice row's ratio can be read without
+    it. Only our bundle: nih-plug's is stripped, so its `process` cannot be singled out.
+    None when valgrind is not installed."""
+    if not shutil.which("valgrind"):
+        return None
+    counts = {}
+    for key, notes in (("v0", []), ("v1", [60]), ("v16", CHORD)):
+        done = subprocess.run(
+            [
+                "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                "--toggle-collect=*IAudioProcessor::make_vtbl::process",
+                sys.executable, "-c", _HELD_RENDER, bundle, ",".join(map(str, notes)), str(seconds),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        found = re.search(r"Collected : ([\d,]+)", done.stderr)
+        if done.returncode != 0 or not found:
+            raise SystemExit(f"callgrind run of {bundle} with notes {notes} failed:\n{done.stderr[-2000:]}")
+        counts[key] = int(found.group(1).replace(",", ""))
+    samples = seconds * SR
+    one = (counts["v1"] - counts["v0"]) / samples
+    marginal = (counts["v16"] - counts["v0"]) / 16 / samples
+    return {"one": one, "marginal": marginal}
+
+
 def main():
     parser = argparse.ArgumentParser(
         description="TrioSynth vs nih-plug's poly_mod_synth (and TrioEcho vs gain) in one pedalboard "
@@ -406,6 +449,9 @@ def main():
     parser.add_argument("--cpu-seconds", type=float, help="idle-CPU window (default 10, quick 3)")
     parser.add_argument("--busy", type=int, help="busy-loop processes (default: one per usable core)")
     parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument(
+        "--no-callgrind", action="store_true", help="skip the instruction counts of the voice rows (valgrind)"
+    )
     args = parser.parse_args()
     args.reps = args.reps or (3 if args.quick else 7)
     args.load_reps = max(args.load_reps or (7 if args.quick else 9), 7)
@@ -465,6 +511,11 @@ def main():
     unload_list = [ours, theirs]
     del ours, theirs
     unload(unload_list)
+
+    instructions = None
+    if not args.no_callgrind:
+        log("bench: instructions of one voice and of the chord (callgrind)...")
+        instructions = voice_instructions(args.synth, args.voice_seconds)
 
     log(f"bench: CPU of idle loaded instances ({args.cpu_seconds:.0f} s windows)...")
     time.sleep(1.0)
@@ -613,6 +664,13 @@ def main():
                 Row("load_plugin floor (bare load, scan, host share per text)", "ms", least["ours"], least["theirs"], digits=1),
                 Row("  Trio's floor / nih's measured load_plugin", "×", least["ours"] / li["theirs"], 1.0, digits=2),
             ]
+    if instructions:
+        one, marginal = instructions["one"], instructions["marginal"]
+        info += [
+            Row("one voice, instructions per sample (callgrind, buffer 512)", "", one, None, digits=1),
+            Row("  marginal voice at 16, instructions per sample", "", marginal, None, digits=1),
+            Row("  one voice / marginal voice, in instructions", "×", one / marginal, None, digits=2),
+        ]
     # Renders in process CPU time (all threads): work a plugin hands to its own threads
     # does not show in wall time on an idle machine, it does here.
     for key, label, scale, unit in (
