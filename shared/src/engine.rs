@@ -1418,6 +1418,20 @@ mod tests {
     }
 
     #[test]
+    fn peak_and_energy_find_a_lone_spike_at_any_position() {
+        for len in [1, 3, 15, 16, 17, 31, 32, 33, 64, 100, 512] {
+            for at in 0..len {
+                let mut signal = vec![0.125f32; len];
+                signal[at] = -2.0;
+                let (peak, sum) = peak_and_energy(&signal);
+                assert_eq!(peak, 2.0, "length {len}, spike at {at}");
+                let want = 4.0 + 0.015_625 * (len - 1) as f32;
+                assert!((sum - want).abs() <= 1e-5 * want, "length {len}, spike at {at}: {sum} vs {want}");
+            }
+        }
+    }
+
+    #[test]
     fn same_bits_compares_every_sample_bit_for_bit() {
         let a: Vec<f32> = (0..513).map(|i| i as f32 * 0.25 - 9.0).collect();
         assert!(same_bits(&a, &a.clone()));

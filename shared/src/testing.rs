@@ -1370,9 +1370,14 @@ mod tests {
     /// scheduled with a -1 sample, reports a pitch bend of `b` as a latency of `100 b`
     /// samples, panics on note 0, outputs 1000 (+60 dBFS) on note 1, on note 2 plays
     /// while declaring the block silent, and declares itself asleep at the note-off of
-    /// note 3.
+    /// note 3. A second channel copies the first: at half its level while note 5 is held,
+    /// and with one NaN in the middle of the block of note 4.
     struct Probe {
         level: f32,
+        /// Level of a second channel relative to the first.
+        right_scale: f32,
+        /// Whether this block puts a NaN into the second channel.
+        right_nan: bool,
         /// The host note sounding and the sample time it started at.
         voice: Option<(u8, u64)>,
     }
@@ -1380,7 +1385,7 @@ mod tests {
     impl Engine for Probe {
         type Area = ();
         fn new(_ctx: &mut EngineContext<'_, ()>) -> Self {
-            Probe { level: 0.0, voice: None }
+            Probe { level: 0.0, right_scale: 1.0, right_nan: false, voice: None }
         }
         fn process(&mut self, block: &mut Block<'_, ()>) {
             let (mut marks, mut marked) = ([0usize; 16], 0);
@@ -1392,6 +1397,8 @@ mod tests {
                 match timed.event {
                     Event::NoteOn { note: 0, .. } => panic!("note 0 is not for me"),
                     Event::NoteOn { note: 1, .. } => self.level = 1000.0,
+                    Event::NoteOn { note: 4, .. } => self.right_nan = true,
+                    Event::NoteOn { note: 5, .. } => self.right_scale = 0.5,
                     // Claims a silent block while it plays: a bug the debug check catches.
                     Event::NoteOn { note: 2, .. } => {
                         self.level = 0.5;
@@ -1406,6 +1413,7 @@ mod tests {
                         self.level = block.params().plain(LEVEL) as f32;
                         self.voice = Some((note, block.clock() + timed.offset as u64));
                     }
+                    Event::NoteOff { note: 5, .. } => self.right_scale = 1.0,
                     Event::NoteOff { note, .. } => {
                         self.level = 0.0;
                         self.voice = None;
@@ -1423,6 +1431,16 @@ mod tests {
             for &m in &marks[..marked] {
                 if let Some(s) = main[0].get_mut(m) {
                     *s = -1.0;
+                }
+            }
+            if let [left, right, ..] = main {
+                for (r, l) in right.iter_mut().zip(left.iter()) {
+                    *r = l * self.right_scale;
+                }
+                if core::mem::take(&mut self.right_nan)
+                    && let Some(s) = right.get_mut(len / 2)
+                {
+                    *s = f32::NAN;
                 }
             }
             let end = block.clock() + len as u64;
@@ -1617,6 +1635,35 @@ mod tests {
         let meters = &r.block().meters;
         assert_eq!(level(&meters.peak[0]), 1.0, "and meters as it sounds");
         assert_eq!(level(&meters.rms[0]), 1.0);
+    }
+
+    /// A second channel that copies the first is compared rather than scanned: it meters
+    /// like the first, one that differs meters as itself, and a copy but for one NaN
+    /// sample silences the block like any NaN.
+    #[test]
+    fn a_second_channel_is_checked_and_metered_whether_or_not_it_copies_the_first() {
+        let setup = Setup { main_channels: 2, max_block: 64, ..Setup::default() };
+        let mut r = ProbeRig::new(setup).unwrap();
+        let level = |r: &ProbeRig, c: usize| {
+            let m = &r.block().meters;
+            (
+                m.peak[c].load(core::sync::atomic::Ordering::Relaxed),
+                m.rms[c].load(core::sync::atomic::Ordering::Relaxed),
+            )
+        };
+        let out = r.render(64, &[(0, HostEvent::note_on(60, 1.0))]).unwrap();
+        assert!(out[1].iter().all(|&s| s == 1.0), "the copy plays");
+        assert_eq!((level(&r, 0), level(&r, 1)), ((1.0, 1.0), (1.0, 1.0)));
+        let out = r.render(64, &[(0, HostEvent::note_on(5, 1.0))]).unwrap();
+        assert!(out[0].iter().all(|&s| s == 1.0) && out[1].iter().all(|&s| s == 0.5));
+        assert_eq!((level(&r, 0), level(&r, 1)), ((1.0, 1.0), (0.5, 0.5)), "each channel its own levels");
+        let stats = &r.block().stats;
+        assert_eq!(stats.nonfinite_blocks.load(core::sync::atomic::Ordering::Relaxed), 0);
+        let out = r.render(64, &[(0, HostEvent::note_off(5)), (0, HostEvent::note_on(4, 1.0))]).unwrap();
+        assert!(out.iter().flatten().all(|&s| s == 0.0), "a NaN in the copy silences the block");
+        let stats = &r.block().stats;
+        assert_eq!(stats.nonfinite_blocks.load(core::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!((level(&r, 0), level(&r, 1)), ((0.0, 0.0), (0.0, 0.0)));
     }
 
     #[test]

@@ -155,6 +155,29 @@ mod tests {
             }
             // The cases reach both the shortcut and the full kernel.
             assert!((1_000..19_000).contains(&shortcuts), "{name}: {shortcuts} blocks far from the wrap");
+            // The edges: the last sample at the top of the cycle or just past the wrap,
+            // blocks ending a few steps before the wrap, the smallest steps, and the
+            // largest step that fits the block without wrapping.
+            let widest = u32::MAX / (BLOCK as u32 - 1);
+            for step in [1, 255, 256, 257, 65_536, phase_step(0.01), phase_step(0.3), widest] {
+                let inv_inc = step_reciprocal(step);
+                let span = step.wrapping_mul(BLOCK as u32 - 1);
+                let mut starts = vec![0, u32::MAX.wrapping_sub(span), 0u32.wrapping_sub(span)];
+                for d in 0..=3u32 {
+                    starts.push(0u32.wrapping_sub(span).wrapping_sub(step.wrapping_mul(d)).wrapping_sub(d));
+                    starts.push(0u32.wrapping_sub(span).wrapping_add(d));
+                }
+                for phase in starts {
+                    let mut x = [0.0f32; BLOCK];
+                    O::fill(phase, step, inv_inc, 1.0, &mut x);
+                    let mut p = phase;
+                    for (k, v) in x.iter().enumerate() {
+                        let want = O::sample(phase_to_unit(p), inv_inc);
+                        assert_eq!(v.to_bits(), want.to_bits(), "{name}: phase {phase} step {step}, sample {k}");
+                        p = p.wrapping_add(step);
+                    }
+                }
+            }
         }
         check::<SawOsc>("saw");
         check::<SquareOsc>("square");

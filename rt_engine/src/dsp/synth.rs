@@ -1411,6 +1411,57 @@ mod tests {
         }
     }
 
+    /// The same for a lone voice in another group and lane than the first, through the
+    /// voice count going from ten to one, one to two and back, a resonance glide alone,
+    /// a waveform switch, bypass on and off, and all notes off.
+    #[test]
+    fn a_lone_voice_anywhere_renders_the_same_through_voice_changes() {
+        const END: usize = 53_248;
+        let events = [2048, 12_288, 16_384, 20_480, 28_672, 32_768, 36_864, 40_960, END];
+        let run = |cuts: &dyn Fn(usize) -> usize, check_lane: bool| {
+            let p = SynthParams { release_s: 0.02, ..SynthParams::default() };
+            let mut s = synth_with(p);
+            for i in 0..10u8 {
+                s.note_on(40 + i, 0.8, i32::from(i));
+            }
+            let (mut l, mut r) = (vec![0.0f32; END], vec![0.0f32; END]);
+            let mut pos = 0;
+            while pos < END {
+                match pos {
+                    2048 => (0..9u8).for_each(|i| s.note_off(40 + i, i32::from(i))),
+                    12_288 => {
+                        if check_lane {
+                            let lone = s.lone_voice();
+                            assert!(lone.is_some_and(|(g, l)| g > 0 && l > 0), "the lone voice: {lone:?}");
+                        }
+                        s.set_params(&SynthParams { resonance: 0.7, ..p });
+                    }
+                    16_384 => s.note_on(70, 0.5, 70),
+                    20_480 => s.note_off(70, 70),
+                    28_672 => s.set_params(&SynthParams { resonance: 0.7, waveform: Waveform::Square, ..p }),
+                    32_768 => {
+                        s.set_params(&SynthParams { resonance: 0.7, waveform: Waveform::Square, bypass: true, ..p })
+                    }
+                    36_864 => s.set_params(&SynthParams { resonance: 0.7, waveform: Waveform::Square, ..p }),
+                    40_960 => s.all_notes_off(),
+                    _ => {}
+                }
+                let event = events.into_iter().find(|&e| e > pos).unwrap_or(END);
+                let end = (pos + cuts(pos)).min(event);
+                s.render(&mut l[pos..end], &mut r[pos..end]);
+                pos = end;
+            }
+            assert_eq!(s.active_voices(), 0, "every release ends");
+            l
+        };
+        let periods = run(&|_| 512, true);
+        assert!(rms(&periods[12_288..16_384]) > 1e-3);
+        let samples = run(&|_| 1, false);
+        assert!(bits(&periods) == bits(&samples), "calls of one sample differ");
+        let odd = run(&|pos| [7, 16, 9, 100, 32][pos % 5], false);
+        assert!(bits(&periods) == bits(&odd), "calls of odd lengths differ");
+    }
+
     /// Filter coefficients kept while a lane's envelope and the filter controls stand still
     /// render bit for bit like coefficients recomputed at every control tick, through
     /// cutoff, resonance and envelope-amount moves, sustain changes, steals and releases.
