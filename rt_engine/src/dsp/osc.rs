@@ -29,25 +29,7 @@ pub(crate) trait Oscillator {
     /// take a shortcut here as long as every sample comes out bit for bit the same.
     #[inline(always)]
     fn fill(phase: u32, step: u32, inv_inc: f32, amp: f32, x: &mut [f32; BLOCK]) {
-        fill_with(phase, step, x, |p| Self::sample(p, inv_inc) * amp);
-    }
-}
-
-/// `x[k] = f(phase_to_unit(phase + k step))`, four phases at a time (a serial phase
-/// accumulator does not vectorise, and the baseline x86-64 target has no 32-bit vector
-/// multiply to compute `k step` directly).
-#[inline(always)]
-fn fill_with(phase: u32, step: u32, x: &mut [f32; BLOCK], f: impl Fn(f32) -> f32) {
-    const { assert!(BLOCK.is_multiple_of(4)) };
-    let mut p: [u32; 4] = core::array::from_fn(|j| phase.wrapping_add(step.wrapping_mul(j as u32)));
-    let step4 = step.wrapping_mul(4);
-    for chunk in x.chunks_exact_mut(4) {
-        for (v, &p) in chunk.iter_mut().zip(&p) {
-            *v = f(phase_to_unit(p));
-        }
-        for p in &mut p {
-            *p = p.wrapping_add(step4);
-        }
+        fill_phases(phase, step, x, |p| Self::sample(p, inv_inc) * amp);
     }
 }
 
@@ -60,7 +42,9 @@ pub(crate) struct SineOsc;
 
 use trio_dsp::BLOCK;
 
-pub(crate) use trio_dsp::osc::{blep_saw, blep_square, phase_step, phase_to_unit, sine, step_reciprocal};
+pub(crate) use trio_dsp::osc::{
+    blep_saw, blep_saw_block, blep_square, fill_phases, phase_step, phase_to_unit, sine, step_reciprocal,
+};
 
 impl Oscillator for SawOsc {
     #[inline(always)]
@@ -68,24 +52,11 @@ impl Oscillator for SawOsc {
         blep_saw(phase, inv_inc)
     }
 
-    /// Most blocks of a saw below a few kHz hold no wrap and stay more than one increment
-    /// away from it, where both BLEP corrections of [`blep_saw`] are exactly 0 and the
-    /// sample is exactly `2p - 1`: such a block skips them. Within a block that does not
-    /// wrap the phases rise, so the correction before the wrap is largest at the first
-    /// sample and the one after it at the last (each is a monotone function of the phase,
-    /// and so is every rounding on the way): checking those two covers the block.
+    /// Leaves out the BLEP corrections on blocks where they are exactly 0
+    /// ([`trio_dsp::osc::blep_saw_block`]).
     #[inline(always)]
     fn fill(phase: u32, step: u32, inv_inc: f32, amp: f32, x: &mut [f32; BLOCK]) {
-        let last = u64::from(phase) + (BLOCK as u64 - 1) * u64::from(step);
-        if let Ok(last) = u32::try_from(last) {
-            let (first, last) = (phase_to_unit(phase), phase_to_unit(last));
-            // Written as `blep_saw` computes them: not positive means its `pos` gives 0.
-            if 1.0 - first * inv_inc <= 0.0 && 1.0 - (1.0 - last) * inv_inc <= 0.0 {
-                fill_with(phase, step, x, |p| (2.0 * p - 1.0) * amp);
-                return;
-            }
-        }
-        fill_with(phase, step, x, |p| blep_saw(p, inv_inc) * amp);
+        blep_saw_block(phase, step, inv_inc, amp, x);
     }
 }
 
