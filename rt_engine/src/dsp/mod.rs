@@ -12,11 +12,16 @@
 //!
 //! Voices are laid out as a struct of arrays in groups of [`LANES`] voices so
 //! that the per-sample inner loop processes several voices at once and the
-//! compiler can keep it in vector registers. A group where at most two voices
+//! compiler can keep it in vector registers. A group where at most three voices
 //! sound renders each voice on its own, a control period at a time, as one
 //! block whose samples are computed independently from where the voice stood
-//! (closed-form phase and envelope, the filter's state-space form): a voice
-//! alone then uses the vector across time instead of one lane of it. Slow-moving work (envelope stage
+//! (closed-form phase and envelope, the filter's state-space form from tables
+//! built for its coefficients): a voice alone then uses the vector across time
+//! instead of one lane of it. A voice whose filter coefficients changed since
+//! its last block (attack, decay, release, a moving cutoff) steps its filter
+//! through the block instead, which costs a third of building the tables. When
+//! every sounding voice renders on its own, whole periods go straight from each
+//! voice into the output. Slow-moving work (envelope stage
 //! changes, filter coefficients, cutoff / resonance smoothing) runs at a
 //! control rate of one update every [`CONTROL_PERIOD`] samples, on a grid
 //! counted from the last reset, so the output never depends on how the host

@@ -5,7 +5,7 @@ use super::envelope::{EnvCoefs, MAX_TIME_S, SILENCE, Segment, Stage};
 use super::filter::{self, FilterControl};
 use super::osc::{Oscillator, SawOsc, SineOsc, SquareOsc, Waveform};
 use super::smoother::Smoother;
-use super::voice::{Group, PendingNote, VoiceCtl, VoiceSnapshot, is_sparse};
+use super::voice::{Group, Part, PendingNote, VoiceCtl, VoiceSnapshot, is_sparse};
 use super::{CONTROL_PERIOD, LANES, set_bits};
 
 /// Number of voice groups.
@@ -613,16 +613,19 @@ impl Synth {
         self.settled_at == Some(self.changes)
     }
 
-    /// The group and lane of the only voice that sounds, if exactly one does.
+    /// The number of sounding voices, if every group that holds one renders its lanes on
+    /// their own ([`is_sparse`]).
     #[inline(always)]
-    fn lone_voice(&self) -> Option<(usize, usize)> {
-        let live = self.live;
-        if live == 0 || live & (live - 1) != 0 {
-            return None;
+    fn sparse_voices(&self) -> Option<usize> {
+        let mut voices = 0;
+        for gi in set_bits::<GROUPS>(self.live) {
+            let active = self.groups[gi].active;
+            if !is_sparse(active) {
+                return None;
+            }
+            voices += active.count_ones() as usize;
         }
-        let g = live.trailing_zeros() as usize % GROUPS;
-        let active = self.groups[g].active;
-        (active != 0 && active & (active - 1) == 0).then(|| (g, active.trailing_zeros() as usize % LANES))
+        Some(voices)
     }
 
     /// A control tick now would change nothing: it is settled, and the cutoff and resonance
@@ -842,20 +845,28 @@ impl Synth {
                 self.control_tick();
             }
             let len = (CONTROL_PERIOD - self.tick_pos).min(n - done);
-            if let Some((g, l)) = self.lone_voice()
-                && len == CONTROL_PERIOD
+            if len == CONTROL_PERIOD
                 && !(self.gain.is_ramping() || self.bypass.is_ramping())
+                && let Some(voices @ 1..) = self.sparse_voices()
             {
-                // One voice over whole periods at a settled gain (a monophonic line, the
-                // common case): straight from the voice to the output. This period, and
-                // the ones after it too when their ticks would change nothing (nothing
-                // that rendering does makes a tick needed again).
+                // Voices on their own over whole periods at a settled gain (a line of
+                // single notes or a few held ones, the common case): straight from each
+                // voice to the output. This period, and the ones after it too when their
+                // ticks would change nothing (nothing that rendering does makes a tick
+                // needed again).
                 let periods = if self.tick_is_idle() { (n - done) / CONTROL_PERIOD } else { 1 };
-                let len = periods * CONTROL_PERIOD;
+                let out = &mut out[done..done + periods * CONTROL_PERIOD];
                 let gain = self.gain.value() * self.bypass.value();
-                self.groups[g % GROUPS].render_lone_periods::<O>(l, HEADROOM, gain, &mut out[done..done + len]);
-                self.clock = self.clock.wrapping_add(len as u64);
-                done += len;
+                let mut k = 0;
+                for gi in set_bits::<GROUPS>(self.live) {
+                    let g = &mut self.groups[gi];
+                    for (rank, l) in set_bits::<LANES>(g.active).enumerate() {
+                        g.render_lane_periods::<O>(l, rank, Part::of(k, voices), HEADROOM, gain, out);
+                        k += 1;
+                    }
+                }
+                self.clock = self.clock.wrapping_add(out.len() as u64);
+                done += out.len();
                 continue;
             }
             mix.lone = [0.0; CONTROL_PERIOD];
@@ -1266,8 +1277,9 @@ mod tests {
         for waveform in [Waveform::Sine, Waveform::Saw, Waveform::Square] {
             let mut s = Synth::new(SR, BLOCK);
             s.set_params(&SynthParams { waveform, resonance: 0.7, ..SynthParams::default() });
-            // Two voices: a group rendered lane by lane holds at most two.
-            for (i, note) in [40u8, 67].into_iter().enumerate() {
+            // Three voices: a group rendered lane by lane holds at most three.
+            const { assert!(super::super::voice::SPARSE_LANES == 3) };
+            for (i, note) in [40u8, 55, 67].into_iter().enumerate() {
                 s.note_on(note, 0.3 + 0.2 * i as f32, i as i32);
             }
             let mut out = vec![0.0f32; 3001];
@@ -1369,16 +1381,20 @@ mod tests {
         }
     }
 
-    /// A voice that sounds alone renders whole control periods on a path of its own; it
-    /// gives bit for bit what the general path gives when the same samples come in calls
-    /// of other lengths (where it is not taken), for each waveform, from a low note to the
-    /// top of the keyboard, through attack, decay, a held sustain, a gain glide, a cutoff
-    /// glide, a bend and the release to silence.
+    /// Voices that sound on their own (one, two or three) render whole control periods on
+    /// a path of their own, straight into the output; they give bit for bit what the
+    /// general path gives when the same samples come in calls of other lengths (where it
+    /// is not taken), for each waveform, from a low note to the top of the keyboard,
+    /// through attack, decay (where each period steps the filter), a held sustain (where
+    /// it runs from its tables), a gain glide, a cutoff glide, a bend and the release to
+    /// silence.
     #[test]
-    fn a_voice_alone_renders_the_same_by_the_period_and_by_the_sample() {
-        let run = |p: SynthParams, note: u8, cuts: &dyn Fn(usize) -> usize| {
+    fn voices_alone_render_the_same_by_the_period_and_by_the_sample() {
+        let run = |p: SynthParams, notes: &[u8], cuts: &dyn Fn(usize) -> usize| {
             let mut s = synth_with(p);
-            s.note_on(note, 0.8, 1);
+            for (i, &note) in notes.iter().enumerate() {
+                s.note_on(note, 0.8 - 0.2 * i as f32, i as i32);
+            }
             let (mut l, mut r) = (vec![0.0f32; 40_000], vec![0.0f32; 40_000]);
             let mut pos = 0;
             while pos < l.len() {
@@ -1386,7 +1402,7 @@ mod tests {
                     8192 => s.set_params(&SynthParams { gain_db: -20.0, ..p }),
                     12_288 => s.set_params(&SynthParams { gain_db: -20.0, cutoff_hz: 500.0, ..p }),
                     16_384 => s.set_pitch_bend(3.0),
-                    20_480 => s.note_off(note, 1),
+                    20_480 => notes.iter().enumerate().for_each(|(i, &note)| s.note_off(note, i as i32)),
                     _ => {}
                 }
                 // Calls end at the events, whatever their lengths.
@@ -1395,18 +1411,19 @@ mod tests {
                 s.render(&mut l[pos..end], &mut r[pos..end]);
                 pos = end;
             }
-            assert_eq!(s.active_voices(), 0, "the release of {note} ends ({:?})", p.waveform);
+            assert_eq!(s.active_voices(), 0, "the release of {notes:?} ends ({:?})", p.waveform);
             l
         };
+        let chords: [&[u8]; 6] = [&[21], &[60], &[96], &[127], &[60, 67], &[36, 79, 100]];
         for waveform in [Waveform::Saw, Waveform::Square, Waveform::Sine] {
             let p = SynthParams { waveform, release_s: 0.05, ..SynthParams::default() };
-            for note in [21, 60, 96, 127] {
-                let periods = run(p, note, &|_| 512);
-                assert!(rms(&periods) > 1e-3, "{waveform:?} {note}");
-                let samples = run(p, note, &|_| 1);
-                assert!(bits(&periods) == bits(&samples), "{waveform:?} note {note}: calls of one sample differ");
-                let odd = run(p, note, &|pos| [7, 16, 9, 100, 32][pos % 5]);
-                assert!(bits(&periods) == bits(&odd), "{waveform:?} note {note}: calls of odd lengths differ");
+            for notes in chords {
+                let periods = run(p, notes, &|_| 512);
+                assert!(rms(&periods) > 1e-3, "{waveform:?} {notes:?}");
+                let samples = run(p, notes, &|_| 1);
+                assert!(bits(&periods) == bits(&samples), "{waveform:?} {notes:?}: calls of one sample differ");
+                let odd = run(p, notes, &|pos| [7, 16, 9, 100, 32][pos % 5]);
+                assert!(bits(&periods) == bits(&odd), "{waveform:?} {notes:?}: calls of odd lengths differ");
             }
         }
     }
@@ -1431,8 +1448,10 @@ mod tests {
                     2048 => (0..9u8).for_each(|i| s.note_off(40 + i, i32::from(i))),
                     12_288 => {
                         if check_lane {
-                            let lone = s.lone_voice();
-                            assert!(lone.is_some_and(|(g, l)| g > 0 && l > 0), "the lone voice: {lone:?}");
+                            let mask = s.active_mask();
+                            let (g, l) =
+                                (mask.trailing_zeros() as usize / LANES, mask.trailing_zeros() as usize % LANES);
+                            assert!(mask.count_ones() == 1 && g > 0 && l > 0, "the lone voice: {mask:#x}");
                         }
                         s.set_params(&SynthParams { resonance: 0.7, ..p });
                     }

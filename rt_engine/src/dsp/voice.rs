@@ -64,36 +64,53 @@ impl VoiceCtl {
 }
 
 /// A group with at most this many active lanes is processed lane by lane (a voice alone
-/// does not pay for the silent lanes of its vector); more, and all lanes go together.
-pub(crate) const SPARSE_LANES: usize = 2;
+/// does not pay for the silent lanes of its vector); more, and all lanes go together. A
+/// held lane alone costs about a fifth of a whole group, one whose envelope moves less.
+pub(crate) const SPARSE_LANES: usize = 3;
 
 /// Whether the lanes of `mask` are few enough to render on their own (at most
-/// [`SPARSE_LANES`]): the mask with its lowest two set bits cleared is empty. Cheaper than
-/// counting the bits, which the baseline x86-64 target does without `popcnt`.
+/// [`SPARSE_LANES`]): a table lookup, cheaper than counting the bits, which the baseline
+/// x86-64 target does without `popcnt`.
 #[inline(always)]
 pub(crate) fn is_sparse(mask: u32) -> bool {
-    const { assert!(SPARSE_LANES == 2) };
-    let rest = mask & mask.wrapping_sub(1);
-    rest & rest.wrapping_sub(1) == 0
+    const SPARSE: [bool; 1 << LANES] = {
+        let mut t = [false; 1 << LANES];
+        let mut m = 0;
+        while m < t.len() {
+            t[m] = (m as u32).count_ones() as usize <= SPARSE_LANES;
+            m += 1;
+        }
+        t
+    };
+    SPARSE.get(mask as usize).copied().unwrap_or(false)
 }
 
 /// The block of one lane rendered on its own ([`Group::render_sparse`]): its tables, and
 /// the block computed from the lane's anchor, which the later calls of the period read
 /// (a host that splits a period into many calls pays for the block once).
+// In this order (`repr(C)`, the sample arrays first): the compiled filter was seen to
+// depend on the field order, by some 25 instructions a block.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[repr(C)]
 pub(crate) struct LaneBlock {
-    filter: LowpassBlock,
-    env: SegmentBlock,
-    /// The anchor (`Group::anchor`) the block below was computed from; 0 for none.
-    serial: u64,
-    /// Filter inputs, filter states `ic2` after, envelope levels and output of each sample
-    /// from the anchor.
+    /// Filter inputs, filter states `ic2` after each sample (only in a block not stepped),
+    /// envelope levels and output of each sample from the anchor.
     x: [f32; BLOCK],
     ic2: [f32; BLOCK],
-    /// `ic1` after the whole block.
-    ic1_end: f32,
     env_out: [f32; BLOCK],
     out: [f32; BLOCK],
+    filter: LowpassBlock,
+    /// The anchor (`Group::anchor`) the block was computed from; 0 for none.
+    serial: u64,
+    env: SegmentBlock,
+    /// The filter state after the whole block (`ic2` only in a stepped block).
+    ic1_end: f32,
+    ic2_end: f32,
+    /// The filter coefficients of a stepped block, with which its state after some of its
+    /// samples is computed anew.
+    coefs: (f32, f32, f32),
+    /// Whether the block was computed by stepping the filter (see [`LaneBlock::compute`]).
+    stepped: bool,
 }
 
 /// What a lane's block is computed from: its state at the block's first sample, and the
@@ -112,12 +129,24 @@ pub(crate) struct LaneStart {
 }
 
 impl LaneBlock {
-    /// Computes the block's samples from `start` (and its tables, unless they are those of
-    /// its coefficients already). Not inlined: one compiled form serves every caller (inlined
-    /// into a larger loop, the compiler kept the inputs in registers and shuffled them into
-    /// the filter's broadcasts, at twice the instructions).
+    /// Computes the block's samples from `start`, with the filter `stepped` sample by sample
+    /// ([`filter::lowpass_step`]) or run as a block from its tables ([`LowpassBlock`]). A
+    /// lane steps when its coefficients changed since its last block (an envelope in
+    /// attack, decay or release, a moving cutoff): building tables for one block costs
+    /// about three times the block. Held at a steady level, it runs from the tables, built
+    /// once.
+    #[inline(always)]
+    fn compute<O: Oscillator>(&mut self, start: &LaneStart, stepped: bool) {
+        self.stepped = stepped;
+        if stepped { self.compute_stepped::<O>(start) } else { self.compute_tabled::<O>(start) }
+    }
+
+    /// [`LaneBlock::compute`] with the filter run as a block from its tables (computed
+    /// unless they are those of its coefficients already). Not inlined: one compiled form
+    /// serves every caller (inlined into a larger loop, the compiler kept the inputs in
+    /// registers and shuffled them into the filter's broadcasts, at twice the instructions).
     #[inline(never)]
-    fn compute<O: Oscillator>(&mut self, start: &LaneStart) {
+    fn compute_tabled<O: Oscillator>(&mut self, start: &LaneStart) {
         let (m, q, d) = start.coefs;
         self.filter.prepare(m, q, d);
         self.env.prepare(start.seg.mul);
@@ -125,8 +154,85 @@ impl LaneBlock {
         self.env.run(start.env, start.seg, &mut self.env_out);
         let mut y = [0.0f32; BLOCK];
         (self.ic2, self.ic1_end) = self.filter.outputs(start.ic1, start.ic2, &self.x, &mut y);
-        for ((o, y), e) in self.out.iter_mut().zip(&y).zip(&self.env_out) {
+        for ((o, y), e) in self.out.iter_mut().zip(&y).zip(self.env_out.iter()) {
             *o = y * e;
+        }
+    }
+
+    /// [`LaneBlock::compute`] with the filter stepped sample by sample.
+    #[inline(never)]
+    fn compute_stepped<O: Oscillator>(&mut self, start: &LaneStart) {
+        let (m, q, d) = start.coefs;
+        self.env.prepare(start.seg.mul);
+        O::fill(start.phase, start.step, start.inv_inc, start.amp, &mut self.x);
+        self.env.run(start.env, start.seg, &mut self.env_out);
+        let (mut ic1, mut ic2) = (start.ic1, start.ic2);
+        for ((o, x), e) in self.out.iter_mut().zip(self.x.iter()).zip(self.env_out.iter()) {
+            *o = filter::lowpass_step(*x, &mut ic1, &mut ic2, m, q, d) * e;
+        }
+        self.coefs = start.coefs;
+        (self.ic1_end, self.ic2_end) = (ic1, ic2);
+    }
+
+    /// The filter state `(ic1, ic2)` after the whole block.
+    #[inline(always)]
+    fn end(&self) -> (f32, f32) {
+        (self.ic1_end, if self.stepped { self.ic2_end } else { self.ic2[BLOCK - 1] })
+    }
+
+    /// The filter state `(ic1, ic2)` after the first `n` samples (`1..=BLOCK`) of the
+    /// block computed from the state `start`: the same operations that computed the block
+    /// give the same values.
+    #[inline(always)]
+    fn state_after(&self, start: (f32, f32), n: usize) -> (f32, f32) {
+        let n = n.clamp(1, BLOCK);
+        if n == BLOCK {
+            self.end()
+        } else if self.stepped {
+            let ((m, q, d), (mut ic1, mut ic2)) = (self.coefs, start);
+            for x in &self.x[..n] {
+                filter::lowpass_step(*x, &mut ic1, &mut ic2, m, q, d);
+            }
+            (ic1, ic2)
+        } else {
+            (self.filter.ic1_after(start.0, start.1, &self.x, n), self.ic2[n - 1])
+        }
+    }
+}
+
+/// A lane's part in the mix when lanes rendered on their own write whole periods straight
+/// to the output ([`Group::render_lane_periods`]), as the mix writes it: the first lane
+/// writes, the next ones add, and the last (or the only) one scales the sum,
+/// `(sum + 0.0) * headroom * gain`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Part {
+    Only,
+    First,
+    Middle,
+    Last,
+}
+
+impl Part {
+    /// The part of lane `k` (from 0) of `lanes`.
+    pub fn of(k: usize, lanes: usize) -> Part {
+        match (k == 0, k + 1 >= lanes) {
+            (true, true) => Part::Only,
+            (true, false) => Part::First,
+            (false, false) => Part::Middle,
+            (false, true) => Part::Last,
+        }
+    }
+
+    /// Mixes the lane's samples `v` into `out`.
+    #[inline(always)]
+    fn mix(self, out: &mut [f32; BLOCK], v: &[f32; BLOCK], headroom: f32, gain: f32) {
+        match self {
+            // The mix adds the first lane to zeros (`0.0 + v`, which is `v` but for
+            // `-0.0`, and the final `+ 0.0` turns that into `0.0` either way).
+            Part::Only => out.iter_mut().zip(v).for_each(|(o, v)| *o = (v + 0.0) * headroom * gain),
+            Part::First => *out = *v,
+            Part::Middle => add_into(out, v),
+            Part::Last => out.iter_mut().zip(v).for_each(|(o, v)| *o = (*o + v + 0.0) * headroom * gain),
         }
     }
 }
@@ -178,6 +284,12 @@ pub(crate) struct Group {
     pub anchor_env: [f32; LANES],
     pub anchor_ic1: [f32; LANES],
     pub anchor_ic2: [f32; LANES],
+    /// Bit `l` set when lane `l`'s filter coefficients changed since its last block (set
+    /// when a note starts, and by the control tick of a group rendered lane by lane): its
+    /// next block steps the filter ([`LaneBlock::compute`]). Bit `l` of `anchor_stepped`:
+    /// whether the block of its current anchor does.
+    pub fresh: u32,
+    pub anchor_stepped: u32,
     /// Block tables of the lanes rendered on their own, by rank among the active lanes
     /// (each checks that it was computed for its lane's coefficients).
     pub blocks: [LaneBlock; SPARSE_LANES],
@@ -257,6 +369,16 @@ impl Group {
     #[inline(always)]
     fn set_coefs(&mut self, l: usize, env: f32, fc: &FilterControl) {
         let (m, q, d) = filter::step_coefs(env, fc);
+        self.take_coefs(l, env, m, q, d);
+    }
+
+    /// Gives lane `l` the filter coefficients `(m, q, d)`, computed for envelope value
+    /// `env`; they are new to its next block if they differ from those it has.
+    #[inline(always)]
+    fn take_coefs(&mut self, l: usize, env: f32, m: f32, q: f32, d: f32) {
+        let l = l % LANES;
+        let same = [m, q, d].map(f32::to_bits) == [self.fm[l], self.fq[l], self.fd[l]].map(f32::to_bits);
+        self.fresh |= u32::from(!same) << l;
         self.fm[l] = m;
         self.fq[l] = q;
         self.fd[l] = d;
@@ -277,10 +399,23 @@ impl Group {
             self.update_filter_whole(fc, same_controls);
             return;
         }
+        let mut stale = 0u32;
         for l in set_bits::<LANES>(self.active) {
             if !(same_controls && self.env[l].to_bits() == self.coef_env[l].to_bits()) {
+                stale |= 1 << l;
+            }
+        }
+        if stale & stale.wrapping_sub(1) == 0 {
+            // One lane (or none): on its own.
+            for l in set_bits::<LANES>(stale) {
                 self.set_coefs(l, self.env[l], fc);
             }
+            return;
+        }
+        // Several: all lanes at once is cheaper (the same operations, so the same values).
+        let (m, q, d) = all_coefs(&self.env, fc);
+        for l in set_bits::<LANES>(stale) {
+            self.take_coefs(l, self.env[l], m[l], q[l], d[l]);
         }
     }
 
@@ -291,9 +426,10 @@ impl Group {
         if same_controls && (0..LANES).all(|l| self.env[l].to_bits() == self.coef_env[l].to_bits()) {
             return;
         }
-        for l in 0..LANES {
-            self.set_coefs(l, self.env[l], fc);
-        }
+        // A group rendered whole has no blocks: `fresh` is left as it is.
+        (self.fm, self.fq, self.fd) = all_coefs(&self.env, fc);
+        self.coef_env = self.env;
+        self.anchor = [0; LANES];
     }
 
     /// Renders `out.len()` samples of the active lanes only, one lane at a time, from
@@ -325,6 +461,8 @@ impl Group {
                 self.anchor_env[l] = self.env[l];
                 self.anchor_ic1[l] = self.ic1[l];
                 self.anchor_ic2[l] = self.ic2[l];
+                self.anchor_stepped = (self.anchor_stepped & !(1 << l)) | (self.fresh & (1 << l));
+                self.fresh &= !(1 << l);
             }
             // Samples `skip..n` of the block from the anchor are this call's.
             let skip = pos.saturating_sub(self.anchor_pos[l] as usize).min(BLOCK - 1);
@@ -342,7 +480,7 @@ impl Group {
                 // The lane's coefficients, segment, pitch and gain stand while its anchor
                 // does (changing any takes a new anchor).
                 block.serial = self.anchor[l];
-                block.compute::<O>(&start);
+                block.compute::<O>(&start, self.anchor_stepped & (1 << l) != 0);
             }
             if let (Ok(whole), 0) = (<&mut [f32; BLOCK]>::try_from(&mut *out), skip) {
                 // The whole period in one call (the common case): a fixed-length loop.
@@ -352,43 +490,62 @@ impl Group {
             }
             self.phase[l] = phase.wrapping_add(step.wrapping_mul(n as u32));
             self.env[l] = block.env_out[n - 1];
-            self.ic1[l] = if n == BLOCK {
-                block.ic1_end
-            } else {
-                block.filter.ic1_after(self.anchor_ic1[l], self.anchor_ic2[l], &block.x, n)
-            };
-            self.ic2[l] = block.ic2[n - 1];
+            (self.ic1[l], self.ic2[l]) = block.state_after((start.ic1, start.ic2), n);
         }
     }
 
-    /// Renders lane `l`, the synth's only voice, over the whole control periods of `out`
-    /// (its length a multiple of [`BLOCK`]) from where it stands, into `out` as the mix
-    /// writes it: `(lane + 0.0) * headroom * gain`. The caller guarantees that no control
-    /// tick falls inside (it would change nothing). Bit for bit what
-    /// [`Group::render_sparse`] period by period followed by the mix gives (the same block
-    /// computation, without the anchor bookkeeping a period split into calls needs, and
-    /// without the mix buffer in between): a voice alone pays for little but its own
-    /// samples.
+    /// Renders lane `l` (of rank `rank` among the group's active lanes) over the whole
+    /// control periods of `out` (its length a multiple of [`BLOCK`]) from where it stands,
+    /// mixing it into `out` as its `part` says. The caller guarantees that no control tick
+    /// falls inside (it would change nothing) and that every lane of the mix is rendered
+    /// this way, in the order the mix adds them. Bit for bit what [`Group::render_sparse`]
+    /// period by period followed by the mix gives (the same block computations, without
+    /// the anchor bookkeeping a period split into calls needs, and without the mix buffer
+    /// in between): a few voices pay for little but their own samples.
     #[inline(always)]
-    pub fn render_lone_periods<O: Oscillator>(&mut self, l: usize, headroom: f32, gain: f32, out: &mut [f32]) {
+    pub fn render_lane_periods<O: Oscillator>(
+        &mut self,
+        l: usize,
+        rank: usize,
+        part: Part,
+        headroom: f32,
+        gain: f32,
+        out: &mut [f32],
+    ) {
         let l = l % LANES;
         // Neither the anchor nor the block's samples are this period's: a later call takes
         // a new anchor and computes anew (the block's tables stay, keyed by coefficients).
         self.anchor[l] = 0;
         let mut start = self.lane_start(l);
-        let block = &mut self.blocks[0];
+        let stepped = self.fresh & (1 << l) != 0;
+        self.fresh &= !(1 << l);
+        let block = &mut self.blocks[rank % SPARSE_LANES];
         block.serial = 0;
-        for out in out.chunks_exact_mut(BLOCK) {
-            block.compute::<O>(&start);
-            for (o, v) in out.iter_mut().zip(&block.out) {
-                // The mix adds the voice to zeros (`0.0 + v`, which is `v + 0.0`), then adds
-                // `0.0` again, which changes nothing more.
-                *o = (v + 0.0) * headroom * gain;
-            }
+        let mut periods = out.chunks_exact_mut(BLOCK).filter_map(|o| <&mut [f32; BLOCK]>::try_from(o).ok());
+        let advance = |start: &mut LaneStart, block: &LaneBlock| {
             start.phase = start.phase.wrapping_add(start.step.wrapping_mul(BLOCK as u32));
             start.env = block.env_out[BLOCK - 1];
-            start.ic1 = block.ic1_end;
-            start.ic2 = block.ic2[BLOCK - 1];
+            (start.ic1, start.ic2) = block.end();
+        };
+        if stepped && let Some(out) = periods.next() {
+            block.compute::<O>(&start, true);
+            part.mix(out, &block.out, headroom, gain);
+            advance(&mut start, block);
+        }
+        // The periods after the first have idle ticks: no new coefficients, no stepping.
+        block.stepped = false;
+        let tabled = |mix: &dyn Fn(&mut [f32; BLOCK], &[f32; BLOCK])| {
+            for out in periods {
+                block.compute_tabled::<O>(&start);
+                mix(out, &block.out);
+                advance(&mut start, block);
+            }
+        };
+        match part {
+            Part::Only => tabled(&|o, v| Part::Only.mix(o, v, headroom, gain)),
+            Part::First => tabled(&|o, v| Part::First.mix(o, v, headroom, gain)),
+            Part::Middle => tabled(&|o, v| Part::Middle.mix(o, v, headroom, gain)),
+            Part::Last => tabled(&|o, v| Part::Last.mix(o, v, headroom, gain)),
         }
         self.phase[l] = start.phase;
         self.env[l] = start.env;
@@ -448,6 +605,17 @@ impl Group {
         self.ic2 = ic2;
         self.reanchor();
     }
+}
+
+/// The filter coefficients ([`filter::step_coefs`]) of every lane for envelope values
+/// `env`, as three arrays (which vectorises).
+#[inline(always)]
+fn all_coefs(env: &[f32; LANES], fc: &FilterControl) -> ([f32; LANES], [f32; LANES], [f32; LANES]) {
+    let (mut m, mut q, mut d) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
+    for l in 0..LANES {
+        (m[l], q[l], d[l]) = filter::step_coefs(env[l], fc);
+    }
+    (m, q, d)
 }
 
 /// Adds `src` into `out`, sample by sample. Inlined, so a caller that passes a whole
