@@ -2,7 +2,8 @@
 //!
 //! Renders 10 s at 48 kHz in 512-sample blocks with 16 and 128 held voices
 //! (saw, default parameters), several rounds each, and reports the median
-//! as nanoseconds per voice-sample and as a share of one core. A naive saw
+//! as nanoseconds per voice-sample and as a share of one core; then one to four
+//! held voices and a played line of single notes, against the marginal voice. A naive saw
 //! (no band limiting, no filter, no envelope) over the same voices and
 //! samples is measured in the same run as a reference that is robust to
 //! machine noise.
@@ -47,6 +48,25 @@ fn run_synth(voices: usize) -> Duration {
     let t = start.elapsed();
     assert_eq!(synth.active_voices(), voices);
     t
+}
+
+/// A line of single notes, one every 256 ms (24 blocks), each released when the next
+/// starts: with the default 300 ms release about two voices sound, one in attack or
+/// decay and one releasing, so the filter coefficients move at every control tick.
+fn run_line() -> Duration {
+    let mut synth = Synth::new(SAMPLE_RATE, BLOCK);
+    let mut left = vec![0.0f32; BLOCK];
+    let mut right = vec![0.0f32; BLOCK];
+    let start = Instant::now();
+    for b in 0..blocks() {
+        if b % 24 == 0 {
+            synth.all_notes_off();
+            synth.note_on(48 + (b / 24 % 12) as u8, 0.8, -1);
+        }
+        synth.render(black_box(&mut left), black_box(&mut right));
+        black_box((&left, &right));
+    }
+    start.elapsed()
 }
 
 /// A naive saw per voice, voice by voice over each block, summed: the
@@ -132,6 +152,17 @@ fn main() {
         v0 * 1e9 / samples,
         one / marginal
     );
+    // A few voices, held, and a played line: how the cost grows from one voice.
+    for voices in 2..=4 {
+        let per_voice = (median_of(voices) - v0) * 1e9 / samples / voices as f64;
+        println!(
+            "{voices} held voices: {per_voice:.2} ns/sample per voice ({:.2}x the marginal one)",
+            per_voice / marginal
+        );
+    }
+    run_line();
+    let line = (median((0..ROUNDS).map(|_| run_line()).collect()).as_secs_f64() - v0) * 1e9 / samples;
+    println!("a line of single notes, one every 256 ms: {line:.2} ns/sample ({:.2}x one held voice)", line / one);
     // The comparison with nih-plug is measured in one process by `cargo xtask bench`.
     println!("16-note chord, 10 s: {sixteen_ms:.2} ms (against nih-plug side by side: cargo xtask bench)");
 }
