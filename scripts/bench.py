@@ -34,6 +34,7 @@ import pedalboard
 
 SR = 48_000
 CHORD = list(range(48, 64))  # MIDI 48..63, 16 notes
+TRIAD = [60, 64, 67]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -61,6 +62,16 @@ def note_off(note, at):
 def held(notes):
     """Notes on at 0 s and never released during the render."""
     return [note_on(n, 0.0) for n in notes]
+
+
+def line(seconds, every=0.25):
+    """A line of single notes, one every `every` seconds, each released as the next starts:
+    its release overlaps the next note, and envelopes move most of the time."""
+    events = []
+    for i in range(int(seconds / every)):
+        note = 48 + i % 12
+        events += [note_on(note, i * every), note_off(note, (i + 1) * every)]
+    return events
 
 
 def median(values):
@@ -227,7 +238,9 @@ def synth_renders(ours, theirs, args):
         "idle512": (render(ours, [], idle_s, 512), render(theirs, [], idle_s, 512)),
         "v0": (render(ours, [], voice_s, 512), render(theirs, [], voice_s, 512)),
         "v1": (render(ours, held([60]), voice_s, 512), render(theirs, held([60]), voice_s, 512)),
+        "v3": (render(ours, held(TRIAD), voice_s, 512), render(theirs, held(TRIAD), voice_s, 512)),
         "v16": (render(ours, held(CHORD), voice_s, 512), render(theirs, held(CHORD), voice_s, 512)),
+        "line": (render(ours, line(voice_s), voice_s, 512), render(theirs, line(voice_s), voice_s, 512)),
         "chord": (render(ours, chord, 10.0, 512), render(theirs, chord, 10.0, 512)),
     }
     return interleaved(args.reps, pairs)
@@ -412,7 +425,7 @@ def voice_instructions(bundle, seconds):
     if not shutil.which("valgrind"):
         return None
     counts = {}
-    for key, notes in (("v0", []), ("v1", [60]), ("v16", CHORD)):
+    for key, notes in (("v0", []), ("v1", [60]), ("v3", TRIAD), ("v16", CHORD)):
         done = subprocess.run(
             [
                 "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
@@ -429,7 +442,8 @@ def voice_instructions(bundle, seconds):
     samples = seconds * SR
     one = (counts["v1"] - counts["v0"]) / samples
     marginal = (counts["v16"] - counts["v0"]) / 16 / samples
-    return {"one": one, "marginal": marginal}
+    three = (counts["v3"] - counts["v0"]) / 3 / samples
+    return {"one": one, "three": three, "marginal": marginal}
 
 
 def main():
@@ -483,7 +497,7 @@ def main():
             raise SystemExit(f"{path} is not an instrument")
         unload(first)
 
-    log("bench: renders (idle, one voice, 16 voices, 16-note chord)...")
+    log("bench: renders (idle, one voice, three, 16, a line of notes, 16-note chord)...")
     ours, theirs = load(args.synth), load(args.nih_synth)
     param_count = {"ours": len(scanned_parameters(ours)), "theirs": len(scanned_parameters(theirs))}
     floor = {"ours": scan_floor(ours, 5), "theirs": scan_floor(theirs, 5)}
@@ -555,6 +569,8 @@ def main():
         )
     )
     rows.append(Row("marginal per voice at 16, per sample", "ns", marg16["ours"], marg16["theirs"]))
+    three = {s: paired("v3", "v0", s) / 3 / samples * 1e9 for s in ("ours", "theirs")}
+    played = {s: paired("line", "v0", s) / samples * 1e9 for s in ("ours", "theirs")}
     o, t = wall("chord", "ours") * 1e3, wall("chord", "theirs") * 1e3
     rows.append(Row("16-note chord, 10 s, buffer 512", "ms", o, t, "≤ 0.5× nih", f"{o / t:.2f}×", o / t <= 0.5))
 
@@ -616,6 +632,8 @@ def main():
         Row("value text, idle machine (per call)", "µs", text_idle["ours"], text_idle["theirs"]),
         Row("  host share: raw_value read, idle", "µs", text_idle["host_ours"], text_idle["host_theirs"]),
         Row("  host share: raw_value read, busy", "µs", text_busy["host_ours"], text_busy["host_theirs"]),
+        Row("3 held voices, per voice per sample", "ns", three["ours"], three["theirs"]),
+        Row("a line of single notes, 4 per s, per sample", "ns", played["ours"], played["theirs"]),
         Row("first load in this process", "ms", cold["ours"], cold["theirs"], digits=1),
         Row(
             "pedalboard reset() (recreates an instrument without audio input)",
@@ -669,6 +687,7 @@ def main():
         info += [
             Row("one voice, instructions per sample (callgrind, buffer 512)", "", one, None, digits=1),
             Row("  marginal voice at 16, instructions per sample", "", marginal, None, digits=1),
+            Row("  3 held voices, instructions per voice per sample", "", instructions["three"], None, digits=1),
             Row("  one voice / marginal voice, in instructions", "×", one / marginal, None, digits=2),
         ]
     # Renders in process CPU time (all threads): work a plugin hands to its own threads
