@@ -6,7 +6,7 @@ use super::filter::{self, FilterControl};
 use super::osc::{self, Oscillator};
 use super::{CONTROL_PERIOD, LANES, set_bits};
 use trio_dsp::BLOCK;
-use trio_dsp::svf::LowpassBlock;
+use trio_dsp::svf::{LowpassBlock, LowpassPairs};
 
 // A lane rendered on its own computes a control period as one block.
 const _: () = assert!(CONTROL_PERIOD == BLOCK);
@@ -106,9 +106,9 @@ pub(crate) struct LaneBlock {
     /// The filter state after the whole block (`ic2` only in a stepped block).
     ic1_end: f32,
     ic2_end: f32,
-    /// The filter coefficients of a stepped block, with which its state after some of its
-    /// samples is computed anew.
-    coefs: (f32, f32, f32),
+    /// The filter of a stepped block, with which its state after some of its samples is
+    /// computed anew.
+    pairs: LowpassPairs,
     /// Whether the block was computed by stepping the filter (see [`LaneBlock::compute`]).
     stepped: bool,
 }
@@ -163,15 +163,15 @@ impl LaneBlock {
     #[inline(never)]
     fn compute_stepped<O: Oscillator>(&mut self, start: &LaneStart) {
         let (m, q, d) = start.coefs;
+        self.pairs = LowpassPairs::new(m, q, d);
         self.env.prepare(start.seg.mul);
         O::fill(start.phase, start.step, start.inv_inc, start.amp, &mut self.x);
         self.env.run(start.env, start.seg, &mut self.env_out);
-        let (mut ic1, mut ic2) = (start.ic1, start.ic2);
-        for ((o, x), e) in self.out.iter_mut().zip(self.x.iter()).zip(self.env_out.iter()) {
-            *o = filter::lowpass_step(*x, &mut ic1, &mut ic2, m, q, d) * e;
+        let mut y = [0.0f32; BLOCK];
+        (self.ic1_end, self.ic2_end) = self.pairs.run(start.ic1, start.ic2, &self.x, &mut y);
+        for ((o, y), e) in self.out.iter_mut().zip(&y).zip(self.env_out.iter()) {
+            *o = y * e;
         }
-        self.coefs = start.coefs;
-        (self.ic1_end, self.ic2_end) = (ic1, ic2);
     }
 
     /// The filter state `(ic1, ic2)` after the whole block.
@@ -189,11 +189,7 @@ impl LaneBlock {
         if n == BLOCK {
             self.end()
         } else if self.stepped {
-            let ((m, q, d), (mut ic1, mut ic2)) = (self.coefs, start);
-            for x in &self.x[..n] {
-                filter::lowpass_step(*x, &mut ic1, &mut ic2, m, q, d);
-            }
-            (ic1, ic2)
+            self.pairs.run(start.0, start.1, &self.x[..n], &mut [0.0; BLOCK])
         } else {
             (self.filter.ic1_after(start.0, start.1, &self.x, n), self.ic2[n - 1])
         }
@@ -412,10 +408,18 @@ impl Group {
             }
             return;
         }
-        // Several: all lanes at once is cheaper (the same operations, so the same values).
-        let (m, q, d) = all_coefs(&self.env, fc);
-        for l in set_bits::<LANES>(stale) {
-            self.take_coefs(l, self.env[l], m[l], q[l], d[l]);
+        // Several: the lanes of each half that holds one at once, in one vector (the same
+        // operations, so the same values).
+        for half in 0..2 {
+            let lanes = (stale >> (4 * half)) & 0xF;
+            if lanes == 0 {
+                continue;
+            }
+            let env: [f32; 4] = core::array::from_fn(|j| self.env[4 * half + j]);
+            let (m, q, d) = all_coefs(&env, fc);
+            for j in set_bits::<4>(lanes) {
+                self.take_coefs(4 * half + j, env[j], m[j], q[j], d[j]);
+            }
         }
     }
 
@@ -607,12 +611,12 @@ impl Group {
     }
 }
 
-/// The filter coefficients ([`filter::step_coefs`]) of every lane for envelope values
-/// `env`, as three arrays (which vectorises).
+/// The filter coefficients ([`filter::step_coefs`]) for each of the envelope values `env`,
+/// as three arrays (which vectorises).
 #[inline(always)]
-fn all_coefs(env: &[f32; LANES], fc: &FilterControl) -> ([f32; LANES], [f32; LANES], [f32; LANES]) {
-    let (mut m, mut q, mut d) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
-    for l in 0..LANES {
+fn all_coefs<const N: usize>(env: &[f32; N], fc: &FilterControl) -> ([f32; N], [f32; N], [f32; N]) {
+    let (mut m, mut q, mut d) = ([0.0; N], [0.0; N], [0.0; N]);
+    for l in 0..N {
         (m[l], q[l], d[l]) = filter::step_coefs(env[l], fc);
     }
     (m, q, d)
