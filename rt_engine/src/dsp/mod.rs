@@ -18,13 +18,13 @@
 //! (closed-form phase and envelope, the filter's state-space form from tables
 //! built for its coefficients): a voice alone then uses the vector across time
 //! instead of one lane of it. A voice whose filter coefficients changed since
-//! its last block (attack, decay, release, a moving cutoff) steps its filter
-//! through the block instead, which costs a third of building the tables. When
-//! every sounding voice renders on its own, whole periods go straight from each
-//! voice into the output. Slow-moving work (envelope stage
-//! changes, filter coefficients, cutoff / resonance smoothing) runs at a
-//! control rate of one update every [`CONTROL_PERIOD`] samples, on a grid
-//! counted from the last reset, so the output never depends on how the host
+//! its last block (attack, decay, release, a moving cutoff) runs its filter two
+//! samples per step instead ([`trio_dsp::svf::LowpassPairs`]), which costs a
+//! third of building the tables. When every sounding voice renders on its own,
+//! whole periods go straight from each voice into the output. Slow-moving work
+//! (envelope stage changes, filter coefficients, cutoff / resonance smoothing)
+//! runs at a control rate of one update every [`CONTROL_PERIOD`] samples, on a
+//! grid counted from the last reset, so the output never depends on how the host
 //! block is split between two events.
 
 mod envelope;

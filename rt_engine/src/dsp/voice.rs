@@ -129,12 +129,12 @@ pub(crate) struct LaneStart {
 }
 
 impl LaneBlock {
-    /// Computes the block's samples from `start`, with the filter `stepped` sample by sample
-    /// ([`filter::lowpass_step`]) or run as a block from its tables ([`LowpassBlock`]). A
-    /// lane steps when its coefficients changed since its last block (an envelope in
-    /// attack, decay or release, a moving cutoff): building tables for one block costs
-    /// about three times the block. Held at a steady level, it runs from the tables, built
-    /// once.
+    /// Computes the block's samples from `start`, with the filter `stepped` through the
+    /// samples ([`LowpassPairs`], two samples per step) or run as a block from its tables
+    /// ([`LowpassBlock`]). A lane steps when its coefficients changed since its last block
+    /// (an envelope in attack, decay or release, a moving cutoff): building tables for one
+    /// block costs about three times the block. Held at a steady level, it runs from the
+    /// tables, built once.
     #[inline(always)]
     fn compute<O: Oscillator>(&mut self, start: &LaneStart, stepped: bool) {
         self.stepped = stepped;
@@ -159,7 +159,7 @@ impl LaneBlock {
         }
     }
 
-    /// [`LaneBlock::compute`] with the filter stepped sample by sample.
+    /// [`LaneBlock::compute`] with the filter stepped through the samples.
     #[inline(never)]
     fn compute_stepped<O: Oscillator>(&mut self, start: &LaneStart) {
         let (m, q, d) = start.coefs;
