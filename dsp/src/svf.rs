@@ -353,7 +353,8 @@ impl LowpassBlock {
 /// sample waits for each sample's state before the next (about 12 cycles of additions
 /// and products); this waits for each pair's. The results equal [`lowpass_step`]'s up to
 /// rounding (test `pairs_match_the_step_form`); a run over the first `n` samples of some
-/// inputs gives the outputs and the state of a longer run over them bit for bit.
+/// inputs gives the outputs of a longer run over them bit for bit (and, for an odd `n`, a
+/// state the longer run does not compute, equal to its own up to rounding).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LowpassPairs {
     /// One step: [`step_coefs`].

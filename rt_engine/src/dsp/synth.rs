@@ -226,7 +226,7 @@ const _: () = assert!(Synth::MAX_VOICES <= 128);
 
 /// A 128-voice subtractive synthesizer.
 ///
-/// The whole state is one fixed-size value (about 40 KiB, no heap), so no
+/// The whole state is one fixed-size value (about 65 KiB, no heap), so no
 /// method allocates; every method is real-time safe and never panics,
 /// whatever its input. Output is deterministic and independent of how a
 /// block is split into [`Synth::render`] calls between events.
@@ -1540,14 +1540,73 @@ mod tests {
         let a = scripted_run(&|_| vec![100, 200]);
         let b = scripted_run(&|_| vec![100, 200]);
         assert!(bits(&a) == bits(&b));
-        // Reset brings a used synth back to the same start.
-        let mut s = synth_with(SynthParams::default());
-        s.note_on(40, 1.0, -1);
-        let first = render_n(&mut s, 5000, 256);
-        s.reset();
-        s.note_on(40, 1.0, -1);
-        let second = render_n(&mut s, 5000, 256);
-        assert!(bits(&first) == bits(&second));
+        // Reset brings a used synth back to the same start, also when the lane is left
+        // with the coefficients the new note starts with (a reset right after the note
+        // started, or a filter the envelope does not move).
+        for (octaves, used) in [(2.0, 5000), (2.0, 10), (0.0, 5000)] {
+            let p = SynthParams { filter_env_octaves: octaves, ..SynthParams::default() };
+            let mut fresh = synth_with(p);
+            fresh.note_on(40, 1.0, -1);
+            let first = render_n(&mut fresh, 5000, 256);
+            let mut s = synth_with(p);
+            s.note_on(40, 1.0, -1);
+            render_n(&mut s, used, 256);
+            s.reset();
+            s.note_on(40, 1.0, -1);
+            let second = render_n(&mut s, 5000, 256);
+            assert!(bits(&first) == bits(&second), "octaves {octaves}, {used} samples before the reset");
+        }
+    }
+
+    /// Every stale lane of a group rendered lane by lane gets the coefficients of its own
+    /// envelope, in either half of the group, one lane or several at once.
+    #[test]
+    fn every_stale_lane_of_a_sparse_group_gets_its_coefficients() {
+        let s = synth_with(SynthParams::default());
+        let fc = s.filter;
+        for mask in [0b1010_0100u32, 0b1000_0001, 0b0000_0110, 0b1110_0000, 0b0001_0011, 0b0100_0000] {
+            let mut g = Group::default();
+            for l in set_bits::<LANES>(mask) {
+                g.start(l, 0.01, 0.5, Segment::SILENT, &fc);
+                g.env[l] = 0.1 * (l + 1) as f32;
+            }
+            g.fresh = 0;
+            g.update_filter(&fc, g.coef_gen.wrapping_add(1));
+            for l in set_bits::<LANES>(mask) {
+                let want = filter::step_coefs(g.env[l], &fc);
+                let got = (g.fm[l], g.fq[l], g.fd[l]);
+                assert_eq!(
+                    [got.0, got.1, got.2].map(f32::to_bits),
+                    [want.0, want.1, want.2].map(f32::to_bits),
+                    "lanes {mask:#010b}, lane {l}"
+                );
+            }
+            assert_eq!(g.fresh, mask, "lanes {mask:#010b}: new coefficients are new to the next block");
+        }
+    }
+
+    /// A voice steps its filter while its envelope moves its coefficients (attack, decay,
+    /// release) and runs from the block tables once it holds at its sustain level.
+    #[test]
+    fn a_voice_steps_its_filter_while_its_envelope_moves_and_not_once_it_holds() {
+        let mut s = synth_with(SynthParams { cutoff_hz: 1000.0, ..SynthParams::default() });
+        let (mut l, mut r) = ([0.0f32; CONTROL_PERIOD], [0.0f32; CONTROL_PERIOD]);
+        s.note_on(60, 0.8, 1);
+        s.render(&mut l, &mut r);
+        assert!(s.groups[0].blocks[0].stepped(), "attack");
+        for _ in 0..100 {
+            s.render(&mut l, &mut r);
+        }
+        assert!(s.groups[0].blocks[0].stepped(), "decay");
+        for _ in 0..6000 {
+            s.render(&mut l, &mut r);
+        }
+        assert!(!s.groups[0].blocks[0].stepped(), "held at the sustain level");
+        s.note_off(60, 1);
+        for _ in 0..3 {
+            s.render(&mut l, &mut r);
+        }
+        assert!(s.groups[0].blocks[0].stepped(), "release");
     }
 
     #[test]

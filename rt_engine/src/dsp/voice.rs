@@ -137,7 +137,6 @@ impl LaneBlock {
     /// tables, built once.
     #[inline(always)]
     fn compute<O: Oscillator>(&mut self, start: &LaneStart, stepped: bool) {
-        self.stepped = stepped;
         if stepped { self.compute_stepped::<O>(start) } else { self.compute_tabled::<O>(start) }
     }
 
@@ -157,6 +156,7 @@ impl LaneBlock {
         for ((o, y), e) in self.out.iter_mut().zip(&y).zip(self.env_out.iter()) {
             *o = y * e;
         }
+        self.stepped = false;
     }
 
     /// [`LaneBlock::compute`] with the filter stepped through the samples.
@@ -169,9 +169,16 @@ impl LaneBlock {
         self.env.run(start.env, start.seg, &mut self.env_out);
         let mut y = [0.0f32; BLOCK];
         (self.ic1_end, self.ic2_end) = self.pairs.run(start.ic1, start.ic2, &self.x, &mut y);
+        self.stepped = true;
         for ((o, y), e) in self.out.iter_mut().zip(&y).zip(self.env_out.iter()) {
             *o = y * e;
         }
+    }
+
+    /// Whether the block was computed by stepping the filter.
+    #[cfg(test)]
+    pub fn stepped(&self) -> bool {
+        self.stepped
     }
 
     /// The filter state `(ic1, ic2)` after the whole block.
@@ -314,6 +321,9 @@ impl Group {
         self.ic1[l] = 0.0;
         self.ic2[l] = 0.0;
         self.set_coefs(l, 0.0, fc);
+        // New to the note whatever the lane held before (the same coefficients left by an
+        // earlier note must not make a note render otherwise than on a fresh synth).
+        self.fresh |= 1 << l;
         self.amp[l] = amp;
     }
 
@@ -443,9 +453,9 @@ impl Group {
     /// Each lane computes its samples as one block from its anchor, the point in the period
     /// where it was last set up (or the period's start): fixed-point oscillator phases
     /// `anchor + k step` (exactly the phases stepping gives), envelope levels by
-    /// [`SegmentBlock`] and filter outputs by
-    /// [`LowpassBlock`], independently of one another, so a voice alone uses the vector
-    /// across time instead of one lane of it. The results equal those of [`Group::render`]
+    /// [`SegmentBlock`] and filter outputs by [`LowpassBlock`], independently of one
+    /// another, so a voice alone uses the vector across time instead of one lane of it (or,
+    /// for a lane whose coefficients are new, by [`LowpassPairs`], two samples per step). The results equal those of [`Group::render`]
     /// up to rounding (test `sparse_groups_render_like_whole_groups`) and do not depend on
     /// how the period is split into calls.
     #[inline(always)]
@@ -537,7 +547,6 @@ impl Group {
             advance(&mut start, block);
         }
         // The periods after the first have idle ticks: no new coefficients, no stepping.
-        block.stepped = false;
         let tabled = |mix: &dyn Fn(&mut [f32; BLOCK], &[f32; BLOCK])| {
             for out in periods {
                 block.compute_tabled::<O>(&start);
