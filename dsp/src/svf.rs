@@ -94,10 +94,19 @@ pub struct FilterControl {
 /// the cutoff is `2^(log2_cutoff + env * env_octaves)` clamped to the control's range.
 #[inline(always)]
 fn warped_sin_cos(env: f32, c: &FilterControl) -> (f32, f32) {
+    sin_cos_fast(exp2_fast(log2_cutoff_at(env, c)) * c.angle_scale)
+}
+
+/// The cutoff in log2 Hz for envelope value `env`: `log2_cutoff + env * env_octaves`
+/// clamped to the control's range. [`coefs`] and [`step_coefs`] depend on `env` only
+/// through it: equal values give equal coefficients, bit for bit (a voice whose envelope
+/// moves while its cutoff stays at a limit, or with no envelope amount, keeps its
+/// coefficients without computing them again).
+#[inline(always)]
+pub fn log2_cutoff_at(env: f32, c: &FilterControl) -> f32 {
     let x = c.log2_cutoff + env * c.env_octaves;
     let x = if x > c.log2_min { x } else { c.log2_min };
-    let x = if x < c.log2_max { x } else { c.log2_max };
-    sin_cos_fast(exp2_fast(x) * c.angle_scale)
+    if x < c.log2_max { x } else { c.log2_max }
 }
 
 /// SVF coefficients `(a1, a2, a3)` for envelope value `env`: the cutoff is

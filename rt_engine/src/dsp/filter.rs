@@ -3,5 +3,5 @@
 //! at the control rate.
 
 pub(crate) use trio_dsp::svf::{
-    FilterControl, angle_scale, log2_cutoff_range, lowpass_step, resonance_to_k, step_coefs,
+    FilterControl, angle_scale, log2_cutoff_at, log2_cutoff_range, lowpass_step, resonance_to_k, step_coefs,
 };

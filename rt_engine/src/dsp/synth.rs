@@ -1506,7 +1506,7 @@ mod tests {
                     }
                     if recompute {
                         // No lane's coefficients match its envelope: all are recomputed.
-                        s.groups.iter_mut().for_each(|g| g.coef_env = [f32::NAN; LANES]);
+                        s.groups.iter_mut().for_each(|g| g.coef_cutoff = [f32::NAN; LANES]);
                     }
                     s.render(&mut l, &mut r);
                     out.extend_from_slice(&l);

@@ -267,10 +267,11 @@ pub(crate) struct Group {
     pub fm: [f32; LANES],
     pub fq: [f32; LANES],
     pub fd: [f32; LANES],
-    /// The envelope value each lane's filter coefficients were computed for, and the
-    /// synth's filter generation they were computed in: while both stand (a held note
-    /// in its sustain, unchanged controls), the coefficients are not recomputed.
-    pub coef_env: [f32; LANES],
+    /// The cutoff ([`filter::log2_cutoff_at`]) each lane's filter coefficients were
+    /// computed for, and the synth's filter generation they were computed in: while both
+    /// stand (a held note in its sustain, an envelope moving while the cutoff stays at a
+    /// limit, no envelope amount; unchanged controls), the coefficients are not recomputed.
+    pub coef_cutoff: [f32; LANES],
     pub coef_gen: u32,
     /// Velocity gain.
     pub amp: [f32; LANES],
@@ -375,27 +376,27 @@ impl Group {
     #[inline(always)]
     fn set_coefs(&mut self, l: usize, env: f32, fc: &FilterControl) {
         let (m, q, d) = filter::step_coefs(env, fc);
-        self.take_coefs(l, env, m, q, d);
+        self.take_coefs(l, filter::log2_cutoff_at(env, fc), m, q, d);
     }
 
-    /// Gives lane `l` the filter coefficients `(m, q, d)`, computed for envelope value
-    /// `env`; they are new to its next block if they differ from those it has.
+    /// Gives lane `l` the filter coefficients `(m, q, d)`, computed for the cutoff
+    /// `cutoff`; they are new to its next block if they differ from those it has.
     #[inline(always)]
-    fn take_coefs(&mut self, l: usize, env: f32, m: f32, q: f32, d: f32) {
+    fn take_coefs(&mut self, l: usize, cutoff: f32, m: f32, q: f32, d: f32) {
         let l = l % LANES;
         let same = [m, q, d].map(f32::to_bits) == [self.fm[l], self.fq[l], self.fd[l]].map(f32::to_bits);
         self.fresh |= u32::from(!same) << l;
         self.fm[l] = m;
         self.fq[l] = q;
         self.fd[l] = d;
-        self.coef_env[l] = env;
+        self.coef_cutoff[l] = cutoff;
         self.anchor[l] = 0;
     }
 
     /// Recomputes the filter coefficients of every active lane from its envelope, for the
     /// controls `fc` of filter generation `generation` (a free lane's input and state are
     /// exactly 0, so its coefficients do not matter; a lane gets fresh ones when it
-    /// starts). A lane whose envelope and generation are those its coefficients were
+    /// starts). A lane whose cutoff and generation are those its coefficients were
     /// computed for keeps them: they would come out the same.
     #[inline]
     pub fn update_filter(&mut self, fc: &FilterControl, generation: u32) {
@@ -407,7 +408,8 @@ impl Group {
         }
         let mut stale = 0u32;
         for l in set_bits::<LANES>(self.active) {
-            if !(same_controls && self.env[l].to_bits() == self.coef_env[l].to_bits()) {
+            let cutoff = filter::log2_cutoff_at(self.env[l], fc);
+            if !(same_controls && cutoff.to_bits() == self.coef_cutoff[l].to_bits()) {
                 stale |= 1 << l;
             }
         }
@@ -428,7 +430,7 @@ impl Group {
             let env: [f32; 4] = core::array::from_fn(|j| self.env[4 * half + j]);
             let (m, q, d) = all_coefs(&env, fc);
             for j in set_bits::<4>(lanes) {
-                self.take_coefs(4 * half + j, env[j], m[j], q[j], d[j]);
+                self.take_coefs(4 * half + j, filter::log2_cutoff_at(env[j], fc), m[j], q[j], d[j]);
             }
         }
     }
@@ -437,12 +439,13 @@ impl Group {
     /// vectorises.
     #[inline(never)]
     fn update_filter_whole(&mut self, fc: &FilterControl, same_controls: bool) {
-        if same_controls && (0..LANES).all(|l| self.env[l].to_bits() == self.coef_env[l].to_bits()) {
+        let cutoff = self.env.map(|e| filter::log2_cutoff_at(e, fc));
+        if same_controls && (0..LANES).all(|l| cutoff[l].to_bits() == self.coef_cutoff[l].to_bits()) {
             return;
         }
         // A group rendered whole has no blocks: `fresh` is left as it is.
         (self.fm, self.fq, self.fd) = all_coefs(&self.env, fc);
-        self.coef_env = self.env;
+        self.coef_cutoff = cutoff;
         self.anchor = [0; LANES];
     }
 
