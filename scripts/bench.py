@@ -528,7 +528,7 @@ def main():
 
     instructions = None
     if not args.no_callgrind:
-        log("bench: instructions of one voice and of the chord (callgrind)...")
+        log("bench: instructions of one voice, three and 16 (callgrind)...")
         instructions = voice_instructions(args.synth, args.voice_seconds)
 
     log(f"bench: CPU of idle loaded instances ({args.cpu_seconds:.0f} s windows)...")

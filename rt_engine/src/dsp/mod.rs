@@ -59,3 +59,25 @@ pub(crate) fn set_bits<const N: usize>(mut mask: u32) -> impl Iterator<Item = us
         })
     })
 }
+
+/// A deterministic generator for the tests (Knuth's MMIX linear congruential constants).
+#[cfg(test)]
+pub(crate) struct Lcg(pub u64);
+
+#[cfg(test)]
+impl Lcg {
+    fn advance(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0
+    }
+
+    /// A value over all of `u32`.
+    pub fn next_u32(&mut self) -> u32 {
+        (self.advance() >> 32) as u32
+    }
+
+    /// A value below `n`.
+    pub fn below(&mut self, n: u32) -> u32 {
+        ((self.advance() >> 33) as u32) % n
+    }
+}

@@ -87,13 +87,8 @@ mod tests {
     fn block_fills_equal_the_per_sample_kernels() {
         fn check<O: Oscillator>(name: &str) {
             let mut shortcuts = 0;
-            let mut seed = 0x2545_f491_u32;
-            let mut next = move || {
-                seed ^= seed << 13;
-                seed ^= seed >> 17;
-                seed ^= seed << 5;
-                seed
-            };
+            let mut rng = super::super::Lcg(0x2545_f491);
+            let mut next = move || rng.next_u32();
             for case in 0..20_000 {
                 let inc = match case % 4 {
                     0 => 0.0,

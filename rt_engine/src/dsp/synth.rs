@@ -166,6 +166,12 @@ struct Mix {
     lone: [f32; CONTROL_PERIOD],
 }
 
+impl Mix {
+    fn new() -> Self {
+        Mix { acc: [[0.0; LANES]; CONTROL_PERIOD], lone: [0.0; CONTROL_PERIOD] }
+    }
+}
+
 /// Renders `len` samples from position `pos` of the control period, of every active group
 /// with oscillator `O`, into `mix`; returns whether a group was rendered whole (only then
 /// is `mix.acc` written, and cleared first).
@@ -838,7 +844,9 @@ impl Synth {
     #[inline(never)]
     fn render_periods<O: Oscillator>(&mut self, out: &mut [f32]) {
         let n = out.len();
-        let mut mix = Mix { acc: [[0.0; LANES]; CONTROL_PERIOD], lone: [0.0; CONTROL_PERIOD] };
+        // Made only when a period takes the general path (a block of voices on their own
+        // over whole periods does not use it).
+        let mut mix = None;
         let mut done = 0;
         while done < n {
             if self.tick_pos == 0 && !self.tick_is_idle() {
@@ -869,17 +877,18 @@ impl Synth {
                 done += out.len();
                 continue;
             }
+            let mix = mix.get_or_insert_with(Mix::new);
             mix.lone = [0.0; CONTROL_PERIOD];
-            let whole = render_groups::<O>(&mut self.groups, self.live, self.tick_pos, len, &mut mix);
+            let whole = render_groups::<O>(&mut self.groups, self.live, self.tick_pos, len, mix);
             let out = &mut out[done..done + len];
             if self.gain.is_ramping() || self.bypass.is_ramping() {
                 let (gain, bypass) = (&mut self.gain, &mut self.bypass);
-                mix_down(out, &mix, whole, || gain.next_value() * bypass.next_value());
+                mix_down(out, mix, whole, || gain.next_value() * bypass.next_value());
             } else {
                 // Settled gains: the same product every sample (what `next_value` returns
                 // when not ramping), without two branches per sample.
                 let g = self.gain.value() * self.bypass.value();
-                mix_down(out, &mix, whole, || g);
+                mix_down(out, mix, whole, || g);
             }
             self.tick_pos = (self.tick_pos + len) % CONTROL_PERIOD;
             self.clock = self.clock.wrapping_add(len as u64);
@@ -1183,13 +1192,7 @@ mod tests {
     /// instead of rendered, as the framework does for a sleeping engine.
     #[test]
     fn skipping_the_ticks_of_held_voices_is_inaudible_in_random_scripts() {
-        struct Lcg(u64);
-        impl Lcg {
-            fn below(&mut self, n: u32) -> u32 {
-                self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-                ((self.0 >> 33) as u32) % n
-            }
-        }
+        use super::super::Lcg;
         let len = 150_000;
         let (mut skipped, mut slept) = (0, 0);
         for seed in 1..=4u64 {

@@ -148,15 +148,8 @@ impl LaneBlock {
     fn compute_tabled<O: Oscillator>(&mut self, start: &LaneStart) {
         let (m, q, d) = start.coefs;
         self.filter.prepare(m, q, d);
-        self.env.prepare(start.seg.mul);
-        O::fill(start.phase, start.step, start.inv_inc, start.amp, &mut self.x);
-        self.env.run(start.env, start.seg, &mut self.env_out);
-        let mut y = [0.0f32; BLOCK];
-        (self.ic2, self.ic1_end) = self.filter.outputs(start.ic1, start.ic2, &self.x, &mut y);
-        for ((o, y), e) in self.out.iter_mut().zip(&y).zip(self.env_out.iter()) {
-            *o = y * e;
-        }
         self.stepped = false;
+        self.compute_with::<O>(start, |b, y| (b.ic2, b.ic1_end) = b.filter.outputs(start.ic1, start.ic2, &b.x, y));
     }
 
     /// [`LaneBlock::compute`] with the filter stepped through the samples.
@@ -164,12 +157,19 @@ impl LaneBlock {
     fn compute_stepped<O: Oscillator>(&mut self, start: &LaneStart) {
         let (m, q, d) = start.coefs;
         self.pairs = LowpassPairs::new(m, q, d);
+        self.stepped = true;
+        self.compute_with::<O>(start, |b, y| (b.ic1_end, b.ic2_end) = b.pairs.run(start.ic1, start.ic2, &b.x, y));
+    }
+
+    /// The oscillator and envelope of the block from `start`, the low-pass outputs `filter`
+    /// writes from the inputs, and their product.
+    #[inline(always)]
+    fn compute_with<O: Oscillator>(&mut self, start: &LaneStart, filter: impl FnOnce(&mut Self, &mut [f32; BLOCK])) {
         self.env.prepare(start.seg.mul);
         O::fill(start.phase, start.step, start.inv_inc, start.amp, &mut self.x);
         self.env.run(start.env, start.seg, &mut self.env_out);
         let mut y = [0.0f32; BLOCK];
-        (self.ic1_end, self.ic2_end) = self.pairs.run(start.ic1, start.ic2, &self.x, &mut y);
-        self.stepped = true;
+        filter(self, &mut y);
         for ((o, y), e) in self.out.iter_mut().zip(&y).zip(self.env_out.iter()) {
             *o = y * e;
         }
@@ -413,15 +413,8 @@ impl Group {
                 stale |= 1 << l;
             }
         }
-        if stale & stale.wrapping_sub(1) == 0 {
-            // One lane (or none): on its own.
-            for l in set_bits::<LANES>(stale) {
-                self.set_coefs(l, self.env[l], fc);
-            }
-            return;
-        }
-        // Several: the lanes of each half that holds one at once, in one vector (the same
-        // operations, so the same values).
+        // The lanes of each half that holds a stale one at once, in one vector (the same
+        // operations as one lane alone, so the same values, at about the cost of one).
         for half in 0..2 {
             let lanes = (stale >> (4 * half)) & 0xF;
             if lanes == 0 {
@@ -545,23 +538,15 @@ impl Group {
             (start.ic1, start.ic2) = block.end();
         };
         if stepped && let Some(out) = periods.next() {
-            block.compute::<O>(&start, true);
+            block.compute_stepped::<O>(&start);
             part.mix(out, &block.out, headroom, gain);
             advance(&mut start, block);
         }
         // The periods after the first have idle ticks: no new coefficients, no stepping.
-        let tabled = |mix: &dyn Fn(&mut [f32; BLOCK], &[f32; BLOCK])| {
-            for out in periods {
-                block.compute_tabled::<O>(&start);
-                mix(out, &block.out);
-                advance(&mut start, block);
-            }
-        };
-        match part {
-            Part::Only => tabled(&|o, v| Part::Only.mix(o, v, headroom, gain)),
-            Part::First => tabled(&|o, v| Part::First.mix(o, v, headroom, gain)),
-            Part::Middle => tabled(&|o, v| Part::Middle.mix(o, v, headroom, gain)),
-            Part::Last => tabled(&|o, v| Part::Last.mix(o, v, headroom, gain)),
+        for out in periods {
+            block.compute_tabled::<O>(&start);
+            part.mix(out, &block.out, headroom, gain);
+            advance(&mut start, block);
         }
         self.phase[l] = start.phase;
         self.env[l] = start.env;
