@@ -113,31 +113,39 @@ pub(crate) struct LaneBlock {
     stepped: bool,
 }
 
-/// What a lane's block is computed from: its state at the block's first sample, and the
-/// pitch, gain, envelope segment and filter coefficients that stand over the block.
+/// What stands over a lane's block: the pitch, gain, envelope segment and filter
+/// coefficients (changing any takes a new anchor).
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct LaneStart {
-    phase: u32,
+pub(crate) struct LaneSetup {
     step: u32,
     inv_inc: f32,
     amp: f32,
     seg: Segment,
     coefs: (f32, f32, f32),
+}
+
+/// A lane's state at a block's first sample: what each block changes for the next. Kept
+/// apart from [`LaneSetup`] and passed by value: as fields of one struct, stored one by one
+/// after a block and read back by the next in one wide load, it stalled that load (the
+/// store could not be forwarded), some 4 % of a lone voice's time.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LaneState {
+    phase: u32,
     env: f32,
     ic1: f32,
     ic2: f32,
 }
 
 impl LaneBlock {
-    /// Computes the block's samples from `start`, with the filter `stepped` through the
-    /// samples ([`LowpassPairs`], two samples per step) or run as a block from its tables
-    /// ([`LowpassBlock`]). A lane steps when its coefficients changed since its last block
-    /// (an envelope in attack, decay or release, a moving cutoff): building tables for one
-    /// block costs about three times the block. Held at a steady level, it runs from the
-    /// tables, built once.
+    /// Computes the block's samples from the state `at` under `setup`, with the filter
+    /// `stepped` through the samples ([`LowpassPairs`], two samples per step) or run as a
+    /// block from its tables ([`LowpassBlock`]). A lane steps when its coefficients changed
+    /// since its last block (an envelope in attack, decay or release, a moving cutoff):
+    /// building tables for one block costs about three times the block. Held at a steady
+    /// level, it runs from the tables, built once.
     #[inline(always)]
-    fn compute<O: Oscillator>(&mut self, start: &LaneStart, stepped: bool) {
-        if stepped { self.compute_stepped::<O>(start) } else { self.compute_tabled::<O>(start) }
+    fn compute<O: Oscillator>(&mut self, setup: &LaneSetup, at: LaneState, stepped: bool) {
+        if stepped { self.compute_stepped::<O>(setup, at) } else { self.compute_tabled::<O>(setup, at) }
     }
 
     /// [`LaneBlock::compute`] with the filter run as a block from its tables (computed
@@ -145,29 +153,34 @@ impl LaneBlock {
     /// serves every caller (inlined into a larger loop, the compiler kept the inputs in
     /// registers and shuffled them into the filter's broadcasts, at twice the instructions).
     #[inline(never)]
-    fn compute_tabled<O: Oscillator>(&mut self, start: &LaneStart) {
-        let (m, q, d) = start.coefs;
+    fn compute_tabled<O: Oscillator>(&mut self, setup: &LaneSetup, at: LaneState) {
+        let (m, q, d) = setup.coefs;
         self.filter.prepare(m, q, d);
         self.stepped = false;
-        self.compute_with::<O>(start, |b, y| (b.ic2, b.ic1_end) = b.filter.outputs(start.ic1, start.ic2, &b.x, y));
+        self.compute_with::<O>(setup, at, |b, y| (b.ic2, b.ic1_end) = b.filter.outputs(at.ic1, at.ic2, &b.x, y));
     }
 
     /// [`LaneBlock::compute`] with the filter stepped through the samples.
     #[inline(never)]
-    fn compute_stepped<O: Oscillator>(&mut self, start: &LaneStart) {
-        let (m, q, d) = start.coefs;
+    fn compute_stepped<O: Oscillator>(&mut self, setup: &LaneSetup, at: LaneState) {
+        let (m, q, d) = setup.coefs;
         self.pairs = LowpassPairs::new(m, q, d);
         self.stepped = true;
-        self.compute_with::<O>(start, |b, y| (b.ic1_end, b.ic2_end) = b.pairs.run(start.ic1, start.ic2, &b.x, y));
+        self.compute_with::<O>(setup, at, |b, y| (b.ic1_end, b.ic2_end) = b.pairs.run(at.ic1, at.ic2, &b.x, y));
     }
 
-    /// The oscillator and envelope of the block from `start`, the low-pass outputs `filter`
-    /// writes from the inputs, and their product.
+    /// The oscillator and envelope of the block from `at` under `setup`, the low-pass
+    /// outputs `filter` writes from the inputs, and their product.
     #[inline(always)]
-    fn compute_with<O: Oscillator>(&mut self, start: &LaneStart, filter: impl FnOnce(&mut Self, &mut [f32; BLOCK])) {
-        self.env.prepare(start.seg.mul);
-        O::fill(start.phase, start.step, start.inv_inc, start.amp, &mut self.x);
-        self.env.run(start.env, start.seg, &mut self.env_out);
+    fn compute_with<O: Oscillator>(
+        &mut self,
+        setup: &LaneSetup,
+        at: LaneState,
+        filter: impl FnOnce(&mut Self, &mut [f32; BLOCK]),
+    ) {
+        self.env.prepare(setup.seg.mul);
+        O::fill(at.phase, setup.step, setup.inv_inc, setup.amp, &mut self.x);
+        self.env.run(at.env, setup.seg, &mut self.env_out);
         let mut y = [0.0f32; BLOCK];
         filter(self, &mut y);
         for ((o, y), e) in self.out.iter_mut().zip(&y).zip(self.env_out.iter()) {
@@ -478,19 +491,14 @@ impl Group {
             let skip = pos.saturating_sub(self.anchor_pos[l] as usize).min(BLOCK - 1);
             let n = (skip + out.len()).min(BLOCK);
             let (phase, step) = (self.anchor_phase[l], self.step[l]);
-            let start = LaneStart {
-                phase,
-                env: self.anchor_env[l],
-                ic1: self.anchor_ic1[l],
-                ic2: self.anchor_ic2[l],
-                ..self.lane_start(l)
-            };
+            let setup = self.lane_setup(l);
+            let at = LaneState { phase, env: self.anchor_env[l], ic1: self.anchor_ic1[l], ic2: self.anchor_ic2[l] };
             let block = &mut self.blocks[rank % SPARSE_LANES];
             if block.serial != self.anchor[l] {
                 // The lane's coefficients, segment, pitch and gain stand while its anchor
                 // does (changing any takes a new anchor).
                 block.serial = self.anchor[l];
-                block.compute::<O>(&start, self.anchor_stepped & (1 << l) != 0);
+                block.compute::<O>(&setup, at, self.anchor_stepped & (1 << l) != 0);
             }
             if let (Ok(whole), 0) = (<&mut [f32; BLOCK]>::try_from(&mut *out), skip) {
                 // The whole period in one call (the common case): a fixed-length loop.
@@ -500,7 +508,7 @@ impl Group {
             }
             self.phase[l] = phase.wrapping_add(step.wrapping_mul(n as u32));
             self.env[l] = block.env_out[n - 1];
-            (self.ic1[l], self.ic2[l]) = block.state_after((start.ic1, start.ic2), n);
+            (self.ic1[l], self.ic2[l]) = block.state_after((at.ic1, at.ic2), n);
         }
     }
 
@@ -526,49 +534,53 @@ impl Group {
         // Neither the anchor nor the block's samples are this period's: a later call takes
         // a new anchor and computes anew (the block's tables stay, keyed by coefficients).
         self.anchor[l] = 0;
-        let mut start = self.lane_start(l);
+        let setup = self.lane_setup(l);
+        let mut at = self.lane_state(l);
         let stepped = self.fresh & (1 << l) != 0;
         self.fresh &= !(1 << l);
         let block = &mut self.blocks[rank % SPARSE_LANES];
         block.serial = 0;
         let mut periods = out.chunks_exact_mut(BLOCK).filter_map(|o| <&mut [f32; BLOCK]>::try_from(o).ok());
-        let advance = |start: &mut LaneStart, block: &LaneBlock| {
-            start.phase = start.phase.wrapping_add(start.step.wrapping_mul(BLOCK as u32));
-            start.env = block.env_out[BLOCK - 1];
-            (start.ic1, start.ic2) = block.end();
+        let advance = |at: &mut LaneState, block: &LaneBlock| {
+            at.phase = at.phase.wrapping_add(setup.step.wrapping_mul(BLOCK as u32));
+            at.env = block.env_out[BLOCK - 1];
+            (at.ic1, at.ic2) = block.end();
         };
         if stepped && let Some(out) = periods.next() {
-            block.compute_stepped::<O>(&start);
+            block.compute_stepped::<O>(&setup, at);
             part.mix(out, &block.out, headroom, gain);
-            advance(&mut start, block);
+            advance(&mut at, block);
         }
         // The periods after the first have idle ticks: no new coefficients, no stepping.
         for out in periods {
-            block.compute_tabled::<O>(&start);
+            block.compute_tabled::<O>(&setup, at);
             part.mix(out, &block.out, headroom, gain);
-            advance(&mut start, block);
+            advance(&mut at, block);
         }
-        self.phase[l] = start.phase;
-        self.env[l] = start.env;
-        self.ic1[l] = start.ic1;
-        self.ic2[l] = start.ic2;
+        self.phase[l] = at.phase;
+        self.env[l] = at.env;
+        self.ic1[l] = at.ic1;
+        self.ic2[l] = at.ic2;
     }
 
-    /// Where lane `l` stands now, with what its block is computed from.
+    /// What stands over lane `l`'s blocks now.
     #[inline(always)]
-    fn lane_start(&self, l: usize) -> LaneStart {
+    fn lane_setup(&self, l: usize) -> LaneSetup {
         let l = l % LANES;
-        LaneStart {
-            phase: self.phase[l],
+        LaneSetup {
             step: self.step[l],
             inv_inc: self.inv_inc[l],
             amp: self.amp[l],
             seg: Segment { mul: self.env_mul[l], add: self.env_add[l], floor: self.env_floor[l] },
             coefs: (self.fm[l], self.fq[l], self.fd[l]),
-            env: self.env[l],
-            ic1: self.ic1[l],
-            ic2: self.ic2[l],
         }
+    }
+
+    /// Where lane `l` stands now.
+    #[inline(always)]
+    fn lane_state(&self, l: usize) -> LaneState {
+        let l = l % LANES;
+        LaneState { phase: self.phase[l], env: self.env[l], ic1: self.ic1[l], ic2: self.ic2[l] }
     }
 
     /// Renders `acc.len()` samples of all lanes, adding lane `l` of each
