@@ -1181,7 +1181,6 @@ impl IMidiMappingTrait for TrioPlugin {
         cc: CtrlNumber,
         id: *mut ParamID,
     ) -> tresult {
-        self.deliver_main_thread_work();
         guard(|| {
             // SAFETY: the host passes a valid out pointer or null.
             let Some(out) = (unsafe { id.as_mut() }) else { return kInvalidArgument };
