@@ -251,8 +251,8 @@ unsafe fn all_bits_zero_of(ptrs: &[*const f32], len: usize) -> bool {
     true
 }
 
-/// The bits of `channel` ORed together in 32 independent lanes (whole vectors in either
-/// width, four of them in flight), then its tail.
+/// The bits of `channel` ORed together in 32 independent lanes (eight 128-bit vectors on
+/// the baseline target, four 256-bit ones with AVX2), then its tail.
 #[inline(always)]
 fn bits_or(channel: &[f32]) -> u32 {
     const W: usize = 32;
