@@ -210,6 +210,37 @@ fn an_allocating_engine_is_reported_by_the_main_thread_never_the_audio_thread() 
 }
 
 #[test]
+fn control_events_that_come_late_are_reported_by_the_main_thread() -> Result<()> {
+    // A host that says it plays in real time but renders as fast as it can (some bounce
+    // that way): the control worker ticks on its timer, every 2 ms, while the engine's
+    // clock runs many times faster, so the arpeggiator's steps, scheduled a lookahead of
+    // a block plus 20 ms ahead of the clock, reach the engine after their sample.
+    let bundle = TestBundle::synth()?;
+    let mut plugin = Plugin::new(Arc::new(Module::load(&bundle.path)?))?;
+    let arp = plugin.parameters().into_iter().find(|p| p.title == "Arpeggiator").expect("TrioSynth's arpeggiator");
+    let on = plugin.param_from_text(arp.id, "On").expect("the arpeggiator accepts On");
+    plugin.set_param_normalized(arp.id, on)?;
+    plugin.start(Setup::new(SR, MAX))?;
+    let ((), audio) = captured_stderr(|| {
+        let chord: Vec<NoteEvent> = [60, 64, 67].iter().map(|&p| NoteEvent::on(0, p, 0.8)).collect();
+        plugin.process(MAX, &chord, &[])?;
+        // 20 s of audio, far faster than real time (here some 27 times).
+        for _ in 0..(20.0 * SR) as usize / MAX {
+            plugin.process(MAX, &[], &[])?;
+        }
+        Ok(())
+    })?;
+    ensure!(audio.is_empty(), "the audio thread wrote to stderr:\n{audio}");
+    let main = main_thread_report(&plugin)?;
+    eprintln!("{main}");
+    ensure!(
+        main.contains("came after their sample time and played at the start of the next block"),
+        "no report of late events from the main thread:\n{main}"
+    );
+    Ok(())
+}
+
+#[test]
 fn an_engine_panic_is_logged_by_the_main_thread_with_where_and_why() -> Result<()> {
     // The test-only engine, which panics in `process` when armed.
     let (bundle, engine) = with_probe_engine()?;

@@ -161,8 +161,8 @@ pub struct TrioPlugin {
     /// Whether the host activated the sidechain bus (`activateBus`).
     side_active: AtomicBool,
     /// The audio thread's problem counters when last reported (main thread):
-    /// allocation violations, engine panics, non-finite blocks, runaway blocks.
-    reported_problems: [AtomicU64; 4],
+    /// allocation violations, engine panics, non-finite blocks, runaway blocks, late events.
+    reported_problems: [AtomicU64; 5],
     /// The last normalized value (`f64` bits) the host gave each MIDI controller
     /// parameter, for `getParamNormalized`.
     midi_values: [AtomicU64; MIDI_CONTROLLERS],
@@ -234,11 +234,18 @@ impl TrioPlugin {
     /// Logs, from the main thread, what the audio thread counted since the last report
     /// (the audio thread itself never prints): allocations where none are allowed, engine
     /// panics (with where and why, from the block), blocks silenced for NaN or infinite
-    /// samples or for output above +40 dBFS.
+    /// samples or for output above +40 dBFS, and events of the control module that came
+    /// after their sample.
     fn report_audio_thread_problems(&self) {
         let stats = &self.instance.block().stats;
         let name = &self.config.name;
-        let counters = [&stats.alloc_violations, &stats.engine_panics, &stats.nonfinite_blocks, &stats.runaway_blocks];
+        let counters = [
+            &stats.alloc_violations,
+            &stats.engine_panics,
+            &stats.nonfinite_blocks,
+            &stats.runaway_blocks,
+            &stats.late_events,
+        ];
         for (kind, (counter, reported)) in counters.iter().zip(&self.reported_problems).enumerate() {
             // Relaxed: telemetry counters. Loads only, unless something is new: hosts
             // make main-thread calls by the thousand.
@@ -263,9 +270,15 @@ impl TrioPlugin {
                     "{name}: {new} block(s) of engine output held NaN or infinite samples and were replaced by silence \
                      ({count} so far)"
                 ),
-                _ => log::warn!(
+                3 => log::warn!(
                     "{name}: {new} block(s) of engine output went above +40 dBFS and were replaced by silence ({count} so \
                      far): a filter or feedback loop is running away"
+                ),
+                _ => log::warn!(
+                    "{name}: {new} event(s) the control module scheduled came after their sample time and played at the \
+                     start of the next block ({count} so far): the control worker ran later than its lookahead (a busy \
+                     machine, or a host rendering faster than real time without saying it renders offline), or the \
+                     control logic scheduled them in the past"
                 ),
             }
         }
