@@ -31,8 +31,16 @@ def onsets(channel):
     return [int(i) for i in starts if i >= 200 and not nz[i - 200 : i].any()]
 
 
+# What the plugin logs when events of its control module reached the engine after their
+# sample (the control worker ran later than its lookahead).
+LATE = "came after their sample time"
+
+
 def reference(bundle, tmp_path, block, extra):
-    """Note-ons of a real-time-paced render in the test host."""
+    """Note-ons of a real-time-paced render in the test host. A render during which the
+    machine held the control worker back for longer than its lookahead (a block plus
+    20 ms) played some steps late, and the plugin says so: that render shows the machine,
+    not the real-time behaviour, and is made again (up to three renders)."""
     host = os.environ.get("TRIO_HOST")
     assert host, "TRIO_HOST must name the trio-host binary (scripts/real_hosts.sh sets it)"
     out = tmp_path / f"reference-{block}.wav"
@@ -40,7 +48,14 @@ def reference(bundle, tmp_path, block, extra):
     args = [host, "render", bundle, "--notes", notes, "--seconds", str(SECONDS), "--block", str(block), "--realtime"]
     for setting in SETTINGS:
         args += ["--param", setting]
-    subprocess.run(args + extra + ["--out", str(out)], check=True, capture_output=True)
+    for attempt in range(1, 4):
+        done = subprocess.run(args + extra + ["--out", str(out)], check=True, capture_output=True, text=True)
+        late = [line for line in done.stderr.splitlines() if LATE in line]
+        if not late:
+            break
+        print(f"\nreal-time reference, block {block}, render {attempt}: {late[0]}")
+    else:
+        pytest.fail(f"three real-time reference renders in a row played late control events:\n{done.stderr}")
     with AudioFile(str(out)) as f:
         return onsets(f.read(f.frames)[0])
 
