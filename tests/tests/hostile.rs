@@ -237,6 +237,19 @@ fn control_events_that_come_late_are_reported_by_the_main_thread() -> Result<()>
         main.contains("came after their sample time and played at the start of the next block"),
         "no report of late events from the main thread:\n{main}"
     );
+    // More late events, then the host stops at once: deactivating tells them too.
+    let ((), audio) = captured_stderr(|| {
+        for _ in 0..(5.0 * SR) as usize / MAX {
+            plugin.process(MAX, &[], &[])?;
+        }
+        Ok(())
+    })?;
+    ensure!(audio.is_empty(), "the audio thread wrote to stderr:\n{audio}");
+    let ((), stopped) = captured_stderr(|| {
+        plugin.stop();
+        Ok(())
+    })?;
+    ensure!(stopped.contains("came after their sample time"), "no report when the host deactivated:\n{stopped}");
     Ok(())
 }
 

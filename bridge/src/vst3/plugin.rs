@@ -834,6 +834,10 @@ impl IComponentTrait for TrioPlugin {
                 self.instance.expect_blocks();
             } else {
                 self.instance.note_host_state(state_flags::PROCESSING, false);
+                // Processing is over: what the audio thread counted is told now, not lost
+                // with a host that exits without another main-thread call (this only
+                // logs; it calls nothing of the host's).
+                self.report_audio_thread_problems();
             }
             match self.instance.reset() {
                 status::OK => kResultOk,

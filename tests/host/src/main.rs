@@ -298,10 +298,6 @@ fn render(args: &[String]) -> Result<(), CliError> {
     let started = std::time::Instant::now();
     let audio = trio_host::render_paced(&mut plugin, &notes, frames, block, realtime)?;
     let took = started.elapsed();
-    // Hosts keep calling a plugin from their main thread (idle timers, displays); one such
-    // call after the render lets it report what its audio thread counted (late events,
-    // allocations) before this process exits.
-    let _ = plugin.tail_samples();
     trio_host::write_wav(&out, &audio, rate)?;
     let peak = audio.iter().flatten().fold(0.0f32, |p, s| p.max(s.abs()));
     println!(
