@@ -37,11 +37,13 @@ step "loom: model-check the shared-memory protocols"
 RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 \
   cargo test -p trio --tests --release --target-dir target/loom
 
-step "miri: the ring, seqlock and emergency-arena unit tests"
+step "miri: the ring, seqlock and emergency-arena unit tests, and the bridge's lock-free cell"
 if ! cargo +nightly miri --version >/dev/null 2>&1; then
   rustup +nightly component add miri rust-src
 fi
 MIRIFLAGS="-Zmiri-strict-provenance" \
   cargo +nightly miri test -p trio --lib --target-dir target/miri -- ring:: seqlock:: realtime::tests
+MIRIFLAGS="-Zmiri-strict-provenance" \
+  cargo +nightly miri test -p trio-bridge --lib --target-dir target/miri -- latest::
 
 step "done"

@@ -11,6 +11,7 @@ use trio::segment::BlockSegment;
 use trio::sleep::SleepGate;
 
 use crate::error::{ControlError, InstanceError};
+use crate::latest::Latest;
 use crate::modules::{ControlModule, EngineModule, Modules};
 use crate::worker::{ControlFns, ControlPtr, TickFeedback, create_instance};
 
@@ -142,10 +143,12 @@ pub struct Instance {
     /// Whether the engine sleeps (`Block::set_asleep`): blocks with nothing for it are
     /// answered in its place.
     sleep: SleepGate,
-    /// The parameter definitions as last read from the block (any non-audio thread), and
-    /// the block's definitions version they are current for (a rewrite of the same
-    /// definitions keeps the same `Arc`, so tables built from it stay valid).
-    definitions: RwLock<(u64, Arc<Definitions>)>,
+    /// The parameter definitions as last read from the block (any non-audio thread). A
+    /// rewrite of the same definitions keeps the same `Arc`, so tables built from it stay
+    /// valid.
+    definitions: Latest<Arc<Definitions>>,
+    /// The block's definitions version that `definitions` was last found current for.
+    definitions_version: AtomicU64,
     // Dropped last (after `Drop::drop` destroyed both module instances that point into it).
     core: Arc<Core>,
 }
@@ -301,7 +304,8 @@ impl Instance {
             params_moved: AtomicBool::new(false),
             ticked_epoch: AtomicU64::new(u64::MAX),
             sleep: SleepGate::new(),
-            definitions: RwLock::new(definitions),
+            definitions_version: AtomicU64::new(definitions.0),
+            definitions: Latest::new(definitions.1),
             core,
         };
         if code != status::OK || instance.engine_ptr.is_null() {
@@ -577,34 +581,43 @@ impl Instance {
     }
 
     /// The parameter definitions, read from the block (re-read only when the control
-    /// module changed them). Any thread but the audio thread.
-    pub fn definitions(&self) -> Arc<Definitions> {
-        let params = &self.block().params;
-        let (version, cached) = {
-            let guard = read(&self.definitions);
-            (guard.0, Arc::clone(&guard.1))
-        };
-        if version == params.version() {
-            return cached;
+    /// module changed them). Any thread but the audio thread. No lock and no reference
+    /// count while they are unchanged: hosts ask on nearly every call.
+    pub fn definitions(&self) -> &Arc<Definitions> {
+        let version = self.block().params.version();
+        // Acquire: pairs with the Release store in `refresh_definitions`, made after the
+        // definitions it confirms were published.
+        if self.definitions_version.load(Ordering::Acquire) == version {
+            return self.definitions.get();
         }
-        match params.read_definitions() {
+        self.refresh_definitions()
+    }
+
+    /// [`Self::definitions`] when the block's version moved: reads them again.
+    #[cold]
+    fn refresh_definitions(&self) -> &Arc<Definitions> {
+        let params = &self.block().params;
+        let mut confirmed = None;
+        let defs = self.definitions.update(|cached| match params.read_definitions() {
             // The same definitions written again (a control instance created in the
             // background, a reload that changed nothing the host sees).
-            Some(fresh) if fresh.same_as(&cached) => {
-                let mut guard = write(&self.definitions);
-                // Only if no other thread replaced the cache meanwhile.
-                if Arc::ptr_eq(&guard.1, &cached) {
-                    guard.0 = fresh.version;
-                }
-                cached
+            Some(fresh) if fresh.same_as(cached) => {
+                confirmed = Some(fresh.version);
+                None
             }
             Some(fresh) => {
-                let fresh = Arc::new(fresh);
-                *write(&self.definitions) = (fresh.version, Arc::clone(&fresh));
-                fresh
+                confirmed = Some(fresh.version);
+                Some(Arc::new(fresh))
             }
-            None => cached,
+            // A rewrite in progress: the last ones until it ends.
+            None => None,
+        });
+        if let Some(version) = confirmed {
+            // Release: see `definitions`. Under no lock: a racing refresh can only store
+            // an older version, which costs the next call one more read.
+            self.definitions_version.store(version, Ordering::Release);
         }
+        defs
     }
 
     /// The definition of parameter `id`.
@@ -660,7 +673,6 @@ impl Instance {
         if info.display.kind != DisplayKind::Custom {
             return Ok(info.format_normalized(normalized));
         }
-        drop(defs);
         self.control_call("trio_control_format_value", move |fns, inst| {
             // SAFETY: a live control instance, on the worker; the closure writes only into
             // the buffer it is given.

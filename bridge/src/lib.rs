@@ -20,6 +20,7 @@ mod config;
 mod elf;
 mod error;
 mod instance;
+mod latest;
 mod modules;
 pub mod reload;
 pub mod vst3;

@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 use std::ffi::c_char;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use atomic_refcell::AtomicRefCell;
 use trio::abi::{self, Event, TransportInfo, event_kind, param_flags, status, transport_flags};
@@ -40,6 +40,7 @@ use super::run_loop;
 use super::util::{copy_wstr, guard, guard_value, read_stream, read_wstr, write_stream};
 use crate::config::{Layout, PluginConfig, PluginKind};
 use crate::instance::Buses;
+use crate::latest::Latest;
 use crate::{Instance, Modules, ProcessSetup};
 
 /// Events one block can carry; more are dropped and counted in `stats.events_dropped`.
@@ -143,7 +144,7 @@ pub struct TrioPlugin {
     instance: Instance,
     /// Rebuilt by any controller call when the definitions' version changed; never
     /// touched by `process`.
-    tables: RwLock<Arc<ParamTables>>,
+    tables: Latest<ParamTables>,
     /// Borrowed by `process` (audio thread); resized by `setupProcessing`.
     scratch: AtomicRefCell<AudioScratch>,
     /// Set by `setComponentHandler`, cleared by `terminate`; cloned out (lock released)
@@ -188,12 +189,12 @@ impl TrioPlugin {
         // An instrument's main bus holds the zeros `process_block` writes: nothing there
         // can wake a sleeping engine.
         instance.set_main_input(config.kind == PluginKind::Effect);
-        let tables = ParamTables::build(instance.definitions());
+        let tables = ParamTables::build(Arc::clone(instance.definitions()));
         Ok(Self {
             run_loop: Default::default(),
             config,
             instance,
-            tables: RwLock::new(Arc::new(tables)),
+            tables: Latest::new(tables),
             scratch: AtomicRefCell::new(AudioScratch::new(setup.max_block_size as usize)),
             handler: Mutex::new(HandlerSlot(None)),
             main_thread: AtomicU64::new(0),
@@ -213,16 +214,19 @@ impl TrioPlugin {
     }
 
     /// The current parameter tables, rebuilt if the control module changed the
-    /// definitions since they were built.
-    fn tables(&self) -> Arc<ParamTables> {
-        let cached = Arc::clone(&self.tables.read().unwrap_or_else(|p| p.into_inner()));
+    /// definitions since they were built. No lock and no reference count while they are
+    /// unchanged.
+    fn tables(&self) -> &ParamTables {
         let defs = self.instance.definitions();
-        if Arc::ptr_eq(&cached.defs, &defs) {
+        let cached = self.tables.get();
+        if Arc::ptr_eq(&cached.defs, defs) {
             return cached;
         }
-        let fresh = Arc::new(ParamTables::build(defs));
-        *self.tables.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&fresh);
-        fresh
+        self.tables.update(|cached| {
+            // Another thread may have rebuilt them meanwhile.
+            let defs = self.instance.definitions();
+            (!Arc::ptr_eq(&cached.defs, defs)).then(|| ParamTables::build(Arc::clone(defs)))
+        })
     }
 
     /// [`Self::main_thread_work`] from a call that has no panic guard of its own: a host's
@@ -238,7 +242,6 @@ impl TrioPlugin {
     /// after their sample.
     fn report_audio_thread_problems(&self) {
         let stats = &self.instance.block().stats;
-        let name = &self.config.name;
         let counters = [
             &stats.alloc_violations,
             &stats.engine_panics,
@@ -251,36 +254,44 @@ impl TrioPlugin {
             // make main-thread calls by the thousand.
             let count = counter.load(Ordering::Relaxed);
             let last = reported.load(Ordering::Relaxed);
-            if count <= last {
-                continue;
+            if count > last {
+                reported.store(count, Ordering::Relaxed);
+                self.log_audio_thread_problem(kind, count, count - last);
             }
-            reported.store(count, Ordering::Relaxed);
-            let new = count - last;
-            match kind {
-                0 => log::warn!(
-                    "{name}: the audio thread made {new} allocator call(s) where none are allowed ({count} since the \
+        }
+    }
+
+    /// Logs what [`Self::report_audio_thread_problems`] found new: `new` more of problem
+    /// `kind`, `count` in all. Kept out of line: the check runs on every host call.
+    #[cold]
+    #[inline(never)]
+    fn log_audio_thread_problem(&self, kind: usize, count: u64, new: u64) {
+        let stats = &self.instance.block().stats;
+        let name = &self.config.name;
+        match kind {
+            0 => log::warn!(
+                "{name}: the audio thread made {new} allocator call(s) where none are allowed ({count} since the \
                      plugin was created); the engine or the bridge allocates while processing"
-                ),
-                1 => log::error!(
-                    "{name}: the engine panicked while processing ({count} time(s) so far), last at {}; it outputs \
+            ),
+            1 => log::error!(
+                "{name}: the engine panicked while processing ({count} time(s) so far), last at {}; it outputs \
                      silence until the host resets it (deactivate and activate the plugin)",
-                    stats.panic_note.read().as_deref().unwrap_or("an unknown place")
-                ),
-                2 => log::warn!(
-                    "{name}: {new} block(s) of engine output held NaN or infinite samples and were replaced by silence \
+                stats.panic_note.read().as_deref().unwrap_or("an unknown place")
+            ),
+            2 => log::warn!(
+                "{name}: {new} block(s) of engine output held NaN or infinite samples and were replaced by silence \
                      ({count} so far)"
-                ),
-                3 => log::warn!(
-                    "{name}: {new} block(s) of engine output went above +40 dBFS and were replaced by silence ({count} so \
+            ),
+            3 => log::warn!(
+                "{name}: {new} block(s) of engine output went above +40 dBFS and were replaced by silence ({count} so \
                      far): a filter or feedback loop is running away"
-                ),
-                _ => log::warn!(
-                    "{name}: {new} event(s) the control module scheduled came after their sample time and played at the \
+            ),
+            _ => log::warn!(
+                "{name}: {new} event(s) the control module scheduled came after their sample time and played at the \
                      start of the next block ({count} so far): the control worker ran later than its lookahead (a busy \
                      machine, or a host rendering faster than real time without saying it renders offline), or the \
                      control logic scheduled them in the past"
-                ),
-            }
+            ),
         }
     }
 
