@@ -24,9 +24,11 @@ use crate::modules::{check_descriptor, check_exports, open_library, symbol};
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long each side of a call spins before it sleeps: the worker waiting for the next
-/// job after finishing one, and the caller waiting for its reply. Hosts make calls in
-/// bursts (pedalboard asks for thousands of parameter texts while loading); sleeping and
-/// being woken costs tens of microseconds per call on a busy machine, spinning a few.
+/// job after answering a call, and the caller waiting for its reply. Hosts make calls in
+/// bursts (pedalboard asks for thousands of parameter texts while loading, a custom
+/// format's among them); sleeping and being woken costs tens of microseconds per call on
+/// a busy machine, spinning a few. Queued work (creating and destroying instances) is not
+/// followed by a spin: nothing waits on it.
 const SPIN: Duration = Duration::from_micros(50);
 
 /// Polls `try_once` until it yields a value or `budget` has passed.
@@ -267,6 +269,8 @@ pub(crate) struct WorkerContext {
     pub(crate) fns: ControlFns,
     /// Control instances the worker ticks, each on the schedule its last tick asked for.
     ticking: Vec<Ticking>,
+    /// Set by a job that answered a waiting caller: another call may follow at once.
+    answered: bool,
 }
 
 impl WorkerContext {
@@ -525,6 +529,7 @@ impl ControlWorker {
             // AcqRel: decides the call once against the caller's giving up (below).
             if job_progress.compare_exchange(CALL_PENDING, CALL_DONE, Ordering::AcqRel, Ordering::Acquire).is_ok() {
                 let _ = reply_tx.send(reply);
+                ctx.answered = true;
             } else {
                 // The caller gave up on this call and treats the module as hung: run
                 // nothing more of it (the loop checks this flag after every job).
@@ -627,11 +632,12 @@ fn serve(
         }
     };
     drop(ready);
-    let mut ctx = WorkerContext { fns, ticking: Vec::new() };
-    // Spin for the next job only right after a job: calls come in bursts, ticks do not.
-    let mut after_job = false;
+    let mut ctx = WorkerContext { fns, ticking: Vec::new(), answered: false };
+    // Spin for the next job only right after answering a call: calls come in bursts
+    // (value texts at load), queued work (creations, destructions) and ticks do not.
+    let mut after_call = false;
     loop {
-        let spun = if after_job { spin_for(SPIN, || jobs.try_recv().ok()) } else { None };
+        let spun = if after_call { spin_for(SPIN, || jobs.try_recv().ok()) } else { None };
         // Instances the host is playing are also checked for pokes, cheaply (no call into
         // the module), every POKE_CHECK_INTERVAL; idle ones only on the idle grid.
         let playing = ctx.ticking.iter().any(|t| t.quiet_checks < QUIET_CHECKS);
@@ -648,11 +654,11 @@ fn serve(
         match next {
             Ok(job) => {
                 busy.run(|| job(&mut ctx));
-                after_job = true;
+                after_call = std::mem::take(&mut ctx.answered);
             }
             Err(RecvTimeoutError::Timeout) => {
                 tick_due(&mut ctx, busy);
-                after_job = false;
+                after_call = false;
             }
             Err(RecvTimeoutError::Disconnected) => break,
         }
