@@ -280,8 +280,10 @@ def load_without_parameter_scan(path):
 
 def loads(ours_path, theirs_path, reps):
     """Interleaved load_plugin times (s), the time to destroy each instance (s), and (when
-    pedalboard lets us) the load time without pedalboard's parameter scan."""
-    out = {k: [] for k in ("ours", "theirs", "ours_unload", "theirs_unload", "ours_bare", "theirs_bare")}
+    pedalboard lets us) the load time without pedalboard's parameter scan, in wall time and
+    in process CPU time (every thread: work a plugin hands to its own threads counts)."""
+    keys = ("ours", "theirs", "ours_unload", "theirs_unload", "ours_bare", "theirs_bare", "ours_bare_cpu", "theirs_bare_cpu")
+    out = {k: [] for k in keys}
     keep = []
     for _ in range(reps):
         for side, path in (("ours", ours_path), ("theirs", theirs_path)):
@@ -293,9 +295,10 @@ def loads(ours_path, theirs_path, reps):
             out[side + "_unload"].append(time.perf_counter() - start)
         for side, path in (("ours", ours_path), ("theirs", theirs_path)):
             if CAN_SKIP_SCAN:
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), process_cpu_s()
                 keep.append(load_without_parameter_scan(path))
                 out[side + "_bare"].append(time.perf_counter() - start)
+                out[side + "_bare_cpu"].append(process_cpu_s() - cpu)
                 unload(keep)
     return out
 
@@ -662,9 +665,11 @@ def main():
     if CAN_SKIP_SCAN:
         bare = {s: median(load_idle[s + "_bare"]) * 1e3 for s in ("ours", "theirs")}
         bare_busy = {s: median(load_busy[s + "_bare"]) * 1e3 for s in ("ours", "theirs")}
+        bare_cpu = {s: median(load_idle[s + "_bare_cpu"]) * 1e3 for s in ("ours", "theirs")}
         per_param = {s: (li[s] - bare[s]) / max(param_count[s], 1) for s in ("ours", "theirs")}
         info += [
             Row("load without pedalboard's parameter scan", "ms", bare["ours"], bare["theirs"], digits=2),
+            Row("  the same, process CPU time", "ms", bare_cpu["ours"], bare_cpu["theirs"], digits=2),
             Row("  the same, cores busy", "ms", bare_busy["ours"], bare_busy["theirs"], digits=2),
             Row("load: pedalboard's scan per parameter", "ms", per_param["ours"], per_param["theirs"], digits=2),
         ]

@@ -37,12 +37,12 @@ step "loom: model-check the shared-memory protocols"
 RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 \
   cargo test -p trio --tests --release --target-dir target/loom
 
-step "miri: the ring, seqlock and emergency-arena unit tests, and the bridge's lock-free cell"
+step "miri: the ring, seqlock, emergency-arena and engine-creation unit tests, and the bridge's lock-free cell"
 if ! cargo +nightly miri --version >/dev/null 2>&1; then
   rustup +nightly component add miri rust-src
 fi
 MIRIFLAGS="-Zmiri-strict-provenance" \
-  cargo +nightly miri test -p trio --lib --target-dir target/miri -- ring:: seqlock:: realtime::tests
+  cargo +nightly miri test -p trio --lib --target-dir target/miri -- ring:: seqlock:: realtime::tests engine::tests::engines_are_built
 MIRIFLAGS="-Zmiri-strict-provenance" \
   cargo +nightly miri test -p trio-bridge --lib --target-dir target/miri -- latest::
 

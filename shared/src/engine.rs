@@ -1225,23 +1225,45 @@ pub mod __export {
             let max_block = shared.header.max_block_size.load(core::sync::atomic::Ordering::Relaxed).max(1);
             let mut ctx =
                 super::EngineContext { shared, area, params: &params, sample_rate, max_block: max_block as usize };
-            let engine = E::new(&mut ctx);
-            let runner = Box::new(Runner {
-                engine,
-                shared,
-                area,
-                params,
-                ring,
-                to_control,
+            // Built in its place on the heap, the engine straight into its field: an engine
+            // can be large (the example synth's is 65 KiB), and building the runner on the
+            // stack copied it twice more, and made the host's thread hold it three times
+            // over on its stack (some hosts create plugins on threads with small stacks).
+            let mut slot = Box::<Runner<E>>::new_uninit();
+            let runner = slot.as_mut_ptr();
+            // SAFETY: `runner` points to an allocation of a `Runner<E>`, ours alone; the
+            // engine is written first, so a panic in `E::new` leaves nothing written to
+            // drop, and every other field is written below before `assume_init`.
+            unsafe { core::ptr::addr_of_mut!((*runner).engine).write(E::new(&mut ctx)) };
+            // Acquire: pairs with the Release store after each block, so an engine on a used
+            // block continues its clock.
+            let clock = shared.header.sample_clock.load(core::sync::atomic::Ordering::Acquire);
+            macro_rules! init {
+                ($($field:ident: $value:expr),* $(,)?) => {
+                    // The engine and these are every field: a field added to `Runner` and
+                    // not here fails to compile (the pattern has no `..`).
+                    let _every_field = |r: &Runner<E>| {
+                        let Runner { engine: _, $($field: _),* } = r;
+                    };
+                    // SAFETY: as above: each field of the allocation written once.
+                    $(unsafe { core::ptr::addr_of_mut!((*runner).$field).write($value) };)*
+                };
+            }
+            init!(
+                shared: shared,
+                area: area,
+                params: params,
+                ring: ring,
+                to_control: to_control,
                 published: [true; MAX_VOICES],
-                sample_rate,
-                max_block,
-                // Acquire: pairs with the Release store after each block, so an engine on a
-                // used block continues its clock.
-                clock: shared.header.sample_clock.load(core::sync::atomic::Ordering::Acquire),
+                sample_rate: sample_rate,
+                max_block: max_block,
+                clock: clock,
                 faulted: false,
                 asleep: false,
-            });
+            );
+            // SAFETY: every field was written above (checked by the pattern in `init!`).
+            let runner = unsafe { slot.assume_init() };
             // SAFETY: `out` is non-null and valid for a write (caller's guarantee).
             unsafe { out.write(Box::into_raw(runner).cast()) };
             status::OK
@@ -1418,7 +1440,57 @@ macro_rules! export_engine {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::{peak_and_energy, peak_and_energy_of, same_bits};
+    use super::{__export, Block, Engine, EngineContext, Runner, peak_and_energy, peak_and_energy_of, same_bits};
+    use crate::abi::{AreaLayout, status};
+    use crate::block::HeapBlock;
+
+    /// An engine far larger than the rest of its runner.
+    struct Large {
+        samples: [f32; 8192],
+        rate: f64,
+    }
+
+    impl Engine for Large {
+        type Area = ();
+        fn new(ctx: &mut EngineContext<'_, ()>) -> Self {
+            Large { samples: [0.25; 8192], rate: ctx.sample_rate() }
+        }
+        fn process(&mut self, _: &mut Block<'_, ()>) {}
+    }
+
+    /// An engine whose construction panics.
+    struct Refuses;
+
+    impl Engine for Refuses {
+        type Area = ();
+        fn new(_: &mut EngineContext<'_, ()>) -> Self {
+            panic!("this engine refuses to be created")
+        }
+        fn process(&mut self, _: &mut Block<'_, ()>) {}
+    }
+
+    /// `create` builds the runner field by field in its allocation (Miri checks every
+    /// field is initialised and nothing leaks), and a panic in `Engine::new` returns
+    /// `PANIC` with nothing written and nothing left allocated.
+    #[test]
+    fn engines_are_built_in_place_and_a_failed_one_leaves_nothing() {
+        let heap = HeapBlock::new(&AreaLayout::of::<()>());
+        let mut out = core::ptr::null_mut();
+        // SAFETY: a live block that outlives the engine; `out` is a valid slot.
+        assert_eq!(unsafe { __export::create::<Large>(heap.as_ptr(), &mut out) }, status::OK);
+        // SAFETY: made by `create::<Large>` just above, not yet destroyed.
+        let runner = unsafe { &*out.cast::<Runner<Large>>() };
+        assert!(runner.engine.samples.iter().all(|&s| s == 0.25));
+        assert_eq!((runner.engine.rate, runner.sample_rate, runner.max_block), (48_000.0, 48_000.0, 1024));
+        assert!(runner.published.iter().all(|&p| p) && !runner.faulted && !runner.asleep);
+        // SAFETY: made by `create::<Large>`, destroyed once, no call running.
+        unsafe { __export::destroy::<Large>(out) };
+
+        let mut out = core::ptr::null_mut();
+        // SAFETY: as above.
+        assert_eq!(unsafe { __export::create::<Refuses>(heap.as_ptr(), &mut out) }, status::PANIC);
+        assert!(out.is_null(), "a failed creation writes no engine");
+    }
 
     /// The scan the CPU runs (256-bit vectors where it has AVX) gives the baseline's
     /// results bit for bit, at every length and alignment.
