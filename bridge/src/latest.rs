@@ -28,7 +28,7 @@ impl<T> Latest<T> {
 
     /// The value set last (or one being set at this moment).
     pub(crate) fn get(&self) -> &T {
-        // Acquire: pairs with the Release in `replace`, so the value is seen whole.
+        // Acquire: pairs with the Release in `update`, so the value is seen whole.
         let ptr = self.current.load(Ordering::Acquire);
         // SAFETY: `ptr` is one of `all`'s values, which are freed only when `self` is
         // dropped, and never written after they are published.

@@ -271,26 +271,26 @@ impl TrioPlugin {
         match kind {
             0 => log::warn!(
                 "{name}: the audio thread made {new} allocator call(s) where none are allowed ({count} since the \
-                     plugin was created); the engine or the bridge allocates while processing"
+                 plugin was created); the engine or the bridge allocates while processing"
             ),
             1 => log::error!(
                 "{name}: the engine panicked while processing ({count} time(s) so far), last at {}; it outputs \
-                     silence until the host resets it (deactivate and activate the plugin)",
+                 silence until the host resets it (deactivate and activate the plugin)",
                 stats.panic_note.read().as_deref().unwrap_or("an unknown place")
             ),
             2 => log::warn!(
                 "{name}: {new} block(s) of engine output held NaN or infinite samples and were replaced by silence \
-                     ({count} so far)"
+                 ({count} so far)"
             ),
             3 => log::warn!(
                 "{name}: {new} block(s) of engine output went above +40 dBFS and were replaced by silence ({count} so \
-                     far): a filter or feedback loop is running away"
+                 far): a filter or feedback loop is running away"
             ),
             _ => log::warn!(
                 "{name}: {new} event(s) the control module scheduled came after their sample time and played at the \
-                     start of the next block ({count} so far): the control worker ran later than its lookahead (a busy \
-                     machine, or a host rendering faster than real time without saying it renders offline), or the \
-                     control logic scheduled them in the past"
+                 start of the next block ({count} so far): the control worker ran later than its lookahead (a busy \
+                 machine, or a host rendering faster than real time without saying it renders offline), or the \
+                 control logic scheduled them in the past"
             ),
         }
     }
