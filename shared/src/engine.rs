@@ -1102,27 +1102,14 @@ impl<E: Engine> Runner<E> {
     }
 }
 
-/// The largest magnitude and the sum of squares of `channel`: [`peak_and_energy_of`], in
-/// 256-bit vectors on a CPU with AVX (half the instructions of the baseline's 128-bit ones,
-/// and the same results bit for bit: each lane sees the same samples in the same order).
-fn peak_and_energy(channel: &[f32]) -> (f32, f32) {
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
-    if std::arch::is_x86_feature_detected!("avx") {
-        // SAFETY: the CPU has AVX (checked just above).
-        return unsafe { peak_and_energy_avx(channel) };
-    }
-    peak_and_energy_of(channel)
-}
-
-/// [`peak_and_energy_of`] compiled for AVX.
-///
-/// # Safety
-/// The CPU must have AVX.
-#[cfg(all(target_arch = "x86_64", not(miri)))]
-#[target_feature(enable = "avx")]
-unsafe fn peak_and_energy_avx(channel: &[f32]) -> (f32, f32) {
-    peak_and_energy_of(channel)
-}
+crate::cpu::with_cpu_feature!(
+    "avx",
+    /// The largest magnitude and the sum of squares of `channel`: [`peak_and_energy_of`],
+    /// in 256-bit vectors on a CPU with AVX (half the instructions of the baseline's
+    /// 128-bit ones, and the same results bit for bit: each lane sees the same samples in
+    /// the same order).
+    fn peak_and_energy(channel: &[f32]) -> (f32, f32) = peak_and_energy_of
+);
 
 /// The largest magnitude and the sum of squares of `channel`, in four independent
 /// accumulators of four lanes each, so the compiler keeps them in vector registers with no

@@ -32,6 +32,9 @@
 
 mod sync;
 
+#[cfg(not(loom))]
+mod cpu;
+
 pub mod ring;
 pub mod seqlock;
 

@@ -202,33 +202,17 @@ fn host_key(transport: &crate::abi::TransportInfo) -> [u64; 2] {
     [t.tempo_bpm.to_bits(), (sig << 1) | u64::from(t.playing)]
 }
 
-/// Whether every sample of the channels `ptrs` (null ones skipped) is `+0.0`: all their
-/// bits zero, so `-0.0`, a denormal or a NaN wakes a sleeping engine too. A sleeping effect
-/// pays this per block for its whole input: in 256-bit vectors on a CPU with AVX2 (half the
-/// instructions of the baseline's 128-bit ones), with the same answer.
-///
-/// # Safety
-/// Each non-null pointer is valid for reading `len` floats.
-unsafe fn all_bits_zero(ptrs: &[*const f32], len: usize) -> bool {
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above); the pointers as the caller promises.
-        return unsafe { all_bits_zero_avx2(ptrs, len) };
-    }
-    // SAFETY: as the caller promises.
-    unsafe { all_bits_zero_of(ptrs, len) }
-}
-
-/// [`all_bits_zero_of`] compiled for AVX2.
-///
-/// # Safety
-/// The CPU must have AVX2; the pointers as for [`all_bits_zero`].
-#[cfg(all(target_arch = "x86_64", not(miri)))]
-#[target_feature(enable = "avx2")]
-unsafe fn all_bits_zero_avx2(ptrs: &[*const f32], len: usize) -> bool {
-    // SAFETY: as the caller promises.
-    unsafe { all_bits_zero_of(ptrs, len) }
-}
+crate::cpu::with_cpu_feature!(
+    "avx2",
+    /// Whether every sample of the channels `ptrs` (null ones skipped) is `+0.0`: all their
+    /// bits zero, so `-0.0`, a denormal or a NaN wakes a sleeping engine too. A sleeping
+    /// effect pays this per block for its whole input: in 256-bit vectors on a CPU with
+    /// AVX2 (half the instructions of the baseline's 128-bit ones), with the same answer.
+    ///
+    /// # Safety
+    /// Each non-null pointer is valid for reading `len` floats.
+    unsafe fn all_bits_zero(ptrs: &[*const f32], len: usize) -> bool = all_bits_zero_of
+);
 
 /// [`all_bits_zero`] channel by channel ([`bits_or`]); the first with a bit set ends it.
 ///
@@ -236,8 +220,7 @@ unsafe fn all_bits_zero_avx2(ptrs: &[*const f32], len: usize) -> bool {
 /// As for [`all_bits_zero`].
 #[inline(always)]
 unsafe fn all_bits_zero_of(ptrs: &[*const f32], len: usize) -> bool {
-    // Plain loops: an iterator adapter's closure can be left out of line, compiled without
-    // the caller's target features.
+    // Plain loops (see `with_cpu_feature!`).
     for &p in ptrs {
         if p.is_null() {
             continue;
